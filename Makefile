@@ -1,0 +1,71 @@
+# bitkit — see README.md. The two commands: `make demo` and `make test`.
+#
+# Areas add their own targets in mk/*.mk (included below) and extend
+# TEST_TARGETS / BENCH_TARGETS / LINT_TARGETS / BUILD_TARGETS.
+
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+GO ?= go
+# Every Go module of the repo (directories holding a go.mod).
+MODULES := $(patsubst %/go.mod,%,$(shell find . -name go.mod -not -path '*/node_modules/*' -not -path './.cache/*' | sort))
+GOTESTFLAGS ?= -count=1 -timeout 25m
+WITH_PG := scripts/with-pg.sh
+
+TEST_TARGETS := test-go
+BENCH_TARGETS := bench-go
+LINT_TARGETS := lint-go
+BUILD_TARGETS := bin/bitd bin/bit
+
+-include mk/*.mk
+
+.PHONY: all build test lint bench demo deps clean pg-up pg-down test-go lint-go bench-go fmt
+
+all: build
+
+## build: bin/bitd and bin/bit (and whatever mk/*.mk adds)
+build: $(BUILD_TARGETS)
+
+bin/bitd: FORCE
+	cd server && $(GO) build -trimpath -o ../bin/bitd ./cmd/bitd
+bin/bit: FORCE
+	cd cmd/bit && $(GO) build -trimpath -o ../../bin/bit .
+FORCE:
+
+## deps: install what the suite needs (apt and npm packages, Go modules)
+deps:
+	scripts/deps.sh
+
+## test: the whole suite, starting a private PostgreSQL itself
+test: deps
+	@set -e; for t in $(TEST_TARGETS); do echo "== make $$t"; $(MAKE) --no-print-directory $$t; done
+
+test-go:
+	@set -e; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && $(CURDIR)/$(WITH_PG) $(GO) test $(GOTESTFLAGS) ./...); done
+
+## lint: gofmt, go vet, the js/wasm build of core
+lint: $(LINT_TARGETS)
+lint-go:
+	@out=$$(gofmt -l $$(git ls-files '*.go' ; git ls-files --others --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@set -e; for m in $(MODULES); do echo "== go vet $$m"; (cd $$m && $(GO) vet ./...); done
+	GOOS=js GOARCH=wasm $(GO) build ./core/... ./internal/jsonx/...
+
+## bench: benchmarks, printed as ratios against limits measured in the same run
+bench: build
+	@set -e; for t in $(BENCH_TARGETS); do echo "== make $$t"; $(MAKE) --no-print-directory $$t; done
+bench-go:
+	$(WITH_PG) scripts/bench/run.sh
+
+## demo: private PostgreSQL + bitd + a CLI tour; stays up until Ctrl-C (DEMO_ONCE=1 exits)
+demo: deps build
+	DEMO_ONCE=$(DEMO_ONCE) scripts/demo.sh
+
+pg-up:
+	@scripts/pg-up.sh
+pg-down:
+	@scripts/pg-down.sh
+
+fmt:
+	gofmt -w $$(git ls-files '*.go'; git ls-files --others --exclude-standard '*.go')
+
+clean:
+	rm -rf bin .bitd

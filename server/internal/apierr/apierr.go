@@ -1,0 +1,144 @@
+// Package apierr is bitd's one JSON error shape and the helpers that write it.
+//
+// Every non-2xx answer of the HTTP API is
+//
+//	{"error": "<message>", "code": "<stable_snake_case>", "request_id": "...", ...}
+//
+// PostgreSQL errors add sqlstate, detail, hint and position. Messages are
+// written for the person reading them: they say what was wrong and how to fix
+// it, and never contain a secret (key, token, password, DSN).
+package apierr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/bitkit-dev/bitkit/internal/jsonx"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Error is an API error with its HTTP status.
+type Error struct {
+	Status     int           `json:"-"`
+	Code       string        `json:"code"`
+	Message    string        `json:"error"`
+	RequestID  string        `json:"request_id,omitempty"`
+	SQLState   string        `json:"sqlstate,omitempty"`
+	Detail     string        `json:"detail,omitempty"`
+	Hint       string        `json:"hint,omitempty"`
+	Position   int32         `json:"position,omitempty"`
+	Index      *int          `json:"index,omitempty"` // failing statement of a batch
+	Field      string        `json:"field,omitempty"` // offending request field or parameter
+	RetryAfter time.Duration `json:"-"`               // sets Retry-After when > 0
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// New returns an Error with the given status, code and formatted message.
+func New(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Common constructors. Codes are part of the wire contract: never rename one.
+func BadRequest(code, format string, args ...any) *Error {
+	return New(http.StatusBadRequest, code, format, args...)
+}
+func NotFound(format string, args ...any) *Error {
+	return New(http.StatusNotFound, "not_found", format, args...)
+}
+func Unauthorized(format string, args ...any) *Error {
+	return New(http.StatusUnauthorized, "unauthorized", format, args...)
+}
+func Forbidden(format string, args ...any) *Error {
+	return New(http.StatusForbidden, "forbidden", format, args...)
+}
+func Conflict(format string, args ...any) *Error {
+	return New(http.StatusConflict, "conflict", format, args...)
+}
+
+type ctxKey struct{}
+
+// WithRequestID stores the request ID in ctx (the request-ID middleware does this).
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, ctxKey{}, id)
+}
+
+// RequestID returns the request ID stored in ctx, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(ctxKey{}).(string)
+	return id
+}
+
+// FromPg converts a PostgreSQL error into a 400 that keeps SQLSTATE, detail,
+// hint and position. Other errors are returned unchanged (nil stays nil).
+func FromPg(err error) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	status, code := http.StatusBadRequest, "sql_error"
+	switch {
+	case pe.Code == "57014": // query_canceled: statement_timeout or cancel
+		status, code = http.StatusRequestTimeout, "query_timeout"
+	case pe.Code == "42501":
+		code = "permission_denied"
+	case len(pe.Code) == 2+3 && pe.Code[:2] == "53": // insufficient resources
+		status, code = http.StatusServiceUnavailable, "database_busy"
+	case pe.Code[:2] == "57" || pe.Code[:2] == "08": // operator intervention, connection
+		status, code = http.StatusServiceUnavailable, "database_unavailable"
+	}
+	return &Error{Status: status, Code: code, Message: pe.Message, SQLState: pe.Code,
+		Detail: pe.Detail, Hint: pe.Hint, Position: pe.Position}
+}
+
+// As converts any error into an *Error: API errors pass through, PostgreSQL
+// errors become 400s, a context that ended becomes 408 or 499, and anything
+// else is a 500 "internal" whose message hides the cause (it is logged).
+func As(err error) *Error {
+	var ae *Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	if e := FromPg(err); e != err {
+		return e.(*Error)
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return New(http.StatusRequestTimeout, "query_timeout", "the request ran past its deadline; raise timeout_ms (up to the server maximum) or use an export job for long work")
+	case errors.Is(err, context.Canceled):
+		return New(499, "client_closed_request", "the client closed the request")
+	}
+	return New(http.StatusInternalServerError, "internal", "internal server error; the request ID identifies it in the server log")
+}
+
+// Write sends err as the JSON error body. 5xx causes are logged with the
+// request ID; the cause itself never reaches the client.
+func Write(w http.ResponseWriter, r *http.Request, err error) {
+	e := As(err)
+	out := *e
+	out.RequestID = RequestID(r.Context())
+	if e.Status >= 500 {
+		slog.ErrorContext(r.Context(), "request failed", "request_id", out.RequestID, "status", e.Status, "err", err)
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
+	WriteJSON(w, e.Status, &out)
+}
+
+// WriteJSON writes v as a JSON body with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	b, err := jsonx.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":"internal server error: response encoding failed","code":"internal"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}

@@ -13,9 +13,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
@@ -82,18 +85,26 @@ func FromPg(err error) error {
 		return err
 	}
 	status, code := http.StatusBadRequest, "sql_error"
+	class := ""
+	if len(pe.Code) == 5 {
+		class = pe.Code[:2]
+	}
 	switch {
 	case pe.Code == "57014": // query_canceled: statement_timeout or cancel
 		status, code = http.StatusRequestTimeout, "query_timeout"
 	case pe.Code == "42501":
 		code = "permission_denied"
-	case len(pe.Code) == 2+3 && pe.Code[:2] == "53": // insufficient resources
+	case class == "53": // insufficient resources
 		status, code = http.StatusServiceUnavailable, "database_busy"
-	case pe.Code[:2] == "57" || pe.Code[:2] == "08": // operator intervention, connection
+	case class == "57" || class == "08": // operator intervention, connection
 		status, code = http.StatusServiceUnavailable, "database_unavailable"
 	}
-	return &Error{Status: status, Code: code, Message: pe.Message, SQLState: pe.Code,
+	e := &Error{Status: status, Code: code, Message: pe.Message, SQLState: pe.Code,
 		Detail: pe.Detail, Hint: pe.Hint, Position: pe.Position}
+	if status == http.StatusServiceUnavailable {
+		e.RetryAfter = time.Second
+	}
+	return e
 }
 
 // As converts any error into an *Error: API errors pass through, PostgreSQL
@@ -107,6 +118,11 @@ func As(err error) *Error {
 	if e := FromPg(err); e != err {
 		return e.(*Error)
 	}
+	if Unavailable(err) {
+		return &Error{Status: http.StatusServiceUnavailable, Code: "database_unavailable",
+			Message:    "the database server is unreachable or restarting; retry shortly",
+			RetryAfter: time.Second}
+	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return New(http.StatusRequestTimeout, "query_timeout", "the request ran past its deadline; raise timeout_ms (up to the server maximum) or use an export job for long work")
@@ -114,6 +130,29 @@ func As(err error) *Error {
 		return New(499, "client_closed_request", "the client closed the request")
 	}
 	return New(http.StatusInternalServerError, "internal", "internal server error; the request ID identifies it in the server log")
+}
+
+// Unavailable reports whether err means the PostgreSQL server could not be
+// reached or dropped the connection (a restart, a failover, a network cut):
+// the request may succeed if retried, so it answers 503 with Retry-After
+// rather than 500.
+func Unavailable(err error) bool {
+	var ce *pgconn.ConnectError
+	var oe *net.OpError
+	switch {
+	case errors.As(err, &ce), errors.As(err, &oe),
+		errors.Is(err, net.ErrClosed), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "57P01", "57P02", "57P03": // admin_shutdown, crash_shutdown, cannot_connect_now
+			return true
+		}
+	}
+	return false
 }
 
 // Write sends err as the JSON error body. 5xx causes are logged with the

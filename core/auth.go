@@ -1,0 +1,325 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Credentials are credentials that the client exchanges for access tokens,
+// such as UsernamePassword. Pass them with WithCredentials.
+type Credentials interface {
+	// authenticator binds the credentials to a client.
+	authenticator(c *Client) authenticator
+}
+
+// CachedToken is an access token kept in a TokenCache. It never holds a password.
+type CachedToken struct {
+	// AccessToken is the bearer token.
+	AccessToken string `json:"access_token"`
+	// TokenType is the token type the server named ("Bearer").
+	TokenType string `json:"token_type,omitempty"`
+	// Expiry is when the token stops working (zero: unknown, treated as expired).
+	Expiry time.Time `json:"expiry"`
+}
+
+// TokenCache stores access tokens between calls and, for a file cache,
+// between processes. Keys name an endpoint and a user (never a password).
+// Implementations must be safe for concurrent use.
+type TokenCache interface {
+	// Get returns the cached token for key; ok is false when there is none.
+	Get(ctx context.Context, key string) (t CachedToken, ok bool, err error)
+	// Put stores t under key, replacing any previous token.
+	Put(ctx context.Context, key string, t CachedToken) error
+	// Delete removes the token under key; a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+}
+
+// AuthOption configures UsernamePassword.
+type AuthOption func(*passwordCreds)
+
+// WithTokenCache sets where tokens are kept (default: a memory cache private
+// to these credentials). Use NewFileTokenCache to share tokens between processes.
+func WithTokenCache(tc TokenCache) AuthOption {
+	return func(p *passwordCreds) {
+		if tc != nil {
+			p.cache = tc
+		}
+	}
+}
+
+// WithRefreshSkew sets how long before its expiry a token is replaced
+// (default 60s). Negative values count as 0.
+func WithRefreshSkew(d time.Duration) AuthOption {
+	return func(p *passwordCreds) {
+		if d < 0 {
+			d = 0
+		}
+		p.skew = d
+	}
+}
+
+// DefaultRefreshSkew is how long before expiry UsernamePassword replaces a token.
+const DefaultRefreshSkew = 60 * time.Second
+
+// UsernamePassword returns credentials that log in with POST /auth/v1/login
+// when a token is first needed, replace the token before it expires (see
+// WithRefreshSkew), log in again once after a 401 and replay the request once
+// when its body can be replayed. Concurrent callers share one login. The
+// password stays in memory only; it is never cached, logged or shown in an error.
+func UsernamePassword(user, password string, opts ...AuthOption) Credentials {
+	p := &passwordCreds{user: user, password: password, skew: DefaultRefreshSkew}
+	for _, o := range opts {
+		if o != nil {
+			o(p)
+		}
+	}
+	if p.cache == nil {
+		p.cache = NewMemoryTokenCache()
+	}
+	return p
+}
+
+type passwordCreds struct {
+	user, password string
+	cache          TokenCache
+	skew           time.Duration
+}
+
+func (p *passwordCreds) authenticator(c *Client) authenticator {
+	return &passwordAuth{creds: p, c: c, key: cacheKey(c.endpoint.String(), p.user)}
+}
+
+// String hides the password.
+func (p *passwordCreds) String() string { return fmt.Sprintf("UsernamePassword(%q, REDACTED)", p.user) }
+
+// GoString hides the password.
+func (p *passwordCreds) GoString() string { return p.String() }
+
+// cacheKey names the token of user at endpoint.
+func cacheKey(endpoint, user string) string { return endpoint + "\n" + user }
+
+// passwordAuth is the token state of UsernamePassword credentials bound to
+// one client: the current token and the login in flight, if any.
+type passwordAuth struct {
+	creds *passwordCreds
+	c     *Client
+	key   string
+
+	mu     sync.Mutex
+	cur    CachedToken
+	flight *loginFlight
+}
+
+type loginFlight struct {
+	done chan struct{}
+	tok  CachedToken
+	err  error
+}
+
+func (a *passwordAuth) refreshable() bool { return true }
+
+func (a *passwordAuth) fresh(t CachedToken, stale string) bool {
+	return t.AccessToken != "" && t.AccessToken != stale && a.c.clock.Now().Add(a.creds.skew).Before(t.Expiry)
+}
+
+// token returns a valid token, logging in (once for all concurrent callers)
+// when the current one is missing, about to expire or equal to stale.
+func (a *passwordAuth) token(ctx context.Context, stale string) (string, error) {
+	a.mu.Lock()
+	if a.fresh(a.cur, stale) {
+		t := a.cur.AccessToken
+		a.mu.Unlock()
+		return t, nil
+	}
+	f := a.flight
+	if f == nil {
+		f = &loginFlight{done: make(chan struct{})}
+		a.flight = f
+		// The login outlives a caller that gives up, so that the others
+		// waiting for it are not failed by that caller's context.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		go func() {
+			defer cancel()
+			f.tok, f.err = a.obtain(lctx, stale)
+			a.mu.Lock()
+			if f.err == nil {
+				a.cur = f.tok
+			}
+			a.flight = nil
+			a.mu.Unlock()
+			close(f.done)
+		}()
+	}
+	a.mu.Unlock()
+	select {
+	case <-f.done:
+		if f.err != nil {
+			return "", f.err
+		}
+		return f.tok.AccessToken, nil
+	case <-ctx.Done():
+		return "", fmt.Errorf("core: waiting for the login of %q: %w", a.creds.user, ctx.Err())
+	}
+}
+
+// obtain takes a fresh token from the cache or logs in.
+func (a *passwordAuth) obtain(ctx context.Context, stale string) (CachedToken, error) {
+	if t, ok, err := a.creds.cache.Get(ctx, a.key); err == nil && ok && a.fresh(t, stale) {
+		return t, nil
+	}
+	t, err := a.c.login(ctx, a.creds.user, a.creds.password)
+	if err != nil {
+		return CachedToken{}, err
+	}
+	_ = a.creds.cache.Put(ctx, a.key, t) // a cache that cannot store only costs a later login
+	return t, nil
+}
+
+// forget drops the current token from memory and the cache.
+func (a *passwordAuth) forget(ctx context.Context) error {
+	a.mu.Lock()
+	a.cur = CachedToken{}
+	a.mu.Unlock()
+	return a.creds.cache.Delete(ctx, a.key)
+}
+
+type loginRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+type loginAnswer struct {
+	AccessToken string `json:"access_token"`
+	ExpiresIn   int64  `json:"expires_in"`
+	TokenType   string `json:"token_type"`
+}
+
+// login exchanges a user name and password for a token.
+func (c *Client) login(ctx context.Context, user, password string) (CachedToken, error) {
+	if user == "" || password == "" {
+		return CachedToken{}, errors.New("core: UsernamePassword: the user name or the password is empty")
+	}
+	now := c.clock.Now()
+	req, err := c.newRequest(ctx, &request{method: http.MethodPost, path: "/auth/v1/login",
+		body: loginRequest{Username: user, Password: password}, idem: true})
+	if err != nil {
+		return CachedToken{}, errors.New("core: building the login request failed")
+	}
+	resp, err := c.send(ctx, c.plain, req)
+	if err != nil {
+		return CachedToken{}, fmt.Errorf("core: logging in as %q: %w", user, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		err := c.readError(resp).(*APIError)
+		if err.StatusCode == http.StatusUnauthorized {
+			err.Message = fmt.Sprintf("logging in as %q failed: %s; check the user name and password", user, strings.TrimSuffix(err.Message, "."))
+		}
+		return CachedToken{}, err
+	}
+	defer resp.Body.Close()
+	var ans loginAnswer
+	if err := decodeJSON(resp.Body, &ans); err != nil {
+		return CachedToken{}, fmt.Errorf("core: logging in as %q: decoding the answer: %w", user, err)
+	}
+	if ans.AccessToken == "" {
+		return CachedToken{}, fmt.Errorf("core: logging in as %q: the server answered no access_token", user)
+	}
+	exp := ans.ExpiresIn
+	if exp <= 0 {
+		exp = 3600
+	}
+	return CachedToken{AccessToken: ans.AccessToken, TokenType: ans.TokenType, Expiry: now.Add(time.Duration(exp) * time.Second)}, nil
+}
+
+// Login logs in now with the client's UsernamePassword credentials (instead
+// of at the first call) and caches the token. With other credentials it
+// does nothing.
+func (c *Client) Login(ctx context.Context) error {
+	a, ok := c.auth.(*passwordAuth)
+	if !ok {
+		return nil
+	}
+	a.mu.Lock()
+	cur := a.cur.AccessToken
+	a.mu.Unlock()
+	_, err := a.token(ctx, cur)
+	return err
+}
+
+// Logout revokes the current access token on the server (DELETE
+// /auth/v1/token) and deletes it from the token cache. With other
+// credentials than UsernamePassword it does nothing. A token the server no
+// longer knows is not an error.
+func (c *Client) Logout(ctx context.Context) error {
+	a, ok := c.auth.(*passwordAuth)
+	if !ok {
+		return nil
+	}
+	a.mu.Lock()
+	tok := a.cur
+	a.mu.Unlock()
+	if tok.AccessToken == "" {
+		if t, ok, err := a.creds.cache.Get(ctx, a.key); err == nil && ok {
+			tok = t
+		}
+	}
+	var serverErr error
+	if tok.AccessToken != "" {
+		req, err := c.newRequest(ctx, &request{method: http.MethodDelete, path: "/auth/v1/token"})
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		resp, err := c.send(ctx, c.plain, req)
+		if err != nil {
+			serverErr = err
+		} else if resp.StatusCode == http.StatusUnauthorized || (resp.StatusCode >= 200 && resp.StatusCode < 300) {
+			drain(resp)
+		} else {
+			serverErr = c.readError(resp)
+		}
+	}
+	if err := a.forget(ctx); err != nil {
+		return fmt.Errorf("core: logout: deleting the cached token: %w", err)
+	}
+	if serverErr != nil {
+		return fmt.Errorf("core: logout: the token was dropped locally but the server did not revoke it: %w", serverErr)
+	}
+	return nil
+}
+
+// memoryCache is a TokenCache in process memory.
+type memoryCache struct {
+	mu sync.Mutex
+	m  map[string]CachedToken
+}
+
+// NewMemoryTokenCache returns a TokenCache that keeps tokens in memory,
+// shared by every client using it. Safe for concurrent use.
+func NewMemoryTokenCache() TokenCache { return &memoryCache{m: map[string]CachedToken{}} }
+
+func (m *memoryCache) Get(_ context.Context, key string) (CachedToken, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.m[key]
+	return t, ok, nil
+}
+
+func (m *memoryCache) Put(_ context.Context, key string, t CachedToken) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.m[key] = t
+	return nil
+}
+
+func (m *memoryCache) Delete(_ context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.m, key)
+	return nil
+}

@@ -1,0 +1,252 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/bitkit-dev/bitkit/internal/jsonx"
+)
+
+// Sentinel errors matched with errors.Is against an *APIError (through its
+// Is method) or, for ErrAccountNotFound, against the error of AccountID.
+var (
+	// ErrBadRequest matches HTTP 400 answers (bad input, SQL errors).
+	ErrBadRequest = errors.New("bitkit: bad request")
+	// ErrUnauthorized matches HTTP 401: missing, wrong, revoked or expired credentials.
+	ErrUnauthorized = errors.New("bitkit: unauthorized")
+	// ErrForbidden matches HTTP 403: the credentials are valid but lack permission.
+	ErrForbidden = errors.New("bitkit: forbidden")
+	// ErrNotFound matches HTTP 404.
+	ErrNotFound = errors.New("bitkit: not found")
+	// ErrConflict matches HTTP 409 (for example a database name already taken).
+	ErrConflict = errors.New("bitkit: conflict")
+	// ErrTooLarge matches HTTP 413: a result or upload above a server limit.
+	ErrTooLarge = errors.New("bitkit: too large")
+	// ErrRateLimited matches HTTP 429.
+	ErrRateLimited = errors.New("bitkit: rate limited")
+	// ErrTimeout matches HTTP 408 and 504 and any answer with code
+	// "query_timeout" (the server cancelled a statement at its deadline).
+	ErrTimeout = errors.New("bitkit: timeout")
+	// ErrUnavailable matches HTTP 503.
+	ErrUnavailable = errors.New("bitkit: service unavailable")
+	// ErrAccountNotFound is returned (wrapped) by AccountID when the account
+	// named by WithAccount does not exist or is not visible to the caller.
+	ErrAccountNotFound = errors.New("bitkit: account not found")
+)
+
+// maxErrorBody caps APIError.Body.
+const maxErrorBody = 64 << 10
+
+// APIError is the error for every non-2xx answer of the API. Its fields come
+// from the JSON error body ({"error": ..., "code": ..., ...}) and the
+// response; errors.Is(err, ErrNotFound) and the other sentinels work through
+// Is. Error() never includes the body, and URL never includes a secret.
+type APIError struct {
+	// StatusCode is the HTTP status of the answer.
+	StatusCode int
+	// Code is the server's stable snake_case error code ("not_found", "sql_error", ...).
+	Code string
+	// Message is the human-readable message (the body's "error" field).
+	Message string
+	// RequestID identifies the request in the server log (body or X-Request-Id header).
+	RequestID string
+	// SQLState, Detail, Hint and Position are set for PostgreSQL errors.
+	SQLState string
+	Detail   string
+	Hint     string
+	Position int
+	// Index is the failing statement of a batch (0-based), when known.
+	Index *int
+	// Method and URL name the request; URL has no user info and any
+	// secret-looking query value is redacted.
+	Method string
+	URL    string
+	// Body is the raw answer body, capped at 64 KiB.
+	Body []byte
+}
+
+// Error returns "bitkit: <status> <code>: <message>" with SQLSTATE, hint and
+// request ID when present.
+func (e *APIError) Error() string {
+	var b strings.Builder
+	b.WriteString("bitkit: ")
+	if e.Method != "" {
+		b.WriteString(e.Method)
+		b.WriteByte(' ')
+		b.WriteString(e.URL)
+		b.WriteString(": ")
+	}
+	b.WriteString(strconv.Itoa(e.StatusCode))
+	if e.Code != "" {
+		b.WriteByte(' ')
+		b.WriteString(e.Code)
+	}
+	msg := e.Message
+	if msg == "" {
+		msg = http.StatusText(e.StatusCode)
+	}
+	b.WriteString(": ")
+	b.WriteString(msg)
+	if e.SQLState != "" {
+		fmt.Fprintf(&b, " (SQLSTATE %s)", e.SQLState)
+	}
+	if e.Index != nil {
+		fmt.Fprintf(&b, " (statement %d)", *e.Index)
+	}
+	if e.Hint != "" {
+		b.WriteString("; hint: ")
+		b.WriteString(e.Hint)
+	}
+	if e.RequestID != "" {
+		b.WriteString(" [request ")
+		b.WriteString(e.RequestID)
+		b.WriteByte(']')
+	}
+	return b.String()
+}
+
+// Is reports whether target is the sentinel matching this error's status or code.
+func (e *APIError) Is(target error) bool {
+	switch target {
+	case ErrBadRequest:
+		return e.StatusCode == http.StatusBadRequest && e.Code != "query_timeout"
+	case ErrUnauthorized:
+		return e.StatusCode == http.StatusUnauthorized
+	case ErrForbidden:
+		return e.StatusCode == http.StatusForbidden
+	case ErrNotFound:
+		return e.StatusCode == http.StatusNotFound
+	case ErrConflict:
+		return e.StatusCode == http.StatusConflict
+	case ErrTooLarge:
+		return e.StatusCode == http.StatusRequestEntityTooLarge
+	case ErrRateLimited:
+		return e.StatusCode == http.StatusTooManyRequests
+	case ErrTimeout:
+		return e.StatusCode == http.StatusRequestTimeout || e.StatusCode == http.StatusGatewayTimeout || e.Code == "query_timeout"
+	case ErrUnavailable:
+		return e.StatusCode == http.StatusServiceUnavailable
+	}
+	return false
+}
+
+// JobFailedError is returned by WaitImport, WaitExport, Import and Export
+// when the job ended in state FAILED. Job holds its last state.
+type JobFailedError struct {
+	Job *Job
+}
+
+// Error names the job, its error type, error ID and details.
+func (e *JobFailedError) Error() string {
+	if e.Job == nil {
+		return "bitkit: job failed"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "bitkit: job %s failed", e.Job.ID)
+	if e.Job.ErrorType != "" {
+		fmt.Fprintf(&b, ": %s", e.Job.ErrorType)
+	}
+	if len(e.Job.ErrorDetails) > 0 {
+		if d, err := jsonx.Marshal(e.Job.ErrorDetails); err == nil {
+			fmt.Fprintf(&b, " %s", d)
+		}
+	}
+	if e.Job.ErrorID != "" {
+		fmt.Fprintf(&b, " (error id %s)", e.Job.ErrorID)
+	}
+	return b.String()
+}
+
+// accountNotFoundError names the missing account; it matches both
+// ErrAccountNotFound and (through Unwrap) the underlying *APIError.
+type accountNotFoundError struct {
+	name string
+	err  error
+}
+
+func (e *accountNotFoundError) Error() string {
+	return fmt.Sprintf("bitkit: account %q not found or not visible to these credentials; check the name given to WithAccount", e.name)
+}
+func (e *accountNotFoundError) Is(target error) bool { return target == ErrAccountNotFound }
+func (e *accountNotFoundError) Unwrap() error        { return e.err }
+
+// secretParams are query parameter names whose values are never shown.
+var secretParams = []string{"key", "token", "password", "secret", "auth", "signature", "sig", "credential"}
+
+// sanitizeURL drops user info and redacts secret-looking query values.
+func sanitizeURL(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	c := *u
+	c.User = nil
+	c.Fragment = ""
+	c.RawFragment = ""
+	if c.RawQuery != "" {
+		q, err := url.ParseQuery(c.RawQuery)
+		if err != nil {
+			c.RawQuery = "REDACTED"
+		} else {
+			for k, vs := range q {
+				lk := strings.ToLower(k)
+				for _, s := range secretParams {
+					if strings.Contains(lk, s) {
+						for i := range vs {
+							vs[i] = "REDACTED"
+						}
+						break
+					}
+				}
+			}
+			c.RawQuery = q.Encode()
+		}
+	}
+	return c.String()
+}
+
+// errorBody is the JSON shape of an error answer.
+type errorBody struct {
+	Error     string          `json:"error"`
+	Message   string          `json:"message"`
+	Code      string          `json:"code"`
+	RequestID string          `json:"request_id"`
+	SQLState  string          `json:"sqlstate"`
+	Detail    string          `json:"detail"`
+	Hint      string          `json:"hint"`
+	Position  jsonx.RawMessage `json:"position"`
+	Index     *int            `json:"index"`
+}
+
+// newAPIError builds the APIError of a non-2xx answer from its (capped) body.
+func newAPIError(resp *http.Response, body []byte) *APIError {
+	e := &APIError{StatusCode: resp.StatusCode, RequestID: resp.Header.Get("X-Request-Id")}
+	if resp.Request != nil {
+		e.Method = resp.Request.Method
+		e.URL = sanitizeURL(resp.Request.URL)
+	}
+	if len(body) > maxErrorBody {
+		body = body[:maxErrorBody]
+	}
+	e.Body = body
+	var eb errorBody
+	if err := jsonx.Unmarshal(body, &eb); err == nil {
+		e.Code, e.Message = eb.Code, eb.Error
+		if e.Message == "" {
+			e.Message = eb.Message
+		}
+		if eb.RequestID != "" {
+			e.RequestID = eb.RequestID
+		}
+		e.SQLState, e.Detail, e.Hint, e.Index = eb.SQLState, eb.Detail, eb.Hint, eb.Index
+		if p := strings.Trim(string(eb.Position), `"`); p != "" {
+			e.Position, _ = strconv.Atoi(p)
+		}
+	} else if len(body) > 0 && len(body) < 512 && !strings.ContainsAny(string(body), "{<") {
+		e.Message = strings.TrimSpace(string(body))
+	}
+	return e
+}

@@ -1,0 +1,146 @@
+package core
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/bitkit-dev/bitkit/internal/jsonx"
+)
+
+// fileCache is a TokenCache with one file per key under dir/tokens.
+type fileCache struct {
+	dir string // the tokens directory; "" when unusable
+
+	once sync.Once
+	ok   bool
+	mem  TokenCache // used when the directory cannot be used
+}
+
+// NewFileTokenCache returns a TokenCache that keeps each token in its own
+// file under dir/tokens ("" means os.UserCacheDir()/bitkit), so that several
+// processes (CLI runs, say) share one login. The file is named by a SHA-256
+// hash of the endpoint and user name, never of the password, and holds only
+// the token and its expiry. Files are mode 0600 in a 0700 directory and are
+// written to a temporary file then renamed over the old one, so readers never
+// see a partial file and concurrent writers leave one complete token (the
+// last rename wins). When the directory is missing and cannot be created,
+// or is not writable, the cache silently keeps tokens in memory instead.
+// Safe for concurrent use.
+func NewFileTokenCache(dir string) TokenCache {
+	fc := &fileCache{mem: NewMemoryTokenCache()}
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil || base == "" {
+			return fc
+		}
+		dir = filepath.Join(base, "bitkit")
+	}
+	fc.dir = filepath.Join(dir, "tokens")
+	return fc
+}
+
+// usable creates the directory once and reports whether files can be used.
+func (f *fileCache) usable() bool {
+	f.once.Do(func() {
+		if f.dir == "" {
+			return
+		}
+		if err := os.MkdirAll(f.dir, 0o700); err != nil {
+			return
+		}
+		_ = os.Chmod(f.dir, 0o700)
+		probe, err := os.CreateTemp(f.dir, ".probe-*")
+		if err != nil {
+			return
+		}
+		name := probe.Name()
+		probe.Close()
+		os.Remove(name)
+		f.ok = true
+	})
+	return f.ok
+}
+
+func (f *fileCache) path(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return filepath.Join(f.dir, hex.EncodeToString(sum[:16])+".json")
+}
+
+type tokenFile struct {
+	Key string `json:"key_sha256"`
+	CachedToken
+}
+
+func keyHash(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// Get reads the token of key; an unreadable or damaged file counts as missing.
+func (f *fileCache) Get(ctx context.Context, key string) (CachedToken, bool, error) {
+	if !f.usable() {
+		return f.mem.Get(ctx, key)
+	}
+	b, err := os.ReadFile(f.path(key))
+	if err != nil {
+		return CachedToken{}, false, nil
+	}
+	var tf tokenFile
+	if err := jsonx.Unmarshal(b, &tf); err != nil || tf.Key != keyHash(key) || tf.AccessToken == "" {
+		return CachedToken{}, false, nil
+	}
+	return tf.CachedToken, true, nil
+}
+
+// Put writes the token of key atomically (temporary file, then rename).
+func (f *fileCache) Put(ctx context.Context, key string, t CachedToken) error {
+	if !f.usable() {
+		return f.mem.Put(ctx, key, t)
+	}
+	b, err := jsonx.Marshal(tokenFile{Key: keyHash(key), CachedToken: t})
+	if err != nil {
+		return fmt.Errorf("core: token cache: encoding: %w", err)
+	}
+	tmp, err := os.CreateTemp(f.dir, ".tok-*")
+	if err != nil {
+		return f.mem.Put(ctx, key, t)
+	}
+	name := tmp.Name()
+	_, werr := tmp.Write(b)
+	if werr == nil {
+		werr = tmp.Sync()
+	}
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Chmod(name, 0o600)
+	}
+	if werr == nil {
+		werr = os.Rename(name, f.path(key))
+	}
+	if werr != nil {
+		os.Remove(name)
+		return f.mem.Put(ctx, key, t)
+	}
+	return nil
+}
+
+// Delete removes the token file of key.
+func (f *fileCache) Delete(ctx context.Context, key string) error {
+	_ = f.mem.Delete(ctx, key)
+	if !f.usable() {
+		return nil
+	}
+	if err := os.Remove(f.path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("core: token cache: removing the token file in %s: %w", f.dir, err)
+	}
+	return nil
+}

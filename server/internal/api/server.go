@@ -1,0 +1,352 @@
+// Package api is bitd's HTTP API: the router, middleware (request IDs,
+// access log, panic recovery, body limits, authentication), the database and
+// identity handlers, and the dbaccess.Resolver that the query and job
+// handlers use.
+//
+// Every route under /v2beta is served with and without a trailing slash and
+// never answered with a redirect. Every answer is JSON: errors use
+// apierr's shape, unknown routes are 404 "not_found", a known route with the
+// wrong method is 405 "method_not_allowed", and DELETEs answer {}.
+//
+// Authentication is "Authorization: Bearer <api key or access token>". The
+// credential is looked up by its SHA-256 hash on every request, so a revoked
+// key or token fails on the very next request. Anonymous callers may only
+// log in and read /healthz.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path"
+	"regexp"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/bitkit-dev/bitkit/server/internal/apierr"
+	"github.com/bitkit-dev/bitkit/server/internal/authn"
+	"github.com/bitkit-dev/bitkit/server/internal/store"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// MaxJSONBody is the largest JSON request body accepted (16 MiB).
+const MaxJSONBody = 16 << 20
+
+// PoolProvider hands out a pool logged in as pgRole on pgDatabase (the
+// pgpool.Manager satisfies it).
+type PoolProvider interface {
+	Pool(ctx context.Context, pgDatabase, pgRole string) (*pgxpool.Pool, error)
+}
+
+// Options configure a Server.
+type Options struct {
+	Store  *store.Store
+	Logger *slog.Logger
+	// TokenTTL is the lifetime of access tokens from /auth/v1/login.
+	TokenTTL time.Duration
+	// Pools serves the resolver; nil makes Resolve fail with 503.
+	Pools PoolProvider
+	// OnDeleteDatabase runs before a database is dropped (close pools,
+	// end relayed sessions). It may be nil.
+	OnDeleteDatabase func(pgDatabase, databaseID string)
+	// OnRevokeCredential runs after an API key or token is revoked, with its
+	// id (end relayed sessions). It may be nil.
+	OnRevokeCredential func(credentialID string)
+	// Login rate limits: at most LoginFailuresPerUser failed logins per user
+	// name and LoginFailuresPerAddr per client address within
+	// LoginWindow. Zero values mean 5, 20 and 1 minute.
+	LoginFailuresPerUser int
+	LoginFailuresPerAddr int
+	LoginWindow          time.Duration
+}
+
+// Server is the HTTP API. Create it with New, add routes with Handle, then
+// serve Handler().
+type Server struct {
+	o        Options
+	st       *store.Store
+	log      *slog.Logger
+	mux      *http.ServeMux
+	fallback http.Handler
+	wrap     []func(http.Handler) http.Handler
+	limiter  *loginLimiter
+}
+
+// New returns a Server with the database, identity and health routes.
+func New(o Options) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.TokenTTL <= 0 {
+		o.TokenTTL = time.Hour
+	}
+	if o.LoginFailuresPerUser <= 0 {
+		o.LoginFailuresPerUser = 5
+	}
+	if o.LoginFailuresPerAddr <= 0 {
+		o.LoginFailuresPerAddr = 20
+	}
+	if o.LoginWindow <= 0 {
+		o.LoginWindow = time.Minute
+	}
+	s := &Server{o: o, st: o.Store, log: o.Logger, mux: http.NewServeMux(),
+		limiter: newLoginLimiter(o.LoginFailuresPerUser, o.LoginFailuresPerAddr, o.LoginWindow)}
+	s.routes()
+	return s
+}
+
+// RouteOption changes how Handle wraps a handler.
+type RouteOption int
+
+const (
+	// Public serves the route without requiring a credential (a bad
+	// credential is still refused).
+	Public RouteOption = iota + 1
+	// NoBodyLimit leaves the request body unlimited (the handler limits it,
+	// e.g. multipart uploads).
+	NoBodyLimit
+	// UserOnly refuses service-account callers with 403.
+	UserOnly
+)
+
+// Handle registers h for pattern ("METHOD /path"), with and without a
+// trailing slash. Unless Public is given, the caller must be authenticated
+// (the principal is in the request context, see authn.From); bodies are
+// limited to MaxJSONBody unless NoBodyLimit is given.
+func (s *Server) Handle(pattern string, h http.Handler, opts ...RouteOption) {
+	var public, nolimit, userOnly bool
+	for _, o := range opts {
+		switch o {
+		case Public:
+			public = true
+		case NoBodyLimit:
+			nolimit = true
+		case UserOnly:
+			userOnly = true
+		}
+	}
+	inner := h
+	if userOnly {
+		next := inner
+		inner = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if p := authn.From(r.Context()); p != nil && p.Kind == authn.KindServiceAccount {
+				apierr.Write(w, r, apierr.Forbidden("service accounts cannot use this endpoint: sign in as a user (API key or access token of a user)"))
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	final := s.authenticate(inner, !public)
+	if !nolimit {
+		next := final
+		final = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r.Body = http.MaxBytesReader(w, r.Body, MaxJSONBody)
+			next.ServeHTTP(w, r)
+		})
+	}
+	method, p, ok := strings.Cut(pattern, " ")
+	if !ok {
+		panic("api: pattern needs a method: " + pattern)
+	}
+	p = strings.TrimSuffix(p, "/")
+	s.mux.Handle(method+" "+p, final)
+	s.mux.Handle(method+" "+p+"/{$}", final)
+}
+
+// HandleFunc is Handle for a function.
+func (s *Server) HandleFunc(pattern string, h http.HandlerFunc, opts ...RouteOption) {
+	s.Handle(pattern, h, opts...)
+}
+
+// SetFallback serves paths outside the API (/v2beta, /auth, /iam, /healthz)
+// with h, e.g. the web dashboard. Without it they are JSON 404s.
+func (s *Server) SetFallback(h http.Handler) { s.fallback = h }
+
+// Use adds a middleware around the router, inside request IDs, logging and
+// recovery (e.g. CORS). Middlewares added first run first.
+func (s *Server) Use(mw func(http.Handler) http.Handler) { s.wrap = append(s.wrap, mw) }
+
+// Handler returns the complete handler: request ID, panic recovery, access
+// log, the middlewares from Use, then the router.
+func (s *Server) Handler() http.Handler {
+	var h http.Handler = http.HandlerFunc(s.dispatch)
+	for i := len(s.wrap) - 1; i >= 0; i-- {
+		h = s.wrap[i](h)
+	}
+	return s.requestID(s.accessLog(s.recover(h)))
+}
+
+func isAPIPath(p string) bool {
+	for _, pre := range []string{"/v2beta", "/auth/", "/iam/", "/healthz"} {
+		if p == pre || strings.HasPrefix(p, pre) {
+			return true
+		}
+	}
+	return false
+}
+
+var methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	if !isAPIPath(r.URL.Path) && s.fallback != nil {
+		s.fallback.ServeHTTP(w, r)
+		return
+	}
+	clean := path.Clean(r.URL.Path)
+	if strings.HasSuffix(r.URL.Path, "/") && clean != "/" {
+		clean += "/"
+	}
+	if clean != r.URL.Path {
+		apierr.Write(w, r, apierr.NotFound("no route for %s %s: the path is not in canonical form", r.Method, r.URL.Path))
+		return
+	}
+	if _, pattern := s.mux.Handler(r); pattern != "" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	var allow []string
+	for _, m := range methods {
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, p := s.mux.Handler(r2); p != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		apierr.Write(w, r, apierr.New(http.StatusMethodNotAllowed, "method_not_allowed",
+			"%s is not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allow, " or ")))
+		return
+	}
+	apierr.Write(w, r, apierr.NotFound("no route for %s %s: see the API reference in docs/bitd.md", r.Method, r.URL.Path))
+}
+
+var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (s *Server) requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if !requestIDRE.MatchString(id) {
+			id = newRequestID()
+		}
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(apierr.WithRequestID(r.Context(), id)))
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach Flush and deadlines.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush forwards to the underlying writer (streamed query results).
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		if w.status == 0 {
+			w.status = http.StatusOK
+		}
+		f.Flush()
+	}
+}
+
+func (s *Server) accessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			status := sw.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			s.log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
+				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status),
+				slog.Int64("bytes", sw.bytes), slog.Duration("duration", time.Since(start)),
+				slog.String("request_id", apierr.RequestID(r.Context())))
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+func (s *Server) recover(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.ErrorContext(r.Context(), "panic serving request", "request_id", apierr.RequestID(r.Context()),
+				"path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if sw, ok := w.(*statusWriter); ok && sw.status != 0 {
+				return // headers already sent; the connection ends the answer
+			}
+			apierr.Write(w, r, apierr.New(http.StatusInternalServerError, "internal", "internal server error; the request ID identifies it in the server log"))
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) routes() {
+	s.HandleFunc("GET /healthz", s.healthz, Public)
+	s.HandleFunc("GET /v2beta/db/", s.listDatabases)
+	s.HandleFunc("POST /v2beta/db/", s.createDatabase, UserOnly)
+	s.HandleFunc("GET /v2beta/db/{account}/{db}", s.getDatabase)
+	s.HandleFunc("PATCH /v2beta/db/{account}/{db}", s.updateDatabase)
+	s.HandleFunc("DELETE /v2beta/db/{account}/{db}", s.deleteDatabase)
+
+	s.HandleFunc("POST /auth/v1/login", s.login, Public)
+	s.HandleFunc("DELETE /auth/v1/token", s.logout)
+	s.HandleFunc("GET /iam/v2/account", s.account)
+	s.HandleFunc("GET /iam/v2/accounts:getIdByName", s.accountIDByName)
+
+	s.HandleFunc("POST /v2beta/api-key/", s.createAPIKey, UserOnly)
+	s.HandleFunc("DELETE /v2beta/api-key/", s.revokeAPIKeys, UserOnly)
+	s.HandleFunc("GET /v2beta/service-account/", s.listServiceAccounts, UserOnly)
+	s.HandleFunc("POST /v2beta/service-account/", s.createServiceAccount, UserOnly)
+	s.HandleFunc("GET /v2beta/service-account/{id}", s.getServiceAccount, UserOnly)
+	s.HandleFunc("POST /v2beta/service-account/{id}/api-key/", s.createServiceAccountKey, UserOnly)
+	s.HandleFunc("DELETE /v2beta/service-account/{id}/api-key/", s.revokeServiceAccountKeys, UserOnly)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := s.st.Ping(ctx); err != nil {
+		s.log.WarnContext(r.Context(), "health check failed", "err", err)
+		apierr.Write(w, r, apierr.New(http.StatusServiceUnavailable, "unavailable", "the metadata database is not reachable"))
+		return
+	}
+	apierr.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}

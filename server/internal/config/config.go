@@ -1,0 +1,135 @@
+// Package config holds bitd's run-time configuration: what `bitd serve` and
+// `bitd dev` read from flags and BITD_* environment variables, handed to the
+// API, query, job and proxy packages.
+package config
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+)
+
+// Config is bitd's configuration. The zero value is not usable: start from
+// Default.
+type Config struct {
+	// DatabaseURL is the cluster admin connection string (superuser, or a
+	// role with CREATEDB and CREATEROLE). BITD_DATABASE_URL.
+	DatabaseURL string
+	// MetadataDB is the metadata database name (default "bitkit").
+	MetadataDB string
+	// HTTPAddr is the HTTP listen address (default 127.0.0.1:8080).
+	HTTPAddr string
+	// PGAddr is the PostgreSQL wire proxy listen address; "" disables it.
+	PGAddr string
+	// DataDir holds the server secret, blobs and (dev) the private cluster.
+	DataDir string
+	// PublicURL is the externally visible base URL (for status and download
+	// URLs); "" means http://<HTTPAddr as bound>.
+	PublicURL string
+	// TokenTTL is the lifetime of access tokens (default 1h).
+	TokenTTL time.Duration
+	// StatementTimeout is the default per-query timeout (30s);
+	// MaxStatementTimeout caps timeout_ms (10m).
+	StatementTimeout    time.Duration
+	MaxStatementTimeout time.Duration
+	// MaxResultRows and MaxResultBytes cap buffered (non-streamed) results;
+	// 0 means the query package's defaults.
+	MaxResultRows  int
+	MaxResultBytes int64
+	// AllowedOrigins is the comma-separated CORS allowlist ("*" for any);
+	// empty allows no cross-origin callers.
+	AllowedOrigins string
+	// LogFormat is "text" or "json"; LogLevel is debug|info|warn|error.
+	LogFormat string
+	LogLevel  string
+	// Dev is set by `bitd dev`: file_url may point at private addresses and
+	// the wire proxy accepts plaintext passwords on loopback.
+	Dev bool
+	// AllowPrivateFileURLs lets import file_url reach private/loopback
+	// addresses (dev only by default).
+	AllowPrivateFileURLs bool
+	// AllowPlaintextLoopback lets the wire proxy accept cleartext passwords
+	// without TLS from loopback clients (dev only by default).
+	AllowPlaintextLoopback bool
+	// Secret is the server secret (BITD_SECRET or DataDir/secret).
+	Secret []byte
+}
+
+// Default returns the defaults.
+func Default() Config {
+	return Config{
+		MetadataDB:          "bitkit",
+		HTTPAddr:            "127.0.0.1:8080",
+		TokenTTL:            time.Hour,
+		StatementTimeout:    30 * time.Second,
+		MaxStatementTimeout: 10 * time.Minute,
+		LogFormat:           "text",
+		LogLevel:            "info",
+	}
+}
+
+// envOr returns BITD_<name> or def.
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv("BITD_" + name); ok {
+		return v
+	}
+	return def
+}
+
+func envDur(name string, def time.Duration) time.Duration {
+	if v, ok := os.LookupEnv("BITD_" + name); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}
+
+func envInt(name string, def int64) int64 {
+	if v, ok := os.LookupEnv("BITD_" + name); ok {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+// RegisterFlags defines the serve flags on fs, defaulting each to its
+// BITD_* environment variable, then to c's current value.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.DatabaseURL, "database-url", envOr("DATABASE_URL", c.DatabaseURL), "cluster admin URL: superuser or CREATEDB+CREATEROLE (env BITD_DATABASE_URL)")
+	fs.StringVar(&c.MetadataDB, "metadata-db", envOr("METADATA_DB", c.MetadataDB), "metadata database name, created if missing (env BITD_METADATA_DB)")
+	fs.StringVar(&c.HTTPAddr, "http", envOr("HTTP", c.HTTPAddr), "HTTP listen address (env BITD_HTTP)")
+	fs.StringVar(&c.PGAddr, "pg", envOr("PG", c.PGAddr), "PostgreSQL wire proxy listen address; empty disables it (env BITD_PG)")
+	fs.StringVar(&c.DataDir, "data", envOr("DATA", c.DataDir), "data directory: server secret, blobs, dev cluster (env BITD_DATA)")
+	fs.StringVar(&c.PublicURL, "public-url", envOr("PUBLIC_URL", c.PublicURL), "externally visible base URL (env BITD_PUBLIC_URL)")
+	fs.DurationVar(&c.TokenTTL, "token-ttl", envDur("TOKEN_TTL", c.TokenTTL), "access token lifetime (env BITD_TOKEN_TTL)")
+	fs.DurationVar(&c.StatementTimeout, "statement-timeout", envDur("STATEMENT_TIMEOUT", c.StatementTimeout), "default query timeout (env BITD_STATEMENT_TIMEOUT)")
+	fs.DurationVar(&c.MaxStatementTimeout, "max-statement-timeout", envDur("MAX_STATEMENT_TIMEOUT", c.MaxStatementTimeout), "largest timeout_ms a query may ask for (env BITD_MAX_STATEMENT_TIMEOUT)")
+	fs.IntVar(&c.MaxResultRows, "max-result-rows", int(envInt("MAX_RESULT_ROWS", int64(c.MaxResultRows))), "row cap of a buffered query result; 0 = default (env BITD_MAX_RESULT_ROWS)")
+	fs.Int64Var(&c.MaxResultBytes, "max-result-bytes", envInt("MAX_RESULT_BYTES", c.MaxResultBytes), "byte cap of a buffered query result; 0 = default (env BITD_MAX_RESULT_BYTES)")
+	fs.StringVar(&c.AllowedOrigins, "allowed-origins", envOr("ALLOWED_ORIGINS", c.AllowedOrigins), "comma-separated CORS origins, * for any (env BITD_ALLOWED_ORIGINS)")
+	fs.StringVar(&c.LogFormat, "log-format", envOr("LOG_FORMAT", c.LogFormat), "log format: text or json (env BITD_LOG_FORMAT)")
+	fs.StringVar(&c.LogLevel, "log-level", envOr("LOG_LEVEL", c.LogLevel), "log level: debug, info, warn, error (env BITD_LOG_LEVEL)")
+}
+
+// Validate checks values that flags cannot.
+func (c *Config) Validate() error {
+	if c.DatabaseURL == "" {
+		return fmt.Errorf("--database-url (or BITD_DATABASE_URL) is required: a PostgreSQL URL of a superuser or a role with CREATEDB and CREATEROLE")
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("--log-format must be text or json, not %q", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("--log-level must be debug, info, warn or error, not %q", c.LogLevel)
+	}
+	if c.TokenTTL <= 0 || c.StatementTimeout <= 0 || c.MaxStatementTimeout < c.StatementTimeout {
+		return fmt.Errorf("--token-ttl and --statement-timeout must be positive and --max-statement-timeout at least --statement-timeout")
+	}
+	return nil
+}

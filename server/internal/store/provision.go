@@ -1,0 +1,231 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/bitkit-dev/bitkit/server/internal/secret"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Role suffixes of the three login roles created with each platform database.
+const (
+	OwnerSuffix  = "_owner"
+	WriterSuffix = "_writer"
+	ReaderSuffix = "_reader"
+)
+
+// RoleFor maps a permission (OWNER/ADMIN/WRITER/READER) to the login role of
+// PostgreSQL database pgName.
+func RoleFor(pgName, permission string) string {
+	switch permission {
+	case "OWNER", "ADMIN":
+		return pgName + OwnerSuffix
+	case "WRITER":
+		return pgName + WriterSuffix
+	default:
+		return pgName + ReaderSuffix
+	}
+}
+
+func newPGName() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "bk_" + hex.EncodeToString(b[:])
+}
+
+func ident(s string) string { return pgx.Identifier{s}.Sanitize() }
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// CreateDatabase provisions a platform database in accountID: a real
+// PostgreSQL database named by a random id, CONNECT revoked from PUBLIC, and
+// three login roles (owner, writer, reader) with passwords derived from the
+// server secret. It then records the metadata. On any failure it removes
+// what it created. Name conflicts are ErrConflict, reserved names
+// *ReservedError.
+func (s *Store) CreateDatabase(ctx context.Context, accountID, name string, isPrivate bool, limit int64) (*Database, error) {
+	if err := s.CheckNameFree(ctx, accountID, name, ""); err != nil {
+		return nil, err
+	}
+	pgName := newPGName()
+	if err := s.provision(ctx, pgName); err != nil {
+		s.dropPhysical(context.WithoutCancel(ctx), pgName)
+		return nil, err
+	}
+	var id string
+	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+		if err := s.checkReservation(ctx, tx, accountID, name); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `INSERT INTO databases (account_id, name, pg_name, is_private, storage_limit_bytes)
+			VALUES ($1, $2, $3, $4, $5) RETURNING id`, accountID, name, pgName, isPrivate, limit).Scan(&id)
+	})
+	if err != nil {
+		s.dropPhysical(context.WithoutCancel(ctx), pgName)
+		if isUniqueViolation(err) {
+			return nil, ErrConflict
+		}
+		var re *ReservedError
+		if errors.As(err, &re) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("record database: %w", err)
+	}
+	return s.databaseByID(ctx, id)
+}
+
+func (s *Store) databaseByID(ctx context.Context, id string) (*Database, error) {
+	d, err := scanDB(s.DB.QueryRow(ctx, `SELECT `+dbColumns+` FROM databases d JOIN accounts a ON a.id = d.account_id WHERE d.id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return d, err
+}
+
+func (s *Store) provision(ctx context.Context, pgName string) error {
+	owner, writer, reader := pgName+OwnerSuffix, pgName+WriterSuffix, pgName+ReaderSuffix
+	for _, r := range []string{owner, writer, reader} {
+		q := fmt.Sprintf("CREATE ROLE %s LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION CONNECTION LIMIT %d PASSWORD %s",
+			ident(r), s.connLimit, quoteLiteral(secret.RolePassword(s.secret, r)))
+		if _, err := s.admin.Exec(ctx, q); err != nil {
+			return fmt.Errorf("create role for new database: %w", scrub(err))
+		}
+	}
+	// The admin must be able to act as owner (PostgreSQL 16+ does not
+	// grant that implicitly to a CREATEROLE non-superuser).
+	if _, err := s.admin.Exec(ctx, fmt.Sprintf("GRANT %s TO CURRENT_USER", ident(owner))); err != nil {
+		return fmt.Errorf("grant owner role to admin: %w", err)
+	}
+	if _, err := s.admin.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s OWNER %s", ident(pgName), ident(owner))); err != nil {
+		return fmt.Errorf("create database: %w", err)
+	}
+	stmts := []string{
+		fmt.Sprintf("REVOKE ALL ON DATABASE %s FROM PUBLIC", ident(pgName)),
+		fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s, %s", ident(pgName), ident(writer), ident(reader)),
+	}
+	for _, q := range stmts {
+		if _, err := s.admin.Exec(ctx, q); err != nil {
+			return fmt.Errorf("set database privileges: %w", err)
+		}
+	}
+	cfg := s.adminCfg.ConnConfig.Copy()
+	cfg.Database = pgName
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connect to new database: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	inner := []string{
+		fmt.Sprintf("ALTER SCHEMA public OWNER TO %s", ident(owner)),
+		"REVOKE ALL ON SCHEMA public FROM PUBLIC",
+		fmt.Sprintf("GRANT USAGE ON SCHEMA public TO %s, %s", ident(writer), ident(reader)),
+		fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s GRANT USAGE ON SCHEMAS TO %s, %s", ident(owner), ident(writer), ident(reader)),
+		fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON TABLES TO %s", ident(owner), ident(writer)),
+		fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO %s", ident(owner), ident(writer)),
+		fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s GRANT SELECT ON TABLES TO %s", ident(owner), ident(reader)),
+		fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s GRANT SELECT ON SEQUENCES TO %s", ident(owner), ident(reader)),
+	}
+	for _, q := range inner {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("set schema privileges: %w", err)
+		}
+	}
+	return nil
+}
+
+// scrub drops the statement text from role errors (it holds a password).
+func scrub(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s (SQLSTATE %s)", pe.Message, pe.Code)
+	}
+	return errors.New("role statement failed")
+}
+
+// dropPhysical drops a PostgreSQL database and its three roles, ignoring
+// objects that do not exist.
+func (s *Store) dropPhysical(ctx context.Context, pgName string) error {
+	var errs []error
+	if _, err := s.admin.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident(pgName))); err != nil {
+		errs = append(errs, fmt.Errorf("drop database: %w", err))
+	}
+	for _, suf := range []string{OwnerSuffix, WriterSuffix, ReaderSuffix} {
+		if _, err := s.admin.Exec(ctx, "DROP ROLE IF EXISTS "+ident(pgName+suf)); err != nil {
+			errs = append(errs, fmt.Errorf("drop role: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// DeleteDatabase marks the database deleted, reserves its name for
+// ReservationPeriod, and drops the PostgreSQL database and roles. The caller
+// closes pools and relayed sessions first.
+func (s *Store) DeleteDatabase(ctx context.Context, d *Database) (reservedUntil time.Time, err error) {
+	err = pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE databases SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL`, d.ID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrNotFound
+		}
+		return tx.QueryRow(ctx, `INSERT INTO name_reservations (account_id, name_lower, reserved_until)
+			VALUES ($1, lower($2), now() + $3::interval)
+			ON CONFLICT (account_id, name_lower) DO UPDATE SET reserved_until = EXCLUDED.reserved_until
+			RETURNING reserved_until`, d.AccountID, d.Name, fmt.Sprintf("%d hours", int(ReservationPeriod/time.Hour))).Scan(&reservedUntil)
+	})
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return time.Time{}, err
+		}
+		return time.Time{}, fmt.Errorf("delete database: %w", err)
+	}
+	if err := s.dropPhysical(ctx, d.PGName); err != nil {
+		return reservedUntil, err
+	}
+	return reservedUntil, nil
+}
+
+// StorageUsage returns pg_database_size of a platform database (0 when it
+// cannot be read).
+func (s *Store) StorageUsage(ctx context.Context, pgName string) int64 {
+	var n int64
+	if err := s.admin.QueryRow(ctx, `SELECT pg_database_size($1)`, pgName).Scan(&n); err != nil {
+		return 0
+	}
+	return n
+}
+
+// DropEverything drops every platform database recorded in the metadata
+// store with its roles, then the metadata database itself (for --ephemeral).
+// The Store is closed afterwards.
+func (s *Store) DropEverything(ctx context.Context) error {
+	rows, err := s.DB.Query(ctx, `SELECT pg_name FROM databases`)
+	var names []string
+	if err == nil {
+		names, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if err != nil {
+		return fmt.Errorf("list databases to drop: %w", err)
+	}
+	var errs []error
+	for _, n := range names {
+		if err := s.dropPhysical(ctx, n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.DB.Close()
+	s.DB = nil
+	if _, err := s.admin.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident(s.metaName))); err != nil {
+		errs = append(errs, fmt.Errorf("drop metadata database: %w", err))
+	}
+	s.admin.Close()
+	return errors.Join(errs...)
+}

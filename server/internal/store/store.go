@@ -1,0 +1,245 @@
+// Package store is bitd's metadata store: accounts, users, API keys, access
+// tokens, databases, collaborators, service accounts and usage, kept in a
+// PostgreSQL database (default name "bitkit") through pgx v5. It also
+// provisions the real PostgreSQL databases and roles behind platform
+// databases (provision.go). HTTP handlers never build SQL: they call the
+// methods here.
+//
+// Schema migrations are embedded (migrations/NNNN_name.sql), applied at
+// start-up inside one transaction that holds a transaction-scoped advisory
+// lock, so replicas starting together apply each version exactly once, and
+// recorded in schema_migrations. Other packages (the job queue) run their own
+// migrations against the same database.
+//
+// A Store is safe for concurrent use. Close releases its pools.
+package store
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+//go:embed migrations/*.sql
+var migrationsFS embed.FS
+
+// migrationLockKey is the pg_advisory_xact_lock key guarding migrations.
+const migrationLockKey = 0x6269746b6974 // "bitkit"
+
+// Errors returned by store methods.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("already exists")
+)
+
+// ReservedError says a database name is reserved after a delete.
+type ReservedError struct{ Until time.Time }
+
+func (e *ReservedError) Error() string {
+	return "the name is reserved until " + e.Until.UTC().Format(time.RFC3339)
+}
+
+// Store is the metadata store plus an admin pool on the cluster that holds
+// the platform databases.
+type Store struct {
+	// DB is the metadata database pool (other packages may run their own
+	// migrations and queries on it, e.g. the job queue).
+	DB *pgxpool.Pool
+	// admin is a pool on the cluster's maintenance database, connected with
+	// the admin URL, used for CREATE/DROP DATABASE and roles.
+	admin     *pgxpool.Pool
+	adminCfg  *pgxpool.Config
+	metaName  string
+	secret    []byte
+	connLimit int
+}
+
+// Options configure Open.
+type Options struct {
+	// AdminURL is the cluster admin connection string (superuser, or a role
+	// with CREATEDB and CREATEROLE). Its database is the maintenance database.
+	AdminURL string
+	// MetadataDB is the metadata database name (created when missing).
+	MetadataDB string
+	// Secret is the server secret that role passwords derive from.
+	Secret []byte
+	// RoleConnLimit caps connections per platform role (default 32).
+	RoleConnLimit int
+}
+
+// Open connects, creates the metadata database if it is missing, and applies
+// pending migrations.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	if o.MetadataDB == "" {
+		o.MetadataDB = "bitkit"
+	}
+	if o.RoleConnLimit <= 0 {
+		o.RoleConnLimit = 32
+	}
+	acfg, err := pgxpool.ParseConfig(o.AdminURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse database URL: %s", redactParseError(err))
+	}
+	acfg.MaxConns = 4
+	admin, err := pgxpool.NewWithConfig(ctx, acfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to cluster: %w", err)
+	}
+	s := &Store{admin: admin, adminCfg: acfg, metaName: o.MetadataDB, secret: o.Secret, connLimit: o.RoleConnLimit}
+	if err := s.ensureDatabase(ctx, o.MetadataDB); err != nil {
+		admin.Close()
+		return nil, err
+	}
+	mcfg := acfg.Copy()
+	mcfg.ConnConfig.Database = o.MetadataDB
+	mcfg.MaxConns = 16
+	s.DB, err = pgxpool.NewWithConfig(ctx, mcfg)
+	if err != nil {
+		admin.Close()
+		return nil, fmt.Errorf("connect to metadata database %q: %w", o.MetadataDB, err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// redactParseError keeps pgconn's parse error from echoing the URL (which
+// may hold a password).
+func redactParseError(err error) string {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		return "invalid connection string (expected postgres://user:password@host:port/dbname)"
+	}
+	return "invalid connection string"
+}
+
+// Close releases the pools.
+func (s *Store) Close() {
+	if s.DB != nil {
+		s.DB.Close()
+	}
+	s.admin.Close()
+}
+
+// MetadataDB is the metadata database name.
+func (s *Store) MetadataDB() string { return s.metaName }
+
+// AdminConfig returns a copy of the cluster admin connection config.
+func (s *Store) AdminConfig() *pgxpool.Config { return s.adminCfg.Copy() }
+
+// Ping checks the metadata database.
+func (s *Store) Ping(ctx context.Context) error { return s.DB.Ping(ctx) }
+
+func (s *Store) ensureDatabase(ctx context.Context, name string) error {
+	var exists bool
+	if err := s.admin.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		return fmt.Errorf("check metadata database: %w", err)
+	}
+	if exists {
+		return nil
+	}
+	_, err := s.admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (pe.Code == "42P04" || pe.Code == "23505") { // created concurrently
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create metadata database %q: %w", name, err)
+	}
+	return nil
+}
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func loadMigrations(fsys fs.FS) ([]migration, error) {
+	entries, err := fs.Glob(fsys, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var out []migration
+	for _, p := range entries {
+		base := p[strings.LastIndex(p, "/")+1:]
+		num, _, ok := strings.Cut(base, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("migration %s: name must be NNNN_name.sql", base)
+		}
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{v, base, string(b)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	return out, nil
+}
+
+// Migrate applies pending embedded migrations in one transaction under an
+// advisory lock, recording each in schema_migrations.
+func (s *Store) Migrate(ctx context.Context) error {
+	ms, err := loadMigrations(migrationsFS)
+	if err != nil {
+		return fmt.Errorf("load migrations: %w", err)
+	}
+	return pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLockKey)); err != nil {
+			return fmt.Errorf("lock migrations: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+			return fmt.Errorf("create schema_migrations: %w", err)
+		}
+		applied := map[int]bool{}
+		rows, err := tx.Query(ctx, `SELECT version FROM schema_migrations`)
+		if err != nil {
+			return err
+		}
+		vs, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			return err
+		}
+		for _, v := range vs {
+			applied[int(v)] = true
+		}
+		for _, m := range ms {
+			if applied[m.version] {
+				continue
+			}
+			if _, err := tx.Exec(ctx, m.sql); err != nil {
+				return fmt.Errorf("apply migration %s: %w", m.name, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// SchemaVersion returns the highest applied migration version.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int32
+	err := s.DB.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&v)
+	return int(v), err
+}
+
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}

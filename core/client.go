@@ -40,6 +40,7 @@ type Client struct {
 	auth      authenticator
 	creds     Credentials
 	credKind  string // "", "apikey", "token", "password"
+	poll      PollPolicy
 }
 
 // Option configures a Client in NewClient. Options validate their input and
@@ -83,8 +84,9 @@ func WithCredentials(cr Credentials) Option {
 }
 
 // WithHTTPClient makes the client use a copy of hc: its Transport becomes the
-// base transport (http.DefaultTransport when nil), and its Timeout, Jar and
-// CheckRedirect are kept. hc itself is never modified.
+// base transport (http.DefaultTransport when nil) and its Timeout and Jar are
+// kept; redirects are never followed (the API answers none, and following
+// one could carry credentials elsewhere). hc itself is never modified.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) error {
 		if hc == nil {
@@ -292,6 +294,7 @@ type request struct {
 	noAuth  bool
 	stream  bool // caller reads the body; do returns the open response
 	rawBody io.Reader
+	length  int64 // Content-Length of rawBody when > 0
 }
 
 func newIdempotencyKey() string {
@@ -327,6 +330,9 @@ func (c *Client) newRequest(ctx context.Context, r *request) (*http.Request, err
 	}
 	if r.body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if r.rawBody != nil && r.length > 0 {
+		req.ContentLength = r.length
 	}
 	req.Header.Set("Accept", "application/json")
 	for k, vs := range r.header {

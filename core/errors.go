@@ -61,6 +61,8 @@ type APIError struct {
 	Position int
 	// Index is the failing statement of a batch (0-based), when known.
 	Index *int
+	// Field names the offending request field or parameter, when the server says.
+	Field string
 	// Method and URL name the request; URL has no user info and any
 	// secret-looking query value is redacted.
 	Method string
@@ -210,15 +212,16 @@ func sanitizeURL(u *url.URL) string {
 
 // errorBody is the JSON shape of an error answer.
 type errorBody struct {
-	Error     string          `json:"error"`
-	Message   string          `json:"message"`
-	Code      string          `json:"code"`
-	RequestID string          `json:"request_id"`
-	SQLState  string          `json:"sqlstate"`
-	Detail    string          `json:"detail"`
-	Hint      string          `json:"hint"`
+	Error     string           `json:"error"`
+	Message   string           `json:"message"`
+	Code      string           `json:"code"`
+	RequestID string           `json:"request_id"`
+	SQLState  string           `json:"sqlstate"`
+	Detail    string           `json:"detail"`
+	Hint      string           `json:"hint"`
 	Position  jsonx.RawMessage `json:"position"`
-	Index     *int            `json:"index"`
+	Index     *int             `json:"index"`
+	Field     string           `json:"field"`
 }
 
 // newAPIError builds the APIError of a non-2xx answer from its (capped) body.
@@ -241,7 +244,7 @@ func newAPIError(resp *http.Response, body []byte) *APIError {
 		if eb.RequestID != "" {
 			e.RequestID = eb.RequestID
 		}
-		e.SQLState, e.Detail, e.Hint, e.Index = eb.SQLState, eb.Detail, eb.Hint, eb.Index
+		e.SQLState, e.Detail, e.Hint, e.Index, e.Field = eb.SQLState, eb.Detail, eb.Hint, eb.Index, eb.Field
 		if p := strings.Trim(string(eb.Position), `"`); p != "" {
 			e.Position, _ = strconv.Atoi(p)
 		}

@@ -90,11 +90,11 @@ func (f *fileCache) Get(ctx context.Context, key string) (CachedToken, bool, err
 	}
 	b, err := os.ReadFile(f.path(key))
 	if err != nil {
-		return CachedToken{}, false, nil
+		return f.mem.Get(ctx, key)
 	}
 	var tf tokenFile
 	if err := jsonx.Unmarshal(b, &tf); err != nil || tf.Key != keyHash(key) || tf.AccessToken == "" {
-		return CachedToken{}, false, nil
+		return f.mem.Get(ctx, key)
 	}
 	return tf.CachedToken, true, nil
 }

@@ -241,8 +241,8 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			wait = t.policy.Backoff(attempt)
 			if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 				if d, ok := retryAfter(resp.Header.Get("Retry-After"), t.clock.Now()); ok {
-					if d > t.policy.MaxRetryAfter {
-						return resp, nil
+					if d > t.policy.MaxRetryAfter || pastDeadline(ctx, d) {
+						return resp, nil // waiting cannot help: answer now
 					}
 					wait = d
 				}
@@ -255,4 +255,10 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, serr
 		}
 	}
+}
+
+// pastDeadline reports whether waiting d would end after ctx's deadline.
+func pastDeadline(ctx context.Context, d time.Duration) bool {
+	dl, ok := ctx.Deadline()
+	return ok && time.Until(dl) < d
 }

@@ -5,9 +5,12 @@ go 1.26
 replace github.com/bitkit-dev/bitkit => ../
 
 require (
-	github.com/bitkit-dev/bitkit v0.0.0 // indirect
+	github.com/bitkit-dev/bitkit v0.0.0
+	github.com/jackc/pgx/v5 v5.12.0
+)
+
+require (
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
-	github.com/jackc/pgx/v5 v5.12.0 // indirect
 	golang.org/x/text v0.41.0 // indirect
 )

@@ -8,6 +8,7 @@
 package stress
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,6 +20,11 @@ import (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if fuzzing() {
+		// A -fuzz run (scripts/fuzz.sh) writes no report: its worker
+		// processes would each overwrite the one of the full suite.
+		os.Exit(code)
+	}
 	out := os.Getenv("BITKIT_RELIABILITY_OUT")
 	if out == "" {
 		out = filepath.Join(bitdtest.RepoRoot(), "test-artifacts", "reliability.md")
@@ -32,9 +38,20 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// fuzzing reports whether this process runs with -fuzz (as the coordinator
+// or as one of its workers).
+func fuzzing() bool {
+	for _, name := range []string{"test.fuzz", "test.fuzzworker"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" && f.Value.String() != "false" {
+			return true
+		}
+	}
+	return false
+}
+
 // scanLogs fails the test if any credential the suite used appears in the
 // log of the given bitd. It stops bitd first so the log is complete.
-func scanLogs(t *testing.T, s *bitdtest.Server) {
+func scanLogs(t testing.TB, s *bitdtest.Server) {
 	t.Helper()
 	s.Stop(t)
 	logs := s.Logs()

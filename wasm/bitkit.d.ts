@@ -1,18 +1,22 @@
 // Type declarations for the bitkit browser client (bitkit.wasm + bitkit.mjs).
 //
-// Value mapping of query results (per column type, exact — never rounded):
-//   int2, int4, int8 ........ BigInt when createClient({int64: "bigint"}) (the default);
-//                             with int64: "string": int8 → string, int2/int4 → number
-//   numeric ................. string, always (e.g. "12345678901234567890.000001")
-//   float4, float8 .......... number ("NaN", "Infinity", "-Infinity" as those strings)
-//   bool .................... boolean
-//   json, jsonb ............. nested objects/arrays (numbers inside JSON are numbers)
-//   arrays (int8[], _int8) .. arrays whose elements follow the element type's rule
-//   bytea ................... base64 string
-//   timestamps, dates, text, uuid and everything else ... string (RFC 3339 for timestamps)
-//   NULL .................... null
-// Query parameters: bigint and string values are sent as exact JSON numbers /
-// strings; numbers, booleans, null, arrays and plain objects as JSON.
+// Value mapping of query results, per column type (decided by the column's
+// type OID, so it does not depend on how the server spells type names). Exact:
+// never rounded.
+//   smallint, integer, bigint (int2/int4/int8) and their arrays
+//        int64: "bigint" (default) → BigInt, e.g. 9223372036854775807n
+//        int64: "string"           → bigint as a string ("9223372036854775807"),
+//                                    smallint/integer as numbers
+//   numeric (and numeric[]) ..... string, always, e.g. "12345678901234567890.000001"
+//   real, double precision ...... number ("NaN", "Infinity", "-Infinity" arrive as strings)
+//   boolean ..................... boolean
+//   json, jsonb ................. nested objects/arrays (numbers inside JSON are numbers)
+//   bytea ....................... base64 string
+//   timestamps, dates, text, uuid and every other type ... string (timestamps RFC 3339)
+//   NULL ........................ null
+// Query parameters: bigint values are sent as exact JSON integers, Date as an
+// RFC 3339 string; numbers, strings, booleans, null, arrays and plain objects
+// as JSON.
 
 /** A value in a query result row (see the mapping above). */
 export type Value = null | boolean | number | bigint | string | Value[] | { [key: string]: Value };
@@ -42,8 +46,9 @@ export interface ClientOptions {
 
 export interface Column {
   name: string;
-  /** PostgreSQL type name, e.g. "int8", "text", "_int4". */
+  /** PostgreSQL type name as bitd reports it, e.g. "bigint", "text", "numeric", "integer[]". */
   type: string;
+  /** PostgreSQL type OID (20 bigint, 23 integer, 1700 numeric, …). */
   typeOid: number;
 }
 

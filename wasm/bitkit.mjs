@@ -23,6 +23,25 @@ export class BitkitError extends Error {
   }
 }
 
+// decodeRows parses the rows Go wrote as JSON text: columns listed in
+// spec.bigint hold integer digits as strings (also inside arrays) and become
+// BigInt; with spec.objects each row becomes {column name: value}.
+function decodeRows(text, spec) {
+  const rows = JSON.parse(text);
+  const big = spec.bigint;
+  if (big.length) {
+    const toBig = (v) => (v === null ? null : Array.isArray(v) ? v.map(toBig) : BigInt(v));
+    for (const r of rows) for (const c of big) r[c] = toBig(r[c]);
+  }
+  if (!spec.objects) return rows;
+  const names = spec.names;
+  return rows.map((r) => {
+    const o = {};
+    for (let i = 0; i < names.length; i++) o[names[i]] = r[i];
+    return o;
+  });
+}
+
 let loading = null;
 
 function loadScript(url) {
@@ -47,23 +66,29 @@ export function load({ wasmURL, wasmExecURL } = {}) {
     }
     const go = new globalThis.Go();
     const ready = new Promise((resolve) => {
-      globalThis.__bitkitInit = { BitkitError, onReady: resolve };
+      globalThis.__bitkitInit = { BitkitError, decodeRows, typeOf: (v) => typeof v, onReady: resolve };
     });
+    const resp = await fetch(wasmURL);
+    if (!resp.ok) throw new BitkitError(`bitkit: fetching ${wasmURL} answered ${resp.status}: check wasmURL`, { status: resp.status, code: "load_failed" });
     let instance;
-    const resp = fetch(wasmURL);
-    try {
+    if ((resp.headers.get("Content-Type") || "").startsWith("application/wasm")) {
       ({ instance } = await WebAssembly.instantiateStreaming(resp, go.importObject));
-    } catch (err) {
-      // instantiateStreaming needs Content-Type application/wasm; fall back for hosts that send something else.
-      const r = await resp;
-      if (!r.ok) throw new BitkitError(`bitkit: fetching ${wasmURL} answered ${r.status}`, { status: r.status, code: "load_failed" });
-      ({ instance } = await WebAssembly.instantiate(await r.clone().arrayBuffer(), go.importObject));
+    } else {
+      // instantiateStreaming needs Content-Type application/wasm; some static hosts send something else.
+      ({ instance } = await WebAssembly.instantiate(await resp.arrayBuffer(), go.importObject));
     }
     const exited = go.run(instance).then(() => {
       throw new BitkitError("bitkit: the wasm program exited before it was ready", { code: "load_failed" });
     });
     const ns = await Promise.race([ready, exited]);
     delete globalThis.__bitkitInit;
+    const create = ns._createClient;
+    delete ns._createClient;
+    ns.createClient = (opts) => {
+      const r = create(opts);
+      if (r.error) throw r.error;
+      return r.client;
+    };
     return ns;
   })();
   loading.catch(() => { loading = null; });

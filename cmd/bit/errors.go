@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 
 	"github.com/bitkit-dev/bitkit/core"
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
@@ -59,11 +60,17 @@ func describeError(err error) string {
 		if apiErr.Hint != "" {
 			fmt.Fprintf(&b, "  hint: %s\n", apiErr.Hint)
 		}
+		if errors.Is(err, core.ErrTooLarge) {
+			b.WriteString("  with bit: stream the rows with --format ndjson or --format csv, or run `bit export`\n")
+		}
 		if apiErr.RequestID != "" {
 			fmt.Fprintf(&b, "  request id: %s\n", apiErr.RequestID)
 		}
 	default:
 		fmt.Fprintf(&b, "bit: error: %s\n", err)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			b.WriteString("  hint: is bitd running there? Start one with `make demo` (or `bitd dev`), or point --endpoint / $BITKIT_ENDPOINT at your server\n")
+		}
 	}
 	return b.String()
 }

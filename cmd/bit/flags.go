@@ -15,6 +15,10 @@ type option struct {
 	help    string
 	repeat  bool     // may be given several times (values accumulate)
 	choices []string // allowed values, when restricted
+	// optional, when set, makes the value optional: the next argument is
+	// the flag's value only when optional accepts it; otherwise the flag
+	// gets the value "".
+	optional func(next string) bool
 
 	vals []string
 	set  bool
@@ -55,10 +59,17 @@ func newFlagSet() *flagSet { return &flagSet{byName: map[string]*option{}} }
 
 // add registers o. A later registration of a name shadows an earlier one, so
 // a command's own flag wins over a global flag of the same name.
+// Values already given to the shadowed flag (written before the command
+// word, like `bit --format csv query ...`) carry over.
 func (f *flagSet) add(o *option) *option {
 	f.opts = append(f.opts, o)
 	for _, n := range o.names {
-		f.byName[strings.TrimLeft(n, "-")] = o
+		key := strings.TrimLeft(n, "-")
+		if old := f.byName[key]; old != nil && old.set && !o.set && old.isBool() == o.isBool() {
+			o.vals = append(o.vals, old.vals...)
+			o.set = true
+		}
+		f.byName[key] = o
 	}
 	return o
 }
@@ -97,7 +108,7 @@ func (o *option) assign(cmd *command, spelled, val string) error {
 	if len(o.choices) > 0 && !contains(o.choices, val) {
 		return usagef(cmd, "flag %s must be one of %s, not %q", spelled, strings.Join(o.choices, "|"), val)
 	}
-	if o.set && !o.repeat && !o.isBool() && o.str("") != val {
+	if o.set && !o.repeat && !o.isBool() && o.optional == nil && o.str("") != val {
 		return usagef(cmd, "flag %s given twice with different values", spelled)
 	}
 	o.vals = append(o.vals, val)
@@ -112,4 +123,10 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// isBoolLiteral reports whether s spells a boolean (true, False, 1, ...).
+func isBoolLiteral(s string) bool {
+	_, err := strconv.ParseBool(s)
+	return err == nil
 }

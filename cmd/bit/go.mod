@@ -5,7 +5,11 @@ go 1.26.0
 replace github.com/bitkit-dev/bitkit => ../../
 
 require (
-	github.com/bitkit-dev/bitkit v0.0.0 // indirect
+	github.com/bitkit-dev/bitkit v0.0.0
+	golang.org/x/term v0.47.0
+)
+
+require (
+	github.com/goccy/go-json v0.12.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
-	golang.org/x/term v0.47.0 // indirect
 )

@@ -7,7 +7,7 @@ import (
 )
 
 // writeUsage prints the short usage of cmd (for usage errors, on stderr).
-func writeUsage(w io.Writer, cmd *command, _ *flagSet) {
+func writeUsage(w io.Writer, cmd *command) {
 	if len(cmd.subs) > 0 {
 		fmt.Fprintf(w, "Usage: %s COMMAND [flags]\n\nCommands:\n", cmd.fullName())
 		writeSubs(w, cmd)
@@ -28,7 +28,7 @@ func writeSubs(w io.Writer, cmd *command) {
 }
 
 // writeHelp prints the full help of cmd (for -h/--help, on stdout).
-func writeHelp(w io.Writer, cmd *command, _ *flagSet) {
+func writeHelp(w io.Writer, cmd *command) {
 	if len(cmd.subs) > 0 {
 		fmt.Fprintf(w, "Usage: %s COMMAND [flags]\n\n", cmd.fullName())
 	} else {

@@ -18,11 +18,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"strings"
 	"syscall"
+
+	"github.com/bitkit-dev/bitkit/core"
 
 	"golang.org/x/term"
 )
@@ -74,8 +77,8 @@ type app struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
-	stdinTTY       bool                    // stdin is a terminal (prompts allowed)
-	stderrTTY      bool                    // stderr is a terminal (progress bars)
+	stdinTTY       bool                   // stdin is a terminal (prompts allowed)
+	stderrTTY      bool                   // stderr is a terminal (progress bars)
 	readPassword   func() (string, error) // reads a line without echo from the terminal
 
 	out *bufio.Writer // buffered stdout, flushed at the end of run
@@ -87,7 +90,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 	root := commands()
 	inv, err := parse(root, args)
 	if inv != nil && inv.opt("--help").on() {
-		writeHelp(a.out, inv.cmd, inv.flags)
+		writeHelp(a.out, inv.cmd)
 		a.out.Flush()
 		return exitOK
 	}
@@ -111,6 +114,10 @@ func (a *app) run(ctx context.Context, args []string) int {
 
 // report prints err on stderr and returns the exit status for it.
 func (a *app) report(ctx context.Context, err error, inv *invocation) int {
+	var es *exitStatusError
+	if errors.As(err, &es) {
+		return es.code
+	}
 	var ue *usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(a.stderr, "bit: %s\n\n", ue.msg)
@@ -121,17 +128,16 @@ func (a *app) report(ctx context.Context, err error, inv *invocation) int {
 		if cmd == nil {
 			cmd = commands()
 		}
-		fs := newFlagSet()
-		addGlobalFlags(fs)
-		for c := range cmd.path() {
-			if c.flags != nil {
-				c.flags(fs)
-			}
-		}
 		w := bufio.NewWriter(a.stderr)
-		writeUsage(w, cmd, fs)
+		writeUsage(w, cmd)
 		w.Flush()
 		return exitUsage
+	}
+	if inv != nil && inv.session != nil && inv.session.cache.wasStale() {
+		var apiErr *core.APIError
+		if !errors.As(err, &apiErr) || apiErr.StatusCode == http.StatusUnauthorized {
+			err = inv.session.expiredError()
+		}
 	}
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		fmt.Fprintln(a.stderr, "bit: interrupted")
@@ -147,6 +153,10 @@ type invocation struct {
 	cmd   *command
 	flags *flagSet
 	args  []string // positional arguments after the command words
+	// passthrough holds the arguments after "--" of a passthrough command.
+	passthrough []string
+
+	session *session // the `bit login` session used, when no API key was given
 }
 
 // opt returns the option spelled name (with dashes). It panics for a name the
@@ -172,7 +182,9 @@ type command struct {
 	parent   *command
 	flags    func(*flagSet) // registers the command's own flags
 	maxArgs  int            // positional arguments accepted
-	run      func(ctx context.Context, inv *invocation) error
+	// passthrough: arguments after "--" are kept apart for another program.
+	passthrough bool
+	run         func(ctx context.Context, inv *invocation) error
 }
 
 // path yields the command and its ancestors, root first.
@@ -228,7 +240,7 @@ func addGlobalFlags(fs *flagSet) {
 	fs.add(&option{names: []string{"--account"}, metavar: "NAME",
 		help: "account that database names without an account part belong to (default: your own)"})
 	fs.add(&option{names: []string{"-h", "--help"}, help: "show help for the command and exit"})
-	fs.add(&option{names: []string{"--version"}, help: "print the version and exit"})
+	fs.add(&option{names: []string{"-v", "--version"}, help: "print the version and exit"})
 }
 
 // parse walks args, descending the command tree on command words and
@@ -269,6 +281,13 @@ func parse(root *command, args []string) (*invocation, error) {
 			switch {
 			case o.isBool() && !hasVal:
 				val = "true"
+			case o.optional != nil && !hasVal:
+				// The value is optional: take the next argument only when
+				// the option accepts it; else the flag stands alone ("").
+				if i+1 < len(args) && o.optional(args[i+1]) {
+					i++
+					val = args[i]
+				}
 			case !o.isBool() && !hasVal:
 				if i+1 >= len(args) {
 					fail(usagef(inv.cmd, "flag %s needs a value (%s)", spelled, o.metavar))
@@ -292,6 +311,10 @@ func parse(root *command, args []string) (*invocation, error) {
 			if sub.flags != nil {
 				sub.flags(fs)
 			}
+			continue
+		}
+		if noMoreFlags && inv.cmd.passthrough {
+			inv.passthrough = append(inv.passthrough, arg)
 			continue
 		}
 		inv.args = append(inv.args, arg)
@@ -355,19 +378,14 @@ func helpCommand() *command {
 		maxArgs:  3,
 		run: func(ctx context.Context, inv *invocation) error {
 			c := commands()
-			fs := newFlagSet()
-			addGlobalFlags(fs)
 			for _, w := range inv.args {
 				s := c.sub(w)
 				if s == nil {
 					return usagef(c, "unknown command %q for %s (one of: %s)", w, c.fullName(), subNames(c))
 				}
 				c = s
-				if c.flags != nil {
-					c.flags(fs)
-				}
 			}
-			writeHelp(inv.app.out, c, fs)
+			writeHelp(inv.app.out, c)
 			return nil
 		},
 	}

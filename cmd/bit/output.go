@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"strconv"
@@ -218,3 +219,6 @@ func writeCSVRecord(w io.Writer, rec []any) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+// newBufferedWriter buffers writes to a file or stdout in 64 KiB blocks.
+func newBufferedWriter(w io.Writer) *bufio.Writer { return bufio.NewWriterSize(w, 64<<10) }

@@ -48,8 +48,6 @@ type Options struct {
 	Logger *slog.Logger
 	// TokenTTL is the lifetime of access tokens from /auth/v1/login.
 	TokenTTL time.Duration
-	// Pools serves the resolver; nil makes Resolve fail with 503.
-	Pools PoolProvider
 	// OnDeleteDatabase runs before a database is dropped (close pools,
 	// end relayed sessions). It may be nil.
 	OnDeleteDatabase func(pgDatabase, databaseID string)

@@ -85,7 +85,7 @@ func FromPg(err error) error {
 		return err
 	}
 	status, code := http.StatusBadRequest, "sql_error"
-	class := ""
+	class, hint := "", pe.Hint
 	if len(pe.Code) == 5 {
 		class = pe.Code[:2]
 	}
@@ -96,11 +96,16 @@ func FromPg(err error) error {
 		code = "permission_denied"
 	case class == "53": // insufficient resources
 		status, code = http.StatusServiceUnavailable, "database_busy"
+	case pe.Code == "08P01": // protocol_violation: what the client sent (a NUL byte in the SQL text, most often)
+		code = "invalid_request"
+		if hint == "" {
+			hint = "PostgreSQL could not read the request; a NUL character (\\u0000) in the query string or a text parameter is the usual cause: remove it"
+		}
 	case class == "57" || class == "08": // operator intervention, connection
 		status, code = http.StatusServiceUnavailable, "database_unavailable"
 	}
 	e := &Error{Status: status, Code: code, Message: pe.Message, SQLState: pe.Code,
-		Detail: pe.Detail, Hint: pe.Hint, Position: pe.Position}
+		Detail: pe.Detail, Hint: hint, Position: pe.Position}
 	if status == http.StatusServiceUnavailable {
 		e.RetryAfter = time.Second
 	}

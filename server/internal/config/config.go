@@ -23,8 +23,18 @@ type Config struct {
 	HTTPAddr string
 	// PGAddr is the PostgreSQL wire proxy listen address; "" disables it.
 	PGAddr string
+	// PGTLSCert and PGTLSKey are PEM files of the wire proxy's TLS
+	// certificate; without them a self-signed one is generated at start-up.
+	PGTLSCert string
+	PGTLSKey  string
+	// PGIdleTimeout closes wire-proxy sessions idle this long (0: the
+	// proxy's default, 5 minutes; negative disables it).
+	PGIdleTimeout time.Duration
 	// DataDir holds the server secret, blobs and (dev) the private cluster.
 	DataDir string
+	// BlobURL names the blob store for uploads and exports (file:///dir,
+	// s3://bucket?region=…); "" means DataDir/blobs.
+	BlobURL string
 	// PublicURL is the externally visible base URL (for status and download
 	// URLs); "" means http://<HTTPAddr as bound>.
 	PublicURL string
@@ -103,7 +113,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.MetadataDB, "metadata-db", envOr("METADATA_DB", c.MetadataDB), "metadata database name, created if missing (env BITD_METADATA_DB)")
 	fs.StringVar(&c.HTTPAddr, "http", envOr("HTTP", c.HTTPAddr), "HTTP listen address (env BITD_HTTP)")
 	fs.StringVar(&c.PGAddr, "pg", envOr("PG", c.PGAddr), "PostgreSQL wire proxy listen address; empty disables it (env BITD_PG)")
+	fs.StringVar(&c.PGTLSCert, "pg-tls-cert", envOr("PG_TLS_CERT", c.PGTLSCert), "PEM certificate of the wire proxy; empty = self-signed (env BITD_PG_TLS_CERT)")
+	fs.StringVar(&c.PGTLSKey, "pg-tls-key", envOr("PG_TLS_KEY", c.PGTLSKey), "PEM private key of the wire proxy (env BITD_PG_TLS_KEY)")
+	fs.DurationVar(&c.PGIdleTimeout, "pg-idle-timeout", envDur("PG_IDLE_TIMEOUT", c.PGIdleTimeout), "close wire-proxy sessions idle this long; 0 = 5m (env BITD_PG_IDLE_TIMEOUT)")
 	fs.StringVar(&c.DataDir, "data", envOr("DATA", c.DataDir), "data directory: server secret, blobs, dev cluster (env BITD_DATA)")
+	fs.StringVar(&c.BlobURL, "blob-url", envOr("BLOB_URL", c.BlobURL), "blob store for uploads and exports (file:///dir, s3://bucket); empty = DATA/blobs (env BITD_BLOB_URL)")
 	fs.StringVar(&c.PublicURL, "public-url", envOr("PUBLIC_URL", c.PublicURL), "externally visible base URL (env BITD_PUBLIC_URL)")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", envDur("TOKEN_TTL", c.TokenTTL), "access token lifetime (env BITD_TOKEN_TTL)")
 	fs.DurationVar(&c.StatementTimeout, "statement-timeout", envDur("STATEMENT_TIMEOUT", c.StatementTimeout), "default query timeout (env BITD_STATEMENT_TIMEOUT)")

@@ -210,7 +210,9 @@ func Start(ctx context.Context, dir string, logFile string) (*Cluster, error) {
 	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port),
 		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="+sockDir, "-c", "max_connections=300")
 	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
+	// Setpgid keeps a Ctrl-C in the terminal away from postgres (bitd stops
+	// it itself); Pdeathsig asks for a fast shutdown if bitd dies first.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGINT}
 	if err := cmd.Start(); err != nil {
 		lf.Close()
 		return nil, fmt.Errorf("start postgres: %w", err)

@@ -130,8 +130,9 @@ func (s *Store) ListDatabases(ctx context.Context, p *authn.Principal) ([]*Datab
 	return out, rows.Err()
 }
 
-// DatabasesByIDs returns live databases of accountID with the given full
-// names ("account/db"), in order; a missing one is ErrNotFound naming it.
+// DatabaseIDsInAccount returns the ids of the live databases of accountID
+// with the given names ("account/db" or "db"), in order; a missing one is an
+// error wrapping ErrNotFound that names it.
 func (s *Store) DatabaseIDsInAccount(ctx context.Context, accountID string, names []string) ([]string, error) {
 	var ids []string
 	for _, n := range names {

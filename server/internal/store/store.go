@@ -75,6 +75,9 @@ type Options struct {
 	Secret []byte
 	// RoleConnLimit caps connections per platform role (default 32).
 	RoleConnLimit int
+	// MustExist refuses to create a missing metadata database (for admin
+	// tools, where a missing one means a mistyped name).
+	MustExist bool
 }
 
 // Open connects, creates the metadata database if it is missing, and applies
@@ -96,7 +99,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, fmt.Errorf("connect to cluster: %w", err)
 	}
 	s := &Store{admin: admin, adminCfg: acfg, metaName: o.MetadataDB, secret: o.Secret, connLimit: o.RoleConnLimit}
-	if err := s.ensureDatabase(ctx, o.MetadataDB); err != nil {
+	if err := s.ensureDatabase(ctx, o.MetadataDB, o.MustExist); err != nil {
 		admin.Close()
 		return nil, err
 	}
@@ -142,13 +145,16 @@ func (s *Store) AdminConfig() *pgxpool.Config { return s.adminCfg.Copy() }
 // Ping checks the metadata database.
 func (s *Store) Ping(ctx context.Context) error { return s.DB.Ping(ctx) }
 
-func (s *Store) ensureDatabase(ctx context.Context, name string) error {
+func (s *Store) ensureDatabase(ctx context.Context, name string, mustExist bool) error {
 	var exists bool
 	if err := s.admin.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
 		return fmt.Errorf("check metadata database: %w", err)
 	}
 	if exists {
 		return nil
+	}
+	if mustExist {
+		return fmt.Errorf("metadata database %q does not exist: check --metadata-db, or start bitd once to create it", name)
 	}
 	_, err := s.admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
 	var pe *pgconn.PgError

@@ -1,0 +1,51 @@
+//go:build !js
+
+package core
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// TestDependencies keeps core light: only the standard library, bitkit's own
+// packages and goccy/go-json (natively; never under js/wasm).
+func TestDependencies(t *testing.T) {
+	t.Parallel()
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	for _, goos := range []string{"", "js"} {
+		t.Run("GOOS="+goos, func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.CommandContext(t.Context(), gobin, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "./...")
+			cmd.Dir = "."
+			cmd.Env = os.Environ()
+			if goos != "" {
+				cmd.Env = append(cmd.Env, "GOOS=js", "GOARCH=wasm")
+			}
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("go list: %v\n%s", err, out)
+			}
+			sawCore := false
+			for _, p := range strings.Fields(string(out)) {
+				switch {
+				case p == "github.com/bitkit-dev/bitkit/core":
+					sawCore = true
+				case strings.HasPrefix(p, "github.com/bitkit-dev/bitkit/"):
+				case strings.HasPrefix(p, "github.com/goccy/go-json"):
+					if goos == "js" {
+						t.Errorf("%s is linked under js/wasm; internal/jsonx must select encoding/json there", p)
+					}
+				default:
+					t.Errorf("core depends on %s: only the standard library, bitkit packages and goccy/go-json are allowed", p)
+				}
+			}
+			if !sawCore {
+				t.Fatalf("go list did not list core itself:\n%s", out)
+			}
+		})
+	}
+}

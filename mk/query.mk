@@ -1,0 +1,18 @@
+# mk/query.mk — bitd's SQL execution engine (issues 2 and 3): POST /v2beta/query,
+# NDJSON streaming, POST /v2beta/query/batch (server/internal/query, pgpool, pgjson).
+#
+#   make bench-query   server/cmd/bitbench against a fresh `bitd dev --ephemeral`:
+#                      SELECT 1 and point-query req/s vs direct pgx, latency vs a bare
+#                      net/http handler, 1M-row NDJSON stream vs COPY and pgx SELECT;
+#                      then the value encoder's Go benchmarks
+#
+# The tests (server/internal/{query,pgpool,pgjson}, server/e2e_query_test.go) run in
+# `make test-go` with the server module.
+
+BENCH_TARGETS += bench-query
+
+.PHONY: bench-query
+
+bench-query: bin/bitd
+	cd server && $(CURDIR)/$(WITH_PG) $(GO) run ./cmd/bitbench
+	cd server && $(GO) test -run '^$$' -bench . -benchtime 200ms ./internal/pgjson/

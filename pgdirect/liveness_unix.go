@@ -1,0 +1,37 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd
+
+package pgdirect
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"syscall"
+)
+
+// connBroken reports, without consuming anything, whether an idle
+// connection's socket has unread data or is closed: an idle pgx connection
+// has nothing to read unless the server sent a FATAL message (idle close,
+// shutdown) or closed it, or sent a notification. Either way the pool pings
+// it before use, which consumes a notification normally.
+func connBroken(nc net.Conn) bool {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	broken := false
+	var buf [1]byte
+	_ = rc.Read(func(fd uintptr) bool {
+		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		broken = !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EWOULDBLOCK)
+		return true
+	})
+	return broken
+}

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# pgbench.sh: PostgreSQL wire throughput through bitd's proxy vs direct
+# PostgreSQL vs PgBouncer (session mode), all on loopback, in one run.
+#
+#   TEST_DATABASE_URL=$(scripts/pg-up.sh) scripts/bench/pgbench.sh
+#   BENCH_T=5 scripts/bench/pgbench.sh      # shorter runs (default 20 s each)
+#   BENCH_ROUNDS=3 ...                      # repeat, rotating the order; best TPS counts
+#
+# Modes: `pgbench -S -c 8 -j 2 -T $BENCH_T` (select-only) and the default
+# TPC-B-like mode with the same clients. Targets: direct, PgBouncer (session
+# mode, TLS off), the bitd proxy with TLS off, and the bitd proxy with TLS on
+# (sslmode=require). Prints TPS and the ratios proxy/direct and
+# proxy/PgBouncer (goal: ≥ 0.8 and ≥ 1.0).
+#
+# Needs: bitd (bin/bitd, built when missing), pgbench and psql
+# (postgresql-client-15), pgbouncer (Debian package), a superuser URL in
+# TEST_DATABASE_URL. Everything started here listens on 127.0.0.1 and is
+# stopped on exit.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+. "$root/scripts/lib.sh"
+
+T=${BENCH_T:-20}
+CLIENTS=${BENCH_CLIENTS:-8}
+JOBS=${BENCH_JOBS:-2}
+SCALE=${BENCH_SCALE:-10}
+ROUNDS=${BENCH_ROUNDS:-1}
+PGBENCH=${PGBENCH:-$PGBIN/pgbench}
+PSQL=${PSQL:-$PGBIN/psql}
+[ -n "${TEST_DATABASE_URL:-}" ] || die "TEST_DATABASE_URL is not set (TEST_DATABASE_URL=\$(scripts/pg-up.sh) $0)"
+command -v pgbouncer >/dev/null || die "pgbouncer is not installed (scripts/deps.sh installs it)"
+[ -x "$PGBENCH" ] || die "$PGBENCH not found (install postgresql-client-15)"
+
+work=$(mktemp -d /tmp/bitkit-pgbench.XXXXXX)
+chmod 0755 "$work"
+bitd_pid="" bouncer_pid=""
+cleanup() {
+	[ -n "$bouncer_pid" ] && kill "$bouncer_pid" 2>/dev/null || true
+	if [ -n "$bitd_pid" ]; then
+		kill -TERM "$bitd_pid" 2>/dev/null || true
+		for _ in $(seq 100); do kill -0 "$bitd_pid" 2>/dev/null || break; sleep 0.2; done
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+# --- bitd dev with its proxy ------------------------------------------------
+bitd=$root/bin/bitd
+if [ ! -x "$bitd" ]; then
+	log "building bin/bitd"
+	(cd "$root/server" && go build -trimpath -o ../bin/bitd ./cmd/bitd)
+fi
+"$bitd" dev --database-url "$TEST_DATABASE_URL" --metadata-db "bitkit_bench_$RANDOM$RANDOM" \
+	--http 127.0.0.1:0 --pg 127.0.0.1:0 --data "$work/bitd" --ephemeral >"$work/bitd.log" 2>&1 &
+bitd_pid=$!
+for _ in $(seq 450); do
+	[ -s "$work/bitd/demo.env" ] && grep -q '^BITKIT_PG_ADDR=' "$work/bitd/demo.env" && break
+	kill -0 "$bitd_pid" 2>/dev/null || { cat "$work/bitd.log" >&2; die "bitd exited"; }
+	sleep 0.2
+done
+envval() { sed -n "s/^$1=//p" "$work/bitd/demo.env"; }
+endpoint=$(envval BITKIT_ENDPOINT) key=$(envval BITKIT_API_KEY) pgaddr=$(envval BITKIT_PG_ADDR)
+[ -n "$pgaddr" ] || die "bitd wrote no BITKIT_PG_ADDR"
+proxy_host=${pgaddr%:*} proxy_port=${pgaddr##*:}
+created=$(curl -fsS -X POST -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
+	-d '{"name":"pgbench"}' "$endpoint/v2beta/db/") || die "create database failed"
+dbname=$(printf '%s' "$created" | sed -n 's/.*"name":"\([^"]*\)".*/\1/p')
+[ -n "$dbname" ] || die "unexpected create answer: $created"
+
+# --- the real database behind it, reachable directly --------------------------
+export PGPASSWORD=$key PGSSLMODE=disable PGCONNECT_TIMEOUT=10
+log "pgbench -i -s $SCALE through the proxy into $dbname"
+"$PGBENCH" -i -q -s "$SCALE" -h "$proxy_host" -p "$proxy_port" -U bench "$dbname" >"$work/init.log" 2>&1 \
+	|| { cat "$work/init.log" >&2; die "pgbench -i failed"; }
+realdb=$("$PSQL" -X -At -h "$proxy_host" -p "$proxy_port" -U bench -d "$dbname" -c 'SELECT current_database()')
+unset PGPASSWORD
+# Superuser URL pieces (postgres://user:pw@host:port/db?...).
+rest=${TEST_DATABASE_URL#*://}
+creds=${rest%%@*} hostpart=${rest#*@}
+su_user=${creds%%:*} su_pw=${creds#*:}
+hostport=${hostpart%%/*}
+pg_host=${hostport%:*} pg_port=${hostport##*:}
+
+# --- PgBouncer, session mode ----------------------------------------------------
+bport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$work/pgbouncer.ini" <<INI
+[databases]
+bench = host=$pg_host port=$pg_port dbname=$realdb user=$su_user password=$su_pw
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $bport
+unix_socket_dir =
+auth_type = trust
+auth_file = $work/userlist.txt
+pool_mode = session
+max_client_conn = 200
+default_pool_size = 32
+logfile = $work/pgbouncer.log
+INI
+printf '"%s" ""\n' "$su_user" >"$work/userlist.txt"
+chmod 0644 "$work/pgbouncer.ini" "$work/userlist.txt"
+if [ "$(id -u)" = 0 ]; then
+	u=$(pg_user)
+	touch "$work/pgbouncer.log" && chown "$u" "$work/pgbouncer.log"
+	runuser -u "$u" -- pgbouncer "$work/pgbouncer.ini" >"$work/pgbouncer.out" 2>&1 &
+else
+	pgbouncer "$work/pgbouncer.ini" >"$work/pgbouncer.out" 2>&1 &
+fi
+bouncer_pid=$!
+for _ in $(seq 50); do
+	"$PSQL" -X -At "host=127.0.0.1 port=$bport dbname=bench user=$su_user sslmode=disable" -c 'SELECT 1' >/dev/null 2>&1 && break
+	sleep 0.2
+done
+
+# --- runs -------------------------------------------------------------------
+# run NAME MODE conninfo-args... : prints the TPS.
+run() {
+	local name=$1 mode=$2
+	shift 2
+	local args=(-c "$CLIENTS" -j "$JOBS" -T "$T" -n)
+	[ "$mode" = select ] && args+=(-S)
+	local out
+	out=$("$PGBENCH" "${args[@]}" "$@" 2>&1) || { printf '%s\n' "$out" >&2; die "pgbench ($name, $mode) failed"; }
+	printf '%s\n' "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+}
+# target NAME MODE: one pgbench run against target NAME.
+target() {
+	case $1 in
+	direct) PGPASSWORD=$su_pw PGSSLMODE=disable run direct "$2" -h "$pg_host" -p "$pg_port" -U "$su_user" "$realdb" ;;
+	bouncer) PGSSLMODE=disable run pgbouncer "$2" -h 127.0.0.1 -p "$bport" -U "$su_user" bench ;;
+	proxy) PGPASSWORD=$key PGSSLMODE=disable run proxy "$2" -h "$proxy_host" -p "$proxy_port" -U bench "$dbname" ;;
+	proxytls) PGPASSWORD=$key PGSSLMODE=require run proxy-tls "$2" -h "$proxy_host" -p "$proxy_port" -U bench "$dbname" ;;
+	esac
+}
+# Each round runs every target in a rotated order; the best TPS of each
+# target counts (other load on a shared machine only ever lowers TPS).
+declare -A tps
+targets=(direct bouncer proxy proxytls)
+for round in $(seq "$ROUNDS"); do
+	for mode in select tpcb; do
+		log "== round $round, $mode: $CLIENTS clients, $JOBS threads, ${T}s each"
+		for i in 0 1 2 3; do
+			name=${targets[$(((i + round - 1) % 4))]}
+			v=$(target "$name" "$mode")
+			log "$(printf '%-9s %s' "$name" "$v")"
+			if [ -z "${tps[$name,$mode]:-}" ] || python3 -c "import sys; sys.exit(0 if $v > ${tps[$name,$mode]} else 1)"; then
+				tps[$name,$mode]=$v
+			fi
+		done
+	done
+done
+
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+printf '\npgbench through bitd vs direct vs PgBouncer (session mode): -c %s -j %s -T %s, scale %s, best of %s, loopback\n' "$CLIENTS" "$JOBS" "$T" "$SCALE" "$ROUNDS"
+printf '%-12s %12s %12s %12s %14s %14s %16s\n' mode direct pgbouncer proxy "proxy(TLS)" proxy/direct proxy/pgbouncer
+for mode in select tpcb; do
+	printf '%-12s %12.0f %12.0f %12.0f %14.0f %14s %16s\n' "$mode" "${tps[direct,$mode]}" "${tps[bouncer,$mode]}" \
+		"${tps[proxy,$mode]}" "${tps[proxytls,$mode]}" \
+		"$(ratio "${tps[proxy,$mode]}" "${tps[direct,$mode]}")" "$(ratio "${tps[proxy,$mode]}" "${tps[bouncer,$mode]}")"
+done
+printf 'goal: proxy/direct >= 0.80 and proxy/pgbouncer >= 1.00\n'

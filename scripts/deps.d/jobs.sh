@@ -1,0 +1,3 @@
+# Import/export jobs (issue 5): psql for the benchmark's `\copy` baseline,
+# pgloader for its second comparison.
+APT_PACKAGES+=(postgresql-client-15 pgloader)

@@ -1,0 +1,483 @@
+// Command bitbench measures bitd's query path against its physical limits,
+// all in one run on the same machine, and prints the ratios:
+//
+//	(a) SELECT 1 over POST /v2beta/query (keep-alive, 8 concurrent clients)
+//	    vs 8 direct pgx connections, and its latency vs a bare net/http
+//	    handler (in-process httptest) answering the same bytes;
+//	(b) 1,000,000 mixed-type rows streamed as NDJSON and decoded by
+//	    core.QueryStream vs COPY (SELECT …) TO STDOUT read by pgx vs a pgx
+//	    SELECT decoded into Go values;
+//	(c) a parameterised point query, 8 concurrent, vs 8 direct pgx
+//	    connections.
+//
+// Usage:
+//
+//	bitbench --database-url postgres://…            # starts ../bin/bitd dev --ephemeral
+//	bitbench --endpoint URL --key KEY --database-url postgres://…
+//
+// The database URL (default $TEST_DATABASE_URL) must be a superuser: the
+// direct pgx baselines run in a scratch database that bitbench creates and
+// drops. The whole run takes about a minute.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	mrand "math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/bitkit-dev/bitkit/core"
+	"github.com/jackc/pgx/v5"
+)
+
+const (
+	concurrency = 8
+	pointRows   = 100_000
+	bulkRows    = 1_000_000
+)
+
+var (
+	endpoint    = flag.String("endpoint", "", "bitd endpoint (empty: start ../bin/bitd dev --ephemeral)")
+	apiKey      = flag.String("key", "", "API key for --endpoint")
+	databaseURL = flag.String("database-url", os.Getenv("TEST_DATABASE_URL"), "superuser URL of the PostgreSQL cluster bitd uses")
+	duration    = flag.Duration("duration", 4*time.Second, "length of each throughput measurement")
+	bitdPath    = flag.String("bitd", "", "bitd binary to start (default: ../bin/bitd, bin/bitd or ../../bin/bitd)")
+)
+
+func main() {
+	flag.Parse()
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bitbench:", err)
+		os.Exit(1)
+	}
+}
+
+func randomSuffix() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func run() error {
+	if *databaseURL == "" {
+		return errors.New("--database-url (or TEST_DATABASE_URL) is required: a superuser URL of the cluster, e.g. $(scripts/pg-up.sh)")
+	}
+	ctx := context.Background()
+	ep, key, user := *endpoint, *apiKey, ""
+	if ep == "" {
+		stop, e, k, u, err := startBitd(*databaseURL)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		ep, key, user = e, k, u
+	} else if key == "" {
+		return errors.New("--key is required with --endpoint")
+	}
+	client, err := core.NewClient(ep, core.WithAPIKey(key))
+	if err != nil {
+		return err
+	}
+	if user == "" {
+		acct, err := client.Account(ctx)
+		if err != nil {
+			return fmt.Errorf("find the key's account: %w", err)
+		}
+		user = acct.Name
+	}
+	dbShort := "bench" + randomSuffix()
+	if _, err := client.CreateDatabase(ctx, core.CreateDatabaseRequest{Name: dbShort}); err != nil {
+		return fmt.Errorf("create database: %w", err)
+	}
+	db := user + "/" + dbShort
+	defer func() { _ = client.DeleteDatabase(context.Background(), db) }()
+
+	// The direct baselines use a scratch database with the same table.
+	scratch := "bitbench_" + randomSuffix()
+	if err := adminExec(ctx, *databaseURL, "CREATE DATABASE "+scratch); err != nil {
+		return err
+	}
+	defer func() {
+		_ = adminExec(context.Background(), *databaseURL, "DROP DATABASE IF EXISTS "+scratch+" WITH (FORCE)")
+	}()
+	scratchURL, err := withDatabase(*databaseURL, scratch)
+	if err != nil {
+		return err
+	}
+	setup := fmt.Sprintf(`CREATE TABLE points (id int PRIMARY KEY, name text NOT NULL, v double precision NOT NULL, at timestamptz NOT NULL);
+INSERT INTO points SELECT g, 'point ' || g, g / 3.0, TIMESTAMPTZ '2024-01-01' + g * INTERVAL '1 minute' FROM generate_series(1, %d) g;
+ANALYZE points`, pointRows)
+	if err := adminExec(ctx, scratchURL, setup); err != nil {
+		return err
+	}
+	if _, err := client.Query(ctx, db, setup); err != nil {
+		return fmt.Errorf("create the bench table through bitd: %w", err)
+	}
+
+	fmt.Printf("bitbench: bitd %s, %d concurrent clients, %s per throughput run, GOMAXPROCS-bound machine\n\n", ep, concurrency, *duration)
+	httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * concurrency, MaxConnsPerHost: 2 * concurrency}}
+
+	// (a) SELECT 1.
+	selectBody := fmt.Sprintf(`{"database_name":%q,"query_string":"SELECT 1"}`, db)
+	answer, err := post(httpc, ep, key, selectBody)
+	if err != nil {
+		return err
+	}
+	apiA := measure(*duration, func() error { _, err := post(httpc, ep, key, selectBody); return err })
+	pgA, err := measurePgx(ctx, scratchURL, *duration, func(c *pgx.Conn) error {
+		var one int
+		return c.QueryRow(ctx, "SELECT 1").Scan(&one)
+	})
+	if err != nil {
+		return err
+	}
+	bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(answer)
+	}))
+	bareA := measure(*duration, func() error { _, err := post(httpc, bare.URL, key, selectBody); return err })
+	bare.Close()
+	fmt.Println("(a) SELECT 1, 8 concurrent, keep-alive")
+	fmt.Printf("    bitd POST /query   %8.0f req/s  p50 %-9s p99 %s\n", apiA.rate(), apiA.pct(50), apiA.pct(99))
+	fmt.Printf("    direct pgx         %8.0f req/s  p50 %-9s p99 %s\n", pgA.rate(), pgA.pct(50), pgA.pct(99))
+	fmt.Printf("    bare net/http      %8.0f req/s  p50 %-9s p99 %s\n", bareA.rate(), bareA.pct(50), bareA.pct(99))
+	fmt.Printf("    ratio bitd/pgx req/s %.2f; latency p50 bitd/bare %.2f, p99 bitd/bare %.2f\n\n",
+		apiA.rate()/pgA.rate(), ratio(apiA.pct(50), bareA.pct(50)), ratio(apiA.pct(99), bareA.pct(99)))
+
+	// (b) 1M mixed rows.
+	bulk := fmt.Sprintf(`SELECT g AS id, md5(g::text) AS name, g / 7.0 AS ratio, TIMESTAMPTZ '2024-01-01' + g * INTERVAL '1 second' AS at, g %% 2 = 0 AS even, ARRAY[g, NULL] AS arr
+FROM (SELECT generate_series(1, %d) AS g) s`, bulkRows)
+	tStream, nStream, err := timeStream(ctx, client, db, bulk)
+	if err != nil {
+		return err
+	}
+	tCopy, bCopy, err := timeCopy(ctx, scratchURL, bulk)
+	if err != nil {
+		return err
+	}
+	tSelect, err := timeSelect(ctx, scratchURL, bulk)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("(b) %d mixed-type rows (int, text, numeric, timestamptz, bool, int[])\n", bulkRows)
+	fmt.Printf("    NDJSON via bitd, decoded by core.QueryStream  %7.2fs  %9.0f rows/s  (%d rows)\n", tStream.Seconds(), bulkRows/tStream.Seconds(), nStream)
+	fmt.Printf("    COPY (SELECT …) TO STDOUT via pgx             %7.2fs  %9.0f rows/s  (%d MB)\n", tCopy.Seconds(), bulkRows/tCopy.Seconds(), bCopy>>20)
+	fmt.Printf("    pgx SELECT decoded into Go values             %7.2fs  %9.0f rows/s\n", tSelect.Seconds(), bulkRows/tSelect.Seconds())
+	fmt.Printf("    ratio stream/pgx-SELECT throughput %.2f (goal ≥ 0.5), stream/COPY %.2f\n\n", tSelect.Seconds()/tStream.Seconds(), tCopy.Seconds()/tStream.Seconds())
+
+	// (c) point query.
+	pointTmpl := `{"database_name":%q,"query_string":"SELECT id, name, v, at FROM points WHERE id = $1","params":[%d]}`
+	apiC := measure(*duration, func() error {
+		_, err := post(httpc, ep, key, fmt.Sprintf(pointTmpl, db, 1+mrand.IntN(pointRows)))
+		return err
+	})
+	pgC, err := measurePgx(ctx, scratchURL, *duration, func(c *pgx.Conn) error {
+		var id int
+		var name string
+		var v float64
+		var at time.Time
+		return c.QueryRow(ctx, "SELECT id, name, v, at FROM points WHERE id = $1", 1+mrand.IntN(pointRows)).Scan(&id, &name, &v, &at)
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Println("(c) parameterised point query, 8 concurrent")
+	fmt.Printf("    bitd POST /query   %8.0f req/s  p50 %-9s p99 %s\n", apiC.rate(), apiC.pct(50), apiC.pct(99))
+	fmt.Printf("    direct pgx         %8.0f req/s  p50 %-9s p99 %s\n", pgC.rate(), pgC.pct(50), pgC.pct(99))
+	fmt.Printf("    ratio bitd/pgx req/s %.2f\n", apiC.rate()/pgC.rate())
+	for _, m := range []*stats{apiA, bareA, apiC} {
+		if m.errs > 0 {
+			return fmt.Errorf("%d requests failed during the run; first: %v", m.errs, m.firstErr)
+		}
+	}
+	return nil
+}
+
+func ratio(a, b time.Duration) float64 {
+	if b == 0 {
+		return math.Inf(1)
+	}
+	return float64(a) / float64(b)
+}
+
+func post(c *http.Client, ep, key, body string) ([]byte, error) {
+	req, err := http.NewRequest(http.MethodPost, ep+"/v2beta/query", strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %d: %.200s", resp.StatusCode, b)
+	}
+	return b, nil
+}
+
+// stats collects the latencies of one throughput run.
+type stats struct {
+	mu       sync.Mutex
+	lat      []time.Duration
+	elapsed  time.Duration
+	errs     int
+	firstErr error
+}
+
+func (s *stats) rate() float64 { return float64(len(s.lat)) / s.elapsed.Seconds() }
+
+func (s *stats) pct(p float64) time.Duration {
+	if len(s.lat) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p/100*float64(len(s.lat)))) - 1
+	return s.lat[max(0, min(i, len(s.lat)-1))].Round(time.Microsecond)
+}
+
+// measure runs f from 8 goroutines for d.
+func measure(d time.Duration, f func() error) *stats {
+	s := &stats{}
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for range concurrency {
+		wg.Go(func() {
+			var local []time.Duration
+			for time.Now().Before(deadline) {
+				t0 := time.Now()
+				err := f()
+				local = append(local, time.Since(t0))
+				if err != nil {
+					s.mu.Lock()
+					if s.errs == 0 {
+						s.firstErr = err
+					}
+					s.errs++
+					s.mu.Unlock()
+				}
+			}
+			s.mu.Lock()
+			s.lat = append(s.lat, local...)
+			s.mu.Unlock()
+		})
+	}
+	wg.Wait()
+	s.elapsed = time.Since(start)
+	sort.Slice(s.lat, func(i, j int) bool { return s.lat[i] < s.lat[j] })
+	return s
+}
+
+// measurePgx runs f on 8 direct connections for d.
+func measurePgx(ctx context.Context, dbURL string, d time.Duration, f func(*pgx.Conn) error) (*stats, error) {
+	conns := make(chan *pgx.Conn, concurrency)
+	var all []*pgx.Conn
+	defer func() {
+		for _, c := range all {
+			_ = c.Close(context.Background())
+		}
+	}()
+	for range concurrency {
+		c, err := pgx.Connect(ctx, dbURL)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, c)
+		conns <- c
+	}
+	s := measure(d, func() error {
+		c := <-conns
+		defer func() { conns <- c }()
+		return f(c)
+	})
+	if s.errs > 0 {
+		return nil, fmt.Errorf("direct pgx: %v", s.firstErr)
+	}
+	return s, nil
+}
+
+func timeStream(ctx context.Context, c *core.Client, db, sql string) (time.Duration, int64, error) {
+	start := time.Now()
+	s, err := c.QueryStream(ctx, core.QueryRequest{Database: db, SQL: sql, Timeout: 10 * time.Minute})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer s.Close()
+	var n int64
+	for s.Next() {
+		if len(s.Row().Values()) != 6 {
+			return 0, 0, errors.New("stream row without 6 values")
+		}
+		n++
+	}
+	if err := s.Err(); err != nil {
+		return 0, 0, err
+	}
+	if n != bulkRows {
+		return 0, 0, fmt.Errorf("streamed %d rows, want %d", n, bulkRows)
+	}
+	return time.Since(start), n, nil
+}
+
+type countWriter struct{ n int64 }
+
+func (w *countWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); return len(p), nil }
+
+func timeCopy(ctx context.Context, dbURL, sql string) (time.Duration, int64, error) {
+	c, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.Close(context.Background())
+	start := time.Now()
+	var w countWriter
+	if _, err := c.PgConn().CopyTo(ctx, &w, "COPY ("+sql+") TO STDOUT"); err != nil {
+		return 0, 0, err
+	}
+	return time.Since(start), w.n, nil
+}
+
+func timeSelect(ctx context.Context, dbURL, sql string) (time.Duration, error) {
+	c, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close(context.Background())
+	start := time.Now()
+	rows, err := c.Query(ctx, sql)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			return 0, err
+		}
+		if len(vals) != 6 {
+			return 0, errors.New("pgx row without 6 values")
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	if n != bulkRows {
+		return 0, fmt.Errorf("pgx read %d rows", n)
+	}
+	return time.Since(start), nil
+}
+
+func adminExec(ctx context.Context, dbURL, sql string) error {
+	c, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return fmt.Errorf("connect to the cluster: %w", err)
+	}
+	defer c.Close(context.Background())
+	if _, err := c.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("%.60s: %w", sql, err)
+	}
+	return nil
+}
+
+func withDatabase(dbURL, db string) (string, error) {
+	u, err := url.Parse(dbURL)
+	if err != nil || u.Scheme == "" {
+		return "", errors.New("--database-url must be a postgres:// URL")
+	}
+	u.Path = "/" + db
+	return u.String(), nil
+}
+
+// startBitd runs `bitd dev --ephemeral` against the cluster and returns its
+// endpoint, the demo user's API key and name, and a function that stops it.
+func startBitd(dbURL string) (stop func(), ep, key, user string, err error) {
+	bin := *bitdPath
+	if bin == "" {
+		for _, p := range []string{"../bin/bitd", "bin/bitd", "../../bin/bitd"} {
+			if st, err := os.Stat(p); err == nil && !st.IsDir() {
+				bin = p
+				break
+			}
+		}
+	}
+	if bin == "" {
+		return nil, "", "", "", errors.New("no bitd binary at ../bin/bitd: run `make bin/bitd` or pass --endpoint/--key or --bitd")
+	}
+	data, err := os.MkdirTemp("", "bitbench-")
+	if err != nil {
+		return nil, "", "", "", err
+	}
+	logf, err := os.Create(filepath.Join(data, "bitd.log"))
+	if err != nil {
+		return nil, "", "", "", err
+	}
+	cmd := exec.Command(bin, "dev", "--database-url", dbURL, "--metadata-db", "bitbench_meta_"+randomSuffix(),
+		"--http", "127.0.0.1:0", "--pg", "", "--data", data, "--ephemeral")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, "", "", "", fmt.Errorf("start %s: %w", bin, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	stop = func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		logf.Close()
+		os.RemoveAll(data)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		b, err := os.ReadFile(filepath.Join(data, "demo.env"))
+		if err == nil && bytes.Contains(b, []byte("BITKIT_API_KEY=")) {
+			env := map[string]string{}
+			sc := bufio.NewScanner(bytes.NewReader(b))
+			for sc.Scan() {
+				k, v, _ := strings.Cut(sc.Text(), "=")
+				env[k] = v
+			}
+			return stop, env["BITKIT_ENDPOINT"], env["BITKIT_API_KEY"], env["BITKIT_DEMO_USER"], nil
+		}
+		select {
+		case <-done:
+			logs, _ := os.ReadFile(logf.Name())
+			stop()
+			return nil, "", "", "", fmt.Errorf("bitd exited during start-up:\n%s", logs)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return nil, "", "", "", errors.New("bitd did not become ready within 90s")
+		}
+	}
+}

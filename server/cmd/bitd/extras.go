@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/bitkit-dev/bitkit/server/internal/api"
+	"github.com/bitkit-dev/bitkit/server/internal/config"
+	"github.com/bitkit-dev/bitkit/server/internal/proxy"
+	"github.com/bitkit-dev/bitkit/server/internal/store"
+)
+
+// wireExtras wires the query, job and wire-proxy components and returns a
+// function that stops them.
+func wireExtras(ctx context.Context, cfg *config.Config, st *store.Store, srv *api.Server, resolver *api.Resolver,
+	usage *api.Usage, hooks *lateHooks, log *slog.Logger) (func(), error) {
+	var stops []func()
+	stopAll := func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	flushUsage, err := wireQuery(cfg, srv, resolver, usage, log)
+	if err != nil {
+		return nil, err
+	}
+	stops = append(stops, flushUsage)
+	stopJobs, err := wireJobs(ctx, cfg, st, srv, resolver.Pools, resolver, log)
+	if err != nil {
+		return nil, err
+	}
+	stops = append(stops, stopJobs)
+	if cfg.PGAddr != "" {
+		backend, err := api.BackendAddr(cfg.DatabaseURL)
+		if err != nil {
+			stopAll()
+			return nil, err
+		}
+		ln, err := net.Listen("tcp", cfg.PGAddr)
+		if err != nil {
+			stopAll()
+			return nil, fmt.Errorf("listen on %s (--pg): %w", cfg.PGAddr, err)
+		}
+		pc := proxy.Config{DevTLS: true, AllowPlaintext: cfg.AllowPlaintextLoopback, IdleTimeout: cfg.PGIdleTimeout}
+		if cfg.PGTLSCert != "" || cfg.PGTLSKey != "" {
+			cert, err := tls.LoadX509KeyPair(cfg.PGTLSCert, cfg.PGTLSKey)
+			if err != nil {
+				ln.Close()
+				stopAll()
+				return nil, fmt.Errorf("--pg-tls-cert/--pg-tls-key: %w", err)
+			}
+			pc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		} else if !cfg.Dev {
+			log.Warn("the wire proxy uses a self-signed TLS certificate: pass --pg-tls-cert and --pg-tls-key")
+		}
+		px := proxy.New(pc,
+			&api.WireAuthorizer{Store: st, Secret: cfg.Secret, BackendAddr: backend}, log)
+		go func() {
+			if err := px.Serve(ln); err != nil && !errors.Is(err, proxy.ErrServerClosed) {
+				log.Error("wire proxy stopped", "err", err)
+			}
+		}()
+		hooks.pgAddr = ln.Addr().String()
+		hooks.onRevoke = append(hooks.onRevoke, px.TerminateCredential)
+		hooks.onDelete = append(hooks.onDelete, px.TerminateDatabase)
+		stops = append(stops, func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = px.Shutdown(sctx)
+		})
+	}
+	return stopAll, nil
+}

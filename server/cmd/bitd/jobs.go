@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/bitkit-dev/bitkit/server/internal/api"
+	"github.com/bitkit-dev/bitkit/server/internal/blob"
+	"github.com/bitkit-dev/bitkit/server/internal/config"
+	"github.com/bitkit-dev/bitkit/server/internal/jobs"
+	"github.com/bitkit-dev/bitkit/server/internal/store"
+)
+
+// wireJobs migrates the job tables, opens the blob store, starts the job
+// workers and registers their routes. The returned function stops the
+// workers and closes the blob store.
+func wireJobs(ctx context.Context, cfg *config.Config, st *store.Store, srv *api.Server, pools jobs.PoolSource,
+	resolver *api.Resolver, log *slog.Logger) (func(), error) {
+	if err := jobs.Migrate(ctx, st.DB); err != nil {
+		return nil, err
+	}
+	bucket, err := blob.Open(ctx, cfg.BlobURL, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	jc := jobs.Config{PublicURL: cfg.PublicURL, Secret: cfg.Secret, AllowPrivateURLs: cfg.AllowPrivateFileURLs}
+	if cfg.Dev {
+		jc.RescueAfter = time.Minute
+	}
+	svc, err := jobs.New(ctx, jc, st.DB, pools, resolver, bucket, log)
+	if err != nil {
+		bucket.Close()
+		return nil, err
+	}
+	for _, rt := range svc.Routes() {
+		if strings.HasSuffix(rt.Pattern, "/{$}") {
+			continue // api.Server.Handle registers the trailing-slash form itself
+		}
+		var opts []api.RouteOption
+		if rt.Public {
+			opts = append(opts, api.Public)
+		}
+		if strings.HasSuffix(rt.Pattern, "/import") {
+			opts = append(opts, api.NoBodyLimit) // multipart uploads; jobs caps them
+		}
+		srv.Handle(rt.Pattern, rt.Handler, opts...)
+	}
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := svc.Stop(sctx); err != nil {
+			log.Warn("stopping job workers", "err", err)
+		}
+		_ = bucket.Close()
+	}, nil
+}

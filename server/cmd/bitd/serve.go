@@ -1,0 +1,291 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/bitkit-dev/bitkit/internal/jsonx"
+	"github.com/bitkit-dev/bitkit/server/internal/api"
+	"github.com/bitkit-dev/bitkit/server/internal/config"
+	"github.com/bitkit-dev/bitkit/server/internal/cors"
+	"github.com/bitkit-dev/bitkit/server/internal/pgcluster"
+	"github.com/bitkit-dev/bitkit/server/internal/pgpool"
+	"github.com/bitkit-dev/bitkit/server/internal/secret"
+	"github.com/bitkit-dev/bitkit/server/internal/store"
+	"github.com/bitkit-dev/bitkit/server/internal/webui"
+)
+
+// devOptions are the flags only `bitd dev` has.
+type devOptions struct {
+	ephemeral bool
+	user      string
+}
+
+func newLogger(cfg *config.Config) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
+	ho := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, ho))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, ho))
+}
+
+func cmdServe(args []string, dev bool) error {
+	cfg := config.Default()
+	var d devOptions
+	name, synopsis := "serve", "bitd serve --database-url URL [flags]"
+	if dev {
+		name, synopsis = "dev", "bitd dev [--http ADDR] [--pg ADDR] [--data DIR] [--database-url URL] [--ephemeral] [--user NAME] [flags]"
+		cfg.PGAddr = "127.0.0.1:6432"
+		cfg.DataDir = ".bitd"
+	}
+	fs := newFlagSet(name, synopsis)
+	cfg.RegisterFlags(fs)
+	if dev {
+		fs.BoolVar(&d.ephemeral, "ephemeral", false, "on exit, drop every database and role this instance created and the metadata database")
+		fs.StringVar(&d.user, "user", envOr("BITD_DEV_USER", "demo"), "demo user to create (with its personal account) and issue an API key for")
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return exitUsage{fmt.Sprintf("unexpected argument %q", pos[0])}
+	}
+	cfg.Dev = dev
+	cfg.AllowPrivateFileURLs = dev
+	cfg.AllowPlaintextLoopback = dev
+	if dev {
+		if err := api.ValidateAccountName(d.user); err != nil {
+			return exitUsage{"--user: " + err.Error()}
+		}
+	}
+	if dev && cfg.DatabaseURL == "" {
+		cfg.DatabaseURL = "private" // replaced once the private cluster runs
+	}
+	if err := cfg.Validate(); err != nil {
+		return exitUsage{err.Error()}
+	}
+	if _, err := cors.ParseOrigins(cfg.AllowedOrigins); err != nil {
+		return exitUsage{"--allowed-origins: " + err.Error()}
+	}
+	log := newLogger(&cfg)
+	slog.SetDefault(log)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second Ctrl-C ends bitd at once
+	}()
+	return serve(ctx, &cfg, dev, d, log)
+}
+
+func envOr(k, def string) string {
+	if v, ok := os.LookupEnv(k); ok {
+		return v
+	}
+	return def
+}
+
+func serve(ctx context.Context, cfg *config.Config, dev bool, d devOptions, log *slog.Logger) (err error) {
+	if cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return fmt.Errorf("create data directory: %w", err)
+		}
+		if abs, err := filepath.Abs(cfg.DataDir); err == nil {
+			cfg.DataDir = abs
+		}
+	}
+	cfg.Secret, err = secret.LoadServerSecret(os.Getenv("BITD_SECRET"), cfg.DataDir)
+	if err != nil {
+		return err
+	}
+
+	var cluster *pgcluster.Cluster
+	if cfg.DatabaseURL == "private" {
+		log.Info("starting a private PostgreSQL cluster", "dir", filepath.Join(cfg.DataDir, "pg"))
+		cluster, err = pgcluster.Start(ctx, filepath.Join(cfg.DataDir, "pg"), filepath.Join(cfg.DataDir, "postgres.log"))
+		if err != nil {
+			return err
+		}
+		defer func() {
+			cluster.Stop(30 * time.Second)
+			log.Info("private PostgreSQL cluster stopped")
+		}()
+		cfg.DatabaseURL = cluster.URL
+		log.Info("private PostgreSQL cluster ready", "port", cluster.Port)
+	}
+
+	st, err := store.Open(ctx, store.Options{AdminURL: cfg.DatabaseURL, MetadataDB: cfg.MetadataDB, Secret: cfg.Secret})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if d.ephemeral {
+			dctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			if derr := st.DropEverything(dctx); derr != nil {
+				log.Error("ephemeral clean-up incomplete", "err", derr)
+			} else {
+				log.Info("ephemeral clean-up done: platform databases, roles and the metadata database dropped")
+			}
+			return
+		}
+		st.Close()
+	}()
+
+	pools := pgpool.New(pgpool.Config{ConnString: cfg.DatabaseURL, Secret: cfg.Secret, Logger: log})
+	defer pools.Close()
+
+	hooks := &lateHooks{}
+	srv := api.New(api.Options{
+		Store: st, Logger: log, TokenTTL: cfg.TokenTTL,
+		OnDeleteDatabase: func(pgDB, id string) {
+			hooks.deleteDatabase(id)
+			// CloseDatabase waits for connections in use; DROP DATABASE
+			// WITH (FORCE), which runs next, ends their queries.
+			go pools.CloseDatabase(pgDB)
+		},
+		OnRevokeCredential: hooks.revokeCredential,
+	})
+	resolver := &api.Resolver{Store: st, Pools: pools}
+	usage := &api.Usage{Store: st, Log: log.Warn}
+	origins, _ := cors.ParseOrigins(cfg.AllowedOrigins)
+	srv.Use(cors.Middleware(origins))
+	srv.SetFallback(webui.Handler())
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (--http): %w", cfg.HTTPAddr, err)
+	}
+	endpoint := "http://" + ln.Addr().String()
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = endpoint
+	}
+	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
+
+	stopExtras, err := wireExtras(ctx, cfg, st, srv, resolver, usage, hooks, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopExtras()
+
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+	log.Info("bitd listening", "http", endpoint, "pg", hooks.pgAddr, "metadata_db", cfg.MetadataDB, "version", version)
+
+	if dev {
+		if err := devBootstrap(ctx, cfg, st, d, endpoint, hooks.pgAddr); err != nil {
+			_ = hs.Close()
+			return err
+		}
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Warn("http shutdown did not finish in time; closing connections", "err", err)
+		_ = hs.Close()
+	}
+	return nil
+}
+
+// lateHooks forwards revocations and deletions to components created after
+// the API server (the wire proxy).
+type lateHooks struct {
+	onRevoke []func(id string)
+	onDelete []func(id string)
+	pgAddr   string
+}
+
+func (h *lateHooks) revokeCredential(id string) {
+	for _, f := range h.onRevoke {
+		f(id)
+	}
+}
+
+func (h *lateHooks) deleteDatabase(id string) {
+	for _, f := range h.onDelete {
+		f(id)
+	}
+}
+
+// writeFileAtomic writes b to path with mode 0600 via a temp file + rename.
+func writeFileAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// adminInfo is DATA/bitd.json: how `bitd admin --data DIR` reaches the
+// metadata database.
+type adminInfo struct {
+	DatabaseURL string `json:"database_url"`
+	MetadataDB  string `json:"metadata_db"`
+}
+
+func devBootstrap(ctx context.Context, cfg *config.Config, st *store.Store, d devOptions, endpoint, pgAddr string) error {
+	u, err := st.EnsureUser(ctx, d.user)
+	if err != nil {
+		return fmt.Errorf("create demo user: %w", err)
+	}
+	key, err := st.CreateUserAPIKey(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	info, _ := jsonx.Marshal(adminInfo{DatabaseURL: cfg.DatabaseURL, MetadataDB: cfg.MetadataDB})
+	if err := writeFileAtomic(filepath.Join(cfg.DataDir, "bitd.json"), append(info, '\n')); err != nil {
+		return fmt.Errorf("write bitd.json: %w", err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "BITKIT_ENDPOINT=%s\nBITKIT_API_KEY=%s\nBITKIT_DEMO_USER=%s\n", endpoint, key, u.Name)
+	if pgAddr != "" {
+		fmt.Fprintf(&b, "BITKIT_PG_ADDR=%s\n", pgAddr)
+	}
+	envPath := filepath.Join(cfg.DataDir, "demo.env")
+	if err := writeFileAtomic(envPath, []byte(b.String())); err != nil {
+		return fmt.Errorf("write demo.env: %w", err)
+	}
+	fmt.Printf("bitd dev is ready\n  HTTP API:   %s\n", endpoint)
+	if pgAddr != "" {
+		fmt.Printf("  PG proxy:   %s (password = API key, database = %s/<db>)\n", pgAddr, u.Name)
+	}
+	fmt.Printf("  demo user:  %s\n  API key:    in %s (source it: set -a; . %s)\n", u.Name, envPath, envPath)
+	return nil
+}

@@ -1,0 +1,235 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bitkit-dev/bitkit/server/internal/apierr"
+	"github.com/bitkit-dev/bitkit/server/internal/authn"
+	"github.com/bitkit-dev/bitkit/server/internal/secret"
+	"github.com/bitkit-dev/bitkit/server/internal/store"
+)
+
+// bearer returns the credential of an "Authorization: Bearer X" header.
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", false
+	}
+	scheme, cred, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", true
+	}
+	return strings.TrimSpace(cred), true
+}
+
+// authenticate puts the caller's principal into the request context. With
+// required, a request without a credential is refused with 401; a
+// credential that is unknown, revoked or expired is always refused.
+func (s *Server) authenticate(next http.Handler, required bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cred, present := bearer(r)
+		if !present {
+			if required {
+				apierr.Write(w, r, apierr.Unauthorized("authentication required: send \"Authorization: Bearer <API key or access token>\""))
+				return
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
+		if cred == "" {
+			apierr.Write(w, r, apierr.Unauthorized("malformed Authorization header: use \"Authorization: Bearer <API key or access token>\""))
+			return
+		}
+		p, err := s.principal(r, cred)
+		if err != nil {
+			apierr.Write(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(authn.With(r.Context(), p)))
+	})
+}
+
+// Principal looks up an API key or access token (used by the wire proxy
+// authorizer too). Unknown, revoked and expired credentials are a 401 that
+// never echoes the credential.
+func (s *Server) principal(r *http.Request, cred string) (*authn.Principal, error) {
+	p, err := lookupPrincipal(r.Context(), s.st, cred)
+	if errors.Is(err, store.ErrNotFound) {
+		if secret.IsAccessToken(cred) {
+			return nil, apierr.Unauthorized("the access token is invalid, expired or revoked: log in again (POST /auth/v1/login)")
+		}
+		return nil, apierr.Unauthorized("the API key is invalid or revoked: create a new key (bit key create, or bitd admin key create USER)")
+	}
+	return p, err
+}
+
+type loginReq struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	if p := authn.From(r.Context()); p != nil && p.Kind == authn.KindServiceAccount {
+		apierr.Write(w, r, apierr.Forbidden("service accounts cannot log in: they authenticate only with their API keys"))
+		return
+	}
+	var req loginReq
+	if err := DecodeJSON(r, &req, false); err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	if req.Username == "" {
+		apierr.Write(w, r, missing("username"))
+		return
+	}
+	if req.Password == "" {
+		apierr.Write(w, r, missing("password"))
+		return
+	}
+	userKey, addrKey := "u:"+strings.ToLower(req.Username), "a:"+clientAddr(r)
+	if wait := s.limiter.blocked(userKey, addrKey); wait > 0 {
+		e := apierr.New(http.StatusTooManyRequests, "rate_limited", "too many failed logins; try again in %d seconds", int((wait+time.Second-1)/time.Second))
+		e.RetryAfter = wait
+		apierr.Write(w, r, e)
+		return
+	}
+	u, err := s.st.UserByName(r.Context(), req.Username)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		apierr.Write(w, r, err)
+		return
+	}
+	hash := secret.DummyHash
+	if u != nil && u.PasswordHash != "" {
+		hash = u.PasswordHash
+	}
+	ok, verr := secret.VerifyPassword(hash, req.Password)
+	if verr != nil {
+		s.log.ErrorContext(r.Context(), "stored password hash is unreadable", "user", req.Username, "err", verr)
+	}
+	if u == nil || u.PasswordHash == "" || !ok {
+		s.limiter.fail(userKey, addrKey)
+		apierr.Write(w, r, apierr.New(http.StatusUnauthorized, "invalid_credentials", "invalid username or password"))
+		return
+	}
+	tok, exp, err := s.st.CreateAccessToken(r.Context(), u.ID, s.o.TokenTTL)
+	if err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	s.limiter.reset(userKey)
+	secs := int64(time.Until(exp).Round(time.Second) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	apierr.WriteJSON(w, http.StatusOK, map[string]any{"access_token": tok, "expires_in": secs, "token_type": "Bearer"})
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	p := authn.From(r.Context())
+	if p.Credential != authn.CredToken {
+		apierr.Write(w, r, apierr.BadRequest("not_a_token", "DELETE /auth/v1/token revokes the access token it is called with; to revoke an API key use DELETE /v2beta/api-key/?api_key=..."))
+		return
+	}
+	if err := s.st.RevokeAccessToken(r.Context(), p.CredentialID); err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	if s.o.OnRevokeCredential != nil {
+		s.o.OnRevokeCredential(p.CredentialID)
+	}
+	apierr.WriteJSON(w, http.StatusOK, struct{}{})
+}
+
+// loginLimiter counts failed logins per key in fixed windows. It lives in
+// memory, so limits apply per bitd replica.
+type loginLimiter struct {
+	mu       sync.Mutex
+	perUser  int
+	perAddr  int
+	window   time.Duration
+	counters map[string]*window
+}
+
+type window struct {
+	n     int
+	reset time.Time
+}
+
+func newLoginLimiter(perUser, perAddr int, w time.Duration) *loginLimiter {
+	return &loginLimiter{perUser: perUser, perAddr: perAddr, window: w, counters: map[string]*window{}}
+}
+
+func (l *loginLimiter) limit(key string) int {
+	if strings.HasPrefix(key, "u:") {
+		return l.perUser
+	}
+	return l.perAddr
+}
+
+// blocked returns how long the caller must wait, or 0.
+func (l *loginLimiter) blocked(keys ...string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	var wait time.Duration
+	for _, k := range keys {
+		c := l.counters[k]
+		if c == nil || now.After(c.reset) {
+			continue
+		}
+		if c.n >= l.limit(k) {
+			wait = max(wait, c.reset.Sub(now))
+		}
+	}
+	return wait
+}
+
+func (l *loginLimiter) fail(keys ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if len(l.counters) > 100_000 { // drop expired windows now and then
+		for k, c := range l.counters {
+			if now.After(c.reset) {
+				delete(l.counters, k)
+			}
+		}
+	}
+	for _, k := range keys {
+		c := l.counters[k]
+		if c == nil || now.After(c.reset) {
+			c = &window{reset: now.Add(l.window)}
+			l.counters[k] = c
+		}
+		c.n++
+	}
+}
+
+func (l *loginLimiter) reset(key string) {
+	l.mu.Lock()
+	delete(l.counters, key)
+	l.mu.Unlock()
+}
+
+// lookupPrincipal finds the principal of an API key or access token;
+// store.ErrNotFound when it is unknown, revoked or expired.
+func lookupPrincipal(ctx context.Context, st *store.Store, cred string) (*authn.Principal, error) {
+	if secret.IsAccessToken(cred) {
+		return st.PrincipalByAccessToken(ctx, cred)
+	}
+	return st.PrincipalByAPIKey(ctx, cred)
+}

@@ -1,0 +1,372 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/bitkit-dev/bitkit/server/internal/apierr"
+	"github.com/bitkit-dev/bitkit/server/internal/authn"
+	"github.com/bitkit-dev/bitkit/server/internal/store"
+)
+
+// DefaultStorageLimit is the storage_limit_bytes of a new database when the
+// request gives none (3 GiB). The limit is recorded and reported; bitd
+// does not enforce it.
+const DefaultStorageLimit = 3 << 30
+
+var (
+	nameCharsRE  = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	accountFirst = regexp.MustCompile(`^[A-Za-z0-9_]`)
+)
+
+// ValidateAccountName checks an account (and user) name: 1–38 characters of
+// [A-Za-z0-9_-], starting with a letter, digit or underscore.
+func ValidateAccountName(n string) error {
+	switch {
+	case n == "":
+		return apierr.BadRequest("invalid_name", "the account name is empty: use 1-38 characters of A-Z a-z 0-9 _ -")
+	case len(n) > 38:
+		return apierr.BadRequest("invalid_name", "the account name is %d characters long: the maximum is 38", len(n))
+	case !nameCharsRE.MatchString(n):
+		return apierr.BadRequest("invalid_name", "the account name %q may only contain A-Z a-z 0-9 _ -", n)
+	case !accountFirst.MatchString(n):
+		return apierr.BadRequest("invalid_name", "the account name %q must start with a letter, digit or underscore", n)
+	}
+	return nil
+}
+
+// ValidateDatabaseName checks a database name (the part after "account/"):
+// 1–23 characters of [A-Za-z0-9_-].
+func ValidateDatabaseName(n string) error {
+	switch {
+	case n == "":
+		return apierr.BadRequest("invalid_name", "the database name is empty: use 1-23 characters of A-Z a-z 0-9 _ -")
+	case len(n) > 23:
+		return apierr.BadRequest("invalid_name", "the database name is %d characters long: the maximum is 23", len(n))
+	case !nameCharsRE.MatchString(n):
+		return apierr.BadRequest("invalid_name", "the database name %q may only contain A-Z a-z 0-9 _ -", n)
+	}
+	return nil
+}
+
+// SplitFullName splits "account/db" and validates both parts. A bare "db"
+// takes defaultAccount.
+func SplitFullName(full, defaultAccount string) (account, db string, err error) {
+	account, db, ok := strings.Cut(full, "/")
+	if !ok {
+		account, db = defaultAccount, full
+	}
+	if strings.Contains(db, "/") {
+		return "", "", apierr.BadRequest("invalid_name", "the database name %q has more than one '/': use account/db", full)
+	}
+	if err := ValidateAccountName(account); err != nil {
+		return "", "", err
+	}
+	if err := ValidateDatabaseName(db); err != nil {
+		return "", "", err
+	}
+	return account, db, nil
+}
+
+type usageJSON struct {
+	RowsQueried int64     `json:"rows_queried"`
+	PeriodStart time.Time `json:"period_start"`
+	PeriodEnd   time.Time `json:"period_end"`
+}
+
+type databaseJSON struct {
+	ID                string    `json:"id"`
+	Name              string    `json:"name"`
+	DateCreated       time.Time `json:"date_created"`
+	IsPrivate         bool      `json:"is_private"`
+	Role              string    `json:"role"`
+	StorageLimitBytes int64     `json:"storage_limit_bytes"`
+	StorageUsageBytes int64     `json:"storage_usage_bytes"`
+	UsageCurrent      usageJSON `json:"usage_current"`
+	UsagePrevious     usageJSON `json:"usage_previous"`
+}
+
+func (s *Server) databaseJSON(ctx context.Context, d *store.Database) (*databaseJSON, error) {
+	cur, prev, err := s.st.UsageFor(ctx, d.ID, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return &databaseJSON{
+		ID: d.ID, Name: d.FullName(), DateCreated: d.CreatedAt.UTC(), IsPrivate: d.IsPrivate, Role: d.Role,
+		StorageLimitBytes: d.StorageLimitBytes, StorageUsageBytes: s.st.StorageUsage(ctx, d.PGName),
+		UsageCurrent:  usageJSON{cur.RowsQueried, cur.Start, cur.End},
+		UsagePrevious: usageJSON{prev.RowsQueried, prev.Start, prev.End},
+	}, nil
+}
+
+func notFoundDB(account, db string) error {
+	return apierr.NotFound("database %s/%s not found, or you have no access to it", account, db)
+}
+
+func (s *Server) listDatabases(w http.ResponseWriter, r *http.Request) {
+	dbs, err := s.st.ListDatabases(r.Context(), authn.From(r.Context()))
+	if err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	out := make([]*databaseJSON, 0, len(dbs))
+	for _, d := range dbs {
+		j, err := s.databaseJSON(r.Context(), d)
+		if err != nil {
+			apierr.Write(w, r, err)
+			return
+		}
+		out = append(out, j)
+	}
+	apierr.WriteJSON(w, http.StatusOK, map[string]any{"databases": out})
+}
+
+type createDBReq struct {
+	Name              string `json:"name"`
+	IsPrivate         *bool  `json:"is_private"`
+	StorageLimitBytes *int64 `json:"storage_limit_bytes"`
+	Account           string `json:"account"`
+}
+
+// accountForWrite resolves the account a user wants to create something in
+// and checks the user is OWNER or ADMIN there: 404 when it does not exist
+// or the user is not a member, 403 for READER/WRITER members.
+func (s *Server) accountForWrite(ctx context.Context, p *authn.Principal, name string) (*store.Account, error) {
+	if name == "" || strings.EqualFold(name, p.AccountName) {
+		return &store.Account{ID: p.AccountID, Name: p.AccountName}, nil
+	}
+	if err := ValidateAccountName(name); err != nil {
+		return nil, err
+	}
+	acc, err := s.st.AccountByName(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, apierr.NotFound("account %q not found, or you are not a member", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	role, err := s.st.MemberRole(ctx, acc.ID, p.UserID)
+	if err != nil {
+		return nil, err
+	}
+	switch role {
+	case "":
+		return nil, apierr.NotFound("account %q not found, or you are not a member", name)
+	case "OWNER", "ADMIN":
+		return acc, nil
+	}
+	return nil, apierr.Forbidden("your role in account %q is %s: creating there needs OWNER or ADMIN", acc.Name, role)
+}
+
+func (s *Server) createDatabase(w http.ResponseWriter, r *http.Request) {
+	p := authn.From(r.Context())
+	var req createDBReq
+	if err := DecodeJSON(r, &req, false); err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	if req.Name == "" {
+		apierr.Write(w, r, missing("name"))
+		return
+	}
+	account, name := req.Account, req.Name
+	if a, n, ok := strings.Cut(req.Name, "/"); ok {
+		if account != "" && !strings.EqualFold(account, a) {
+			apierr.Write(w, r, apierr.BadRequest("invalid_name", "name %q names account %q but the account field says %q: give one", req.Name, a, account))
+			return
+		}
+		account, name = a, n
+		if err := ValidateAccountName(account); err != nil {
+			apierr.Write(w, r, err)
+			return
+		}
+	}
+	if account == "" {
+		account = r.Header.Get("X-Bitkit-Account")
+	}
+	if err := ValidateDatabaseName(name); err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	isPrivate := true
+	if req.IsPrivate != nil {
+		isPrivate = *req.IsPrivate
+	}
+	limit := int64(DefaultStorageLimit)
+	if req.StorageLimitBytes != nil {
+		if *req.StorageLimitBytes < 0 {
+			apierr.Write(w, r, apierr.BadRequest("invalid_field", "storage_limit_bytes must be 0 or more"))
+			return
+		}
+		limit = *req.StorageLimitBytes
+	}
+	acc, err := s.accountForWrite(r.Context(), p, account)
+	if err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	d, err := s.st.CreateDatabase(r.Context(), acc.ID, name, isPrivate, limit)
+	if err != nil {
+		apierr.Write(w, r, dbNameError(err, acc.Name, name))
+		return
+	}
+	d.Role = "OWNER"
+	if role, err := s.st.MemberRole(r.Context(), acc.ID, p.UserID); err == nil && role != "" {
+		d.Role = role
+	}
+	s.log.InfoContext(r.Context(), "database created", "database", d.FullName(), "id", d.ID, "pg_database", d.PGName)
+	j, err := s.databaseJSON(r.Context(), d)
+	if err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	apierr.WriteJSON(w, http.StatusCreated, j)
+}
+
+func dbNameError(err error, account, name string) error {
+	var re *store.ReservedError
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return apierr.Conflict("a database named %s/%s already exists: choose another name", account, name)
+	case errors.As(err, &re):
+		return apierr.New(http.StatusConflict, "name_reserved", "the name %s/%s belonged to a deleted database and is reserved until %s: choose another name or wait",
+			account, name, re.Until.UTC().Format(time.RFC3339))
+	}
+	return err
+}
+
+// lookup finds {account}/{db} from the path for the caller (404 when not
+// visible).
+func (s *Server) lookup(r *http.Request) (*store.Database, error) {
+	account, db := r.PathValue("account"), r.PathValue("db")
+	if err := ValidateAccountName(account); err != nil {
+		return nil, err
+	}
+	if err := ValidateDatabaseName(db); err != nil {
+		return nil, err
+	}
+	d, err := s.st.DatabaseFor(r.Context(), authn.From(r.Context()), account, db)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFoundDB(account, db)
+	}
+	return d, err
+}
+
+func (s *Server) getDatabase(w http.ResponseWriter, r *http.Request) {
+	d, err := s.lookup(r)
+	if err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	j, err := s.databaseJSON(r.Context(), d)
+	if err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	apierr.WriteJSON(w, http.StatusOK, j)
+}
+
+func requireAdmin(d *store.Database, action string) error {
+	if d.Role == "OWNER" || d.Role == "ADMIN" {
+		return nil
+	}
+	return apierr.Forbidden("your role on %s is %s: %s needs OWNER or ADMIN", d.FullName(), d.Role, action)
+}
+
+type updateDBReq struct {
+	Name              *string `json:"name"`
+	IsPrivate         *bool   `json:"is_private"`
+	StorageLimitBytes *int64  `json:"storage_limit_bytes"`
+}
+
+func (s *Server) updateDatabase(w http.ResponseWriter, r *http.Request) {
+	d, err := s.lookup(r)
+	if err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	var req updateDBReq
+	if err := DecodeJSON(r, &req, true); err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	if err := requireAdmin(d, "changing the database"); err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	if req.Name != nil {
+		n := *req.Name
+		if a, rest, ok := strings.Cut(n, "/"); ok {
+			if !strings.EqualFold(a, d.AccountName) {
+				apierr.Write(w, r, apierr.BadRequest("invalid_name", "a database cannot move to another account (%q → %q)", d.AccountName, a))
+				return
+			}
+			n = rest
+		}
+		if err := ValidateDatabaseName(n); err != nil {
+			apierr.Write(w, r, err)
+			return
+		}
+		req.Name = &n
+	}
+	if req.StorageLimitBytes != nil && *req.StorageLimitBytes < 0 {
+		apierr.Write(w, r, apierr.BadRequest("invalid_field", "storage_limit_bytes must be 0 or more"))
+		return
+	}
+	if err := s.st.UpdateDatabase(r.Context(), d.ID, req.Name, req.IsPrivate, req.StorageLimitBytes); err != nil {
+		name := d.Name
+		if req.Name != nil {
+			name = *req.Name
+		}
+		apierr.Write(w, r, dbNameError(err, d.AccountName, name))
+		return
+	}
+	if req.Name != nil {
+		d.Name = *req.Name
+	}
+	if req.IsPrivate != nil {
+		d.IsPrivate = *req.IsPrivate
+	}
+	if req.StorageLimitBytes != nil {
+		d.StorageLimitBytes = *req.StorageLimitBytes
+	}
+	j, err := s.databaseJSON(r.Context(), d)
+	if err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	apierr.WriteJSON(w, http.StatusOK, j)
+}
+
+func (s *Server) deleteDatabase(w http.ResponseWriter, r *http.Request) {
+	d, err := s.lookup(r)
+	if err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	if err := requireAdmin(d, "deleting the database"); err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	if s.o.OnDeleteDatabase != nil {
+		s.o.OnDeleteDatabase(d.PGName, d.ID)
+	}
+	until, err := s.st.DeleteDatabase(r.Context(), d)
+	if errors.Is(err, store.ErrNotFound) {
+		apierr.Write(w, r, notFoundDB(d.AccountName, d.Name))
+		return
+	}
+	if err != nil && until.IsZero() {
+		apierr.Write(w, r, err)
+		return
+	}
+	if err != nil { // deleted and reserved; the PostgreSQL objects linger
+		s.log.ErrorContext(r.Context(), "dropping a deleted database failed; drop it by hand", "pg_database", d.PGName, "err", err)
+	}
+	s.log.InfoContext(r.Context(), "database deleted", "database", d.FullName(), "id", d.ID, "name_reserved_until", until)
+	apierr.WriteJSON(w, http.StatusOK, struct{}{})
+}

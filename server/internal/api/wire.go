@@ -1,0 +1,66 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/bitkit-dev/bitkit/server/internal/proxy"
+	"github.com/bitkit-dev/bitkit/server/internal/secret"
+	"github.com/bitkit-dev/bitkit/server/internal/store"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// WireAuthorizer implements proxy.Authorizer over the metadata store: the
+// password is an API key or access token, the database "account/db", and
+// the backend role is the one the caller's permission maps to, with its
+// password derived from the server secret.
+type WireAuthorizer struct {
+	Store       *store.Store
+	Secret      []byte
+	BackendAddr string // host:port of the cluster holding platform databases
+}
+
+var _ proxy.Authorizer = (*WireAuthorizer)(nil)
+
+// BackendAddr returns host:port of a PostgreSQL connection string.
+func BackendAddr(connString string) (string, error) {
+	cfg, err := pgconn.ParseConfig(connString)
+	if err != nil {
+		return "", errors.New("invalid database URL")
+	}
+	return net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))), nil
+}
+
+// AuthorizeWire checks the credential and the caller's access to database.
+func (a *WireAuthorizer) AuthorizeWire(ctx context.Context, password, database string) (*proxy.WireTarget, error) {
+	p, err := lookupPrincipal(ctx, a.Store, password)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, proxy.ErrBadPassword
+	}
+	if err != nil {
+		return nil, err
+	}
+	account, db, ok := strings.Cut(database, "/")
+	if !ok || ValidateAccountName(account) != nil || ValidateDatabaseName(db) != nil {
+		return nil, fmt.Errorf("%w: use account/db", proxy.ErrUnknownDatabase)
+	}
+	d, err := a.Store.DatabaseFor(ctx, p, account, db)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, proxy.ErrUnknownDatabase
+	}
+	if err != nil {
+		return nil, err
+	}
+	role := store.RoleFor(d.PGName, d.Role)
+	return &proxy.WireTarget{DatabaseID: d.ID, CredentialID: p.CredentialID, PGDatabase: d.PGName,
+		PGRole: role, PGPassword: secret.RolePassword(a.Secret, role), BackendAddr: a.BackendAddr}, nil
+}
+
+// CredentialValid reports whether the key or token is still live.
+func (a *WireAuthorizer) CredentialValid(ctx context.Context, credentialID string) bool {
+	return a.Store.CredentialValid(ctx, credentialID)
+}

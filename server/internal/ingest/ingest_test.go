@@ -1,0 +1,253 @@
+package ingest
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestInferType(t *testing.T) {
+	t.Parallel()
+	cases := map[string]string{
+		"true": "boolean", "No": "boolean", "y": "boolean",
+		"0": "smallint", "-32768": "smallint", "32768": "integer", "-2147483649": "bigint",
+		"99999999999999999999": "numeric", "1.50": "numeric", ".5": "numeric", "-1.": "numeric",
+		"1e3": "double precision", "1.5E-7": "double precision",
+		"007": "text", "1.2.3": "text", "+": "text", "1e": "text", "1e999": "text",
+		"2024-02-29": "date", "2023-02-29": "text", "2024-01-02 03:04:05": "timestamp without time zone",
+		"2024-01-02T03:04:05.123456": "timestamp without time zone", "2024-01-02T03:04Z": "timestamp with time zone",
+		"2024-01-02 03:04:05+05:30": "timestamp with time zone", "2024-01-02 03:04:05-0800": "timestamp with time zone",
+		"2024-01-02 03:04:05+99": "text", "12:30": "time without time zone", "23:59:59.999": "time without time zone",
+		"24:00": "text", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11": "uuid", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1g": "text",
+		`{"a": 1}`: "jsonb", "[1, 2]": "jsonb", "{nope": "text", "hello": "text", "": "text",
+	}
+	for in, want := range cases {
+		t.Run(in, func(t *testing.T) {
+			t.Parallel()
+			if got := InferType(in); got != want {
+				t.Errorf("InferType(%q) = %s, want %s", in, got, want)
+			}
+		})
+	}
+}
+
+func TestInferrerColumns(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		rows   [][]string
+		header bool
+		types  string
+	}{
+		{"widen_ints", [][]string{{"a"}, {"1"}, {"100000"}}, true, "integer"},
+		{"int_and_decimal", [][]string{{"a"}, {"1"}, {"1.5"}}, true, "numeric"},
+		{"int_and_exponent", [][]string{{"a"}, {"1"}, {"1e5"}}, true, "double precision"},
+		{"date_and_timestamp", [][]string{{"a"}, {"2024-01-01"}, {"2024-01-01 10:00"}}, true, "timestamp without time zone"},
+		{"naive_and_zoned", [][]string{{"a"}, {"2024-01-01 10:00"}, {"2024-01-01 10:00Z"}}, true, "timestamp with time zone"},
+		{"number_and_text", [][]string{{"a"}, {"1"}, {"x"}}, true, "text"},
+		{"all_null", [][]string{{"a"}, {""}, {""}}, true, "text"},
+		{"no_header_numbers", [][]string{{"1"}, {"2"}}, false, "smallint"},
+		{"header_is_number", [][]string{{"2020"}, {"1"}}, false, "smallint"},
+		{"duplicate_header", [][]string{{"a", "A"}, {"1", "2"}}, false, "text,text"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			var in Inferrer
+			for _, r := range c.rows {
+				cells := make([]Cell, len(r))
+				for i, v := range r {
+					if v != "" {
+						cells[i] = Cell{Kind: Text, S: v}
+					}
+				}
+				in.Add(cells)
+			}
+			if got := in.LooksLikeHeader(); got != c.header {
+				t.Errorf("LooksLikeHeader = %v, want %v", got, c.header)
+			}
+			if got := strings.Join(in.Types(in.Width(), c.header), ","); got != c.types {
+				t.Errorf("Types = %s, want %s", got, c.types)
+			}
+		})
+	}
+}
+
+func TestDetectCSV(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, in string
+		enc      string
+		delim    rune
+	}{
+		{"comma", "a,b\n1,2\n", EncUTF8, ','},
+		{"tab", "a\tb,c\n1\t2,3\n", EncUTF8, '\t'},
+		{"semicolon_with_decimal_commas", "a;b\n1,5;2,5\n3,5;4\n", EncUTF8, ';'},
+		{"pipe", "a|b|c\n1|2|3\n", EncUTF8, '|'},
+		{"quoted_commas", "\"x,y\";b\n\"1,2\";3\n", EncUTF8, ';'},
+		{"bom", "\xEF\xBB\xBFa,b\n", EncUTF8BOM, ','},
+		{"latin1", "caf\xe9,b\n", EncWindows1252, ','},
+		{"utf16le", "\xFF\xFEa\x00;\x00b\x00\n\x00", EncUTF16LE, ';'},
+		{"single_column", "a\n1\n", EncUTF8, ','},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			d := DetectCSV([]byte(c.in))
+			if d.Encoding != c.enc || d.Delimiter != c.delim {
+				t.Errorf("DetectCSV = %+v, want %s %q", d, c.enc, c.delim)
+			}
+		})
+	}
+}
+
+func TestDetectFormat(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		format, name, head, want string
+	}{
+		{"", "a.csv", "[1]", FormatCSV},
+		{"", "a.NDJSON", "", FormatJSON},
+		{"", "noext", "SQLite format 3\x00", FormatSQLite},
+		{"", "noext", "PK\x03\x04", FormatXLSX},
+		{"", "noext", "\xD0\xCF\x11\xE0", FormatXLS},
+		{"", "noext", "  \n[{}]", FormatJSON},
+		{"", "noext", "a,b", FormatCSV},
+		{"tsv", "a.json", "", FormatCSV},
+	}
+	for _, c := range cases {
+		got, err := DetectFormat(c.format, c.name, []byte(c.head))
+		if err != nil || got != c.want {
+			t.Errorf("DetectFormat(%q, %q) = %s, %v; want %s", c.format, c.name, got, err, c.want)
+		}
+	}
+	if _, err := DetectFormat("pdf", "", nil); err == nil {
+		t.Error("DetectFormat(pdf) succeeded")
+	}
+}
+
+func TestAnalyzeCSV(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "a.csv")
+	if err := os.WriteFile(path, []byte("Name, Name ,x\n1,2,\n3,4,2024-01-01\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src, err := File(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Analyze(t.Context(), src, Options{Table: "t", Header: HeaderFirstRow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := p.Tables[0]
+	var got []string
+	for _, c := range tb.Columns {
+		got = append(got, c.Name+":"+c.Type)
+	}
+	if strings.Join(got, " ") != "Name:smallint Name_2:smallint x:date" || tb.Rows != 2 || p.Delimiter != "," {
+		t.Errorf("plan = %v rows %d delim %q", got, tb.Rows, p.Delimiter)
+	}
+}
+
+func TestUniqueNamesLong(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("é", 40) // 80 bytes
+	cols := uniqueNames([]Column{{Name: long}, {Name: long}})
+	for _, c := range cols {
+		if len(c.Name) > maxIdent {
+			t.Errorf("name %q is %d bytes", c.Name, len(c.Name))
+		}
+	}
+	if cols[0].Name == cols[1].Name || !strings.HasSuffix(cols[1].Name, "_2") {
+		t.Errorf("names %q %q", cols[0].Name, cols[1].Name)
+	}
+	if TableName("t", "My Sheet-1") != "t_My_Sheet_1" {
+		t.Errorf("TableName = %s", TableName("t", "My Sheet-1"))
+	}
+}
+
+// FuzzInferType checks that every non-text answer really parses as that type.
+func FuzzInferType(f *testing.F) {
+	for _, s := range []string{"1", "-1.5", "1e5", "2024-01-02", "2024-01-02T03:04:05+01:00", "12:00", "true", `{"a":1}`, "007"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		switch typ := InferType(s); typ {
+		case "smallint", "integer", "bigint":
+			if _, err := strconv.ParseInt(s, 10, 64); err != nil {
+				t.Fatalf("%q inferred %s but does not parse: %v", s, typ, err)
+			}
+		case "numeric", "double precision":
+			if _, err := strconv.ParseFloat(s, 64); err != nil && !strings.Contains(err.Error(), "range") {
+				t.Fatalf("%q inferred %s but does not parse: %v", s, typ, err)
+			}
+		case "date":
+			if _, err := time.Parse("2006-01-02", s); err != nil {
+				t.Fatalf("%q inferred date: %v", s, err)
+			}
+		case "boolean":
+			if !isBool(s) {
+				t.Fatalf("%q inferred boolean", s)
+			}
+		case "text", "jsonb", "uuid", "time without time zone", "timestamp without time zone", "timestamp with time zone":
+		default:
+			t.Fatalf("%q: unexpected type %s", s, typ)
+		}
+	})
+}
+
+func analyzeBytes(t *testing.T, name string, data []byte) (*Plan, error) {
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src, err := File(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Analyze(t.Context(), src, Options{Table: "t"})
+}
+
+func checkPlan(t *testing.T, p *Plan, err error) {
+	if err != nil {
+		if _, ok := err.(*Error); !ok {
+			t.Fatalf("error is not an *Error: %T %v", err, err)
+		}
+		return
+	}
+	seen := map[string]bool{}
+	for _, c := range p.Tables[0].Columns {
+		k := strings.ToLower(c.Name)
+		if c.Name == "" || len(c.Name) > maxIdent || seen[k] || strings.ContainsRune(c.Name, 0) {
+			t.Fatalf("bad column name %q in %v", c.Name, p.Tables[0].Columns)
+		}
+		seen[k] = true
+	}
+}
+
+// FuzzCSV runs the CSV inference pass over arbitrary bytes: it must answer a
+// plan with valid, unique names or an *Error, never panic.
+func FuzzCSV(f *testing.F) {
+	for _, s := range []string{"a,b\n1,2\n", "a;b\n\"x;y\";2\n", "\xFF\xFEa\x00\n\x00", "a,b\n1\n", "\"unterminated\n", "caf\xe9\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := analyzeBytes(t, "f.csv", data)
+		checkPlan(t, p, err)
+	})
+}
+
+// FuzzJSON runs the JSON inference pass over arbitrary bytes.
+func FuzzJSON(f *testing.F) {
+	for _, s := range []string{`[{"a":1}]`, "{\"a\":1}\n{\"b\":[2]}\n", `[{"a":1},]`, `[1]`, `{"a":`, `[{"":1,"":2}]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := analyzeBytes(t, "f.json", data)
+		checkPlan(t, p, err)
+	})
+}

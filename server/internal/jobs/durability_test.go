@@ -1,0 +1,104 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestImportSurvivesRestart stops a Service in the middle of a COPY (its
+// workers are cancelled), starts a new one on the same queue, and checks
+// that the job ends DONE with every row exactly once; then it replays the
+// finished job as if the DONE update had been lost and checks that the
+// recorded transaction id keeps it from loading again.
+func TestImportSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	e := getEnv(t)
+	const n = 100000
+	var csv bytes.Buffer
+	csv.WriteString("id,name,amount,day\n")
+	for i := 1; i <= n; i++ {
+		csv.WriteString(strconv.Itoa(i) + ",name " + strconv.Itoa(i) + "," + strconv.Itoa(i%1000) + ".25,2024-01-02\n")
+	}
+	queue := "durable_" + e.suffix
+	start := func() (*Service, *httptest.Server) {
+		mux := http.NewServeMux()
+		srv := httptest.NewServer(mux)
+		svc, err := New(t.Context(), Config{PublicURL: srv.URL, Secret: e.secret, Queue: queue, RescueAfter: 30 * time.Second},
+			e.meta, e.pools, &testResolver{e: e}, e.bucket, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.register(mux, svc)
+		return svc, srv
+	}
+
+	a, srvA := start()
+	reached := make(chan struct{})
+	var once sync.Once
+	hook := func(ctx context.Context, _ string, rows int64) {
+		if rows > 0 {
+			once.Do(func() { close(reached) })
+			<-ctx.Done() // hold the COPY open until the service is stopped
+		}
+	}
+	a.loadHook.Store(&hook)
+	ea := *e
+	ea.srv = srvA
+	code, j, b := ea.startImport(t, "owner", map[string]string{"table_name": "durable"}, "big.csv", csv.Bytes())
+	if code != http.StatusAccepted {
+		t.Fatalf("import: %d %s", code, b)
+	}
+	select {
+	case <-reached:
+	case <-time.After(time.Minute):
+		t.Fatal("the load never started")
+	}
+	stopCtx, cancel := context.WithCancel(t.Context())
+	cancel() // no grace: cancel the running job at once
+	if err := a.Stop(stopCtx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	srvA.Close()
+	if e.tableExists(t, "durable") {
+		t.Fatal("a cancelled load left its table behind")
+	}
+
+	bSvc, srvB := start()
+	defer srvB.Close()
+	defer bSvc.Stop(context.WithoutCancel(t.Context()))
+	eb := *e
+	eb.srv = srvB
+	done := eb.wait(t, "owner", "import", j.ID)
+	if done.State != StateDone || done.Retries != 1 || done.Progress.Rows != n {
+		t.Fatalf("after restart: %+v %v", done, done.ErrorDetails)
+	}
+	check := func() {
+		t.Helper()
+		got := joinRows(e.text(t, "SELECT count(*), count(DISTINCT id), sum(id) FROM durable"))
+		if want := strconv.Itoa(n) + "|" + strconv.Itoa(n) + "|" + strconv.Itoa(n*(n+1)/2) + "\n"; got != want {
+			t.Fatalf("rows: %s, want %s", got, want)
+		}
+	}
+	check()
+
+	// Lose the DONE update: the job is PROCESSING again and river runs it once more.
+	if _, err := e.meta.Exec(t.Context(), "UPDATE bitkit_jobs SET state = 'PROCESSING', date_finished = NULL WHERE id = $1", j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bSvc.river.Insert(t.Context(), importArgs{JobID: j.ID}, bSvc.insertOpts()); err != nil {
+		t.Fatal(err)
+	}
+	again := eb.wait(t, "owner", "import", j.ID)
+	if again.State != StateDone || again.Progress.Rows != n {
+		t.Fatalf("replayed job: %+v", again)
+	}
+	check()
+}

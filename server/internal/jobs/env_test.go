@@ -1,0 +1,474 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bitkit-dev/bitkit/internal/jsonx"
+	"github.com/bitkit-dev/bitkit/server/internal/apierr"
+	"github.com/bitkit-dev/bitkit/server/internal/authn"
+	"github.com/bitkit-dev/bitkit/server/internal/blob"
+	"github.com/bitkit-dev/bitkit/server/internal/dbaccess"
+	"github.com/bitkit-dev/bitkit/server/internal/secret"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// env is the shared test environment: a throwaway metadata database, a
+// throwaway target database with owner/writer/reader roles set up as bitd
+// sets them up, a Service and an httptest server in front of it.
+type env struct {
+	adminURL string
+	suffix   string
+	metaDB   string
+	targetDB string
+	roles    map[dbaccess.Permission]string
+	secret   []byte
+	meta     *pgxpool.Pool
+	admin    *pgxpool.Pool // superuser on the target database (for checks)
+	pools    *testPools
+	bucket   *blob.Bucket
+	blobDir  string
+	svc      *Service
+	srv      *httptest.Server
+}
+
+var (
+	testEnv     *env
+	testEnvErr  error
+	testEnvOnce sync.Once
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if testEnv != nil {
+		testEnv.close()
+	}
+	os.Exit(code)
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func getEnv(t *testing.T) *env {
+	t.Helper()
+	testEnvOnce.Do(func() { testEnv, testEnvErr = newEnv() })
+	if testEnvErr != nil {
+		t.Fatal(testEnvErr)
+	}
+	return testEnv
+}
+
+func withDB(raw, db string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		panic(err)
+	}
+	u.Path = "/" + db
+	return u.String()
+}
+
+func withUser(raw, db, user, password string) string {
+	u, _ := url.Parse(raw)
+	u.Path = "/" + db
+	u.User = url.UserPassword(user, password)
+	return u.String()
+}
+
+func newEnv() (*env, error) {
+	ctx := context.Background()
+	admin := os.Getenv("TEST_DATABASE_URL")
+	if admin == "" {
+		return nil, fmt.Errorf("TEST_DATABASE_URL is not set: run `export TEST_DATABASE_URL=$(scripts/pg-up.sh)`")
+	}
+	e := &env{adminURL: admin, suffix: randHex(4), secret: []byte(randHex(32))}
+	e.metaDB = "bkjobs_meta_" + e.suffix
+	e.targetDB = "bkjobs_tgt_" + e.suffix
+	e.roles = map[dbaccess.Permission]string{
+		dbaccess.Owner: e.targetDB + "_owner", dbaccess.Writer: e.targetDB + "_writer", dbaccess.Reader: e.targetDB + "_reader",
+	}
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	id := func(s string) string { return pgx.Identifier{s}.Sanitize() }
+	stmts := []string{"CREATE DATABASE " + id(e.metaDB), "CREATE DATABASE " + id(e.targetDB)}
+	for _, r := range e.roles {
+		stmts = append(stmts, fmt.Sprintf("CREATE ROLE %s LOGIN NOINHERIT PASSWORD '%s'", id(r), secret.RolePassword(e.secret, r)))
+	}
+	stmts = append(stmts,
+		fmt.Sprintf("GRANT %s TO CURRENT_USER", id(e.roles[dbaccess.Owner])),
+		fmt.Sprintf("ALTER DATABASE %s OWNER TO %s", id(e.targetDB), id(e.roles[dbaccess.Owner])),
+		fmt.Sprintf("REVOKE ALL ON DATABASE %s FROM PUBLIC", id(e.targetDB)),
+		fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s, %s", id(e.targetDB), id(e.roles[dbaccess.Writer]), id(e.roles[dbaccess.Reader])))
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			return nil, fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	e.admin, err = pgxpool.New(ctx, withDB(admin, e.targetDB))
+	if err != nil {
+		return nil, err
+	}
+	o, w, r := id(e.roles[dbaccess.Owner]), id(e.roles[dbaccess.Writer]), id(e.roles[dbaccess.Reader])
+	for _, s := range []string{
+		"ALTER SCHEMA public OWNER TO " + o,
+		"REVOKE ALL ON SCHEMA public FROM PUBLIC",
+		fmt.Sprintf("GRANT USAGE ON SCHEMA public TO %s, %s", w, r),
+		fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON TABLES TO %s", o, w),
+		fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s GRANT SELECT ON TABLES TO %s", o, r),
+	} {
+		if _, err := e.admin.Exec(ctx, s); err != nil {
+			return nil, fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	e.meta, err = pgxpool.New(ctx, withDB(admin, e.metaDB))
+	if err != nil {
+		return nil, err
+	}
+	if err := Migrate(ctx, e.meta); err != nil {
+		return nil, err
+	}
+	e.pools = &testPools{e: e, pools: map[string]*pgxpool.Pool{}}
+	e.blobDir, err = os.MkdirTemp("", "bkjobs-blobs-")
+	if err != nil {
+		return nil, err
+	}
+	e.bucket, err = blob.Open(ctx, "", e.blobDir)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	e.srv = httptest.NewServer(mux)
+	e.svc, err = New(ctx, Config{PublicURL: e.srv.URL, Secret: e.secret, Workers: 3, Queue: "test_" + e.suffix,
+		RescueAfter: 30 * time.Second, MaxURLFetchBytes: 1 << 20, URLFetchTimeout: 10 * time.Second},
+		e.meta, e.pools, &testResolver{e: e}, e.bucket, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return nil, err
+	}
+	e.register(mux, e.svc)
+	return e, nil
+}
+
+func (e *env) register(mux *http.ServeMux, svc *Service) {
+	for _, rt := range svc.Routes() {
+		h := rt.Handler
+		if !rt.Public {
+			h = testAuth(h)
+		}
+		mux.Handle(rt.Pattern, h)
+	}
+}
+
+func (e *env) close() {
+	ctx := context.Background()
+	if e.svc != nil {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_ = e.svc.Stop(sctx)
+		cancel()
+	}
+	if e.srv != nil {
+		e.srv.Close()
+	}
+	if e.pools != nil {
+		e.pools.close()
+	}
+	if e.admin != nil {
+		e.admin.Close()
+	}
+	if e.meta != nil {
+		e.meta.Close()
+	}
+	if e.bucket != nil {
+		e.bucket.Close()
+	}
+	if e.blobDir != "" {
+		os.RemoveAll(e.blobDir)
+	}
+	conn, err := pgx.Connect(ctx, e.adminURL)
+	if err != nil {
+		return
+	}
+	defer conn.Close(ctx)
+	id := func(s string) string { return pgx.Identifier{s}.Sanitize() }
+	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+id(e.metaDB)+" WITH (FORCE)")
+	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+id(e.targetDB)+" WITH (FORCE)")
+	for _, r := range e.roles {
+		_, _ = conn.Exec(ctx, "DROP ROLE IF EXISTS "+id(r))
+	}
+}
+
+// testPools logs in as the database roles with their derived passwords.
+type testPools struct {
+	e     *env
+	mu    sync.Mutex
+	pools map[string]*pgxpool.Pool
+}
+
+func (p *testPools) Pool(ctx context.Context, pgDatabase, pgRole string) (*pgxpool.Pool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pool := p.pools[pgRole]; pool != nil {
+		return pool, nil
+	}
+	pool, err := pgxpool.New(ctx, withUser(p.e.adminURL, pgDatabase, pgRole, secret.RolePassword(p.e.secret, pgRole)))
+	if err != nil {
+		return nil, err
+	}
+	p.pools[pgRole] = pool
+	return pool, nil
+}
+
+func (p *testPools) close() {
+	for _, pool := range p.pools {
+		pool.Close()
+	}
+}
+
+// testResolver knows one database, "acct/db"; the user ids "owner",
+// "writer" and "reader" have those permissions on it.
+type testResolver struct{ e *env }
+
+func (r *testResolver) Resolve(ctx context.Context, fullName string) (*dbaccess.Target, error) {
+	p := authn.From(ctx)
+	if p == nil {
+		return nil, apierr.Unauthorized("no principal")
+	}
+	if fullName != "acct/db" {
+		return nil, apierr.NotFound("database %q not found", fullName)
+	}
+	perm := map[string]dbaccess.Permission{"owner": dbaccess.Owner, "writer": dbaccess.Writer, "reader": dbaccess.Reader}[p.UserID]
+	if perm == "" {
+		return nil, apierr.NotFound("database %q not found", fullName)
+	}
+	return &dbaccess.Target{DatabaseID: "db-1", FullName: "acct/db", PGDatabase: r.e.targetDB, Permission: perm,
+		PGRole: r.e.roles[perm], Principal: p}, nil
+}
+
+// testAuth takes the user id from the X-Test-User header.
+func testAuth(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u := r.Header.Get("X-Test-User"); u != "" {
+			r = r.WithContext(authn.With(r.Context(), &authn.Principal{Kind: authn.KindUser, UserID: u, Name: u}))
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// job is the decoded Job object.
+type job struct {
+	ID           string         `json:"id"`
+	DateCreated  string         `json:"date_created"`
+	DateFinished *string        `json:"date_finished"`
+	State        string         `json:"state"`
+	Retries      int            `json:"retries"`
+	ErrorType    *string        `json:"error_type"`
+	ErrorID      *string        `json:"error_id"`
+	ErrorDetails map[string]any `json:"error_details"`
+	StatusURL    string         `json:"status_url"`
+	Progress     struct {
+		BytesTotal int64 `json:"bytes_total"`
+		BytesDone  int64 `json:"bytes_done"`
+		Rows       int64 `json:"rows"`
+	} `json:"progress"`
+	ExportFormat string  `json:"export_format"`
+	FileName     string  `json:"file_name"`
+	DownloadURL  *string `json:"download_url"`
+}
+
+func (e *env) do(t *testing.T, user, method, path, contentType string, body io.Reader) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, e.srv.URL+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user != "" {
+		req.Header.Set("X-Test-User", user)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
+}
+
+// startImport posts a multipart import; file may be nil (then fields must
+// hold file_url).
+func (e *env) startImport(t *testing.T, user string, fields map[string]string, fileName string, file []byte) (int, job, []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for k, v := range fields {
+		_ = mw.WriteField(k, v)
+	}
+	if file != nil {
+		fw, err := mw.CreateFormFile("file", fileName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = fw.Write(file)
+	}
+	_ = mw.Close()
+	code, b := e.do(t, user, "POST", "/v2beta/db/acct/db/import/", mw.FormDataContentType(), &buf)
+	var j job
+	if code == http.StatusAccepted {
+		if err := jsonx.Unmarshal(b, &j); err != nil {
+			t.Fatalf("decode job: %v: %s", err, b)
+		}
+	}
+	return code, j, b
+}
+
+// wait polls a job until it is DONE or FAILED.
+func (e *env) wait(t *testing.T, user, kind, id string) job {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		code, b := e.do(t, user, "GET", "/v2beta/"+kind+"/"+id, "", nil)
+		if code != http.StatusOK {
+			t.Fatalf("GET %s job: %d %s", kind, code, b)
+		}
+		var j job
+		if err := jsonx.Unmarshal(b, &j); err != nil {
+			t.Fatal(err)
+		}
+		if j.State == StateDone || j.State == StateFailed {
+			return j
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s still %s after 2 minutes", id, j.State)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// importOK imports and requires DONE.
+func (e *env) importOK(t *testing.T, user string, fields map[string]string, fileName string, file []byte) job {
+	t.Helper()
+	code, j, b := e.startImport(t, user, fields, fileName, file)
+	if code != http.StatusAccepted {
+		t.Fatalf("import: %d %s", code, b)
+	}
+	j = e.wait(t, user, "import", j.ID)
+	if j.State != StateDone {
+		t.Fatalf("import %s: %s %v %v", j.ID, j.State, deref(j.ErrorType), j.ErrorDetails)
+	}
+	return j
+}
+
+// importFailed imports and requires FAILED with errType.
+func (e *env) importFailed(t *testing.T, user string, fields map[string]string, fileName string, file []byte, errType string) job {
+	t.Helper()
+	code, j, b := e.startImport(t, user, fields, fileName, file)
+	if code != http.StatusAccepted {
+		t.Fatalf("import: %d %s", code, b)
+	}
+	j = e.wait(t, user, "import", j.ID)
+	if j.State != StateFailed || deref(j.ErrorType) != errType {
+		t.Fatalf("import %s: state %s error_type %q (want FAILED %s), details %v", j.ID, j.State, deref(j.ErrorType), errType, j.ErrorDetails)
+	}
+	if j.ErrorID == nil || *j.ErrorID == "" || j.DateFinished == nil {
+		t.Fatalf("FAILED job lacks error_id or date_finished: %+v", j)
+	}
+	if msg, _ := j.ErrorDetails["message"].(string); msg == "" {
+		t.Fatalf("FAILED job has no message in error_details: %v", j.ErrorDetails)
+	}
+	return j
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// columns returns column name → data type of a table (in order).
+func (e *env) columns(t *testing.T, table string) [][2]string {
+	t.Helper()
+	rows, err := e.admin.Query(t.Context(), `SELECT column_name, data_type FROM information_schema.columns
+		WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position`, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([2]string, error) {
+		var a [2]string
+		err := r.Scan(&a[0], &a[1])
+		return a, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// text returns every row of a query as text values (NULL as "∅").
+func (e *env) text(t *testing.T, sql string) [][]string {
+	t.Helper()
+	rows, err := e.admin.Query(t.Context(), sql, pgx.QueryExecModeSimpleProtocol)
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	defer rows.Close()
+	var out [][]string
+	for rows.Next() {
+		raw := rows.RawValues()
+		r := make([]string, len(raw))
+		for i, v := range raw {
+			if v == nil {
+				r[i] = "∅"
+			} else {
+				r[i] = string(v)
+			}
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func (e *env) tableExists(t *testing.T, table string) bool {
+	t.Helper()
+	var ok bool
+	if err := e.admin.QueryRow(t.Context(), "SELECT to_regclass($1) IS NOT NULL", pgx.Identifier{"public", table}.Sanitize()).Scan(&ok); err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+func joinRows(rows [][]string) string {
+	var sb strings.Builder
+	for _, r := range rows {
+		sb.WriteString(strings.Join(r, "|"))
+		sb.WriteString("\n")
+	}
+	return sb.String()
+}

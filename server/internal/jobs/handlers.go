@@ -1,0 +1,452 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bitkit-dev/bitkit/internal/jsonx"
+	"github.com/bitkit-dev/bitkit/server/internal/apierr"
+	"github.com/bitkit-dev/bitkit/server/internal/authn"
+	"github.com/bitkit-dev/bitkit/server/internal/export"
+	"github.com/bitkit-dev/bitkit/server/internal/ingest"
+	"github.com/google/uuid"
+	gblob "gocloud.dev/blob"
+)
+
+// jobJSON is the Job object of the wire contract.
+type jobJSON struct {
+	ID           string          `json:"id"`
+	DateCreated  string          `json:"date_created"`
+	DateFinished *string         `json:"date_finished"`
+	State        string          `json:"state"`
+	Retries      int             `json:"retries"`
+	ErrorType    *string         `json:"error_type"`
+	ErrorID      *string         `json:"error_id"`
+	ErrorDetails jsonx.RawMessage `json:"error_details"`
+	StatusURL    string          `json:"status_url"`
+	Progress     progressJSON    `json:"progress"`
+}
+
+type progressJSON struct {
+	BytesTotal int64 `json:"bytes_total"`
+	BytesDone  int64 `json:"bytes_done"`
+	Rows       int64 `json:"rows"`
+}
+
+// exportJobJSON adds the export fields.
+type exportJobJSON struct {
+	jobJSON
+	ExportFormat string  `json:"export_format"`
+	FileName     string  `json:"file_name"`
+	DownloadURL  *string `json:"download_url"`
+}
+
+func ownerID(p *authn.Principal) string {
+	if p.Kind == authn.KindServiceAccount {
+		return "sa:" + p.ServiceAccountID
+	}
+	return "user:" + p.UserID
+}
+
+func (s *Service) view(r *record) any {
+	j := jobJSON{
+		ID: r.ID, DateCreated: r.DateCreated.UTC().Format(time.RFC3339Nano), State: r.State, Retries: r.Retries,
+		ErrorType: r.ErrorType, ErrorID: r.ErrorID, ErrorDetails: jsonx.RawMessage("null"),
+		StatusURL: s.cfg.PublicURL + "/v2beta/" + r.Kind + "/" + r.ID,
+		Progress:  progressJSON{BytesTotal: r.BytesTotal, BytesDone: r.BytesDone, Rows: r.Rows},
+	}
+	if len(r.ErrorDetails) > 0 {
+		j.ErrorDetails = r.ErrorDetails
+	}
+	if r.DateFinished != nil {
+		f := r.DateFinished.UTC().Format(time.RFC3339Nano)
+		j.DateFinished = &f
+	}
+	if r.Kind != "export" {
+		return j
+	}
+	e := exportJobJSON{jobJSON: j}
+	if r.ExportFormat != nil {
+		e.ExportFormat = *r.ExportFormat
+	}
+	if r.FileName != nil {
+		e.FileName = *r.FileName
+	}
+	if r.State == StateDone {
+		if tok, err := signToken(s.key, r.ID, s.now().Add(s.cfg.DownloadURLTTL)); err == nil {
+			u := s.cfg.PublicURL + "/v2beta/files/" + tok
+			e.DownloadURL = &u
+		}
+	}
+	return e
+}
+
+func (s *Service) principal(r *http.Request) (*authn.Principal, error) {
+	p := authn.From(r.Context())
+	if p == nil {
+		return nil, apierr.Unauthorized("this route needs an API key or access token: send Authorization: Bearer <key>")
+	}
+	return p, nil
+}
+
+// handleCreateImport streams the multipart upload into the blob store, then
+// records the job.
+func (s *Service) handleCreateImport(w http.ResponseWriter, r *http.Request) {
+	p, err := s.principal(r)
+	if err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	target, err := s.resolver.Resolve(r.Context(), r.PathValue("account")+"/"+r.PathValue("db"))
+	if err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		apierr.Write(w, r, apierr.BadRequest("invalid_request", "an import is a multipart/form-data request with table_name and a file part or file_url: %v", err))
+		return
+	}
+	id := uuid.NewString()
+	rec := &record{ID: id, Kind: "import", OwnerID: ownerID(p), DatabaseID: target.DatabaseID, DatabaseName: target.FullName,
+		PGDatabase: target.PGDatabase, PGRole: target.PGRole}
+	var size int64
+	uploaded := false
+	cleanup := func() {
+		if uploaded {
+			_ = s.bucket.Delete(context.WithoutCancel(r.Context()), uploadKey(id))
+		}
+	}
+	fields := map[string]string{}
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			cleanup()
+			apierr.Write(w, r, apierr.BadRequest("invalid_request", "the multipart body cannot be read: %v", err))
+			return
+		}
+		name := part.FormName()
+		if name == "file" {
+			if uploaded {
+				cleanup()
+				apierr.Write(w, r, apierr.BadRequest("invalid_request", "send exactly one file part"))
+				return
+			}
+			rec.Params.UploadName = part.FileName()
+			size, err = s.storeUpload(r.Context(), id, part)
+			uploaded = true
+			if err != nil {
+				cleanup()
+				apierr.Write(w, r, err)
+				return
+			}
+			continue
+		}
+		v, err := io.ReadAll(io.LimitReader(part, 64<<10+1))
+		if err != nil || len(v) > 64<<10 {
+			cleanup()
+			apierr.Write(w, r, apierr.BadRequest("invalid_request", "form field %q is unreadable or longer than 64 KiB", name))
+			return
+		}
+		fields[name] = string(v)
+	}
+	rec.Params.Table = strings.TrimSpace(fields["table_name"])
+	rec.Params.Schema = strings.TrimSpace(fields["schema_name"])
+	rec.Params.Header = strings.TrimSpace(fields["infer_header"])
+	rec.Params.FileURL = strings.TrimSpace(fields["file_url"])
+	rec.Params.Format = strings.TrimSpace(fields["format"])
+	rec.Params.Sheet = fields["sheet"]
+	rec.Params.SQLiteTable = fields["sqlite_table"]
+	if rec.Params.Schema == "" {
+		rec.Params.Schema = "public"
+	}
+	if rec.Params.Header == "" {
+		rec.Params.Header = ingest.HeaderAuto
+	}
+	if err := validateImport(&rec.Params, uploaded); err != nil {
+		cleanup()
+		apierr.Write(w, r, err)
+		return
+	}
+	if uploaded {
+		k := uploadKey(id)
+		rec.BlobKey = &k
+		rec.BytesTotal = size
+	}
+	if err := s.insertJob(r.Context(), rec); err != nil {
+		cleanup()
+		apierr.Write(w, r, err)
+		return
+	}
+	apierr.WriteJSON(w, http.StatusAccepted, s.view(rec))
+}
+
+func validateImport(p *params, uploaded bool) error {
+	switch {
+	case p.Table == "":
+		return &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "table_name", Message: "table_name is required"}
+	case len(p.Table) > 63 || len(p.Schema) > 63:
+		return &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "table_name", Message: "table_name and schema_name are at most 63 bytes long"}
+	case uploaded == (p.FileURL != ""):
+		return &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "file", Message: "send exactly one of a file part or file_url"}
+	}
+	switch p.Header {
+	case ingest.HeaderAuto, ingest.HeaderFirstRow, ingest.HeaderNone:
+	default:
+		return &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "infer_header", Message: fmt.Sprintf("infer_header must be auto, first_row or no_header, not %q", p.Header)}
+	}
+	if p.Format != "" {
+		if _, err := ingest.DetectFormat(p.Format, "", nil); err != nil {
+			return &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "format", Message: err.Error()}
+		}
+	}
+	if p.FileURL != "" {
+		u, err := url.Parse(p.FileURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "file_url", Message: "file_url must be an absolute http or https URL"}
+		}
+	}
+	return nil
+}
+
+func uploadKey(id string) string { return "uploads/" + id }
+
+// storeUpload copies a file part into the blob store, never holding it in
+// memory, and enforces MaxUploadBytes.
+func (s *Service) storeUpload(ctx context.Context, id string, part *multipart.Part) (int64, error) {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	bw, err := s.bucket.NewWriter(wctx, uploadKey(id), &gblob.WriterOptions{ContentType: "application/octet-stream"})
+	if err != nil {
+		return 0, blobError(err)
+	}
+	limit := s.cfg.MaxUploadBytes
+	n, err := io.Copy(bw, io.LimitReader(part, limit+1))
+	if err == nil && n > limit {
+		err = &apierr.Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
+			Message: fmt.Sprintf("the file is larger than the server's upload limit of %d bytes: split it, or serve it over https and pass file_url", limit)}
+	}
+	if err != nil {
+		cancel() // abort the blob write
+		_ = bw.Close()
+		var ae *apierr.Error
+		if errors.As(err, &ae) {
+			return n, err
+		}
+		if ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+		return n, apierr.BadRequest("invalid_request", "the upload was cut off: %v", err)
+	}
+	if err := bw.Close(); err != nil {
+		return n, blobError(err)
+	}
+	return n, nil
+}
+
+func blobError(err error) error {
+	return &apierr.Error{Status: http.StatusServiceUnavailable, Code: "blob_write_failed",
+		Message: "the file store cannot be written right now; retry later (the cause is in the server log)"}
+}
+
+func (s *Service) handleGetImport(w http.ResponseWriter, r *http.Request) { s.handleGet(w, r, "import") }
+func (s *Service) handleGetExport(w http.ResponseWriter, r *http.Request) { s.handleGet(w, r, "export") }
+
+func (s *Service) handleGet(w http.ResponseWriter, r *http.Request, kind string) {
+	p, err := s.principal(r)
+	if err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	id := r.PathValue("id")
+	notFound := apierr.NotFound("no %s job %q: check the id (jobs are visible only to whoever created them)", kind, id)
+	if _, err := uuid.Parse(id); err != nil {
+		apierr.Write(w, r, notFound)
+		return
+	}
+	rec, err := s.getJob(r.Context(), id)
+	if errors.Is(err, errNoJob) || (err == nil && (rec.OwnerID != ownerID(p) || rec.Kind != kind)) {
+		apierr.Write(w, r, notFound)
+		return
+	}
+	if err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	apierr.WriteJSON(w, http.StatusOK, s.view(rec))
+}
+
+// exportRequest is the body of POST …/export/.
+type exportRequest struct {
+	ExportFormat string `json:"export_format"`
+	FileName     string `json:"file_name"`
+	QueryString  string `json:"query_string"`
+	TableName    string `json:"table_name"`
+	SchemaName   string `json:"schema_name"`
+}
+
+func (s *Service) handleCreateExport(w http.ResponseWriter, r *http.Request) {
+	p, err := s.principal(r)
+	if err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	target, err := s.resolver.Resolve(r.Context(), r.PathValue("account")+"/"+r.PathValue("db"))
+	if err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	var req exportRequest
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20+1))
+	if err != nil || len(body) > 1<<20 {
+		apierr.Write(w, r, apierr.BadRequest("invalid_request", "the request body is unreadable or larger than 1 MiB"))
+		return
+	}
+	if err := jsonx.Unmarshal(body, &req); err != nil {
+		apierr.Write(w, r, apierr.BadRequest("invalid_json", "the body is not a JSON object with export_format, file_name and query_string or table_name: %v", err))
+		return
+	}
+	if req.ExportFormat == "" {
+		req.ExportFormat = export.CSV
+	}
+	req.ExportFormat = strings.ToLower(req.ExportFormat)
+	if req.ExportFormat == "xlsx" {
+		req.ExportFormat = export.XLS
+	}
+	if !export.Valid(req.ExportFormat) {
+		apierr.Write(w, r, &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "export_format",
+			Message: fmt.Sprintf("export_format %q is unknown: use csv, json, xls or parquet", req.ExportFormat)})
+		return
+	}
+	q := strings.TrimSpace(req.QueryString)
+	switch {
+	case q != "" && req.TableName != "":
+		apierr.Write(w, r, apierr.BadRequest("invalid_request", "send either query_string or table_name, not both"))
+		return
+	case q == "" && req.TableName == "":
+		apierr.Write(w, r, apierr.BadRequest("invalid_request", "send query_string or table_name (with schema_name, default public)"))
+		return
+	case q == "":
+		q = export.TableQuery(req.SchemaName, req.TableName)
+	}
+	name := sanitizeFileName(req.FileName)
+	if name == "" {
+		base := "export"
+		if req.TableName != "" {
+			base = req.TableName
+		}
+		name = sanitizeFileName(base + export.Extension(req.ExportFormat))
+	}
+	rec := &record{ID: uuid.NewString(), Kind: "export", OwnerID: ownerID(p), DatabaseID: target.DatabaseID, DatabaseName: target.FullName,
+		PGDatabase: target.PGDatabase, PGRole: target.PGRole, Params: params{Query: q}, ExportFormat: &req.ExportFormat, FileName: &name}
+	if err := s.insertJob(r.Context(), rec); err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	apierr.WriteJSON(w, http.StatusAccepted, s.view(rec))
+}
+
+// sanitizeFileName keeps a file name safe for Content-Disposition: the base
+// name, without control characters, quotes or backslashes, at most 200 bytes.
+func sanitizeFileName(n string) string {
+	n = path.Base(strings.ReplaceAll(strings.TrimSpace(n), `\`, "/"))
+	if n == "." || n == "/" {
+		return ""
+	}
+	var sb strings.Builder
+	for _, r := range n {
+		if r < 0x20 || r == 0x7f || r == '"' || r == ';' {
+			continue
+		}
+		sb.WriteRune(r)
+	}
+	out := sb.String()
+	if len(out) > 200 {
+		out = out[:200]
+		for !utfValid(out) {
+			out = out[:len(out)-1]
+		}
+	}
+	return out
+}
+
+func utfValid(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
+
+func exportKey(id string) string { return "exports/" + id }
+
+// handleDownload serves an export file to whoever holds a valid token.
+func (s *Service) handleDownload(w http.ResponseWriter, r *http.Request) {
+	id, err := verifyToken(s.key, r.PathValue("token"), s.now())
+	switch {
+	case errors.Is(err, errTokenExpired):
+		apierr.Write(w, r, apierr.New(http.StatusGone, "download_expired", "this download URL has expired: GET the export job again for a fresh download_url"))
+		return
+	case err != nil:
+		apierr.Write(w, r, apierr.Forbidden("this download URL is not valid (it was altered or cut): GET the export job for its download_url"))
+		return
+	}
+	rec, err := s.getJob(r.Context(), id)
+	if err != nil || rec.Kind != "export" || rec.State != StateDone || rec.BlobKey == nil {
+		if err != nil && !errors.Is(err, errNoJob) {
+			apierr.Write(w, r, err)
+			return
+		}
+		apierr.Write(w, r, apierr.NotFound("the export file no longer exists"))
+		return
+	}
+	br, err := s.bucket.NewReader(r.Context(), *rec.BlobKey, nil)
+	if err != nil {
+		apierr.Write(w, r, apierr.NotFound("the export file no longer exists"))
+		return
+	}
+	defer br.Close()
+	format := ""
+	if rec.ExportFormat != nil {
+		format = *rec.ExportFormat
+	}
+	name := "export" + export.Extension(format)
+	if rec.FileName != nil && *rec.FileName != "" {
+		name = *rec.FileName
+	}
+	w.Header().Set("Content-Type", export.ContentType(format))
+	w.Header().Set("Content-Disposition", contentDisposition(name))
+	w.Header().Set("Content-Length", strconv.FormatInt(br.Size(), 10))
+	w.Header().Set("Cache-Control", "private, no-store")
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.Copy(w, br); err != nil {
+		s.log.WarnContext(r.Context(), "download cut off", "job", id, "err", err)
+	}
+}
+
+// contentDisposition names the file: an ASCII fallback plus RFC 5987
+// filename* for names with other characters.
+func contentDisposition(name string) string {
+	ascii := true
+	for i := 0; i < len(name); i++ {
+		if name[i] >= 0x80 {
+			ascii = false
+		}
+	}
+	if ascii {
+		return `attachment; filename="` + name + `"`
+	}
+	fallback := strings.Map(func(r rune) rune {
+		if r >= 0x80 {
+			return '_'
+		}
+		return r
+	}, name)
+	return `attachment; filename="` + fallback + `"; filename*=UTF-8''` + url.PathEscape(name)
+}

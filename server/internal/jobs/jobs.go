@@ -1,0 +1,235 @@
+// Package jobs runs bitd's import and export jobs: durable river jobs in the
+// metadata database, files in a blob store, and the HTTP handlers of the job
+// routes.
+//
+// What bitd must do (in this order, once at start-up):
+//
+//	if err := jobs.Migrate(ctx, store.DB); err != nil { ... }        // river + bitkit_jobs tables
+//	bucket, err := blob.Open(ctx, cfg.BlobURL, cfg.DataDir)          // DATA/blobs by default
+//	svc, err := jobs.New(ctx, jobs.Config{PublicURL: "http://127.0.0.1:8080", Secret: serverSecret, ...},
+//		store.DB, pgpoolManager, resolver, bucket, logger)          // starts the workers
+//	for _, rt := range svc.Routes() {
+//		h := rt.Handler
+//		if !rt.Public { h = authMiddleware(h) }                     // sets authn.Principal in ctx
+//		mux.Handle(rt.Pattern, h)
+//	}
+//	defer svc.Stop(shutdownCtx)                                      // before closing pools and bucket
+//
+// Routes (each pattern with and without the trailing slash):
+//
+//	POST /v2beta/db/{account}/{db}/import/   multipart upload → Job (202)
+//	GET  /v2beta/import/{id}                 Job
+//	POST /v2beta/db/{account}/{db}/export/   JSON → Job (202)
+//	GET  /v2beta/export/{id}                 Job + export_format, file_name, download_url
+//	GET  /v2beta/files/{token}               the export file (Public: the signed token is the credential)
+//
+// Durability: a job is a bitkit_jobs row plus a river job inserted in the
+// same metadata transaction. An import loads every table in ONE transaction
+// on the target database, as the caller's role, guarded by a transaction
+// advisory lock keyed by the job id. Before that transaction commits, its
+// transaction id (pg_current_xact_id) is recorded in the job row; a retry
+// that finds a recorded id asks the target database (pg_xact_status) whether
+// it committed, and marks the job DONE without loading again when it did. So
+// a bitd killed at any point finishes the job after a restart (river
+// rescues jobs stuck running longer than Config.RescueAfter) with every row
+// loaded exactly once.
+//
+// A Service is safe for concurrent use.
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/bitkit-dev/bitkit/server/internal/blob"
+	"github.com/bitkit-dev/bitkit/server/internal/dbaccess"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+)
+
+// Config configures a Service. Zero values take the defaults named.
+type Config struct {
+	// PublicURL is the server's external base URL (no trailing slash), used
+	// for the absolute status_url and download_url. Required.
+	PublicURL string
+	// Secret is the server secret; download tokens are signed with a key
+	// derived from it. Required (at least 32 bytes).
+	Secret []byte
+	// AllowPrivateURLs lets file_url reach loopback, private and link-local
+	// addresses (dev mode only).
+	AllowPrivateURLs bool
+	// MaxUploadBytes caps an uploaded file (default 5 GiB).
+	MaxUploadBytes int64
+	// MaxURLFetchBytes caps a file fetched from file_url (default 5 GiB).
+	MaxURLFetchBytes int64
+	// URLFetchTimeout caps a file_url fetch (default 10 minutes).
+	URLFetchTimeout time.Duration
+	// DownloadURLTTL is how long a download_url stays valid after the job
+	// is read (default 1 hour).
+	DownloadURLTTL time.Duration
+	// RescueAfter is how long a job may stay running before river hands it
+	// to another worker (default 1 hour; tests and dev use far less). The
+	// advisory lock and the recorded transaction id keep a rescued job from
+	// loading twice.
+	RescueAfter time.Duration
+	// Workers is the number of jobs run at once by this process (default 2).
+	Workers int
+	// MaxAttempts is how many times a job is tried (default 5) before it is
+	// FAILED with error_type "internal"; errors in the user's data fail at once.
+	MaxAttempts int
+	// Queue is the river queue name (default "bitkit").
+	Queue string
+	// TempDir holds the local copy of a file while it is imported (default
+	// os.TempDir()).
+	TempDir string
+}
+
+func (c *Config) defaults() error {
+	if c.PublicURL == "" {
+		return errors.New("jobs: Config.PublicURL is required (the server's external base URL)")
+	}
+	if len(c.Secret) < 32 {
+		return errors.New("jobs: Config.Secret must hold at least 32 bytes")
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.MaxUploadBytes <= 0 {
+		c.MaxUploadBytes = 5 << 30
+	}
+	if c.MaxURLFetchBytes <= 0 {
+		c.MaxURLFetchBytes = 5 << 30
+	}
+	if c.URLFetchTimeout <= 0 {
+		c.URLFetchTimeout = 10 * time.Minute
+	}
+	if c.DownloadURLTTL <= 0 {
+		c.DownloadURLTTL = time.Hour
+	}
+	if c.RescueAfter <= 0 {
+		c.RescueAfter = time.Hour
+	}
+	if c.Workers <= 0 {
+		c.Workers = 2
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 5
+	}
+	if c.Queue == "" {
+		c.Queue = "bitkit"
+	}
+	if c.TempDir == "" {
+		c.TempDir = os.TempDir()
+	}
+	return nil
+}
+
+// PoolSource hands out pools logged in as a given role on a given real
+// PostgreSQL database (pgpool.Manager implements it). Jobs run after the
+// request that created them, maybe after a restart, so they find their pool
+// again by name.
+type PoolSource interface {
+	Pool(ctx context.Context, pgDatabase, pgRole string) (*pgxpool.Pool, error)
+}
+
+// Route is one HTTP route of the jobs API.
+type Route struct {
+	// Pattern is a net/http ServeMux pattern ("METHOD /path").
+	Pattern string
+	// Handler serves it.
+	Handler http.Handler
+	// Public routes authenticate themselves (the download token); every
+	// other route needs the auth middleware that puts the principal in the
+	// request context.
+	Public bool
+}
+
+// Service runs import and export jobs and serves their routes.
+type Service struct {
+	cfg      Config
+	meta     *pgxpool.Pool
+	pools    PoolSource
+	resolver dbaccess.Resolver
+	bucket   *blob.Bucket
+	log      *slog.Logger
+	river    *river.Client[pgx.Tx]
+	key      []byte
+	stopping atomic.Bool
+	// loadHook, when set (tests), is called with every load progress report.
+	loadHook atomic.Pointer[func(ctx context.Context, jobID string, rows int64)]
+	now      func() time.Time
+}
+
+// New starts a Service: its river client works jobs from the metadata
+// database until Stop. Migrate must have run. The caller keeps ownership of
+// metadata, pools, resolver and bucket and closes them after Stop.
+func New(ctx context.Context, cfg Config, metadata *pgxpool.Pool, pools PoolSource, resolver dbaccess.Resolver, bucket *blob.Bucket, logger *slog.Logger) (*Service, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s := &Service{cfg: cfg, meta: metadata, pools: pools, resolver: resolver, bucket: bucket, log: logger,
+		key: downloadKey(cfg.Secret), now: time.Now}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &importWorker{s: s})
+	river.AddWorker(workers, &exportWorker{s: s})
+	client, err := river.NewClient(riverpgxv5.New(metadata), &river.Config{
+		Logger:               logger,
+		Queues:               map[string]river.QueueConfig{cfg.Queue: {MaxWorkers: cfg.Workers}},
+		Workers:              workers,
+		JobTimeout:           -1, // imports take as long as they take; RescueAfter handles dead workers
+		RescueStuckJobsAfter: cfg.RescueAfter,
+		MaxAttempts:          cfg.MaxAttempts,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jobs: river client: %w", err)
+	}
+	s.river = client
+	if err := client.Start(ctx); err != nil {
+		return nil, fmt.Errorf("jobs: start river: %w", err)
+	}
+	return s, nil
+}
+
+// Stop stops taking jobs and waits for running ones until ctx ends; then it
+// cancels them (they are picked up again, from the start, by the next
+// Service that runs). Safe to call once.
+func (s *Service) Stop(ctx context.Context) error {
+	s.stopping.Store(true)
+	err := s.river.Stop(ctx)
+	if err == nil {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	return s.river.StopAndCancel(cctx)
+}
+
+func (s *Service) insertOpts() *river.InsertOpts {
+	return &river.InsertOpts{Queue: s.cfg.Queue, MaxAttempts: s.cfg.MaxAttempts}
+}
+
+// Routes returns the job routes, each pattern without and with its trailing
+// slash ("…/{$}", so that nothing below it matches).
+func (s *Service) Routes() []Route {
+	var out []Route
+	add := func(pattern string, h http.HandlerFunc, public bool) {
+		out = append(out, Route{Pattern: pattern, Handler: h, Public: public},
+			Route{Pattern: pattern + "/{$}", Handler: h, Public: public})
+	}
+	add("POST /v2beta/db/{account}/{db}/import", s.handleCreateImport, false)
+	add("GET /v2beta/import/{id}", s.handleGetImport, false)
+	add("POST /v2beta/db/{account}/{db}/export", s.handleCreateExport, false)
+	add("GET /v2beta/export/{id}", s.handleGetExport, false)
+	add("GET /v2beta/files/{token}", s.handleDownload, true)
+	return out
+}

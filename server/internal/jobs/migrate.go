@@ -1,0 +1,92 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
+)
+
+// migrateLockKey is the session advisory lock held while migrating.
+const migrateLockKey = 0x6269746a6f6273 // "bitjobs"
+
+// migrations are this package's versioned schema changes, applied in order.
+var migrations = []string{
+	1: `CREATE TABLE bitkit_jobs (
+	id             uuid PRIMARY KEY,
+	kind           text NOT NULL CHECK (kind IN ('import', 'export')),
+	owner_id       text NOT NULL,
+	database_id    text NOT NULL,
+	database_name  text NOT NULL,
+	pg_database    text NOT NULL,
+	pg_role        text NOT NULL,
+	state          text NOT NULL DEFAULT 'RECEIVED' CHECK (state IN ('RECEIVED', 'PROCESSING', 'DONE', 'FAILED')),
+	retries        integer NOT NULL DEFAULT 0,
+	error_type     text,
+	error_id       text,
+	error_details  jsonb,
+	bytes_total    bigint NOT NULL DEFAULT 0,
+	bytes_done     bigint NOT NULL DEFAULT 0,
+	rows_done      bigint NOT NULL DEFAULT 0,
+	params         jsonb NOT NULL DEFAULT '{}',
+	blob_key       text,
+	export_format  text,
+	file_name      text,
+	load_xid       text,
+	date_created   timestamptz NOT NULL DEFAULT now(),
+	date_finished  timestamptz
+);
+CREATE INDEX bitkit_jobs_owner_idx ON bitkit_jobs (owner_id, date_created);`,
+}
+
+// Migrate brings the metadata database up to date: river's own tables
+// (rivermigrate) and this package's bitkit_jobs table, versioned in
+// bitkit_jobs_migrations. A session advisory lock serialises replicas that
+// start together. It is safe to call on every start.
+func Migrate(ctx context.Context, metadata *pgxpool.Pool) error {
+	conn, err := metadata.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("jobs migrate: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(migrateLockKey)); err != nil {
+		return fmt.Errorf("jobs migrate: lock: %w", err)
+	}
+	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(migrateLockKey)) }()
+
+	m, err := rivermigrate.New(riverpgxv5.New(metadata), nil)
+	if err != nil {
+		return fmt.Errorf("jobs migrate: river: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("jobs migrate: river: %w", err)
+	}
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS bitkit_jobs_migrations (
+		version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return fmt.Errorf("jobs migrate: %w", err)
+	}
+	var have int
+	if err := conn.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM bitkit_jobs_migrations").Scan(&have); err != nil {
+		return fmt.Errorf("jobs migrate: %w", err)
+	}
+	for v := have + 1; v < len(migrations); v++ {
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			return fmt.Errorf("jobs migrate %d: %w", v, err)
+		}
+		if _, err := tx.Exec(ctx, migrations[v]); err != nil {
+			_ = tx.Rollback(ctx)
+			return fmt.Errorf("jobs migrate %d: %w", v, err)
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO bitkit_jobs_migrations (version) VALUES ($1)", v); err != nil {
+			_ = tx.Rollback(ctx)
+			return fmt.Errorf("jobs migrate %d: %w", v, err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return fmt.Errorf("jobs migrate %d: %w", v, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,155 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/bitkit-dev/bitkit/internal/jsonx"
+	"github.com/jackc/pgx/v5"
+)
+
+// Job states (wire contract).
+const (
+	StateReceived   = "RECEIVED"
+	StateProcessing = "PROCESSING"
+	StateDone       = "DONE"
+	StateFailed     = "FAILED"
+)
+
+// record is one row of bitkit_jobs.
+type record struct {
+	ID           string
+	Kind         string
+	OwnerID      string
+	DatabaseID   string
+	DatabaseName string
+	PGDatabase   string
+	PGRole       string
+	State        string
+	Retries      int
+	ErrorType    *string
+	ErrorID      *string
+	ErrorDetails []byte
+	BytesTotal   int64
+	BytesDone    int64
+	Rows         int64
+	Params       params
+	BlobKey      *string
+	ExportFormat *string
+	FileName     *string
+	LoadXID      *string
+	DateCreated  time.Time
+	DateFinished *time.Time
+}
+
+// params are the request's parameters, kept as JSON in the job row.
+type params struct {
+	// import
+	Table       string `json:"table_name,omitempty"`
+	Schema      string `json:"schema_name,omitempty"`
+	Header      string `json:"infer_header,omitempty"`
+	FileURL     string `json:"file_url,omitempty"`
+	UploadName  string `json:"upload_name,omitempty"`
+	Format      string `json:"format,omitempty"`
+	Sheet       string `json:"sheet,omitempty"`
+	SQLiteTable string `json:"sqlite_table,omitempty"`
+	// export
+	Query string `json:"query_string,omitempty"`
+}
+
+const recordColumns = `id::text, kind, owner_id, database_id, database_name, pg_database, pg_role, state, retries,
+	error_type, error_id, error_details, bytes_total, bytes_done, rows_done, params, blob_key, export_format, file_name,
+	load_xid, date_created, date_finished`
+
+func scanRecord(row pgx.Row) (*record, error) {
+	var r record
+	var p []byte
+	err := row.Scan(&r.ID, &r.Kind, &r.OwnerID, &r.DatabaseID, &r.DatabaseName, &r.PGDatabase, &r.PGRole, &r.State, &r.Retries,
+		&r.ErrorType, &r.ErrorID, &r.ErrorDetails, &r.BytesTotal, &r.BytesDone, &r.Rows, &p, &r.BlobKey, &r.ExportFormat, &r.FileName,
+		&r.LoadXID, &r.DateCreated, &r.DateFinished)
+	if err != nil {
+		return nil, err
+	}
+	if err := jsonx.Unmarshal(p, &r.Params); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+var errNoJob = errors.New("job not found")
+
+// getJob loads a job by id (any owner).
+func (s *Service) getJob(ctx context.Context, id string) (*record, error) {
+	r, err := scanRecord(s.meta.QueryRow(ctx, "SELECT "+recordColumns+" FROM bitkit_jobs WHERE id = $1::uuid", id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errNoJob
+	}
+	return r, err
+}
+
+// insertJob stores a new job and enqueues its river job in one transaction.
+func (s *Service) insertJob(ctx context.Context, r *record) error {
+	p, err := jsonx.Marshal(r.Params)
+	if err != nil {
+		return err
+	}
+	tx, err := s.meta.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	err = tx.QueryRow(ctx, `INSERT INTO bitkit_jobs (id, kind, owner_id, database_id, database_name, pg_database, pg_role, state,
+		bytes_total, params, blob_key, export_format, file_name)
+		VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, 'RECEIVED', $8, $9, $10, $11, $12) RETURNING date_created`,
+		r.ID, r.Kind, r.OwnerID, r.DatabaseID, r.DatabaseName, r.PGDatabase, r.PGRole, r.BytesTotal, p, r.BlobKey, r.ExportFormat, r.FileName).
+		Scan(&r.DateCreated)
+	if err != nil {
+		return err
+	}
+	var args jobArgs = importArgs{JobID: r.ID}
+	if r.Kind == "export" {
+		args = exportArgs{JobID: r.ID}
+	}
+	if _, err := s.river.InsertTx(ctx, tx, args, s.insertOpts()); err != nil {
+		return err
+	}
+	r.State = StateReceived
+	return tx.Commit(ctx)
+}
+
+// startJob moves a job to PROCESSING; a job that was already PROCESSING (an
+// earlier attempt died or failed) counts one more retry.
+func (s *Service) startJob(ctx context.Context, id string) error {
+	_, err := s.meta.Exec(ctx, `UPDATE bitkit_jobs SET retries = retries + CASE WHEN state = 'PROCESSING' THEN 1 ELSE 0 END,
+		state = 'PROCESSING' WHERE id = $1::uuid AND state IN ('RECEIVED', 'PROCESSING')`, id)
+	return err
+}
+
+func (s *Service) setProgress(ctx context.Context, id string, total, done, rows int64) error {
+	_, err := s.meta.Exec(ctx, `UPDATE bitkit_jobs SET bytes_total = greatest(bytes_total, $2), bytes_done = $3, rows_done = $4
+		WHERE id = $1::uuid`, id, total, done, rows)
+	return err
+}
+
+func (s *Service) setLoadXID(ctx context.Context, id string, xid *string, rows int64) error {
+	_, err := s.meta.Exec(ctx, `UPDATE bitkit_jobs SET load_xid = $2, rows_done = $3 WHERE id = $1::uuid`, id, xid, rows)
+	return err
+}
+
+func (s *Service) finishDone(ctx context.Context, id string, blobKey *string, bytesDone, rows int64) error {
+	_, err := s.meta.Exec(ctx, `UPDATE bitkit_jobs SET state = 'DONE', date_finished = now(), bytes_done = greatest(bytes_total, $3),
+		bytes_total = greatest(bytes_total, $3), rows_done = $4, blob_key = coalesce($2, blob_key), error_type = NULL, error_id = NULL, error_details = NULL
+		WHERE id = $1::uuid AND state <> 'DONE'`, id, blobKey, bytesDone, rows)
+	return err
+}
+
+func (s *Service) finishFailed(ctx context.Context, id, errType, errID string, details map[string]any) error {
+	d, err := jsonx.Marshal(details)
+	if err != nil {
+		return err
+	}
+	_, err = s.meta.Exec(ctx, `UPDATE bitkit_jobs SET state = 'FAILED', date_finished = now(), error_type = $2, error_id = $3,
+		error_details = $4 WHERE id = $1::uuid AND state <> 'DONE'`, id, errType, errID, d)
+	return err
+}

@@ -1,0 +1,407 @@
+package jobs
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/bitkit-dev/bitkit/server/internal/export"
+	"github.com/bitkit-dev/bitkit/server/internal/ingest"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/riverqueue/river"
+	gblob "gocloud.dev/blob"
+)
+
+type jobArgs interface{ Kind() string }
+
+// importArgs is the river job of an import.
+type importArgs struct {
+	JobID string `json:"job_id"`
+}
+
+// Kind is the river job kind.
+func (importArgs) Kind() string { return "bitkit_import" }
+
+// exportArgs is the river job of an export.
+type exportArgs struct {
+	JobID string `json:"job_id"`
+}
+
+// Kind is the river job kind.
+func (exportArgs) Kind() string { return "bitkit_export" }
+
+type importWorker struct {
+	river.WorkerDefaults[importArgs]
+	s *Service
+}
+
+func (w *importWorker) Work(ctx context.Context, job *river.Job[importArgs]) error {
+	return w.s.work(ctx, job.Args.JobID, job.Attempt, job.MaxAttempts, w.s.runImport)
+}
+
+type exportWorker struct {
+	river.WorkerDefaults[exportArgs]
+	s *Service
+}
+
+func (w *exportWorker) Work(ctx context.Context, job *river.Job[exportArgs]) error {
+	return w.s.work(ctx, job.Args.JobID, job.Attempt, job.MaxAttempts, w.s.runExport)
+}
+
+// userError is an error in the user's input or SQL: the job FAILS at once.
+type userError struct {
+	Type    string
+	Message string
+	Details map[string]any
+}
+
+func (e *userError) Error() string { return e.Message }
+
+func (s *Service) work(ctx context.Context, id string, attempt, maxAttempts int, run func(context.Context, *record) error) error {
+	rec, err := s.getJob(ctx, id)
+	if errors.Is(err, errNoJob) {
+		s.log.WarnContext(ctx, "river job without its bitkit_jobs row", "job", id)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if rec.State == StateDone || rec.State == StateFailed {
+		return nil
+	}
+	if err := s.startJob(ctx, id); err != nil {
+		return err
+	}
+	err = run(ctx, rec)
+	if err == nil {
+		return nil
+	}
+	var snooze *river.JobSnoozeError
+	if errors.As(err, &snooze) {
+		return err
+	}
+	if ue := asUserError(err); ue != nil {
+		details := map[string]any{}
+		for k, v := range ue.Details {
+			details[k] = v
+		}
+		details["message"] = ue.Message
+		errID := uuid.NewString()
+		s.log.InfoContext(ctx, "job failed", "job", id, "error_type", ue.Type, "error_id", errID)
+		if ferr := s.finishFailed(context.WithoutCancel(ctx), id, ue.Type, errID, details); ferr != nil {
+			return ferr
+		}
+		return nil
+	}
+	if ctx.Err() != nil && s.stopping.Load() {
+		// shutting down: run again from the start on the next start-up
+		return river.JobSnooze(0)
+	}
+	if attempt >= maxAttempts {
+		errID := uuid.NewString()
+		s.log.ErrorContext(ctx, "job failed after its last attempt", "job", id, "attempt", attempt, "error_id", errID, "err", err)
+		typ := "internal"
+		if strings.Contains(err.Error(), "blob") {
+			typ = "blob_write_failed"
+		}
+		if ferr := s.finishFailed(context.WithoutCancel(ctx), id, typ, errID, map[string]any{
+			"message": fmt.Sprintf("the job failed %d times on a server-side error; the server log has the cause under error_id %s", attempt, errID)}); ferr != nil {
+			return ferr
+		}
+		return nil
+	}
+	s.log.WarnContext(ctx, "job attempt failed; river retries it with backoff", "job", id, "attempt", attempt, "err", err)
+	return err
+}
+
+// asUserError returns the user-facing form of err, or nil for errors that
+// deserve a retry (connections, the blob store, a stopping server).
+func asUserError(err error) *userError {
+	var ie *ingest.Error
+	if errors.As(err, &ie) {
+		return &userError{Type: ie.Type, Message: ie.Message, Details: ie.Details}
+	}
+	var ee *export.Error
+	if errors.As(err, &ee) {
+		return &userError{Type: ee.Type, Message: ee.Message, Details: ee.Details}
+	}
+	var ue *userError
+	if errors.As(err, &ue) {
+		return ue
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code[:2] {
+		case "08", "53", "57", "40", "58", "XX":
+			return nil // connection, resources, shutdown, serialization: retry
+		}
+		d := map[string]any{"sqlstate": pe.Code}
+		if pe.Position > 0 {
+			d["position"] = pe.Position
+		}
+		if pe.Detail != "" {
+			d["detail"] = pe.Detail
+		}
+		if pe.Hint != "" {
+			d["hint"] = pe.Hint
+		}
+		typ := "sql_error"
+		if pe.Code == "42501" {
+			typ = "permission_denied"
+		}
+		return &userError{Type: typ, Message: pe.Message, Details: d}
+	}
+	return nil
+}
+
+// progressThrottle reports progress at most twice a second.
+type progressThrottle struct {
+	s     *Service
+	ctx   context.Context
+	id    string
+	total int64
+	last  time.Time
+}
+
+func (p *progressThrottle) report(done, rows int64) {
+	if now := time.Now(); now.Sub(p.last) >= 500*time.Millisecond {
+		p.last = now
+		if err := p.s.setProgress(p.ctx, p.id, p.total, done, rows); err != nil {
+			p.s.log.WarnContext(p.ctx, "job progress not recorded", "job", p.id, "err", err)
+		}
+	}
+}
+
+// runImport is one attempt of an import job.
+func (s *Service) runImport(ctx context.Context, rec *record) error {
+	pool, err := s.pools.Pool(ctx, rec.PGDatabase, rec.PGRole)
+	if err != nil {
+		return fmt.Errorf("import: pool: %w", err)
+	}
+	if rec.LoadXID != nil {
+		// An earlier attempt reached the commit of its load: did it commit?
+		var status *string
+		if err := pool.QueryRow(ctx, "SELECT pg_xact_status($1::xid8)", *rec.LoadXID).Scan(&status); err != nil {
+			return fmt.Errorf("import: check earlier load: %w", err)
+		}
+		switch {
+		case status != nil && *status == "committed":
+			s.log.InfoContext(ctx, "import already committed by an earlier attempt", "job", rec.ID)
+			s.dropUpload(ctx, rec)
+			return s.finishDone(ctx, rec.ID, nil, rec.BytesTotal, rec.Rows)
+		case status != nil && *status == "in progress":
+			return river.JobSnooze(10 * time.Second)
+		}
+		if err := s.setLoadXID(ctx, rec.ID, nil, 0); err != nil {
+			return err
+		}
+	}
+	var src ingest.Source
+	fileName := rec.Params.UploadName
+	if rec.Params.FileURL != "" {
+		f, err := os.CreateTemp(s.cfg.TempDir, "bitkit-import-*")
+		if err != nil {
+			return fmt.Errorf("import: temp file: %w", err)
+		}
+		defer os.Remove(f.Name())
+		_, err = s.fetchURL(ctx, rec.Params.FileURL, f)
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("import: temp file: %w", cerr)
+		}
+		if err != nil {
+			return err
+		}
+		if src, err = ingest.File(f.Name()); err != nil {
+			return err
+		}
+		if fileName == "" {
+			fileName = urlFileName(rec.Params.FileURL)
+		}
+	} else {
+		if rec.BlobKey == nil {
+			return &userError{Type: "internal", Message: "the job has no uploaded file"}
+		}
+		attrs, err := s.bucket.Attributes(ctx, *rec.BlobKey)
+		if err != nil {
+			return fmt.Errorf("import: read blob: %w", err)
+		}
+		bs := &blobSource{s: s, key: *rec.BlobKey, size: attrs.Size}
+		defer bs.cleanup()
+		src = bs
+	}
+	size := src.Size()
+	pt := &progressThrottle{s: s, ctx: ctx, id: rec.ID, total: size}
+	if err := s.setProgress(ctx, rec.ID, size, 0, 0); err != nil {
+		return err
+	}
+	plan, err := ingest.Analyze(ctx, src, ingest.Options{
+		Format: rec.Params.Format, FileName: fileName, Schema: rec.Params.Schema, Table: rec.Params.Table,
+		Header: rec.Params.Header, Sheet: rec.Params.Sheet, SQLiteTable: rec.Params.SQLiteTable,
+	})
+	if err != nil {
+		return err
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("import: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	var locked bool
+	if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))", "bitkit-import:"+rec.ID).Scan(&locked); err != nil {
+		return fmt.Errorf("import: lock: %w", err)
+	}
+	if !locked {
+		return river.JobSnooze(15 * time.Second) // another worker is loading this job
+	}
+	rows, err := plan.Load(ctx, tx, func(p ingest.Progress) {
+		pt.report(p.BytesDone, p.Rows)
+		if h := s.loadHook.Load(); h != nil {
+			(*h)(ctx, rec.ID, p.Rows)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	var xid string
+	if err := tx.QueryRow(ctx, "SELECT pg_current_xact_id()::text").Scan(&xid); err != nil {
+		return fmt.Errorf("import: xid: %w", err)
+	}
+	if err := s.setLoadXID(ctx, rec.ID, &xid, rows); err != nil {
+		return fmt.Errorf("import: record xid: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("import: commit: %w", err)
+	}
+	s.dropUpload(ctx, rec)
+	return s.finishDone(context.WithoutCancel(ctx), rec.ID, nil, size, rows)
+}
+
+func (s *Service) dropUpload(ctx context.Context, rec *record) {
+	if rec.BlobKey == nil {
+		return
+	}
+	if err := s.bucket.Delete(context.WithoutCancel(ctx), *rec.BlobKey); err != nil {
+		s.log.WarnContext(ctx, "upload not deleted", "job", rec.ID, "err", err)
+	}
+}
+
+func urlFileName(raw string) string {
+	u := safeURL(raw)
+	if i := strings.LastIndexByte(u, '/'); i >= 0 {
+		return u[i+1:]
+	}
+	return ""
+}
+
+// countingWriter counts bytes written through it and reports them.
+type countingWriter struct {
+	w      io.Writer
+	n      int64
+	rows   int64
+	report func(done, rows int64)
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	if c.report != nil {
+		c.report(c.n, c.rows)
+	}
+	return n, err
+}
+
+// runExport is one attempt of an export job: the query runs in a READ ONLY
+// transaction as the caller's role and streams into the blob store.
+func (s *Service) runExport(ctx context.Context, rec *record) error {
+	pool, err := s.pools.Pool(ctx, rec.PGDatabase, rec.PGRole)
+	if err != nil {
+		return fmt.Errorf("export: pool: %w", err)
+	}
+	tx, err := pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return fmt.Errorf("export: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	format := export.CSV
+	if rec.ExportFormat != nil {
+		format = *rec.ExportFormat
+	}
+	key := exportKey(rec.ID)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	bw, err := s.bucket.NewWriter(wctx, key, &gblob.WriterOptions{ContentType: export.ContentType(format)})
+	if err != nil {
+		return fmt.Errorf("export: blob writer: %w", err)
+	}
+	pt := &progressThrottle{s: s, ctx: ctx, id: rec.ID}
+	cw := &countingWriter{w: bw, report: pt.report}
+	buf := bufio.NewWriterSize(cw, 256<<10) // COPY TO writes one message per row
+	rows, err := export.Write(ctx, tx, format, rec.Params.Query, buf, func(n int64) { cw.rows = n })
+	if err == nil {
+		err = buf.Flush()
+	}
+	if err != nil {
+		cancel()
+		_ = bw.Close()
+		return err
+	}
+	if err := bw.Close(); err != nil {
+		return fmt.Errorf("export: blob write: %w", err)
+	}
+	return s.finishDone(context.WithoutCancel(ctx), rec.ID, &key, cw.n, rows)
+}
+
+// blobSource streams an upload from the blob store; XLSX and SQLite files
+// are copied to a local temporary file on first use.
+type blobSource struct {
+	s    *Service
+	key  string
+	size int64
+	path string
+}
+
+func (b *blobSource) Open(ctx context.Context) (io.ReadCloser, error) {
+	r, err := b.s.bucket.NewReader(ctx, b.key, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read blob: %w", err)
+	}
+	return r, nil
+}
+
+func (b *blobSource) Size() int64 { return b.size }
+
+func (b *blobSource) Path(ctx context.Context) (string, error) {
+	if b.path != "" {
+		return b.path, nil
+	}
+	f, err := os.CreateTemp(b.s.cfg.TempDir, "bitkit-import-*")
+	if err != nil {
+		return "", fmt.Errorf("temp file: %w", err)
+	}
+	b.path = f.Name()
+	r, err := b.Open(ctx)
+	if err == nil {
+		_, err = io.Copy(f, r)
+		r.Close()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("copy blob to a temp file: %w", err)
+	}
+	return b.path, nil
+}
+
+func (b *blobSource) cleanup() {
+	if b.path != "" {
+		os.Remove(b.path)
+	}
+}

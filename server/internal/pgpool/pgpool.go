@@ -1,0 +1,279 @@
+// Package pgpool keeps bitd's connection pools to the platform databases: one
+// pgxpool per (PostgreSQL database, login role), created lazily on first use.
+//
+// Every pool it builds:
+//   - logs in as the role with the password derived from the server secret
+//     (secret.RolePassword), never a stored one;
+//   - starts empty (MinConns 0), closes connections idle for IdleTimeout and
+//     health-checks idle connections;
+//   - cancels the backend when a query's context ends: a cancelled or
+//     timed-out context sends a PostgreSQL CancelRequest (the semantics of
+//     pg_cancel_backend), with a closed socket as the fallback when the server
+//     does not answer;
+//   - resets the session before a connection goes back to the pool: a
+//     connection whose transaction status is not idle is destroyed (pgxpool
+//     does this), otherwise DISCARD ALL runs (it drops SET values, temporary
+//     tables, prepared statements, cursors, LISTENs and advisory locks); a
+//     connection on which that fails, or that failed fatally, is destroyed.
+//
+// While RefuseCopyIn is on for a connection, a statement that puts it into
+// COPY FROM STDIN mode (which the HTTP API cannot feed) closes it at once
+// instead of holding it until the timeout; CopyInRefused reports it.
+//
+// Because DISCARD ALL drops server-side prepared statements, pools use
+// pgx.QueryExecModeDescribeExec (an unnamed statement per query) and no
+// statement cache.
+//
+// The number of pools is bounded (MaxPools); when a new pool would exceed it,
+// the least recently used pools with no connection in use are closed.
+//
+// A Manager is safe for concurrent use.
+package pgpool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/bitkit-dev/bitkit/server/internal/secret"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Defaults of Config's zero values.
+const (
+	DefaultMaxConnsPerPool = 10
+	DefaultIdleTimeout     = 60 * time.Second
+	DefaultMaxPools        = 200
+	// resetTimeout bounds DISCARD ALL when a connection is released.
+	resetTimeout = 5 * time.Second
+)
+
+// Config configures a Manager.
+type Config struct {
+	// ConnString is a URL or DSN of the cluster (normally the admin URL);
+	// its user, password and database are replaced for every pool. Other
+	// settings (host, port, sslmode, …) are kept.
+	ConnString string
+	// Secret is the server secret role passwords are derived from.
+	Secret []byte
+	// MaxConnsPerPool bounds each pool; 0 means DefaultMaxConnsPerPool (10).
+	MaxConnsPerPool int32
+	// IdleTimeout closes connections idle that long; 0 means 60s.
+	IdleTimeout time.Duration
+	// MaxPools bounds the number of open pools; 0 means DefaultMaxPools (200).
+	MaxPools int
+	// Logger receives pool events; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+type key struct{ db, role string }
+
+type entry struct {
+	pool     *pgxpool.Pool
+	lastUsed time.Time
+}
+
+// Manager owns the pools. Create it with New and Close it when done.
+type Manager struct {
+	cfg    Config
+	base   *pgxpool.Config
+	err    error // ConnString parse error, reported by Pool
+	mu     sync.Mutex
+	pools  map[key]*entry
+	closed bool
+}
+
+// New returns a Manager. It does not connect; a malformed ConnString is
+// reported by the first Pool call.
+func New(cfg Config) *Manager {
+	if cfg.MaxConnsPerPool <= 0 {
+		cfg.MaxConnsPerPool = DefaultMaxConnsPerPool
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.MaxPools <= 0 {
+		cfg.MaxPools = DefaultMaxPools
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	m := &Manager{cfg: cfg, pools: map[key]*entry{}}
+	m.base, m.err = pgxpool.ParseConfig(cfg.ConnString)
+	if m.err != nil {
+		// pgconn's parse errors never include the password.
+		m.err = fmt.Errorf("pgpool: parse cluster connection string: %w", m.err)
+	}
+	return m
+}
+
+// Pool returns the pool for (pgDatabase, pgRole), creating it on first use.
+// It does not connect: the first Acquire does. The pool stays owned by the
+// Manager: callers never close it.
+func (m *Manager) Pool(ctx context.Context, pgDatabase, pgRole string) (*pgxpool.Pool, error) {
+	if m.err != nil {
+		return nil, m.err
+	}
+	if pgDatabase == "" || pgRole == "" {
+		return nil, errors.New("pgpool: database and role must not be empty")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("pgpool: %w", err)
+	}
+	k := key{pgDatabase, pgRole}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, errors.New("pgpool: manager is closed")
+	}
+	if e, ok := m.pools[k]; ok {
+		e.lastUsed = time.Now()
+		m.mu.Unlock()
+		return e.pool, nil
+	}
+	p, err := pgxpool.NewWithConfig(context.Background(), m.poolConfig(pgDatabase, pgRole))
+	if err != nil {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("pgpool: create pool for database %q role %q: %w", pgDatabase, pgRole, err)
+	}
+	m.pools[k] = &entry{pool: p, lastUsed: time.Now()}
+	evicted := m.evictLocked(k)
+	m.mu.Unlock()
+	for _, e := range evicted {
+		e.Close()
+	}
+	return p, nil
+}
+
+// evictLocked removes the least recently used unused pools above MaxPools
+// and returns them for closing outside the lock.
+func (m *Manager) evictLocked(keep key) []*pgxpool.Pool {
+	over := len(m.pools) - m.cfg.MaxPools
+	if over <= 0 {
+		return nil
+	}
+	type cand struct {
+		k key
+		e *entry
+	}
+	var cands []cand
+	for k, e := range m.pools {
+		if k != keep && e.pool.Stat().AcquiredConns() == 0 {
+			cands = append(cands, cand{k, e})
+		}
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[i].e.lastUsed.Before(cands[j].e.lastUsed) })
+	var out []*pgxpool.Pool
+	for _, c := range cands {
+		if over == 0 {
+			break
+		}
+		delete(m.pools, c.k)
+		out = append(out, c.e.pool)
+		over--
+		m.cfg.Logger.Debug("pgpool: closing least recently used pool", "database", c.k.db, "role", c.k.role)
+	}
+	return out
+}
+
+func (m *Manager) poolConfig(db, role string) *pgxpool.Config {
+	pc := m.base.Copy()
+	cc := pc.ConnConfig
+	cc.Database = db
+	cc.User = role
+	cc.Password = secret.RolePassword(m.cfg.Secret, role)
+	if cc.ConnectTimeout == 0 {
+		cc.ConnectTimeout = 10 * time.Second
+	}
+	if cc.RuntimeParams == nil {
+		cc.RuntimeParams = map[string]string{}
+	}
+	cc.RuntimeParams["application_name"] = "bitd"
+	// Output formats the query encoder expects by default (user SQL may
+	// change them for its own session; DISCARD ALL restores these).
+	cc.RuntimeParams["DateStyle"] = "ISO, MDY"
+	cc.RuntimeParams["IntervalStyle"] = "postgres"
+	cc.RuntimeParams["TimeZone"] = "UTC"
+	cc.DefaultQueryExecMode = pgx.QueryExecModeDescribeExec
+	cc.StatementCacheCapacity = 0
+	cc.DescriptionCacheCapacity = 0
+	if prev := cc.AfterNetConnect; prev != nil {
+		cc.AfterNetConnect = func(ctx context.Context, c *pgconn.Config, nc net.Conn) (net.Conn, error) {
+			nc, err := prev(ctx, c, nc)
+			if err != nil {
+				return nil, err
+			}
+			return guardConn(ctx, c, nc)
+		}
+	} else {
+		cc.AfterNetConnect = guardConn
+	}
+	cc.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, CancelRequestDelay: 0, DeadlineDelay: 5 * time.Second}
+	}
+	pc.MinConns = 0
+	pc.MaxConns = m.cfg.MaxConnsPerPool
+	pc.MaxConnIdleTime = m.cfg.IdleTimeout
+	pc.HealthCheckPeriod = min(m.cfg.IdleTimeout/2, 30*time.Second)
+	pc.MaxConnLifetime = time.Hour
+	pc.AfterRelease = ResetSession
+	return pc
+}
+
+// ResetSession is the AfterRelease hook of every pool: it reports whether
+// conn may go back to its pool. A closed connection, one with a transaction
+// open or failed, or one where DISCARD ALL fails is destroyed.
+func ResetSession(conn *pgx.Conn) bool {
+	pc := conn.PgConn()
+	if pc.IsClosed() || pc.IsBusy() || pc.TxStatus() != 'I' {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
+	defer cancel()
+	_, err := pc.Exec(ctx, "DISCARD ALL").ReadAll()
+	return err == nil && pc.TxStatus() == 'I'
+}
+
+// CloseDatabase closes every pool of pgDatabase (call it before DROP
+// DATABASE). It waits for connections in use to be released.
+func (m *Manager) CloseDatabase(pgDatabase string) {
+	var toClose []*pgxpool.Pool
+	m.mu.Lock()
+	for k, e := range m.pools {
+		if k.db == pgDatabase {
+			toClose = append(toClose, e.pool)
+			delete(m.pools, k)
+		}
+	}
+	m.mu.Unlock()
+	for _, p := range toClose {
+		p.Close()
+	}
+}
+
+// Len returns the number of open pools.
+func (m *Manager) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.pools)
+}
+
+// Close closes every pool; later Pool calls fail.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	m.closed = true
+	pools := m.pools
+	m.pools = map[key]*entry{}
+	m.mu.Unlock()
+	for _, e := range pools {
+		e.pool.Close()
+	}
+}

@@ -1,0 +1,397 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// Config configures a Server. The zero value (with DevTLS or TLS set) is
+// usable: see each field for its default.
+type Config struct {
+	// TLS is the server certificate configuration offered after an
+	// SSLRequest. When nil and DevTLS is set, a self-signed certificate for
+	// localhost/127.0.0.1/::1 is generated at start-up. When nil without
+	// DevTLS, SSLRequest is answered with 'N' (no TLS).
+	TLS *tls.Config
+	// DevTLS generates a self-signed certificate when TLS is nil.
+	DevTLS bool
+	// AllowPlaintext accepts a non-TLS startup from loopback clients (for
+	// local development). Plaintext from other addresses is always refused
+	// with FATAL 28000, because the password is an API key.
+	AllowPlaintext bool
+	// IdleTimeout closes a session with no client traffic for this long that
+	// is not running a query (FATAL 57P05). Default 5 minutes; negative
+	// disables it.
+	IdleTimeout time.Duration
+	// MaxConns caps the sessions of the whole server; 0 means no cap.
+	MaxConns int
+	// MaxConnsPerDatabase caps the sessions per platform database; 0 means
+	// no cap. Both caps answer FATAL 53300 "too many connections".
+	MaxConnsPerDatabase int
+	// RevalidateEvery is how often open sessions re-check their credential
+	// with Authorizer.CredentialValid (once per distinct credential), which
+	// covers revocations made on other replicas. Default 2 s; negative
+	// disables it.
+	RevalidateEvery time.Duration
+	// StartupTimeout bounds the TLS handshake, the startup packet and the
+	// password exchange. Default 30 s.
+	StartupTimeout time.Duration
+	// BackendConnectTimeout bounds the backend connection set-up. Default 15 s.
+	BackendConnectTimeout time.Duration
+}
+
+// WireTarget is what an authorized wire connection connects to.
+type WireTarget struct {
+	DatabaseID   string // platform database id (for caps and TerminateDatabase)
+	CredentialID string // id of the API key or token (for TerminateCredential)
+	PGDatabase   string // real PostgreSQL database name
+	PGRole       string // login role the caller's permission maps to
+	PGPassword   string // that role's password; never logged
+	BackendAddr  string // host:port of the PostgreSQL server; loopback hosts are reached without TLS
+}
+
+// Authorizer checks wire credentials. Implementations must be safe for
+// concurrent use.
+type Authorizer interface {
+	// AuthorizeWire checks password (an API key or access token) and the
+	// caller's access to database ("account/db"). Errors wrap
+	// ErrBadPassword or ErrUnknownDatabase (also for databases the caller
+	// may not see); other errors are logged (so they must not contain the
+	// password), retried twice, then reported as internal errors.
+	AuthorizeWire(ctx context.Context, password, database string) (*WireTarget, error)
+	// CredentialValid reports whether the key or token with this id is still
+	// valid. false ends every session opened with it.
+	CredentialValid(ctx context.Context, credentialID string) bool
+}
+
+var (
+	// ErrBadPassword means the password is not a valid API key or token.
+	ErrBadPassword = errors.New("the API key or token is invalid or revoked")
+	// ErrUnknownDatabase means the database does not exist or is not
+	// visible to the caller.
+	ErrUnknownDatabase = errors.New("database does not exist or is not visible to this credential")
+	// ErrServerClosed is returned by Serve after Shutdown.
+	ErrServerClosed = errors.New("proxy: server closed")
+)
+
+// Defaults.
+const (
+	DefaultIdleTimeout     = 5 * time.Minute
+	DefaultRevalidateEvery = 2 * time.Second
+)
+
+// Server is a PostgreSQL wire proxy. Create it with New.
+type Server struct {
+	cfg    Config
+	auth   Authorizer
+	log    *slog.Logger
+	tls    *tls.Config
+	tlsErr error
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	pending   map[net.Conn]struct{} // connections still in startup
+	sessions  map[*session]struct{}
+	byPID     map[uint32]*session
+	perDB     map[string]int
+	total     int // sessions counted against MaxConns (including those connecting)
+
+	wg        sync.WaitGroup
+	revalOnce sync.Once
+	stop      chan struct{}
+}
+
+// New returns a Server. logger may be nil (logs are discarded).
+func New(cfg Config, auth Authorizer, logger *slog.Logger) *Server {
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.RevalidateEvery == 0 {
+		cfg.RevalidateEvery = DefaultRevalidateEvery
+	}
+	if cfg.StartupTimeout <= 0 {
+		cfg.StartupTimeout = 30 * time.Second
+	}
+	if cfg.BackendConnectTimeout <= 0 {
+		cfg.BackendConnectTimeout = 15 * time.Second
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:       cfg,
+		auth:      auth,
+		log:       logger,
+		listeners: map[net.Listener]struct{}{},
+		pending:   map[net.Conn]struct{}{},
+		sessions:  map[*session]struct{}{},
+		byPID:     map[uint32]*session{},
+		perDB:     map[string]int{},
+		stop:      make(chan struct{}),
+	}
+	switch {
+	case cfg.TLS != nil:
+		s.tls = cfg.TLS.Clone()
+	case cfg.DevTLS:
+		s.tls, s.tlsErr = selfSignedTLS()
+	}
+	if s.tls != nil && s.tls.MinVersion < tls.VersionTLS12 {
+		s.tls.MinVersion = tls.VersionTLS12
+	}
+	return s
+}
+
+// Serve accepts connections on ln until Shutdown (then it returns
+// ErrServerClosed) or until ln fails. Serve closes ln.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.tlsErr != nil {
+		ln.Close()
+		return fmt.Errorf("proxy: generate the development TLS certificate: %w", s.tlsErr)
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+	s.revalOnce.Do(func() {
+		if s.cfg.RevalidateEvery > 0 {
+			s.wg.Add(1)
+			go s.revalidateLoop()
+		}
+	})
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			var t interface{ Temporary() bool }
+			if errors.As(err, &t) && t.Temporary() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("proxy: accept failed; retrying", "err", err, "backoff", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("proxy: accept: %w", err)
+		}
+		backoff = 0
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			return ErrServerClosed
+		}
+		s.pending[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.handle(c)
+	}
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Shutdown stops accepting connections, closes connections that are still
+// starting up, ends idle sessions at once and sessions running a query as
+// soon as it finishes (FATAL 57P01), and waits for them. When ctx ends first,
+// the remaining sessions are cut and ctx's error is returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.stop)
+	}
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.pending {
+		c.Close()
+	}
+	s.mu.Unlock()
+	msg := fatal("57P01", "terminating connection because bitd is shutting down; reconnect")
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		n := 0
+		for _, ss := range s.snapshot(nil) {
+			n++
+			if ss.inFlight() == 0 {
+				ss.terminate(msg, false)
+			}
+		}
+		if n == 0 {
+			s.wg.Wait()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			for _, ss := range s.snapshot(nil) {
+				ss.terminate(msg, true)
+			}
+			s.wg.Wait()
+			return fmt.Errorf("proxy: shutdown: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// TerminateCredential ends every session opened with the API key or token
+// credentialID now (FATAL 57P01; a running query is cancelled).
+func (s *Server) TerminateCredential(credentialID string) {
+	msg := fatal("57P01", "terminating connection because the API key or token that opened it was revoked or has expired; reconnect with a valid key")
+	for _, ss := range s.snapshot(func(ss *session) bool { return ss.target.CredentialID == credentialID }) {
+		ss.terminate(msg, true)
+	}
+}
+
+// TerminateDatabase ends every session of the platform database databaseID
+// now (FATAL 57P01; a running query is cancelled).
+func (s *Server) TerminateDatabase(databaseID string) {
+	for _, ss := range s.snapshot(func(ss *session) bool { return ss.target.DatabaseID == databaseID }) {
+		ss.terminate(fatal("57P01", fmt.Sprintf("terminating connection because database %s was deleted", ss.dbName)), true)
+	}
+}
+
+// Sessions returns the number of open relayed sessions.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+func (s *Server) snapshot(keep func(*session) bool) []*session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*session, 0, len(s.sessions))
+	for ss := range s.sessions {
+		if keep == nil || keep(ss) {
+			out = append(out, ss)
+		}
+	}
+	return out
+}
+
+func (s *Server) revalidateLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.RevalidateEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		ids := map[string]bool{}
+		for _, ss := range s.snapshot(nil) {
+			if ss.target.CredentialID != "" {
+				ids[ss.target.CredentialID] = true
+			}
+		}
+		for id := range ids {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ok := s.auth.CredentialValid(ctx, id)
+			cancel()
+			if !ok {
+				s.log.Info("proxy: credential no longer valid; ending its sessions", "credential_id", id)
+				s.TerminateCredential(id)
+			}
+		}
+	}
+}
+
+// reserve counts a new session against the caps. It returns a FATAL to send
+// when a cap is reached.
+func (s *Server) reserve(dbID, dbName string) *errorMsg {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return fatal("57P01", "bitd is shutting down; reconnect")
+	}
+	if s.cfg.MaxConns > 0 && s.total >= s.cfg.MaxConns {
+		return fatal("53300", fmt.Sprintf("too many connections: this bitd accepts at most %d PostgreSQL sessions; close idle connections or lower your pool's MaxConns", s.cfg.MaxConns))
+	}
+	if s.cfg.MaxConnsPerDatabase > 0 && s.perDB[dbID] >= s.cfg.MaxConnsPerDatabase {
+		return fatal("53300", fmt.Sprintf("too many connections for database %s: at most %d sessions per database; close idle connections or lower your pool's MaxConns", dbName, s.cfg.MaxConnsPerDatabase))
+	}
+	s.total++
+	s.perDB[dbID]++
+	return nil
+}
+
+func (s *Server) release(dbID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.total--
+	if s.perDB[dbID]--; s.perDB[dbID] <= 0 {
+		delete(s.perDB, dbID)
+	}
+}
+
+// register adds a relayed session (no longer a pending connection c) and
+// assigns its client-facing cancel key.
+func (s *Server) register(ss *session, c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	delete(s.pending, c)
+	for {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		pid := binary.BigEndian.Uint32(b[:4]) & 0x7fffffff
+		if pid == 0 || s.byPID[pid] != nil {
+			continue
+		}
+		ss.clientPID = pid
+		copy(ss.clientSecret[:], b[4:])
+		s.byPID[pid] = ss
+		break
+	}
+	s.sessions[ss] = struct{}{}
+	return true
+}
+
+func (s *Server) unregister(ss *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.sessions[ss]; !ok {
+		return
+	}
+	delete(s.sessions, ss)
+	delete(s.byPID, ss.clientPID)
+}
+
+// lookupCancel finds the session a client's cancel key belongs to.
+func (s *Server) lookupCancel(pid uint32, secret []byte) *session {
+	s.mu.Lock()
+	ss := s.byPID[pid]
+	s.mu.Unlock()
+	if ss == nil || len(secret) != len(ss.clientSecret) || subtle.ConstantTimeCompare(secret, ss.clientSecret[:]) != 1 {
+		return nil
+	}
+	return ss
+}

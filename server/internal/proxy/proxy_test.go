@@ -1,0 +1,784 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// fixture is a throwaway PostgreSQL database with a writer (owner) and a
+// reader login role, shared by the tests of this package.
+type fixture struct {
+	adminURL    string
+	backendAddr string
+	pgDB        string
+	writer      string
+	reader      string
+	writerPW    string
+	readerPW    string
+	dbID        string
+}
+
+var (
+	fixOnce sync.Once
+	fix     *fixture
+	fixErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fix != nil {
+		fix.drop()
+	}
+	os.Exit(code)
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// sharedDB creates the fixture once. A missing TEST_DATABASE_URL fails.
+func sharedDB(t *testing.T) *fixture {
+	t.Helper()
+	u := os.Getenv("TEST_DATABASE_URL")
+	if u == "" {
+		t.Fatal("TEST_DATABASE_URL is not set: export TEST_DATABASE_URL=$(scripts/pg-up.sh)")
+	}
+	fixOnce.Do(func() { fix, fixErr = newFixture(u) })
+	if fixErr != nil {
+		t.Fatalf("create test database: %v", fixErr)
+	}
+	return fix
+}
+
+func newFixture(adminURL string) (*fixture, error) {
+	pu, err := url.Parse(adminURL)
+	if err != nil {
+		return nil, err
+	}
+	id := randHex(5)
+	f := &fixture{
+		adminURL:    adminURL,
+		backendAddr: pu.Host,
+		pgDB:        "proxyt_" + id,
+		writer:      "proxyt_" + id + "_w",
+		reader:      "proxyt_" + id + "_r",
+		writerPW:    randHex(16),
+		readerPW:    randHex(16),
+		dbID:        "db-" + id,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	for _, q := range []string{
+		fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", f.writer, f.writerPW),
+		fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", f.reader, f.readerPW),
+		fmt.Sprintf("CREATE DATABASE %s OWNER %s", f.pgDB, f.writer),
+		fmt.Sprintf("REVOKE CONNECT ON DATABASE %s FROM PUBLIC", f.pgDB),
+		fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s", f.pgDB, f.reader),
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			f.drop()
+			return nil, err
+		}
+	}
+	wc, err := pgx.Connect(ctx, f.url(f.writer, f.writerPW))
+	if err != nil {
+		f.drop()
+		return nil, err
+	}
+	defer wc.Close(ctx)
+	for _, q := range []string{
+		"CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL)",
+		"INSERT INTO notes (body) VALUES ('hello'), ('world')",
+		fmt.Sprintf("GRANT SELECT ON notes TO %s", f.reader),
+	} {
+		if _, err := wc.Exec(ctx, q); err != nil {
+			f.drop()
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+func (f *fixture) url(user, pw string) string {
+	u, _ := url.Parse(f.adminURL)
+	u.User = url.UserPassword(user, pw)
+	u.Path = "/" + f.pgDB
+	return u.String()
+}
+
+func (f *fixture) drop() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, f.adminURL)
+	if err != nil {
+		return
+	}
+	defer conn.Close(ctx)
+	_, _ = conn.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", f.pgDB))
+	_, _ = conn.Exec(ctx, fmt.Sprintf("DROP ROLE IF EXISTS %s", f.writer))
+	_, _ = conn.Exec(ctx, fmt.Sprintf("DROP ROLE IF EXISTS %s", f.reader))
+}
+
+// testAuth maps generated keys to the fixture's roles.
+type testAuth struct {
+	f       *fixture
+	mu      sync.Mutex
+	keys    map[string]*WireTarget // key → target
+	revoked map[string]bool        // credential id → revoked
+	checks  int
+}
+
+const testDB = "acct/notes"
+
+func newTestAuth(f *fixture) *testAuth {
+	return &testAuth{f: f, keys: map[string]*WireTarget{}, revoked: map[string]bool{}}
+}
+
+// key registers a fresh key for role ("w" or "r") and returns it and its
+// credential id.
+func (a *testAuth) key(role string) (key, credID string) {
+	key = "v2_" + randHex(20)
+	credID = "cred-" + randHex(4)
+	t := &WireTarget{DatabaseID: a.f.dbID, CredentialID: credID, PGDatabase: a.f.pgDB, BackendAddr: a.f.backendAddr}
+	if role == "w" {
+		t.PGRole, t.PGPassword = a.f.writer, a.f.writerPW
+	} else {
+		t.PGRole, t.PGPassword = a.f.reader, a.f.readerPW
+	}
+	a.mu.Lock()
+	a.keys[key] = t
+	a.mu.Unlock()
+	return key, credID
+}
+
+// secrets lists every key and role password, which must never be logged.
+func (a *testAuth) secrets() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := []string{a.f.writerPW, a.f.readerPW}
+	for k := range a.keys {
+		out = append(out, k)
+	}
+	return out
+}
+
+func (a *testAuth) AuthorizeWire(ctx context.Context, password, database string) (*WireTarget, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t, ok := a.keys[password]
+	if !ok || a.revoked[t.CredentialID] {
+		return nil, fmt.Errorf("check key: %w", ErrBadPassword)
+	}
+	if database != testDB {
+		return nil, fmt.Errorf("find %s: %w", database, ErrUnknownDatabase)
+	}
+	cp := *t
+	return &cp, nil
+}
+
+func (a *testAuth) CredentialValid(ctx context.Context, credentialID string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.checks++
+	return !a.revoked[credentialID]
+}
+
+func (a *testAuth) revoke(credID string) {
+	a.mu.Lock()
+	a.revoked[credID] = true
+	a.mu.Unlock()
+}
+
+// startProxy runs a Server on a loopback port for the test.
+func startProxy(t *testing.T, cfg Config, auth Authorizer) (*Server, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &testWriter{t: t}
+	if ta, ok := auth.(*testAuth); ok {
+		w.secrets = ta.secrets
+	}
+	srv := New(cfg, auth, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+	})
+	return srv, ln.Addr().String()
+}
+
+// testWriter sends log lines to t.Log and fails the test if a line holds a
+// known secret.
+type testWriter struct {
+	t       *testing.T
+	mu      sync.Mutex
+	secrets func() []string
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.secrets == nil {
+		return len(p), nil
+	}
+	for _, s := range w.secrets() {
+		if strings.Contains(string(p), s) {
+			w.t.Errorf("log line contains a secret: %s", p)
+		}
+	}
+	return len(p), nil
+}
+
+func dsn(addr, key, db, sslmode string) string {
+	host, port, _ := net.SplitHostPort(addr)
+	return fmt.Sprintf("host=%s port=%s user=anyone password=%s dbname=%s sslmode=%s connect_timeout=10", host, port, key, db, sslmode)
+}
+
+func connect(t *testing.T, addr, key, db, sslmode string) (*pgx.Conn, error) {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dsn(addr, key, db, sslmode))
+	if err == nil {
+		t.Cleanup(func() { conn.Close(context.Background()) })
+	}
+	return conn, err
+}
+
+func pgCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+func TestConnect(t *testing.T) {
+	t.Parallel()
+	f := sharedDB(t)
+	auth := newTestAuth(f)
+	key, _ := auth.key("w")
+	_, tlsAddr := startProxy(t, Config{DevTLS: true}, auth)
+	_, plainAddr := startProxy(t, Config{AllowPlaintext: true}, auth)
+	for _, tc := range []struct {
+		name, addr, sslmode, db string
+		wantTLS                 bool
+	}{
+		{"tls", tlsAddr, "require", testDB, true},
+		{"plaintext allowed", plainAddr, "disable", testDB, false},
+		{"quoted name", tlsAddr, "require", `'"acct/notes"'`, true},
+		{"url-encoded name", tlsAddr, "require", "acct%2Fnotes", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			conn, err := connect(t, tc.addr, key, tc.db, tc.sslmode)
+			if err != nil {
+				t.Fatalf("connect: %v", err)
+			}
+			var user, db string
+			var n int
+			if err := conn.QueryRow(t.Context(), "SELECT current_user, current_database(), count(*) FROM notes").Scan(&user, &db, &n); err != nil {
+				t.Fatal(err)
+			}
+			if user != f.writer || db != f.pgDB || n < 2 {
+				t.Errorf("got user=%s db=%s rows=%d, want %s %s ≥2", user, db, n, f.writer, f.pgDB)
+			}
+			if v := conn.PgConn().ParameterStatus("server_version"); !strings.HasPrefix(v, "15") {
+				t.Errorf("server_version ParameterStatus = %q", v)
+			}
+			_, isTLS := conn.PgConn().Conn().(*tls.Conn)
+			if isTLS != tc.wantTLS {
+				t.Errorf("TLS = %v, want %v", isTLS, tc.wantTLS)
+			}
+			// A prepared statement round trip (extended protocol).
+			var got string
+			if err := conn.QueryRow(t.Context(), "SELECT body FROM notes WHERE id = $1", 1).Scan(&got); err != nil || got != "hello" {
+				t.Errorf("extended query: %q, %v", got, err)
+			}
+		})
+	}
+}
+
+func TestConnectErrors(t *testing.T) {
+	t.Parallel()
+	f := sharedDB(t)
+	auth := newTestAuth(f)
+	key, _ := auth.key("w")
+	_, addr := startProxy(t, Config{DevTLS: true}, auth)
+	_, plainNoLoop := startProxy(t, Config{DevTLS: true}, auth)
+	for _, tc := range []struct {
+		name, addr, key, db, sslmode string
+		code, msg                    string
+	}{
+		{"wrong key", addr, "v2_wrong", testDB, "require", "28P01", "the API key or token is invalid or revoked"},
+		{"unknown database", addr, key, "acct/nope", "require", "3D000", "account/db"},
+		{"malformed database", addr, key, "notes", "require", "3D000", "must be account/db"},
+		{"no tls", plainNoLoop, key, testDB, "disable", "28000", "SSL required: connect with sslmode=require"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := connect(t, tc.addr, tc.key, tc.db, tc.sslmode)
+			if err == nil {
+				t.Fatal("connected, want an error")
+			}
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Code != tc.code || !strings.Contains(pe.Message, tc.msg) || pe.Severity != "FATAL" {
+				t.Fatalf("err = %v, want FATAL %s containing %q", err, tc.code, tc.msg)
+			}
+			if strings.Contains(err.Error(), key) {
+				t.Errorf("error contains the key: %v", err)
+			}
+		})
+	}
+}
+
+func TestReaderCannotWrite(t *testing.T) {
+	t.Parallel()
+	f := sharedDB(t)
+	auth := newTestAuth(f)
+	key, _ := auth.key("r")
+	_, addr := startProxy(t, Config{DevTLS: true}, auth)
+	conn, err := connect(t, addr, key, testDB, "require")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body string
+	if err := conn.QueryRow(t.Context(), "SELECT body FROM notes ORDER BY id LIMIT 1").Scan(&body); err != nil || body != "hello" {
+		t.Fatalf("reader select: %q %v", body, err)
+	}
+	_, err = conn.Exec(t.Context(), "INSERT INTO notes (body) VALUES ('nope')")
+	if code := pgCode(err); code != "42501" {
+		t.Fatalf("insert as reader: %v, want SQLSTATE 42501 from PostgreSQL", err)
+	}
+	// The session survives the error.
+	var one int
+	if err := conn.QueryRow(t.Context(), "SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Fatalf("after error: %d %v", one, err)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	t.Parallel()
+	f := sharedDB(t)
+	auth := newTestAuth(f)
+	key, _ := auth.key("w")
+	for _, tc := range []struct {
+		name    string
+		cfg     Config
+		sslmode string
+	}{
+		{"tls", Config{DevTLS: true}, "require"},
+		{"plaintext", Config{AllowPlaintext: true}, "disable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, addr := startProxy(t, tc.cfg, auth)
+			conn, err := connect(t, addr, key, testDB, tc.sslmode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tag := "cancel_" + randHex(4)
+			errc := make(chan error, 1)
+			go func() {
+				_, err := conn.Exec(context.Background(), "SELECT pg_sleep(30) /* "+tag+" */")
+				errc <- err
+			}()
+			admin, err := pgx.Connect(t.Context(), f.adminURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer admin.Close(context.Background())
+			for {
+				var n int
+				if err := admin.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%'||$1||'%' AND pid <> pg_backend_pid()", tag).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				if n == 1 {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if err := conn.PgConn().CancelRequest(t.Context()); err != nil {
+				t.Fatalf("CancelRequest: %v", err)
+			}
+			select {
+			case err := <-errc:
+				if pgCode(err) != "57014" {
+					t.Fatalf("Exec = %v, want SQLSTATE 57014 (query_canceled)", err)
+				}
+			case <-time.After(25 * time.Second):
+				t.Fatal("pg_sleep(30) was not cancelled")
+			}
+			var one int
+			if err := conn.QueryRow(t.Context(), "SELECT 1").Scan(&one); err != nil || one != 1 {
+				t.Fatalf("after cancel: %d %v", one, err)
+			}
+		})
+	}
+}
+
+// rawSession is a hand-driven protocol client, to observe exactly what the
+// proxy sends.
+type rawSession struct {
+	conn   net.Conn
+	fe     *pgproto3.Frontend
+	params map[string]string
+	key    *pgproto3.BackendKeyData
+}
+
+func rawConnect(t *testing.T, addr, key, db string) *rawSession {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+	if _, err := c.Write([]byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f}); err != nil {
+		t.Fatal(err)
+	}
+	var b [1]byte
+	if _, err := c.Read(b[:]); err != nil || b[0] != 'S' {
+		t.Fatalf("SSLRequest answer %q, %v", b[0], err)
+	}
+	tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true})
+	rs := &rawSession{conn: tc, fe: pgproto3.NewFrontend(tc, tc), params: map[string]string{}}
+	rs.fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30, Parameters: map[string]string{"user": "x", "database": db}})
+	if err := rs.fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		msg, err := rs.fe.Receive()
+		if err != nil {
+			t.Fatalf("startup: %v", err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.AuthenticationCleartextPassword:
+			rs.fe.Send(&pgproto3.PasswordMessage{Password: key})
+			if err := rs.fe.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		case *pgproto3.AuthenticationOk:
+		case *pgproto3.ParameterStatus:
+			rs.params[m.Name] = m.Value
+		case *pgproto3.BackendKeyData:
+			rs.key = &pgproto3.BackendKeyData{ProcessID: m.ProcessID, SecretKey: append([]byte(nil), m.SecretKey...)}
+		case *pgproto3.ReadyForQuery:
+			return rs
+		case *pgproto3.ErrorResponse:
+			t.Fatalf("startup error: %s %s", m.Code, m.Message)
+		default:
+			t.Fatalf("unexpected startup message %T", msg)
+		}
+	}
+}
+
+// waitFatal reads until an ErrorResponse and returns it; the connection must
+// then be closed by the server.
+func (rs *rawSession) waitFatal(t *testing.T) *pgproto3.ErrorResponse {
+	t.Helper()
+	for {
+		msg, err := rs.fe.Receive()
+		if err != nil {
+			t.Fatalf("want a FATAL ErrorResponse, got %v", err)
+		}
+		if m, ok := msg.(*pgproto3.ErrorResponse); ok {
+			got := *m
+			if _, err := rs.fe.Receive(); err == nil {
+				t.Errorf("connection still open after FATAL %s", got.Code)
+			}
+			return &got
+		}
+	}
+}
+
+func (rs *rawSession) query(t *testing.T, sql string) error {
+	t.Helper()
+	rs.fe.Send(&pgproto3.Query{String: sql})
+	if err := rs.fe.Flush(); err != nil {
+		return err
+	}
+	var qerr error
+	for {
+		msg, err := rs.fe.Receive()
+		if err != nil {
+			return err
+		}
+		switch m := msg.(type) {
+		case *pgproto3.ErrorResponse:
+			qerr = fmt.Errorf("%s: %s", m.Code, m.Message)
+		case *pgproto3.ReadyForQuery:
+			return qerr
+		}
+	}
+}
+
+func TestStartupMessages(t *testing.T) {
+	t.Parallel()
+	f := sharedDB(t)
+	auth := newTestAuth(f)
+	key, _ := auth.key("w")
+	_, addr := startProxy(t, Config{DevTLS: true}, auth)
+	rs := rawConnect(t, addr, key, testDB)
+	if rs.key == nil || rs.key.ProcessID == 0 || len(rs.key.SecretKey) != 4 {
+		t.Fatalf("BackendKeyData = %+v", rs.key)
+	}
+	for _, p := range []string{"server_version", "client_encoding", "DateStyle", "integer_datetimes"} {
+		if rs.params[p] == "" {
+			t.Errorf("ParameterStatus %s missing (got %v)", p, rs.params)
+		}
+	}
+	// The client's pid is the proxy's own, not the backend's.
+	var pid uint32
+	rs.fe.Send(&pgproto3.Query{String: "SELECT pg_backend_pid()"})
+	_ = rs.fe.Flush()
+	for {
+		msg, err := rs.fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, ok := msg.(*pgproto3.DataRow); ok {
+			_, _ = fmt.Sscan(string(d.Values[0]), &pid)
+		}
+		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+			break
+		}
+	}
+	if pid == 0 || pid == rs.key.ProcessID {
+		t.Errorf("backend pid %d, client key pid %d: want a mapped key", pid, rs.key.ProcessID)
+	}
+}
+
+func TestIdleClose(t *testing.T) {
+	t.Parallel()
+	f := sharedDB(t)
+	auth := newTestAuth(f)
+	key, _ := auth.key("w")
+	_, addr := startProxy(t, Config{DevTLS: true, IdleTimeout: time.Second}, auth)
+
+	t.Run("idle session gets FATAL 57P05", func(t *testing.T) {
+		t.Parallel()
+		rs := rawConnect(t, addr, key, testDB)
+		m := rs.waitFatal(t)
+		if m.Code != "57P05" || m.Severity != "FATAL" || m.Message != "terminating connection due to idle timeout (1s); reconnect" {
+			t.Fatalf("got %s %s %q", m.Severity, m.Code, m.Message)
+		}
+	})
+	t.Run("a query longer than the timeout is not cut", func(t *testing.T) {
+		t.Parallel()
+		rs := rawConnect(t, addr, key, testDB)
+		if err := rs.query(t, "SELECT pg_sleep(2.5)"); err != nil {
+			t.Fatalf("long query: %v", err)
+		}
+		// Then it idles out.
+		if m := rs.waitFatal(t); m.Code != "57P05" {
+			t.Fatalf("got %s %s", m.Code, m.Message)
+		}
+	})
+	t.Run("pgx sees the FATAL on its next query", func(t *testing.T) {
+		t.Parallel()
+		srv, addr := startProxy(t, Config{DevTLS: true, IdleTimeout: time.Second}, auth)
+		conn, err := connect(t, addr, key, testDB, "require")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for srv.Sessions() > 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		var one int
+		err = conn.QueryRow(t.Context(), "SELECT 1").Scan(&one)
+		if pgCode(err) != "57P05" {
+			t.Fatalf("query on an idle-closed connection: %v, want 57P05", err)
+		}
+	})
+}
+
+func TestCaps(t *testing.T) {
+	t.Parallel()
+	f := sharedDB(t)
+	auth := newTestAuth(f)
+	key, _ := auth.key("w")
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		msg  string
+	}{
+		{"per database", Config{DevTLS: true, MaxConnsPerDatabase: 2}, "too many connections for database acct/notes: at most 2 sessions per database"},
+		{"global", Config{DevTLS: true, MaxConns: 2}, "too many connections: this bitd accepts at most 2 PostgreSQL sessions"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv, addr := startProxy(t, tc.cfg, auth)
+			c1, err := connect(t, addr, key, testDB, "require")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := connect(t, addr, key, testDB, "require"); err != nil {
+				t.Fatal(err)
+			}
+			_, err = connect(t, addr, key, testDB, "require")
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Code != "53300" || !strings.Contains(pe.Message, tc.msg) {
+				t.Fatalf("third connection: %v, want 53300 %q", err, tc.msg)
+			}
+			c1.Close(t.Context())
+			for srv.Sessions() > 1 {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if _, err := connect(t, addr, key, testDB, "require"); err != nil {
+				t.Fatalf("after closing one: %v", err)
+			}
+		})
+	}
+}
+
+func TestTerminate(t *testing.T) {
+	t.Parallel()
+	f := sharedDB(t)
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		end  func(srv *Server, auth *testAuth, credW string)
+		msg  string
+	}{
+		{"TerminateCredential", Config{DevTLS: true, RevalidateEvery: -1},
+			func(srv *Server, _ *testAuth, credW string) { srv.TerminateCredential(credW) }, "was revoked"},
+		{"revalidation", Config{DevTLS: true, RevalidateEvery: 100 * time.Millisecond},
+			func(_ *Server, auth *testAuth, credW string) { auth.revoke(credW) }, "was revoked"},
+		{"TerminateDatabase", Config{DevTLS: true, RevalidateEvery: -1},
+			func(srv *Server, _ *testAuth, _ string) { srv.TerminateDatabase(f.dbID) }, "database acct/notes was deleted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			auth := newTestAuth(f)
+			keyW, credW := auth.key("w")
+			srv, addr := startProxy(t, tc.cfg, auth)
+			idle := rawConnect(t, addr, keyW, testDB)
+			busy := rawConnect(t, addr, keyW, testDB)
+			busy.fe.Send(&pgproto3.Query{String: "SELECT pg_sleep(30)"})
+			if err := busy.fe.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			for srv.snapshot(func(ss *session) bool { return ss.inFlight() > 0 }) == nil {
+				time.Sleep(10 * time.Millisecond)
+			}
+			tc.end(srv, auth, credW)
+			for _, rs := range []*rawSession{idle, busy} {
+				m := rs.waitFatal(t)
+				if m.Code != "57P01" || !strings.Contains(m.Message, tc.msg) {
+					t.Errorf("got %s %q, want 57P01 containing %q", m.Code, m.Message, tc.msg)
+				}
+			}
+			if tc.name == "revalidation" {
+				if _, err := connect(t, addr, keyW, testDB, "require"); pgCode(err) != "28P01" {
+					t.Errorf("reconnect with a revoked key: %v, want 28P01", err)
+				}
+			}
+		})
+	}
+}
+
+func TestOtherCredentialSurvives(t *testing.T) {
+	t.Parallel()
+	f := sharedDB(t)
+	auth := newTestAuth(f)
+	keyW, credW := auth.key("w")
+	keyR, _ := auth.key("r")
+	srv, addr := startProxy(t, Config{DevTLS: true}, auth)
+	w := rawConnect(t, addr, keyW, testDB)
+	r := rawConnect(t, addr, keyR, testDB)
+	srv.TerminateCredential(credW)
+	if m := w.waitFatal(t); m.Code != "57P01" {
+		t.Fatalf("revoked session: %s %s", m.Code, m.Message)
+	}
+	if err := r.query(t, "SELECT 1"); err != nil {
+		t.Fatalf("other credential's session: %v", err)
+	}
+}
+
+func TestShutdown(t *testing.T) {
+	t.Parallel()
+	f := sharedDB(t)
+	auth := newTestAuth(f)
+	key, _ := auth.key("w")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := New(Config{DevTLS: true}, auth, nil)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	rs := rawConnect(t, ln.Addr().String(), key, testDB)
+	if err := srv.Shutdown(t.Context()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-done; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve: %v", err)
+	}
+	if m := rs.waitFatal(t); m.Code != "57P01" || !strings.Contains(m.Message, "shutting down") {
+		t.Fatalf("got %s %q", m.Code, m.Message)
+	}
+	if srv.Sessions() != 0 {
+		t.Fatalf("sessions after Shutdown: %d", srv.Sessions())
+	}
+}
+
+func TestParseDatabase(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in, want string
+		ok       bool
+	}{
+		{"alice/db", "alice/db", true},
+		{`"alice/db"`, "alice/db", true},
+		{"alice%2Fdb", "alice/db", true},
+		{"%22alice%2Fdb%22", "alice/db", true},
+		{" alice/My-DB_1 ", "alice/My-DB_1", true},
+		{"alice", "", false},
+		{"alice/", "", false},
+		{"/db", "", false},
+		{"-alice/db", "", false},
+		{"alice/db/x", "", false},
+		{"alice/db;drop", "", false},
+		{"alice%zz", "", false},
+		{"a/" + strings.Repeat("x", 24), "", false},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			t.Parallel()
+			got, ok := parseDatabase(tc.in)
+			if got != tc.want || ok != tc.ok {
+				t.Fatalf("parseDatabase(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}

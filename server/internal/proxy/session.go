@@ -1,0 +1,529 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+const relayBufSize = 64 << 10
+
+// handle runs one client connection: startup, then relay.
+func (s *Server) handle(c net.Conn) {
+	defer s.wg.Done()
+	conn := c
+	ok := false
+	defer func() {
+		s.mu.Lock()
+		delete(s.pending, c)
+		s.mu.Unlock()
+		if !ok {
+			conn.Close()
+		}
+	}()
+	_ = conn.SetDeadline(time.Now().Add(s.cfg.StartupTimeout))
+	remote := c.RemoteAddr().String()
+	isTLS := false
+	var pkt *startupPacket
+	for {
+		var err error
+		pkt, err = readStartup(conn)
+		if err != nil {
+			if errors.Is(err, errProtocol) {
+				s.sendFatal(conn, fatal("08P01", "invalid startup packet: "+err.Error()))
+			}
+			return
+		}
+		switch {
+		case pkt.code == codeSSL:
+			if isTLS || s.tls == nil {
+				if isTLS {
+					return
+				}
+				if _, err := conn.Write([]byte{'N'}); err != nil {
+					return
+				}
+				continue
+			}
+			if _, err := conn.Write([]byte{'S'}); err != nil {
+				return
+			}
+			tc := tls.Server(conn, s.tls)
+			if err := tc.Handshake(); err != nil {
+				s.log.Debug("proxy: TLS handshake failed", "remote", remote, "err", err)
+				return
+			}
+			conn, isTLS = tc, true
+			continue
+		case pkt.code == codeGSSEnc:
+			if _, err := conn.Write([]byte{'N'}); err != nil {
+				return
+			}
+			continue
+		case pkt.code == codeCancel:
+			s.forwardCancel(pkt.pid, pkt.secret)
+			return
+		}
+		break
+	}
+
+	if !isTLS && !(s.cfg.AllowPlaintext && isLoopback(c.RemoteAddr())) {
+		msg := "SSL required: connect with sslmode=require"
+		if s.cfg.AllowPlaintext {
+			msg += " (plaintext is accepted only from loopback addresses)"
+		}
+		s.sendFatal(conn, fatal("28000", msg))
+		return
+	}
+	var out []byte
+	if pkt.code != 3<<16 || len(pkt.options) > 0 {
+		// Downgrade 3.x (x > 0) and refuse protocol options: the relay speaks 3.0.
+		out, _ = (&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: pkt.options}).Encode(out)
+	}
+	rawDB := pkt.params["database"]
+	if rawDB == "" {
+		rawDB = pkt.params["user"] // PostgreSQL's default
+	}
+	dbName, valid := parseDatabase(rawDB)
+	if !valid {
+		s.sendFatal(conn, fatal("3D000", fmt.Sprintf("database %s does not exist: the database name must be account/db (e.g. dbname=alice/mydb; in a URL write alice%%2Fmydb)", quoteName(rawDB))), out...)
+		return
+	}
+	if v := strings.ToLower(pkt.params["replication"]); v != "" && v != "false" && v != "off" && v != "0" && v != "no" {
+		s.sendFatal(conn, fatal("0A000", "replication connections are not supported through the bitd proxy"), out...)
+		return
+	}
+	out, _ = (&pgproto3.AuthenticationCleartextPassword{}).Encode(out)
+	if _, err := conn.Write(out); err != nil {
+		return
+	}
+	password, err := readPassword(conn)
+	if err != nil {
+		if errors.Is(err, errProtocol) {
+			s.sendFatal(conn, fatal("08P01", err.Error()))
+		}
+		return // psql closes here to prompt for the password, then reconnects
+	}
+	if password == "" {
+		s.sendFatal(conn, fatal("28P01", "password authentication failed: the API key or token is invalid or revoked"))
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.BackendConnectTimeout)
+	defer cancel()
+	target, err := s.auth.AuthorizeWire(ctx, password, dbName)
+	for attempt := 1; attempt < 3 && err != nil && !errors.Is(err, ErrBadPassword) && !errors.Is(err, ErrUnknownDatabase); attempt++ {
+		// A read-only check: retry it (e.g. the metadata pool held
+		// connections broken by a PostgreSQL restart).
+		s.log.Warn("proxy: authorization failed; retrying", "database", dbName, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempt*attempt) * 50 * time.Millisecond):
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		target, err = s.auth.AuthorizeWire(ctx, password, dbName)
+	}
+	password = ""
+	switch {
+	case errors.Is(err, ErrBadPassword):
+		s.log.Info("proxy: password authentication failed", "remote", remote, "database", dbName)
+		s.sendFatal(conn, fatal("28P01", "password authentication failed: the API key or token is invalid or revoked"))
+		return
+	case errors.Is(err, ErrUnknownDatabase):
+		s.sendFatal(conn, fatal("3D000", fmt.Sprintf("database %s does not exist or this API key cannot access it: use the full name account/db (e.g. dbname=alice/mydb)", quoteName(dbName))))
+		return
+	case err != nil:
+		s.log.Error("proxy: authorization failed", "remote", remote, "database", dbName, "err", err)
+		s.sendFatal(conn, fatal("XX000", "bitd could not check the credential; try again later"))
+		return
+	}
+	if fm := s.reserve(target.DatabaseID, dbName); fm != nil {
+		s.sendFatal(conn, fm)
+		return
+	}
+	reserved := true
+	defer func() {
+		if reserved {
+			s.release(target.DatabaseID)
+		}
+	}()
+
+	hc, err := connectBackend(ctx, target, pkt.params)
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			s.sendFatal(conn, fatal(pgErr.Code, pgErr.Message))
+		} else {
+			s.sendFatal(conn, fatal("08006", fmt.Sprintf("bitd could not connect to the PostgreSQL server of %s; try again later", dbName)))
+		}
+		s.log.Warn("proxy: backend connection failed", "database", dbName, "database_id", target.DatabaseID, "err", err)
+		return
+	}
+	ss := &session{
+		srv:           s,
+		client:        conn,
+		backend:       hc.Conn,
+		dbName:        dbName,
+		target:        *target,
+		backendPID:    hc.PID,
+		backendSecret: hc.SecretKey,
+		remote:        remote,
+		done:          make(chan struct{}),
+	}
+	ss.target.PGPassword = ""
+	if !s.register(ss, c) {
+		hc.Conn.Close()
+		s.sendFatal(conn, fatal("57P01", "bitd is shutting down; reconnect"))
+		return
+	}
+	out = out[:0]
+	out, _ = (&pgproto3.AuthenticationOk{}).Encode(out)
+	keys := make([]string, 0, len(hc.ParameterStatuses))
+	for k := range hc.ParameterStatuses {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		out, _ = (&pgproto3.ParameterStatus{Name: k, Value: hc.ParameterStatuses[k]}).Encode(out)
+	}
+	out, _ = (&pgproto3.BackendKeyData{ProcessID: ss.clientPID, SecretKey: ss.clientSecret[:]}).Encode(out)
+	out, _ = (&pgproto3.ReadyForQuery{TxStatus: hc.TxStatus}).Encode(out)
+	if _, err := conn.Write(out); err != nil {
+		s.unregister(ss)
+		hc.Conn.Close()
+		return
+	}
+	_ = conn.SetDeadline(time.Time{})
+	ok, reserved = true, false
+	s.log.Debug("proxy: session opened", "remote", remote, "database", dbName, "database_id", target.DatabaseID,
+		"credential_id", target.CredentialID, "role", target.PGRole)
+	ss.run()
+}
+
+// sendFatal writes prefix bytes (if any) and a FATAL ErrorResponse.
+func (s *Server) sendFatal(w net.Conn, m *errorMsg, prefix ...byte) {
+	buf, err := m.Encode(prefix)
+	if err != nil {
+		return
+	}
+	_ = w.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, _ = w.Write(buf)
+}
+
+func isLoopback(a net.Addr) bool {
+	ap, err := netip.ParseAddrPort(a.String())
+	return err == nil && ap.Addr().Unmap().IsLoopback()
+}
+
+// connectBackend opens the backend connection as the target role and
+// hijacks it from pgconn once it is ready for queries.
+func connectBackend(ctx context.Context, t *WireTarget, clientParams map[string]string) (*pgconn.HijackedConn, error) {
+	host, port, err := net.SplitHostPort(t.BackendAddr)
+	if err != nil {
+		return nil, fmt.Errorf("backend address %q: %w", t.BackendAddr, err)
+	}
+	sslmode := "prefer"
+	if ip, err := netip.ParseAddr(host); (err == nil && ip.IsLoopback()) || host == "localhost" {
+		sslmode = "disable"
+	}
+	cfg, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%s sslmode=%s max_protocol_version=3.0", host, port, sslmode))
+	if err != nil {
+		return nil, fmt.Errorf("backend config: %w", err)
+	}
+	cfg.User, cfg.Password, cfg.Database = t.PGRole, t.PGPassword, t.PGDatabase
+	cfg.RuntimeParams = map[string]string{}
+	for k, v := range clientParams {
+		switch k {
+		case "user", "database", "replication":
+		default:
+			cfg.RuntimeParams[k] = v
+		}
+	}
+	cfg.ValidateConnect = nil
+	cfg.AfterConnect = nil
+	pc, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	hc, err := pc.Hijack()
+	if err != nil {
+		pc.Close(ctx)
+		return nil, err
+	}
+	if hc.Frontend.ReadBufferLen() != 0 {
+		hc.Conn.Close()
+		return nil, errors.New("backend sent data after ReadyForQuery during start-up")
+	}
+	return hc, nil
+}
+
+// forwardCancel sends the backend's cancel key for a client cancel request.
+func (s *Server) forwardCancel(pid uint32, secret []byte) {
+	ss := s.lookupCancel(pid, secret)
+	if ss == nil {
+		s.log.Debug("proxy: cancel request with an unknown key")
+		return
+	}
+	ss.cancelBackend()
+}
+
+// session is one relayed client connection.
+type session struct {
+	srv           *Server
+	client        net.Conn
+	backend       net.Conn
+	dbName        string
+	target        WireTarget // PGPassword cleared
+	remote        string
+	clientPID     uint32
+	clientSecret  [4]byte
+	backendPID    uint32
+	backendSecret []byte
+
+	// fwdMu is held while client bytes are forwarded; the idle close takes
+	// it to make sure nothing is forwarded once it has decided.
+	fwdMu   sync.Mutex
+	closing bool // under fwdMu
+
+	lastActive atomic.Int64 // unix nanos of the last client traffic or query end
+	inflight   atomic.Int32 // Query/Sync/FunctionCall sent minus ReadyForQuery received
+
+	endOnce sync.Once
+	endMsg  atomic.Pointer[errorMsg]
+	done    chan struct{}
+	idle    *time.Timer
+}
+
+func (ss *session) inFlight() int32 { return ss.inflight.Load() }
+
+// run relays until either side ends, then cleans up.
+func (ss *session) run() {
+	s := ss.srv
+	start := time.Now()
+	ss.lastActive.Store(start.UnixNano())
+	if s.cfg.IdleTimeout > 0 {
+		ss.idle = time.AfterFunc(s.cfg.IdleTimeout, ss.idleCheck)
+	}
+	c2bDone := make(chan struct{})
+	go func() {
+		defer close(c2bDone)
+		ss.clientToBackend()
+	}()
+	ss.backendToClient()
+	<-c2bDone
+	close(ss.done)
+	if ss.idle != nil {
+		ss.idle.Stop()
+	}
+	s.unregister(ss)
+	s.release(ss.target.DatabaseID)
+	reason := "closed"
+	if m := ss.endMsg.Load(); m != nil {
+		reason = m.Code
+	}
+	s.log.Debug("proxy: session closed", "remote", ss.remote, "database", ss.dbName, "duration", time.Since(start), "reason", reason)
+}
+
+// syncTypes are the client messages answered by exactly one ReadyForQuery.
+var syncTypes = msgSet('Q', 'S', 'F')
+
+var rfqType = msgSet('Z')
+
+func (ss *session) clientToBackend() {
+	defer ss.backend.Close()
+	buf := make([]byte, relayBufSize)
+	var fs frameScanner
+	for {
+		n, err := ss.client.Read(buf)
+		if n > 0 {
+			ss.fwdMu.Lock()
+			if ss.closing {
+				ss.fwdMu.Unlock()
+				return
+			}
+			ss.lastActive.Store(time.Now().UnixNano())
+			if k := fs.count(buf[:n], &syncTypes); k > 0 {
+				ss.inflight.Add(int32(k))
+			}
+			_, werr := ss.backend.Write(buf[:n])
+			ss.fwdMu.Unlock()
+			if werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (ss *session) backendToClient() {
+	defer ss.client.Close()
+	buf := make([]byte, relayBufSize)
+	var fs frameScanner
+	for {
+		n, err := ss.backend.Read(buf)
+		if n > 0 {
+			if k := fs.count(buf[:n], &rfqType); k > 0 {
+				ss.lastActive.Store(time.Now().UnixNano())
+				for {
+					cur := ss.inflight.Load()
+					if ss.inflight.CompareAndSwap(cur, max(cur-int32(k), 0)) {
+						break
+					}
+				}
+			}
+			if _, werr := ss.client.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	// The backend is gone (or was closed by terminate): tell the client why,
+	// if the stream is at a message boundary.
+	if m := ss.endMsg.Load(); m != nil && fs.atBoundary() {
+		_ = ss.client.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		if b, err := m.Encode(nil); err == nil {
+			_, _ = ss.client.Write(b)
+		}
+	}
+}
+
+// terminate ends the session with msg. cancel sends a cancel request for a
+// running query first, so that the backend stops working on it.
+func (ss *session) terminate(msg *errorMsg, cancel bool) {
+	ss.endOnce.Do(func() {
+		ss.endMsg.Store(msg)
+		running := ss.inflight.Load() > 0
+		// Unblock a relay stuck writing to a client that does not read.
+		_ = ss.client.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		ss.backend.Close()
+		if cancel && running {
+			// The backend only notices the closed socket when it next
+			// writes: cancel the query so that it stops working now.
+			go ss.cancelBackend()
+		}
+	})
+}
+
+func (ss *session) idleCheck() {
+	select {
+	case <-ss.done:
+		return
+	default:
+	}
+	timeout := ss.srv.cfg.IdleTimeout
+	idleFor := time.Duration(time.Now().UnixNano() - ss.lastActive.Load())
+	if ss.inflight.Load() > 0 || idleFor < timeout || !ss.fwdMu.TryLock() {
+		ss.idle.Reset(max(timeout-idleFor, timeout/10, 10*time.Millisecond))
+		return
+	}
+	idleFor = time.Duration(time.Now().UnixNano() - ss.lastActive.Load())
+	if ss.inflight.Load() > 0 || idleFor < timeout {
+		ss.fwdMu.Unlock()
+		ss.idle.Reset(max(timeout-idleFor, 10*time.Millisecond))
+		return
+	}
+	ss.closing = true
+	ss.fwdMu.Unlock()
+	ss.srv.log.Debug("proxy: closing idle session", "remote", ss.remote, "database", ss.dbName, "idle", idleFor)
+	ss.terminate(fatal("57P05", fmt.Sprintf("terminating connection due to idle timeout (%s); reconnect", timeout)), false)
+}
+
+// cancelBackend sends a CancelRequest with the backend's real key.
+func (ss *session) cancelBackend() {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", ss.target.BackendAddr)
+	if err != nil {
+		ss.srv.log.Warn("proxy: cancel: connect to backend failed", "database", ss.dbName, "err", err)
+		return
+	}
+	defer c.Close()
+	buf, err := (&pgproto3.CancelRequest{ProcessID: ss.backendPID, SecretKey: ss.backendSecret}).Encode(nil)
+	if err != nil {
+		return
+	}
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write(buf); err != nil {
+		return
+	}
+	// PostgreSQL closes the connection once it has handled the request.
+	_, _ = io.Copy(io.Discard, c)
+}
+
+// msgSet builds a lookup table of message type bytes.
+func msgSet(types ...byte) [256]bool {
+	var t [256]bool
+	for _, b := range types {
+		t[b] = true
+	}
+	return t
+}
+
+// frameScanner walks the message boundaries of a protocol-3 byte stream
+// (after startup) without copying it: a type byte, a 4-byte length that
+// counts itself, then the body.
+type frameScanner struct {
+	hdr    [5]byte
+	nhdr   int
+	left   int64 // body bytes still to skip
+	broken bool  // a length was invalid: stop tracking
+}
+
+// count advances over p and returns how many messages with a type in set
+// started in p.
+func (f *frameScanner) count(p []byte, set *[256]bool) int {
+	if f.broken {
+		return 0
+	}
+	n := 0
+	for len(p) > 0 {
+		if f.left > 0 {
+			k := min(int64(len(p)), f.left)
+			f.left -= k
+			p = p[k:]
+			continue
+		}
+		if f.nhdr == 0 && len(p) >= 5 {
+			copy(f.hdr[:], p[:5])
+			p = p[5:]
+		} else {
+			k := copy(f.hdr[f.nhdr:], p)
+			f.nhdr += k
+			p = p[k:]
+			if f.nhdr < 5 {
+				return n
+			}
+		}
+		f.nhdr = 0
+		l := int64(uint32(f.hdr[1])<<24 | uint32(f.hdr[2])<<16 | uint32(f.hdr[3])<<8 | uint32(f.hdr[4]))
+		if l < 4 || l > 1<<30 {
+			f.broken = true
+			return n
+		}
+		if set[f.hdr[0]] {
+			n++
+		}
+		f.left = l - 4
+	}
+	return n
+}
+
+// atBoundary reports whether the stream so far ends at a message boundary.
+func (f *frameScanner) atBoundary() bool { return !f.broken && f.nhdr == 0 && f.left == 0 }

@@ -1,0 +1,491 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bitkit-dev/bitkit/internal/jsonx"
+	"github.com/bitkit-dev/bitkit/server/internal/apierr"
+	"github.com/bitkit-dev/bitkit/server/internal/dbaccess"
+	"github.com/bitkit-dev/bitkit/server/internal/pgjson"
+	"github.com/bitkit-dev/bitkit/server/internal/pgpool"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// column is one result column with everything its values need.
+type column struct {
+	name string      // as PostgreSQL named it
+	key  string      // unique name: object key in objects mode and metadata key
+	typ  pgjson.Type // name and encoder
+}
+
+// sink receives the results of one SQL string, statement by statement.
+type sink interface {
+	// begin starts a statement's result; cols is empty when the statement
+	// returns no rows.
+	begin(cols []column) error
+	// row receives one row's values in text format (nil = NULL).
+	row(values [][]byte) error
+	// end concludes the statement with its command tag.
+	end(tag pgconn.CommandTag) error
+}
+
+// run acquires a connection and runs sql (with params: extended protocol)
+// into s. cancel cancels ctx: it is called when the sink refuses more rows,
+// which makes the context watcher cancel the backend.
+func (h *Handler) run(ctx context.Context, cancel context.CancelFunc, t *dbaccess.Target, sql string, params []jsonx.RawMessage, s sink) error {
+	conn, err := t.Pool.Acquire(ctx)
+	if err != nil {
+		return h.acquireError(ctx, err)
+	}
+	defer conn.Release()
+	return h.runOn(ctx, cancel, conn, t, sql, params, s)
+}
+
+func (h *Handler) acquireError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return err // mapped to a timeout or a closed client by mapError
+	}
+	h.cfg.Logger.Error("query: cannot connect to the database", "err", err)
+	return apierr.New(http.StatusServiceUnavailable, "database_unavailable",
+		"cannot connect to the database right now; retry in a moment")
+}
+
+// runOn runs sql on an acquired connection.
+func (h *Handler) runOn(ctx context.Context, cancel context.CancelFunc, conn *pgxpool.Conn, t *dbaccess.Target, sql string, params []jsonx.RawMessage, s sink) error {
+	pc := conn.Conn().PgConn()
+	pgpool.RefuseCopyIn(pc, true)
+	defer pgpool.RefuseCopyIn(pc, false)
+	var err error
+	if len(params) > 0 {
+		err = h.runExtended(ctx, cancel, pc, t, sql, params, s)
+	} else {
+		err = h.runSimple(ctx, cancel, pc, t, sql, s)
+	}
+	if err != nil && pgpool.CopyInRefused(pc) {
+		return apierr.BadRequest("copy_from_stdin_not_supported",
+			"COPY ... FROM STDIN needs the PostgreSQL wire protocol, so bitd closed the session, which aborted the statement and its transaction; "+
+				"load data with an import job (POST /v2beta/db/{account}/{db}/import/), INSERT statements, or COPY through a direct PostgreSQL connection")
+	}
+	return err
+}
+
+func (h *Handler) runSimple(ctx context.Context, cancel context.CancelFunc, pc *pgconn.PgConn, t *dbaccess.Target, sql string, s sink) error {
+	mrr := pc.Exec(ctx, sql)
+	var sinkErr error
+	for mrr.NextResult() {
+		rr := mrr.ResultReader()
+		cols := h.columns(ctx, t, true, rr.FieldDescriptions())
+		sinkErr = s.begin(cols)
+		for sinkErr == nil && rr.NextRow() {
+			sinkErr = s.row(rr.Values())
+		}
+		if sinkErr != nil {
+			cancel()
+			_, _ = rr.Close()
+			break
+		}
+		tag, err := rr.Close()
+		if err != nil {
+			break // mrr.Close reports it
+		}
+		if sinkErr = s.end(tag); sinkErr != nil {
+			cancel()
+			break
+		}
+	}
+	err := mrr.Close()
+	if sinkErr != nil {
+		return sinkErr
+	}
+	return err
+}
+
+func (h *Handler) runExtended(ctx context.Context, cancel context.CancelFunc, pc *pgconn.PgConn, t *dbaccess.Target, sql string, params []jsonx.RawMessage, s sink) error {
+	sd, err := pc.Prepare(ctx, "", sql, nil)
+	if err != nil {
+		return err
+	}
+	if missing := h.missingTypes(t, sd); len(missing) > 0 {
+		// The lookup uses the unnamed statement too: prepare again after.
+		h.loadTypes(ctx, t, pc, missing)
+		if sd, err = pc.Prepare(ctx, "", sql, nil); err != nil {
+			return err
+		}
+	}
+	if len(sd.ParamOIDs) != len(params) {
+		return &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_parameter", Field: "params",
+			Message: fmt.Sprintf("the query takes %d parameter(s) ($1…$%d) but params has %d value(s); send one value per parameter",
+				len(sd.ParamOIDs), len(sd.ParamOIDs), len(params))}
+	}
+	values, err := h.encodeParams(t, sd.ParamOIDs, params)
+	if err != nil {
+		return err
+	}
+	cols := h.columns(ctx, t, false, sd.Fields)
+	if err := s.begin(cols); err != nil {
+		return err
+	}
+	rr := pc.ExecPrepared(ctx, "", values, nil, nil)
+	var sinkErr error
+	for rr.NextRow() {
+		if sinkErr = s.row(rr.Values()); sinkErr != nil {
+			cancel()
+			break
+		}
+	}
+	tag, err := rr.Close()
+	if sinkErr != nil {
+		return sinkErr
+	}
+	if err != nil {
+		return err
+	}
+	return s.end(tag)
+}
+
+// missingTypes lists the parameter and result types of sd that are neither
+// built in nor cached.
+func (h *Handler) missingTypes(t *dbaccess.Target, sd *pgconn.StatementDescription) []uint32 {
+	var missing []uint32
+	for _, oid := range sd.ParamOIDs {
+		if _, ok := h.lookupType(t, oid); !ok {
+			missing = append(missing, oid)
+		}
+	}
+	for _, fd := range sd.Fields {
+		if _, ok := h.lookupType(t, fd.DataTypeOID); !ok {
+			missing = append(missing, fd.DataTypeOID)
+		}
+	}
+	return missing
+}
+
+// columns describes a result's fields. When load is set, types neither
+// built into pgjson nor cached are looked up in pg_type on another
+// connection of the pool (the current one is busy with the result) and
+// cached per database; types still unknown are sent as text.
+func (h *Handler) columns(ctx context.Context, t *dbaccess.Target, load bool, fds []pgconn.FieldDescription) []column {
+	if len(fds) == 0 {
+		return nil
+	}
+	cols := make([]column, len(fds))
+	var missing []uint32
+	for i, fd := range fds {
+		cols[i].name = fd.Name
+		if typ, ok := h.lookupType(t, fd.DataTypeOID); ok {
+			cols[i].typ = typ
+		} else {
+			missing = append(missing, fd.DataTypeOID)
+		}
+	}
+	if len(missing) > 0 {
+		if load {
+			h.loadTypes(ctx, t, nil, missing)
+		}
+		for i, fd := range fds {
+			if cols[i].typ.Enc == nil {
+				if typ, ok := h.lookupType(t, fd.DataTypeOID); ok {
+					cols[i].typ = typ
+				} else {
+					cols[i].typ = pgjson.Type{OID: fd.DataTypeOID, Name: "oid " + strconv.FormatUint(uint64(fd.DataTypeOID), 10), Enc: pgjson.String}
+				}
+			}
+		}
+	}
+	keys := uniqueNames(cols)
+	for i := range cols {
+		cols[i].key = keys[i]
+	}
+	return cols
+}
+
+// uniqueNames returns the column names made unique: the second column named
+// "x" becomes "x_2", the third "x_3", skipping names already taken.
+func uniqueNames(cols []column) []string {
+	out := make([]string, len(cols))
+	taken := make(map[string]bool, len(cols))
+	for _, c := range cols {
+		taken[c.name] = true
+	}
+	seen := make(map[string]bool, len(cols))
+	for i, c := range cols {
+		if !seen[c.name] {
+			seen[c.name] = true
+			out[i] = c.name
+			continue
+		}
+		for n := 2; ; n++ {
+			k := c.name + "_" + strconv.Itoa(n)
+			if !taken[k] {
+				taken[k] = true
+				out[i] = k
+				break
+			}
+		}
+	}
+	return out
+}
+
+type typeKey struct {
+	db  string
+	oid uint32
+}
+
+func (h *Handler) lookupType(t *dbaccess.Target, oid uint32) (pgjson.Type, bool) {
+	if typ, ok := pgjson.Lookup(oid); ok {
+		return typ, true
+	}
+	v, ok := h.types.Load(typeKey{t.PGDatabase, oid})
+	if !ok {
+		return pgjson.Type{}, false
+	}
+	return v.(pgjson.Type), true
+}
+
+const typeQuery = `SELECT t.oid, format_type(t.oid, NULL), t.typcategory = 'A' AND t.typelem <> 0, t.typelem, t.typdelim,
+	CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE 0 END
+FROM pg_catalog.pg_type t WHERE t.oid = ANY($1::pg_catalog.oid[])`
+
+// loadTypes reads the names of OIDs that are not built in (enums,
+// composites, domains, extension types, their arrays) and caches them. On
+// failure the columns fall back to text.
+func (h *Handler) loadTypes(ctx context.Context, t *dbaccess.Target, pc *pgconn.PgConn, oids []uint32) {
+	if pc == nil {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		conn, err := t.Pool.Acquire(actx)
+		if err != nil {
+			return
+		}
+		defer conn.Release()
+		pc = conn.Conn().PgConn()
+	}
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, o := range oids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatUint(uint64(o), 10))
+	}
+	b.WriteByte('}')
+	res := pc.ExecParams(ctx, typeQuery, [][]byte{[]byte(b.String())}, nil, nil, nil).Read()
+	if res.Err != nil {
+		h.cfg.Logger.Warn("query: cannot look up result types", "err", res.Err)
+		return
+	}
+	for _, row := range res.Rows {
+		oid, err1 := strconv.ParseUint(string(row[0]), 10, 32)
+		elem, err2 := strconv.ParseUint(string(row[3]), 10, 32)
+		baseOID, err3 := strconv.ParseUint(string(row[5]), 10, 32)
+		if err1 != nil || err2 != nil || err3 != nil {
+			continue
+		}
+		typ := pgjson.Type{OID: uint32(oid), Name: string(row[1]), Enc: pgjson.String}
+		switch {
+		case string(row[2]) == "t":
+			elemEnc := pgjson.Encoder(pgjson.String)
+			if et, ok := pgjson.Lookup(uint32(elem)); ok {
+				elemEnc = et.Enc
+			}
+			delim := byte(',')
+			if len(row[4]) == 1 {
+				delim = row[4][0]
+			}
+			typ.Enc = pgjson.ArrayOf(elemEnc, delim)
+		case baseOID != 0:
+			if bt, ok := pgjson.Lookup(uint32(baseOID)); ok {
+				typ.Enc = bt.Enc
+			}
+		}
+		h.types.Store(typeKey{t.PGDatabase, uint32(oid)}, typ)
+	}
+}
+
+// commandVerb returns the command tag without its counts ("INSERT 0 5" →
+// "INSERT", "CREATE TABLE" stays).
+func commandVerb(tag string) string {
+	for {
+		i := strings.LastIndexByte(tag, ' ')
+		if i < 0 {
+			return tag
+		}
+		if _, err := strconv.ParseUint(tag[i+1:], 10, 64); err != nil {
+			return tag
+		}
+		tag = tag[:i]
+	}
+}
+
+// appendRow appends one row as a JSON array (or object) to dst.
+func appendRow(dst []byte, cols []column, keys [][]byte, values [][]byte, objects bool) []byte {
+	if objects {
+		dst = append(dst, '{')
+	} else {
+		dst = append(dst, '[')
+	}
+	for i, v := range values {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		if objects {
+			dst = append(dst, keys[i]...)
+		}
+		if v == nil {
+			dst = append(dst, "null"...)
+		} else {
+			dst = cols[i].typ.Enc(dst, v)
+		}
+	}
+	if objects {
+		return append(dst, '}')
+	}
+	return append(dst, ']')
+}
+
+// objectKeys returns each column's `"key":` prefix.
+func objectKeys(cols []column) [][]byte {
+	keys := make([][]byte, len(cols))
+	for i, c := range cols {
+		keys[i] = append(pgjson.AppendStringString(nil, c.key), ':')
+	}
+	return keys
+}
+
+// appendHeader appends `"metadata":{…},"columns":[…]`.
+func appendHeader(dst []byte, cols []column) []byte {
+	dst = appendMetadata(dst, cols)
+	dst = append(dst, ',')
+	return appendColumns(dst, cols)
+}
+
+// appendMetadata appends `"metadata":{key:type name,…}`.
+func appendMetadata(dst []byte, cols []column) []byte {
+	dst = append(dst, `"metadata":{`...)
+	for i, c := range cols {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = pgjson.AppendStringString(dst, c.key)
+		dst = append(dst, ':')
+		dst = pgjson.AppendStringString(dst, c.typ.Name)
+	}
+	return append(dst, '}')
+}
+
+// appendColumns appends `"columns":[{name,type,type_oid},…]`.
+func appendColumns(dst []byte, cols []column) []byte {
+	dst = append(dst, `"columns":[`...)
+	for i, c := range cols {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"name":`...)
+		dst = pgjson.AppendStringString(dst, c.name)
+		dst = append(dst, `,"type":`...)
+		dst = pgjson.AppendStringString(dst, c.typ.Name)
+		dst = append(dst, `,"type_oid":`...)
+		dst = strconv.AppendUint(dst, uint64(c.typ.OID), 10)
+		dst = append(dst, '}')
+	}
+	return append(dst, ']')
+}
+
+// tooLarge is the 413 of a buffered answer that passed a cap.
+func tooLarge(what string) *apierr.Error {
+	return apierr.New(http.StatusRequestEntityTooLarge, "result_too_large",
+		"the result has more than %s, the limit of a buffered answer, so the query was stopped; "+
+			"stream it instead (send Accept: application/x-ndjson) or run it as an export job (POST /v2beta/db/{account}/{db}/export/)", what)
+}
+
+// bufferSink keeps the last statement's result in memory, encoded.
+type bufferSink struct {
+	objects  bool
+	maxRows  int
+	maxBytes int64
+	// totals across statements before this one (batch shares caps).
+	usedRows  int
+	usedBytes int64
+
+	cols     []column
+	keys     [][]byte
+	data     []byte
+	rows     int64
+	hasRows  bool
+	tag      pgconn.CommandTag
+	returned int64 // rows read, for usage
+}
+
+func newBufferSink(objects bool, maxRows int, maxBytes int64) *bufferSink {
+	return &bufferSink{objects: objects, maxRows: maxRows, maxBytes: maxBytes}
+}
+
+func (s *bufferSink) begin(cols []column) error {
+	s.cols = cols
+	s.hasRows = len(cols) > 0
+	if s.objects {
+		s.keys = objectKeys(cols)
+	}
+	s.data = s.data[:0]
+	s.rows = 0
+	s.tag = pgconn.CommandTag{}
+	return nil
+}
+
+func (s *bufferSink) row(values [][]byte) error {
+	if s.usedRows+int(s.rows) >= s.maxRows {
+		return tooLarge(fmt.Sprintf("%d rows", s.maxRows))
+	}
+	if s.rows > 0 {
+		s.data = append(s.data, ',')
+	}
+	s.data = appendRow(s.data, s.cols, s.keys, values, s.objects)
+	s.rows++
+	s.returned++
+	if s.usedBytes+int64(len(s.data)) > s.maxBytes {
+		return tooLarge(fmt.Sprintf("%d bytes of JSON (%d MiB)", s.maxBytes, s.maxBytes>>20))
+	}
+	return nil
+}
+
+func (s *bufferSink) end(tag pgconn.CommandTag) error {
+	s.tag = tag
+	return nil
+}
+
+// rowCount is the rows returned, or affected when the statement returns
+// no rows.
+func (s *bufferSink) rowCount() int64 {
+	if s.hasRows {
+		return s.rows
+	}
+	return s.tag.RowsAffected()
+}
+
+// response appends the answer object of the last statement to dst.
+func (s *bufferSink) response(dst []byte, sql string) []byte {
+	pre, suf := s.parts(sql)
+	dst = append(dst, pre...)
+	dst = append(dst, s.data...)
+	return append(dst, suf...)
+}
+
+// parts returns the answer object around the encoded rows (s.data).
+func (s *bufferSink) parts(sql string) (pre, suf []byte) {
+	pre = append(pre, `{"query_string":`...)
+	pre = pgjson.AppendStringString(pre, sql)
+	pre = append(pre, ',')
+	pre = appendHeader(pre, s.cols)
+	pre = append(pre, `,"data":[`...)
+	suf = append(suf, `],"row_count":`...)
+	suf = strconv.AppendInt(suf, s.rowCount(), 10)
+	suf = append(suf, `,"command":`...)
+	suf = pgjson.AppendStringString(suf, commandVerb(s.tag.String()))
+	return pre, append(suf, '}')
+}

@@ -1,0 +1,260 @@
+// Package query is bitd's SQL execution engine: the handlers of
+// POST /v2beta/query (buffered JSON or streamed NDJSON answers) and
+// POST /v2beta/query/batch (several statements in one transaction).
+//
+// A query runs on a connection of the caller's dbaccess.Target pool, logged
+// in as the role the caller's permission maps to, so PostgreSQL enforces
+// access. Without params the string is sent with the simple query protocol
+// (several statements may be separated by semicolons; the last statement's
+// result is answered); with params it is prepared (extended protocol), each
+// JSON parameter is encoded for the parameter type PostgreSQL reports, and
+// the statement is executed. Results are read in text format and converted to
+// JSON by package pgjson.
+//
+// Limits are enforced by bitd itself: the statement timeout is a context
+// deadline whose expiry sends the backend a CancelRequest (configured by
+// pgpool), and buffered answers stop (and cancel the backend) when they pass
+// MaxRows or MaxBytes. See docs/query.md for the wire format.
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bitkit-dev/bitkit/internal/jsonx"
+	"github.com/bitkit-dev/bitkit/server/internal/apierr"
+	"github.com/bitkit-dev/bitkit/server/internal/dbaccess"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// Defaults of Config's zero values.
+const (
+	DefaultStatementTimeout    = 30 * time.Second
+	DefaultMaxStatementTimeout = 10 * time.Minute
+	DefaultMaxRows             = 100_000
+	DefaultMaxBytes            = 32 << 20
+	// MaxRequestBytes bounds a request body.
+	MaxRequestBytes = 16 << 20
+)
+
+// Config configures a Handler.
+type Config struct {
+	// StatementTimeout applies when a request has no timeout_ms; 0 means 30s.
+	StatementTimeout time.Duration
+	// MaxStatementTimeout caps a request's timeout_ms; 0 means 10m.
+	MaxStatementTimeout time.Duration
+	// MaxRows caps the rows of a buffered answer (a batch: of all its
+	// results together); 0 means 100,000. Streamed answers have no row cap.
+	MaxRows int
+	// MaxBytes caps the encoded rows of a buffered answer; 0 means 32 MiB.
+	MaxBytes int64
+	// Logger receives errors; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// UsageRecorder counts the rows a database's queries returned.
+type UsageRecorder interface {
+	AddRowsQueried(ctx context.Context, databaseID string, rows int64)
+}
+
+// Handler serves the query endpoints. It is safe for concurrent use.
+type Handler struct {
+	cfg      Config
+	resolver dbaccess.Resolver
+	usage    *usageBuffer // nil without a recorder
+	typeMap  *pgtype.Map
+	types    sync.Map // typeKey → pgjson.Type, for OIDs not built in
+}
+
+// New returns a Handler. usage may be nil. Rows-queried counts reach usage
+// from a background goroutine, summed per database while a previous call
+// is in progress (see FlushUsage).
+func New(cfg Config, resolver dbaccess.Resolver, usage UsageRecorder) *Handler {
+	if cfg.StatementTimeout <= 0 {
+		cfg.StatementTimeout = DefaultStatementTimeout
+	}
+	if cfg.MaxStatementTimeout <= 0 {
+		cfg.MaxStatementTimeout = DefaultMaxStatementTimeout
+	}
+	if cfg.StatementTimeout > cfg.MaxStatementTimeout {
+		cfg.StatementTimeout = cfg.MaxStatementTimeout
+	}
+	if cfg.MaxRows <= 0 {
+		cfg.MaxRows = DefaultMaxRows
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	h := &Handler{cfg: cfg, resolver: resolver, typeMap: pgtype.NewMap()}
+	if usage != nil {
+		h.usage = newUsageBuffer(usage)
+	}
+	return h
+}
+
+// queryRequest is the body of POST /query.
+type queryRequest struct {
+	DatabaseName string             `json:"database_name"`
+	QueryString  string             `json:"query_string"`
+	Params       []jsonx.RawMessage `json:"params"`
+	TimeoutMS    *int64             `json:"timeout_ms"`
+	DataFormat   string             `json:"data_format"`
+	Queries      []statementRequest `json:"queries"`
+	Isolation    string             `json:"isolation_level"`
+	ReadOnly     bool               `json:"read_only"`
+}
+
+type statementRequest struct {
+	QueryString string             `json:"query_string"`
+	Params      []jsonx.RawMessage `json:"params"`
+}
+
+func decodeRequest(w http.ResponseWriter, r *http.Request) (*queryRequest, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, apierr.New(http.StatusRequestEntityTooLarge, "request_too_large",
+				"the request body is larger than %d MiB; send large data with an import job", MaxRequestBytes>>20)
+		}
+		return nil, apierr.BadRequest("invalid_request", "could not read the request body: %v", err)
+	}
+	var req queryRequest
+	if err := jsonx.Unmarshal(body, &req); err != nil {
+		return nil, apierr.BadRequest("invalid_json", "the request body is not a valid JSON object: %v", err)
+	}
+	if strings.TrimSpace(req.DatabaseName) == "" {
+		return nil, &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "database_name",
+			Message: `database_name is required: the full name "account/database" of the database to query`}
+	}
+	return &req, nil
+}
+
+// dataFormat reads data_format from the URL query, else the body.
+func dataFormat(r *http.Request, body string) (objects bool, err error) {
+	f := r.URL.Query().Get("data_format")
+	if f == "" {
+		f = body
+	}
+	switch strings.ToLower(f) {
+	case "", "rows":
+		return false, nil
+	case "objects":
+		return true, nil
+	}
+	return false, &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_data_format", Field: "data_format",
+		Message: fmt.Sprintf("data_format %q is not supported: use rows (the default) or objects", f)}
+}
+
+// timeout returns the statement timeout of a request.
+func (h *Handler) timeout(ms *int64) (time.Duration, error) {
+	if ms == nil || *ms == 0 {
+		return h.cfg.StatementTimeout, nil
+	}
+	if *ms < 0 {
+		return 0, &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "timeout_ms",
+			Message: fmt.Sprintf("timeout_ms must be positive (milliseconds, at most %d)", h.cfg.MaxStatementTimeout.Milliseconds())}
+	}
+	d := time.Duration(*ms) * time.Millisecond
+	if d > h.cfg.MaxStatementTimeout || d/time.Millisecond != time.Duration(*ms) {
+		d = h.cfg.MaxStatementTimeout
+	}
+	return d, nil
+}
+
+// wantsNDJSON reports whether the client asked for a streamed answer.
+func wantsNDJSON(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		if strings.Contains(strings.ToLower(v), "application/x-ndjson") {
+			return true
+		}
+	}
+	return false
+}
+
+// ServeQuery serves POST /v2beta/query.
+func (h *Handler) ServeQuery(w http.ResponseWriter, r *http.Request) {
+	req, err := decodeRequest(w, r)
+	if err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	if strings.TrimSpace(req.QueryString) == "" {
+		apierr.Write(w, r, &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "query_string",
+			Message: "query_string is required: the SQL to run"})
+		return
+	}
+	objects, err := dataFormat(r, req.DataFormat)
+	if err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	timeout, err := h.timeout(req.TimeoutMS)
+	if err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	target, err := h.resolver.Resolve(r.Context(), req.DatabaseName)
+	if err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	if wantsNDJSON(r) {
+		h.serveStream(w, r, target, req, objects, timeout)
+		return
+	}
+	h.serveBuffered(w, r, target, req, objects, timeout)
+}
+
+// serveBuffered runs the query and answers one JSON object.
+func (h *Handler) serveBuffered(w http.ResponseWriter, r *http.Request, t *dbaccess.Target, req *queryRequest, objects bool, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	sink := newBufferSink(objects, h.cfg.MaxRows, h.cfg.MaxBytes)
+	err := h.run(ctx, cancel, t, req.QueryString, req.Params, sink)
+	defer h.recordUsage(r.Context(), t, sink.returned)
+	if err != nil {
+		apierr.Write(w, r, h.mapError(r.Context(), ctx, timeout, err))
+		return
+	}
+	pre, suf := sink.parts(req.QueryString)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(pre)+len(sink.data)+len(suf)+1))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(pre)
+	_, _ = w.Write(sink.data)
+	_, _ = w.Write(append(suf, '\n'))
+}
+
+// mapError turns an execution error into the API error to answer.
+func (h *Handler) mapError(reqCtx, ctx context.Context, timeout time.Duration, err error) error {
+	var ae *apierr.Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	if reqCtx.Err() != nil {
+		return apierr.New(499, "client_closed_request", "the client closed the request; the query was cancelled")
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return apierr.New(http.StatusRequestTimeout, "query_timeout",
+			"the query ran longer than its timeout of %s and was cancelled; raise timeout_ms (at most %d), make the query faster, or run long work as an export job",
+			timeout, h.cfg.MaxStatementTimeout.Milliseconds())
+	}
+	if e := apierr.FromPg(err); e != err {
+		return e
+	}
+	h.cfg.Logger.Error("query: database connection failed", "err", err)
+	return apierr.New(http.StatusServiceUnavailable, "database_unavailable",
+		"the database connection failed while running the query; retry the request")
+}

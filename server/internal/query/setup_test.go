@@ -1,0 +1,339 @@
+package query_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bitkit-dev/bitkit/internal/jsonx"
+	"github.com/bitkit-dev/bitkit/server/internal/apierr"
+	"github.com/bitkit-dev/bitkit/server/internal/dbaccess"
+	"github.com/bitkit-dev/bitkit/server/internal/pgpool"
+	"github.com/bitkit-dev/bitkit/server/internal/query"
+	"github.com/bitkit-dev/bitkit/server/internal/secret"
+	"github.com/jackc/pgx/v5"
+)
+
+var testSecret = []byte("query-test-secret-0123456789abcdef0123")
+
+// env is one throwaway platform database with owner, writer and reader
+// roles, created the way bitd creates them, and a Handler over it.
+type env struct {
+	adminURL string
+	db       string
+	owner    string
+	writer   string
+	reader   string
+	mgr      *pgpool.Manager
+	single   *pgpool.Manager // MaxConnsPerPool 1: session hygiene tests
+	usage    *usageCounter
+	handler  *query.Handler
+	srv      *httptest.Server
+	limited  *httptest.Server // MaxRows 1000, MaxBytes 64 KiB
+}
+
+var (
+	shared     *env
+	sharedOnce sync.Once
+	sharedErr  error
+)
+
+type usageCounter struct {
+	mu   sync.Mutex
+	rows map[string]int64
+}
+
+func (u *usageCounter) AddRowsQueried(_ context.Context, id string, rows int64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.rows[id] += rows
+}
+
+func (u *usageCounter) get(id string) int64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.rows[id]
+}
+
+type resolver struct{ targets map[string]*dbaccess.Target }
+
+func (r *resolver) Resolve(_ context.Context, name string) (*dbaccess.Target, error) {
+	t, ok := r.targets[name]
+	if !ok {
+		return nil, apierr.NotFound("database %q not found", name)
+	}
+	return t, nil
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared != nil {
+		shared.teardown()
+	}
+	os.Exit(code)
+}
+
+func adminExec(ctx context.Context, url string, stmts ...string) error {
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	for _, s := range stmts {
+		if _, err := c.Exec(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	return nil
+}
+
+func withDatabase(dbURL, db string) string {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		panic(err)
+	}
+	u.Path = "/" + db
+	return u.String()
+}
+
+// setup returns the shared test environment, creating it on first use.
+func setup(t testing.TB) *env {
+	t.Helper()
+	dbURL := os.Getenv("TEST_DATABASE_URL")
+	if dbURL == "" {
+		t.Fatal("TEST_DATABASE_URL is not set: export TEST_DATABASE_URL=$(scripts/pg-up.sh)")
+	}
+	sharedOnce.Do(func() { shared, sharedErr = newEnv(dbURL) })
+	if sharedErr != nil {
+		t.Fatalf("set up test database: %v", sharedErr)
+	}
+	return shared
+}
+
+func newEnv(url string) (*env, error) {
+	ctx := context.Background()
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	sfx := hex.EncodeToString(b)
+	e := &env{adminURL: url, db: "qt_" + sfx, owner: "qt_" + sfx + "_o", writer: "qt_" + sfx + "_w", reader: "qt_" + sfx + "_r",
+		usage: &usageCounter{rows: map[string]int64{}}}
+	var stmts []string
+	for _, r := range []string{e.owner, e.writer, e.reader} {
+		stmts = append(stmts, fmt.Sprintf("CREATE ROLE %s LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD '%s'", r, secret.RolePassword(testSecret, r)))
+	}
+	stmts = append(stmts,
+		fmt.Sprintf("CREATE DATABASE %s OWNER %s", e.db, e.owner),
+		fmt.Sprintf("REVOKE ALL ON DATABASE %s FROM PUBLIC", e.db),
+		fmt.Sprintf("GRANT CONNECT, TEMPORARY ON DATABASE %s TO %s, %s", e.db, e.writer, e.reader),
+	)
+	if err := adminExec(ctx, url, stmts...); err != nil {
+		e.teardown()
+		return nil, err
+	}
+	dbURL := withDatabase(url, e.db)
+	if err := adminExec(ctx, dbURL,
+		fmt.Sprintf("GRANT USAGE ON SCHEMA public TO %s, %s", e.writer, e.reader),
+		fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO %s", e.owner, e.writer),
+		fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA public GRANT SELECT ON TABLES TO %s", e.owner, e.reader),
+		fmt.Sprintf("SET ROLE %s", e.owner),
+		"CREATE TYPE mood AS ENUM ('happy', 'sad')",
+		"CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL)",
+		"INSERT INTO items VALUES (1, 'one'), (2, 'two')",
+	); err != nil {
+		e.teardown()
+		return nil, err
+	}
+	e.mgr = pgpool.New(pgpool.Config{ConnString: url, Secret: testSecret})
+	e.single = pgpool.New(pgpool.Config{ConnString: url, Secret: testSecret, MaxConnsPerPool: 1})
+	targets := map[string]*dbaccess.Target{}
+	add := func(name string, m *pgpool.Manager, role string, perm dbaccess.Permission) error {
+		p, err := m.Pool(ctx, e.db, role)
+		if err != nil {
+			return err
+		}
+		targets[name] = &dbaccess.Target{DatabaseID: "id-" + e.db, FullName: name, PGDatabase: e.db, Permission: perm, PGRole: role, Pool: p}
+		return nil
+	}
+	for _, a := range []struct {
+		name string
+		m    *pgpool.Manager
+		role string
+		perm dbaccess.Permission
+	}{
+		{"acct/owner", e.mgr, e.owner, dbaccess.Owner},
+		{"acct/writer", e.mgr, e.writer, dbaccess.Writer},
+		{"acct/reader", e.mgr, e.reader, dbaccess.Reader},
+		{"acct/single", e.single, e.owner, dbaccess.Owner},
+	} {
+		if err := add(a.name, a.m, a.role, a.perm); err != nil {
+			e.teardown()
+			return nil, err
+		}
+	}
+	res := &resolver{targets: targets}
+	e.handler = query.New(query.Config{}, res, e.usage)
+	e.srv = httptest.NewServer(mux(e.handler))
+	e.limited = httptest.NewServer(mux(query.New(query.Config{MaxRows: 1000, MaxBytes: 64 << 10}, res, nil)))
+	return e, nil
+}
+
+func mux(h *query.Handler) http.Handler {
+	m := http.NewServeMux()
+	m.HandleFunc("POST /v2beta/query", h.ServeQuery)
+	m.HandleFunc("POST /v2beta/query/batch", h.ServeBatch)
+	return m
+}
+
+func (e *env) teardown() {
+	if e.srv != nil {
+		e.srv.Close()
+	}
+	if e.limited != nil {
+		e.limited.Close()
+	}
+	if e.mgr != nil {
+		e.mgr.Close()
+	}
+	if e.single != nil {
+		e.single.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = adminExec(ctx, e.adminURL, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", e.db))
+	for _, r := range []string{e.owner, e.writer, e.reader} {
+		_ = adminExec(ctx, e.adminURL, "DROP ROLE IF EXISTS "+r)
+	}
+}
+
+// admin runs a query as the cluster admin in the test database.
+func (e *env) adminQuery(t *testing.T, sql string, args ...any) int64 {
+	t.Helper()
+	c, err := pgx.Connect(t.Context(), withDatabase(e.adminURL, e.db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	var n int64
+	if err := c.QueryRow(t.Context(), sql, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// result is a buffered query answer.
+type result struct {
+	QueryString string            `json:"query_string"`
+	Metadata    map[string]string `json:"metadata"`
+	Columns     []struct {
+		Name    string `json:"name"`
+		Type    string `json:"type"`
+		TypeOID uint32 `json:"type_oid"`
+	} `json:"columns"`
+	Data     []jsonx.RawMessage `json:"data"`
+	RowCount int64              `json:"row_count"`
+	Command  string             `json:"command"`
+}
+
+type apiError struct {
+	Error    string `json:"error"`
+	Code     string `json:"code"`
+	SQLState string `json:"sqlstate"`
+	Index    *int   `json:"index"`
+	Field    string `json:"field"`
+}
+
+// post sends body to path and returns the status and the raw answer.
+func post(t *testing.T, base, path string, body any, header ...string) (int, []byte) {
+	t.Helper()
+	b, err := jsonx.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+path, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, out
+}
+
+// mustQuery runs a buffered query that must succeed.
+func (e *env) mustQuery(t *testing.T, db, sql string, params ...any) *result {
+	t.Helper()
+	body := map[string]any{"database_name": db, "query_string": sql}
+	if params != nil {
+		body["params"] = params
+	}
+	status, out := post(t, e.srv.URL, "/v2beta/query", body)
+	if status != http.StatusOK {
+		t.Fatalf("%s: status %d: %s", sql, status, out)
+	}
+	var r result
+	if err := jsonx.Unmarshal(out, &r); err != nil {
+		t.Fatalf("decode %s: %v", out, err)
+	}
+	return &r
+}
+
+// failQuery runs a request that must fail with status and returns the error.
+func failQuery(t *testing.T, base, path string, body map[string]any, status int) *apiError {
+	t.Helper()
+	got, out := post(t, base, path, body)
+	if got != status {
+		t.Fatalf("status %d, want %d: %s", got, status, out)
+	}
+	var e apiError
+	if err := jsonx.Unmarshal(out, &e); err != nil {
+		t.Fatalf("decode %s: %v", out, err)
+	}
+	return &e
+}
+
+// cell returns row r, column c of a rows-mode answer as raw JSON.
+func cell(t *testing.T, r *result, row, col int) string {
+	t.Helper()
+	var cells []jsonx.RawMessage
+	if err := jsonx.Unmarshal(r.Data[row], &cells); err != nil {
+		t.Fatal(err)
+	}
+	return string(cells[col])
+}
+
+// waitNoActive polls pg_stat_activity until no backend of the test database
+// runs a query containing marker, or fails after a generous deadline.
+func (e *env) waitNoActive(t *testing.T, marker string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		n := e.adminQuery(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND query LIKE '%' || $2 || '%' AND pid <> pg_backend_pid()`, e.db, marker)
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d backend(s) still run the query marked %q", n, marker)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

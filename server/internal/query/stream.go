@@ -1,0 +1,168 @@
+package query
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/bitkit-dev/bitkit/internal/jsonx"
+	"github.com/bitkit-dev/bitkit/server/internal/apierr"
+	"github.com/bitkit-dev/bitkit/server/internal/dbaccess"
+	"github.com/bitkit-dev/bitkit/server/internal/pgjson"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+const (
+	streamBufferSize = 64 << 10
+	// streamFlushEvery bounds how long a row can wait in the buffer.
+	streamFlushEvery = 200 * time.Millisecond
+)
+
+// commitWriter writes to the ResponseWriter and flushes it after every
+// write; it records whether anything reached the client.
+type commitWriter struct {
+	w         http.ResponseWriter
+	rc        *http.ResponseController
+	committed bool
+}
+
+func (c *commitWriter) Write(p []byte) (int, error) {
+	c.committed = true
+	n, err := c.w.Write(p)
+	if err == nil {
+		err = c.rc.Flush()
+	}
+	return n, err
+}
+
+// streamSink writes NDJSON: a header line, one line per row, a trailer.
+type streamSink struct {
+	cw        *commitWriter
+	bw        *bufio.Writer
+	objects   bool
+	line      []byte
+	cols      []column
+	keys      [][]byte
+	header    bool // header line written
+	streamed  bool // a statement with columns was streamed
+	current   bool // the current statement has columns
+	rows      int64
+	tag       pgconn.CommandTag
+	lastFlush time.Time
+}
+
+var errMultipleResultSets = apierr.BadRequest("multiple_result_sets",
+	"the query string has more than one statement that returns rows, which a streamed answer cannot carry; "+
+		"stream one row-returning statement at a time, or drop Accept: application/x-ndjson to get the last statement's result")
+
+func (s *streamSink) writeHeader(cols []column) error {
+	s.line = append(s.line[:0], '{')
+	s.line = appendColumns(s.line, cols)
+	s.line = append(s.line, ',')
+	s.line = appendMetadata(s.line, cols)
+	s.line = append(s.line, '}', '\n')
+	s.header = true
+	_, err := s.bw.Write(s.line)
+	return err
+}
+
+func (s *streamSink) begin(cols []column) error {
+	s.current = len(cols) > 0
+	if !s.current {
+		return nil
+	}
+	if s.streamed {
+		return errMultipleResultSets
+	}
+	s.streamed = true
+	s.cols = cols
+	if s.objects {
+		s.keys = objectKeys(cols)
+	}
+	s.rows = 0
+	return s.writeHeader(cols)
+}
+
+func (s *streamSink) row(values [][]byte) error {
+	if !s.header { // a row-returning statement with zero columns
+		if err := s.writeHeader(nil); err != nil {
+			return err
+		}
+	}
+	s.line = appendRow(s.line[:0], s.cols, s.keys, values, s.objects)
+	s.line = append(s.line, '\n')
+	s.rows++
+	if _, err := s.bw.Write(s.line); err != nil {
+		return err
+	}
+	if s.rows&63 == 0 {
+		if now := time.Now(); now.Sub(s.lastFlush) >= streamFlushEvery {
+			s.lastFlush = now
+			return s.bw.Flush()
+		}
+	}
+	return nil
+}
+
+func (s *streamSink) end(tag pgconn.CommandTag) error {
+	if s.current {
+		s.tag = tag
+	} else if !s.streamed {
+		s.tag = tag
+		s.rows = tag.RowsAffected()
+	}
+	return nil
+}
+
+// serveStream runs the query and streams NDJSON.
+func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, t *dbaccess.Target, req *queryRequest, objects bool, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	cw := &commitWriter{w: w, rc: http.NewResponseController(w)}
+	// A stream lasts as long as its query (bounded by the statement
+	// timeout), not as long as the server's write timeout for ordinary
+	// answers.
+	_ = cw.rc.SetWriteDeadline(time.Time{})
+	s := &streamSink{cw: cw, bw: bufio.NewWriterSize(cw, streamBufferSize), objects: objects, lastFlush: time.Now()}
+	err := h.run(ctx, cancel, t, req.QueryString, req.Params, s)
+	if err == nil && !s.header {
+		err = s.writeHeader(nil)
+	}
+	if s.streamed {
+		h.recordUsage(r.Context(), t, s.rows)
+	}
+	if err != nil {
+		e := apierr.As(h.mapError(r.Context(), ctx, timeout, err))
+		if !cw.committed {
+			// Nothing reached the client: answer a plain error.
+			s.bw.Reset(cw)
+			apierr.Write(w, r, e)
+			return
+		}
+		if r.Context().Err() != nil {
+			return // the client is gone
+		}
+		out := *e
+		out.RequestID = apierr.RequestID(r.Context())
+		b, merr := jsonx.Marshal(&out)
+		if merr != nil {
+			b = []byte(`{"error":"internal server error","code":"internal"}`)
+		}
+		line := append([]byte(`{"error":`), b...)
+		line = append(line, '}', '\n')
+		_, _ = s.bw.Write(line)
+		_ = s.bw.Flush()
+		return
+	}
+	line := append(s.line[:0], `{"row_count":`...)
+	line = strconv.AppendInt(line, s.rows, 10)
+	line = append(line, `,"command":`...)
+	line = pgjson.AppendStringString(line, commandVerb(s.tag.String()))
+	line = append(line, '}', '\n')
+	_, _ = s.bw.Write(line)
+	_ = s.bw.Flush()
+}

@@ -1,0 +1,111 @@
+package secret
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func TestAPIKeyAndTokenFormat(t *testing.T) {
+	t.Parallel()
+	keyRE := regexp.MustCompile(`^v2_[0-9A-Za-z]{43}$`)
+	tokRE := regexp.MustCompile(`^bkt_[0-9A-Za-z]{43}$`)
+	seen := map[string]bool{}
+	for range 100 {
+		k, tok := NewAPIKey(), NewAccessToken()
+		if !keyRE.MatchString(k) {
+			t.Fatalf("API key %q does not match %s", k, keyRE)
+		}
+		if !tokRE.MatchString(tok) || !IsAccessToken(tok) || IsAccessToken(k) {
+			t.Fatalf("token %q: format or prefix detection wrong", tok)
+		}
+		if seen[k] {
+			t.Fatal("duplicate API key")
+		}
+		seen[k] = true
+	}
+}
+
+func TestHashCredential(t *testing.T) {
+	t.Parallel()
+	got := HashCredential("abc")
+	if got != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
+		t.Fatalf("HashCredential(abc) = %s, want the SHA-256 hex digest", got)
+	}
+}
+
+func TestRolePassword(t *testing.T) {
+	t.Parallel()
+	s1, s2 := []byte(strings.Repeat("a", 32)), []byte(strings.Repeat("b", 32))
+	p := RolePassword(s1, "bk_1_owner")
+	if p != RolePassword(s1, "bk_1_owner") {
+		t.Fatal("RolePassword is not deterministic")
+	}
+	if p == RolePassword(s1, "bk_1_reader") || p == RolePassword(s2, "bk_1_owner") {
+		t.Fatal("RolePassword must differ per role and per secret")
+	}
+	if len(p) != 43 || strings.ContainsAny(p, "'\"\\ ") {
+		t.Fatalf("RolePassword = %q: want 43 URL-safe characters", p)
+	}
+}
+
+func TestPasswordHash(t *testing.T) {
+	t.Parallel()
+	h, err := HashPassword("correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=65536,t=2,p=2$") {
+		t.Fatalf("hash %q is not the documented PHC string", h)
+	}
+	h2, _ := HashPassword("correct horse")
+	if h == h2 {
+		t.Fatal("two hashes of one password are equal: the salt is not random")
+	}
+	for _, tc := range []struct {
+		name, hash, pw string
+		want           bool
+		wantErr        bool
+	}{
+		{"right", h, "correct horse", true, false},
+		{"wrong", h, "correct horsE", false, false},
+		{"empty", h, "", false, false},
+		{"garbage hash", "$bcrypt$xyz", "x", false, true},
+		{"bad params", "$argon2id$v=19$m=0,t=1,p=1$AAAA$AAAA", "x", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ok, err := VerifyPassword(tc.hash, tc.pw)
+			if ok != tc.want || (err != nil) != tc.wantErr {
+				t.Fatalf("VerifyPassword = %v, %v; want %v, error %v", ok, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestLoadServerSecret(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a, err := LoadServerSecret("", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(dir, "secret"))
+	if err != nil || st.Mode().Perm() != 0o600 || len(a) != 32 {
+		t.Fatalf("secret file: %v, mode %v, len %d; want 0600 and 32 bytes", err, st.Mode().Perm(), len(a))
+	}
+	b, err := LoadServerSecret("", dir)
+	if err != nil || string(a) != string(b) {
+		t.Fatal("second load returned a different secret")
+	}
+	env := strings.Repeat("z", 40)
+	c, err := LoadServerSecret(env, dir)
+	if err != nil || string(c) != env {
+		t.Fatal("BITD_SECRET must win over the file")
+	}
+	if _, err := LoadServerSecret("short", dir); err == nil || strings.Contains(err.Error(), "short\"") {
+		t.Fatalf("short BITD_SECRET: err = %v; want an error that does not echo it", err)
+	}
+}

@@ -1,0 +1,246 @@
+package stress
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bitkit-dev/bitkit/internal/bitdtest"
+	"github.com/jackc/pgx/v5"
+)
+
+// activeBackends counts the sessions of PostgreSQL (seen as the superuser of
+// TEST_DATABASE_URL) that are running or in a transaction and whose query
+// text contains marker.
+func activeBackends(t *testing.T, marker string) int {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), bitdtest.DatabaseURL(t))
+	if err != nil {
+		t.Fatalf("connect to PostgreSQL to watch pg_stat_activity: %v", err)
+	}
+	defer conn.Close(t.Context())
+	var n int
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+		WHERE pid <> pg_backend_pid() AND state <> 'idle' AND position($1 in query) > 0`, marker).Scan(&n); err != nil {
+		t.Fatalf("pg_stat_activity: %v", err)
+	}
+	return n
+}
+
+// TestStalledStreamReader: a client reads the header line of a streamed
+// answer, then stops reading with the connection open. bitd must not hold
+// the PostgreSQL backend longer than its statement timeout (3 s here): the
+// backend must be gone within a bounded wait while the client still stalls.
+func TestStalledStreamReader(t *testing.T) {
+	s := start(t, bitdtest.Args("--statement-timeout", "3s"))
+	t.Cleanup(func() { scanLogs(t, s) })
+	c := newClient(s.Endpoint, s.APIKey)
+	db := c.createDB(t, "stall", true)
+	marker := "stall_marker_" + randSuffix()
+
+	body, _ := json.Marshal(map[string]any{"database_name": db,
+		"query_string": fmt.Sprintf("select g, repeat('x', 1000) as %s from generate_series(1, 20000000) g", marker)})
+	req, _ := http.NewRequest("POST", s.Endpoint+"/v2beta/query", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+s.APIKey)
+	req.Header.Set("Accept", "application/x-ndjson")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("stream: %d %s", resp.StatusCode, b)
+	}
+	header, err := bufio.NewReaderSize(resp.Body, 16).ReadString('\n')
+	if err != nil || !strings.Contains(header, "columns") {
+		t.Fatalf("stream header line: %q %v", header, err)
+	}
+	// Now stall: read nothing more, keep the connection open.
+	seen := activeBackends(t, marker)
+	gone := false
+	var waited time.Duration
+	for t0 := time.Now(); time.Since(t0) < 90*time.Second; time.Sleep(500 * time.Millisecond) {
+		if activeBackends(t, marker) == 0 {
+			gone, waited = true, time.Since(t0)
+			break
+		}
+	}
+	if !gone {
+		t.Fatalf("a client that stalls reading a stream still holds a PostgreSQL backend 90 s later (statement timeout 3 s; %d backend(s) seen at the stall)", seen)
+	}
+	record(t, "client reads a stream's header line, then stalls with the connection open (statement timeout 3 s)",
+		fmt.Sprintf("backend released after about %v while the client still stalled", waited.Round(time.Second)))
+}
+
+// TestKillBitdDuringImport: bitd is SIGKILLed while an import job runs. After
+// a restart the job reaches DONE and the table holds every row exactly once.
+// bitd dev rescues jobs of a dead worker after 1 minute, so this runs in the
+// long suite only.
+func TestKillBitdDuringImport(t *testing.T) {
+	if !long() {
+		t.Skip("long test (bitd rescues a killed job after 1 minute): run with BITKIT_STRESS=1 (make stress)")
+	}
+	s := start(t)
+	t.Cleanup(func() { scanLogs(t, s) })
+	c := newClient(s.Endpoint, s.APIKey)
+	db := c.createDB(t, "killimport", true)
+	const n = 1_000_000
+	id := c.startImport(t, db, "big", csvRows(n), "")
+	state := waitProcessing(t, c, "import", id)
+	s.Restart(t, syscall.SIGKILL)
+	c = newClient(s.Endpoint, s.APIKey)
+	r := c.waitJob(t, "import", id, 5*time.Minute)
+	if r.str("state") != "DONE" {
+		t.Fatalf("import after SIGKILL: %s", r.Raw)
+	}
+	q := c.mustQuery(t, db, "select count(*), count(distinct id), min(id), max(id) from big")
+	if want := fmt.Sprintf("[[%d,%d,1,%d]]", n, n, n); !strings.Contains(string(q.Raw), want) {
+		t.Fatalf("after the killed import the table holds %s, want count, distinct, min, max = %s", q.Raw, want)
+	}
+	record(t, fmt.Sprintf("SIGKILL bitd while an import of %d CSV rows is %s, then restart", n, state),
+		"job DONE; every row exactly once")
+}
+
+// TestKillBitdDuringExport: the same for an export job; the file behind the
+// download URL holds every row exactly once.
+func TestKillBitdDuringExport(t *testing.T) {
+	if !long() {
+		t.Skip("long test (bitd rescues a killed job after 1 minute): run with BITKIT_STRESS=1 (make stress)")
+	}
+	s := start(t)
+	t.Cleanup(func() { scanLogs(t, s) })
+	c := newClient(s.Endpoint, s.APIKey)
+	db := c.createDB(t, "killexport", true)
+	const n = 2_000_000
+	c.mustQuery(t, db, fmt.Sprintf("create table big as select g as id, md5(g::text) as v from generate_series(1, %d) g", n))
+	exp := c.do(t, "POST", "/v2beta/db/"+db+"/export/", map[string]any{"query_string": "select id, v from big", "file_name": "big.csv"})
+	if exp.Status != http.StatusAccepted {
+		t.Fatalf("export: %d %s", exp.Status, exp.Raw)
+	}
+	state := waitProcessing(t, c, "export", exp.str("id"))
+	s.Restart(t, syscall.SIGKILL)
+	c = newClient(s.Endpoint, s.APIKey)
+	r := c.waitJob(t, "export", exp.str("id"), 5*time.Minute)
+	if r.str("state") != "DONE" || r.str("download_url") == "" {
+		t.Fatalf("export after SIGKILL: %s", r.Raw)
+	}
+	resp, err := http.Get(r.str("download_url"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	lines, seen := 0, make(map[string]bool, n)
+	for sc.Scan() {
+		lines++
+		id, _, _ := strings.Cut(sc.Text(), ",")
+		if seen[id] {
+			t.Fatalf("row %s appears twice in the export", id)
+		}
+		seen[id] = true
+	}
+	if resp.StatusCode != 200 || lines != n+1 {
+		t.Fatalf("download after the killed export: status %d, %d lines, want %d rows + header", resp.StatusCode, lines, n)
+	}
+	record(t, fmt.Sprintf("SIGKILL bitd while an export of %d rows is %s, then restart", n, state),
+		"job DONE; the file holds every row exactly once")
+}
+
+// waitProcessing waits until a job has started (bounded) and returns the
+// state it was in.
+func waitProcessing(t *testing.T, c *client, kind, id string) string {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		r := c.do(t, "GET", "/v2beta/"+kind+"/"+id, nil)
+		switch r.str("state") {
+		case "PROCESSING":
+			return "PROCESSING"
+		case "DONE", "FAILED":
+			t.Fatalf("%s job finished before it could be killed (make the data larger): %s", kind, r.Raw)
+		}
+	}
+	t.Fatalf("%s job %s never started", kind, id)
+	return ""
+}
+
+// TestBlobStoreFull: the blob store is a 2 MiB tmpfs. An export larger than
+// that fails with a clear error, an upload larger than that is refused, and
+// afterwards (the partial files cleaned up) small jobs still work.
+func TestBlobStoreFull(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a 2 MiB tmpfs as the full disk (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v %s", dir, err, out)
+		}
+	})
+	s := start(t, bitdtest.Args("--blob-url", "file://"+dir))
+	t.Cleanup(func() { scanLogs(t, s) })
+	c := newClient(s.Endpoint, s.APIKey)
+	db := c.createDB(t, "full", true)
+	c.mustQuery(t, db, "create table big as select g as id, md5(g::text) || md5(g::text) as v from generate_series(1, 200000) g")
+
+	exp := c.do(t, "POST", "/v2beta/db/"+db+"/export/", map[string]any{"table_name": "big", "schema_name": "public", "file_name": "big.csv"})
+	if exp.Status != http.StatusAccepted {
+		t.Fatalf("export: %d %s", exp.Status, exp.Raw)
+	}
+	r := c.waitJob(t, "export", exp.str("id"), 3*time.Minute)
+	if r.str("state") != "FAILED" || r.str("error_type") == "" || r.Body["error_details"] == nil {
+		t.Fatalf("export of ~14 MB into a 2 MiB store: %s, want FAILED with error_type and error_details", r.Raw)
+	}
+	record(t, "export of ~14 MB into a 2 MiB blob store", "FAILED: "+r.str("error_type"))
+
+	up := c.importStart(t, db, "upload", bytes.Repeat([]byte("id,name\n1,x\n"), 400_000), "")
+	if up.Status < 400 || up.Status >= 600 || up.str("code") == "" {
+		t.Fatalf("4.8 MB upload into a 2 MiB store: %d %s, want a JSON error", up.Status, up.Raw)
+	}
+	if up.Status >= 500 && up.Header.Get("Retry-After") == "" && up.Status != 507 {
+		t.Errorf("upload into a full store: %d without Retry-After", up.Status)
+	}
+	record(t, "upload of 4.8 MB into a 2 MiB blob store", fmt.Sprintf("refused: %d %s", up.Status, up.str("code")))
+
+	// Nothing left behind: the store has room again and small jobs work.
+	entries := 0
+	_ = walkSize(dir, &entries)
+	id := c.startImport(t, db, "small", csvRows(100), "")
+	if r := c.waitJob(t, "import", id, 2*time.Minute); r.str("state") != "DONE" {
+		t.Fatalf("a small import after the failures: %s (blob store holds %d files)", r.Raw, entries)
+	}
+	if q := c.mustQuery(t, db, "select count(*) from small"); !strings.Contains(string(q.Raw), "[[100]]") {
+		t.Fatalf("small import: %s", q.Raw)
+	}
+	if q := c.mustQuery(t, db, "select count(*) from big"); !strings.Contains(string(q.Raw), "[[200000]]") {
+		t.Fatalf("source table changed: %s", q.Raw)
+	}
+	if q := c.query(t, db, "select count(*) from upload"); q.Status == 200 {
+		t.Fatalf("the refused upload left a table behind: %s", q.Raw)
+	}
+	record(t, "after the disk-full failures", "partial files removed; a small import succeeds; no table from the refused upload")
+}
+
+func walkSize(dir string, n *int) error {
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range es {
+		*n++
+		if e.IsDir() {
+			_ = walkSize(dir+"/"+e.Name(), n)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,83 @@
+package stress
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// importFile starts an import job of a file part (or a file_url when url is
+// set) into table and returns the raw answer.
+func (c *client) importStart(t testing.TB, db, table string, file []byte, fileURL string) result {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	_ = mw.WriteField("table_name", table)
+	if fileURL != "" {
+		_ = mw.WriteField("file_url", fileURL)
+	} else {
+		fw, _ := mw.CreateFormFile("file", table+".csv")
+		_, _ = fw.Write(file)
+	}
+	_ = mw.Close()
+	req, err := http.NewRequest("POST", c.endpoint+"/v2beta/db/"+db+"/import/", &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		t.Fatalf("import into %s: %v", db, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := result{Status: resp.StatusCode, Raw: raw, Header: resp.Header}
+	_ = json.Unmarshal(raw, &out.Body)
+	return out
+}
+
+// startJob is importStart that fails the test unless the job was accepted,
+// and returns its id.
+func (c *client) startImport(t testing.TB, db, table string, file []byte, fileURL string) string {
+	t.Helper()
+	r := c.importStart(t, db, table, file, fileURL)
+	if r.Status != http.StatusAccepted || r.str("id") == "" {
+		t.Fatalf("import into %s.%s: %d %s", db, table, r.Status, r.Raw)
+	}
+	return r.str("id")
+}
+
+// waitJob polls GET /v2beta/{kind}/{id} until the job is DONE or FAILED
+// (bounded wait) and returns the last answer.
+func (c *client) waitJob(t testing.TB, kind, id string, within time.Duration) result {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		r, err := c.doE("GET", "/v2beta/"+kind+"/"+id, nil)
+		if err == nil && r.Status == 200 {
+			if st := r.str("state"); st == "DONE" || st == "FAILED" {
+				return r
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s job %s not finished after %v: %v %d %s", kind, id, within, err, r.Status, r.Raw)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// csvRows is a CSV file with a header and ids 1..n.
+func csvRows(n int) []byte {
+	var b bytes.Buffer
+	b.WriteString("id,name\n")
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "%d,row %d\n", i, i)
+	}
+	return b.Bytes()
+}

@@ -1,0 +1,195 @@
+//go:build js && wasm
+
+package main
+
+import (
+	"context"
+	"strings"
+	"syscall/js"
+	"time"
+
+	"github.com/bitkit-dev/bitkit/core"
+)
+
+// jsClient is one createClient() result.
+type jsClient struct {
+	c      *core.Client
+	bigint bool
+}
+
+// str reads an optional string property of an options object.
+func str(o js.Value, name string) string {
+	if !is(o, "object") {
+		return ""
+	}
+	v := o.Get(name)
+	if is(v, "string") {
+		return v.String()
+	}
+	return ""
+}
+
+// createClient implements bitkit.createClient(opts). It does no I/O and
+// answers {client} or {error: BitkitError}; bitkit.mjs turns the error into a
+// throw (a panic inside a js.FuncOf callback would end the Go program).
+func createClient(_ js.Value, a []js.Value) any {
+	c, err := newJSClient(arg(a, 0))
+	if err != nil {
+		return js.ValueOf(map[string]any{"error": jsError(err)})
+	}
+	return js.ValueOf(map[string]any{"client": c.object()})
+}
+
+func newJSClient(o js.Value) (*jsClient, error) {
+	if !o.IsUndefined() && !o.IsNull() && !is(o, "object") {
+		return nil, argErrorf("bitkit: createClient takes an options object, got %s", typeOf(o))
+	}
+	endpoint := str(o, "endpoint")
+	if endpoint == "" {
+		if loc := js.Global().Get("location"); is(loc, "object") {
+			endpoint = loc.Get("origin").String()
+		}
+	}
+	opts := []core.Option{core.WithUserAgent("bitkit-wasm/" + core.Version)}
+	apiKey, token, user, pass := str(o, "apiKey"), str(o, "token"), str(o, "username"), str(o, "password")
+	n := 0
+	for _, s := range []string{apiKey, token, user} {
+		if s != "" {
+			n++
+		}
+	}
+	fail := func(err error) (*jsClient, error) { return nil, err }
+	if n > 1 {
+		return fail(argErrorf("bitkit: createClient: give exactly one of apiKey, token or username+password"))
+	}
+	switch {
+	case apiKey != "":
+		opts = append(opts, core.WithAPIKey(apiKey))
+	case token != "":
+		opts = append(opts, core.WithToken(token))
+	case user != "":
+		if pass == "" {
+			return fail(argErrorf("bitkit: createClient: username %q needs a password", user))
+		}
+		var aopts []core.AuthOption
+		switch mode := str(o, "tokenCache"); mode {
+		case "", "none":
+		case "session":
+			aopts = append(aopts, core.WithTokenCache(storageCache{name: "sessionStorage"}))
+		case "local":
+			aopts = append(aopts, core.WithTokenCache(storageCache{name: "localStorage"}))
+		default:
+			return fail(argErrorf("bitkit: createClient: tokenCache must be \"session\", \"local\" or \"none\", got %q", mode))
+		}
+		opts = append(opts, core.WithCredentials(core.UsernamePassword(user, pass, aopts...)))
+	}
+	if acct := str(o, "account"); acct != "" {
+		opts = append(opts, core.WithAccount(acct))
+	}
+	bigint := true
+	switch m := str(o, "int64"); m {
+	case "", "bigint":
+	case "string":
+		bigint = false
+	default:
+		return fail(argErrorf("bitkit: createClient: int64 must be \"bigint\" or \"string\", got %q", m))
+	}
+	c, err := core.NewClient(endpoint, opts...)
+	if err != nil {
+		return fail(err)
+	}
+	return &jsClient{c: c, bigint: bigint}, nil
+}
+
+// method wraps fn as a JS function returning a Promise.
+func method(fn func(ctx context.Context, a []js.Value) (any, error)) js.Func {
+	return js.FuncOf(func(_ js.Value, a []js.Value) any {
+		return promise(func(ctx context.Context) (any, error) { return fn(ctx, a) })
+	})
+}
+
+// reqString reads a required string argument.
+func reqString(a []js.Value, i int, what string) (string, error) {
+	v := arg(a, i)
+	if !is(v, "string") || strings.TrimSpace(v.String()) == "" {
+		return "", argErrorf("bitkit: %s must be a non-empty string", what)
+	}
+	return v.String(), nil
+}
+
+// optObject returns argument i when it is an object, else undefined.
+func optObject(a []js.Value, i int) js.Value {
+	v := arg(a, i)
+	if is(v, "object") {
+		return v
+	}
+	return js.Undefined()
+}
+
+func optNumber(o js.Value, name string) (float64, bool) {
+	if !is(o, "object") {
+		return 0, false
+	}
+	v := o.Get(name)
+	if is(v, "number") {
+		return v.Float(), true
+	}
+	if is(v, "bigint") {
+		return js.Global().Call("Number", v).Float(), true
+	}
+	return 0, false
+}
+
+func optBool(o js.Value, name string) (bool, bool) {
+	if !is(o, "object") {
+		return false, false
+	}
+	v := o.Get(name)
+	if is(v, "boolean") {
+		return v.Bool(), true
+	}
+	return false, false
+}
+
+func optFunc(o js.Value, name string) js.Value {
+	if !is(o, "object") {
+		return js.Undefined()
+	}
+	v := o.Get(name)
+	if is(v, "function") {
+		return v
+	}
+	return js.Undefined()
+}
+
+func timeout(o js.Value) time.Duration {
+	ms, _ := optNumber(o, "timeoutMs")
+	return time.Duration(ms * float64(time.Millisecond))
+}
+
+// object builds the JS client object.
+func (jc *jsClient) object() js.Value {
+	o := js.Global().Get("Object").New()
+	o.Set("endpoint", jc.c.Endpoint())
+	for name, fn := range map[string]func(context.Context, []js.Value) (any, error){
+		"query":            jc.query,
+		"queryStream":      jc.queryStream,
+		"batch":            jc.batch,
+		"listDatabases":    jc.listDatabases,
+		"getDatabase":      jc.getDatabase,
+		"createDatabase":   jc.createDatabase,
+		"updateDatabase":   jc.updateDatabase,
+		"deleteDatabase":   jc.deleteDatabase,
+		"importFile":       jc.importFile,
+		"exportData":       jc.exportData,
+		"createApiKey":     jc.createAPIKey,
+		"revokeApiKey":     jc.revokeAPIKey,
+		"revokeAllApiKeys": jc.revokeAllAPIKeys,
+		"account":          jc.account,
+		"login":            jc.login,
+		"logout":           jc.logout,
+	} {
+		o.Set(name, method(fn))
+	}
+	return o
+}

@@ -1,0 +1,19 @@
+//go:build js && wasm
+
+// Command wasm is the bitkit browser client: the operations of package core
+// compiled to WebAssembly and exported to JavaScript as one namespace,
+// globalThis.bitkit, whose methods return Promises.
+//
+// Build it with
+//
+//	GOOS=js GOARCH=wasm go build -trimpath -ldflags="-s -w" -o bitkit.wasm ./wasm
+//
+// and load it through bitkit.mjs (the ES-module loader, which also supplies
+// the BitkitError class and the fast row decoder); bitkit.d.ts holds the
+// TypeScript declarations and the value mapping. `make wasm` does the build,
+// `make web` also copies the dashboard; docs/web.md describes the API.
+//
+// Every exported function returns at once: blocking work (net/http over the
+// browser's fetch) runs in a goroutine, and the Promise settles when it is
+// done. Blocking inside a js.FuncOf callback would deadlock the program.
+package main

@@ -1,0 +1,199 @@
+//go:build !js
+
+// The end-to-end test of the browser client: it builds bitkit.wasm, serves
+// the dashboard and the test pages from a local static server (a second
+// origin, so every API call is a CORS request), starts a real bitd with
+// that origin in --allowed-origins, and runs web/test/run.mjs, which drives
+// headless Chromium (apt chromium, npm playwright-core) through the JS API
+// and the dashboard. Screenshots land in test-artifacts/web/.
+package main
+
+import (
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bitkit-dev/bitkit/internal/bitdtest"
+	"github.com/bitkit-dev/bitkit/internal/jsonx"
+)
+
+// site assembles the static files of the dashboard and the test pages in a
+// temporary directory: the same layout `make web` produces, plus test/.
+func site(t testing.TB, root string) string {
+	t.Helper()
+	dir := t.TempDir()
+	build := exec.CommandContext(t.Context(), "go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(dir, "bitkit.wasm"), "./wasm")
+	build.Dir = root
+	build.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building bitkit.wasm: %v\n%s", err, out)
+	}
+	goroot, err := exec.CommandContext(t.Context(), "go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatalf("go env GOROOT: %v", err)
+	}
+	copyFile(t, filepath.Join(strings.TrimSpace(string(goroot)), "lib", "wasm", "wasm_exec.js"), filepath.Join(dir, "wasm_exec.js"))
+	for _, f := range []string{"wasm/bitkit.mjs", "wasm/bitkit.d.ts", "web/index.html", "web/app.js", "web/style.css"} {
+		copyFile(t, filepath.Join(root, f), filepath.Join(dir, filepath.Base(f)))
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "test"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pages, err := filepath.Glob(filepath.Join(root, "web", "test", "pages", "*"))
+	if err != nil || len(pages) == 0 {
+		t.Fatalf("no test pages in web/test/pages: %v", err)
+	}
+	for _, p := range pages {
+		copyFile(t, p, filepath.Join(dir, "test", filepath.Base(p)))
+	}
+	return dir
+}
+
+func copyFile(t testing.TB, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatalf("reading %s: %v", from, err)
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// serve starts a static file server on 127.0.0.1 and returns its origin.
+func serve(t testing.TB, dir string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := http.FileServer(http.Dir(dir))
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if strings.HasSuffix(r.URL.Path, ".mjs") {
+			w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		}
+		files.ServeHTTP(w, r)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+func node(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal("node is not installed: the browser tests need Node 20+ (scripts/deps.sh)")
+	}
+	return p
+}
+
+func TestTypeScriptExample(t *testing.T) {
+	t.Parallel()
+	root := bitdtest.RepoRoot()
+	tsc := filepath.Join(root, "web", "test", "node_modules", "typescript", "bin", "tsc")
+	if _, err := os.Stat(tsc); err != nil {
+		t.Fatal("typescript is not installed in web/test: run scripts/deps.sh (npm ci in web/test)")
+	}
+	cmd := exec.CommandContext(t.Context(), node(t), tsc, "--noEmit", "-p", "ts-example")
+	cmd.Dir = filepath.Join(root, "web", "test")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("tsc --noEmit over web/test/ts-example failed: %v\n%s", err, out)
+	}
+}
+
+func TestBrowser(t *testing.T) {
+	root := bitdtest.RepoRoot()
+	if _, err := os.Stat(filepath.Join(root, "web", "test", "node_modules", "playwright-core")); err != nil {
+		t.Fatal("playwright-core is not installed in web/test: run scripts/deps.sh (npm ci in web/test)")
+	}
+	chromium := os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		t.Fatalf("headless Chromium not found at %s: install the Debian package chromium (scripts/deps.sh) or set CHROMIUM", chromium)
+	}
+	dir := site(t, root)
+	allowed := serve(t, dir)
+	denied := serve(t, dir) // same files, an origin bitd does not allow
+	s := bitdtest.Start(t, bitdtest.Args("--allowed-origins", allowed))
+	const pwUser, pwPassword = "webpw", "correct horse battery staple"
+	pwKey := s.NewUser(t, pwUser, pwPassword)
+	artifacts := filepath.Join(root, "test-artifacts", "web")
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), node(t), filepath.Join(root, "web", "test", "run.mjs"))
+	cmd.Dir = filepath.Join(root, "web", "test")
+	cmd.Env = append(os.Environ(),
+		"BITKIT_ENDPOINT="+s.Endpoint,
+		"BITKIT_API_KEY="+s.APIKey,
+		"BITKIT_USER="+s.User,
+		"BITKIT_PW_USER="+pwUser,
+		"BITKIT_PW_PASSWORD="+pwPassword,
+		"BITKIT_PW_KEY="+pwKey,
+		"SITE_URL="+allowed,
+		"DENIED_SITE_URL="+denied,
+		"ARTIFACTS="+artifacts,
+		"CHROMIUM="+chromium,
+	)
+	out, err := cmd.CombinedOutput()
+	t.Logf("run.mjs output:\n%s", out)
+	if err != nil {
+		t.Fatalf("browser tests failed (%v); bitd log:\n%s", err, s.Logs())
+	}
+	if !strings.Contains(string(out), "ALL PASSED") {
+		t.Fatal("run.mjs exited 0 without reporting ALL PASSED")
+	}
+}
+
+// BenchmarkBrowserLoad measures, in headless Chromium against a real bitd,
+// the time from navigation start to the bitkit API being ready and to the
+// first query result (1000 rows), next to a plain fetch() of the same query
+// as the reference (web/test/bench.mjs). It also reports the wasm size.
+// Run it with `make bench-web`; one iteration covers RUNS page loads.
+func BenchmarkBrowserLoad(b *testing.B) {
+	root := bitdtest.RepoRoot()
+	dir := site(b, root)
+	origin := serve(b, dir)
+	s := bitdtest.Start(b, bitdtest.Args("--allowed-origins", origin))
+	db := "bench" + strings.ReplaceAll(bitdtest.UniqueName(""), "-", "")
+	create := exec.CommandContext(b.Context(), node(b), "-e", `fetch(process.env.E + "/v2beta/db/", {method: "POST", headers: {Authorization: "Bearer " + process.env.K, "Content-Type": "application/json"}, body: JSON.stringify({name: process.env.D})}).then(r => { if (!r.ok) process.exit(1) })`)
+	create.Env = append(os.Environ(), "E="+s.Endpoint, "K="+s.APIKey, "D="+db)
+	if out, err := create.CombinedOutput(); err != nil {
+		b.Fatalf("creating the bench database: %v %s", err, out)
+	}
+	wasm, err := os.Stat(filepath.Join(dir, "bitkit.wasm"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		cmd := exec.CommandContext(b.Context(), node(b), filepath.Join(root, "web", "test", "bench.mjs"))
+		cmd.Dir = filepath.Join(root, "web", "test")
+		cmd.Env = append(os.Environ(), "BITKIT_ENDPOINT="+s.Endpoint, "BITKIT_API_KEY="+s.APIKey,
+			"BITKIT_DB="+s.User+"/"+db, "SITE_URL="+origin)
+		out, err := cmd.Output()
+		if err != nil {
+			b.Fatalf("bench.mjs: %v\n%s", err, out)
+		}
+		var r map[string]struct {
+			ReadyMs, QueryMs float64
+		}
+		if err := jsonx.Unmarshal(out, &r); err != nil {
+			b.Fatalf("bench.mjs printed %q: %v", out, err)
+		}
+		b.ReportMetric(r["wasm"].ReadyMs, "wasm-ready-ms")
+		b.ReportMetric(r["wasm"].QueryMs, "wasm-query-ms")
+		b.ReportMetric(r["fetch"].QueryMs, "fetch-query-ms")
+		b.Logf("navigation → ready / first result (medians): wasm %v / %v ms; plain fetch – / %v ms; bitkit.wasm %d bytes raw",
+			r["wasm"].ReadyMs, r["wasm"].QueryMs, r["fetch"].QueryMs, wasm.Size())
+	}
+	b.ReportMetric(float64(wasm.Size()), "wasm-bytes")
+	b.ReportMetric(0, "ns/op")
+}

@@ -1,0 +1,41 @@
+//go:build js && wasm
+
+package main
+
+import (
+	"net/http"
+	"syscall/js"
+
+	"github.com/bitkit-dev/bitkit/core"
+)
+
+// Provided by bitkit.mjs through globalThis.__bitkitInit.
+var (
+	errorClass js.Value // class BitkitError
+	decodeRows js.Value // (jsonText, spec) → rows
+	jsTypeOf   js.Value // (v) → typeof v
+)
+
+func main() {
+	boot := js.Global().Get("__bitkitInit")
+	if boot.Type() != js.TypeObject || boot.Get("decodeRows").Type() != js.TypeFunction || boot.Get("typeOf").Type() != js.TypeFunction {
+		js.Global().Get("console").Call("error", "bitkit: load bitkit.wasm through bitkit.mjs (load()), which supplies BitkitError and the row decoder")
+		return
+	}
+	errorClass = boot.Get("BitkitError")
+	decodeRows = boot.Get("decodeRows")
+	jsTypeOf = boot.Get("typeOf")
+	// The standard js/wasm transport (fetch) carries everything but import
+	// uploads, which go through XMLHttpRequest (upload.go).
+	http.DefaultTransport = uploadTransport{next: http.DefaultTransport}
+
+	ns := js.Global().Get("Object").New()
+	ns.Set("version", core.Version)
+	ns.Set("BitkitError", errorClass)
+	ns.Set("_createClient", js.FuncOf(createClient)) // wrapped as createClient by bitkit.mjs
+	js.Global().Set("bitkit", ns)
+	if ready := boot.Get("onReady"); ready.Type() == js.TypeFunction {
+		ready.Invoke(ns)
+	}
+	select {} // keep the exported functions alive
+}

@@ -1,0 +1,402 @@
+// run.mjs: the headless-Chromium tests of the bitkit browser client and the
+// dashboard, against a real bitd. wasm/e2e_test.go starts bitd and the static
+// servers and runs this script with:
+//   BITKIT_ENDPOINT, BITKIT_API_KEY, BITKIT_USER       the demo user
+//   BITKIT_PW_USER, BITKIT_PW_PASSWORD, BITKIT_PW_KEY  a user with a password
+//   SITE_URL         a static origin bitd allows (--allowed-origins)
+//   DENIED_SITE_URL  a static origin bitd does not allow
+//   ARTIFACTS        where screenshots go; CHROMIUM the browser binary
+// It prints one line per check and "ALL PASSED" at the end, or exits 1.
+import { chromium } from "playwright-core";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const env = process.env;
+for (const k of ["BITKIT_ENDPOINT", "BITKIT_API_KEY", "BITKIT_USER", "SITE_URL", "DENIED_SITE_URL", "ARTIFACTS"]) {
+  if (!env[k]) {
+    console.error(`run.mjs: ${k} is not set (run it through go test ./wasm -run TestBrowser)`);
+    process.exit(2);
+  }
+}
+const only = env.ONLY ? new RegExp(env.ONLY) : null;
+let failed = 0;
+let passed = 0;
+
+async function check(name, fn) {
+  if (only && !only.test(name)) return;
+  const t0 = Date.now();
+  try {
+    await fn();
+    passed++;
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (err) {
+    failed++;
+    console.log(`FAIL ${name}: ${err && err.stack ? err.stack : err}`);
+  }
+}
+
+function assert(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+function eq(got, want, what) {
+  if (got !== want) throw new Error(`${what}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
+}
+
+const profile = mkdtempSync(join(tmpdir(), "bitkit-chromium-"));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  acceptDownloads: true,
+  viewport: { width: 1280, height: 860 },
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const consoleErrors = [];
+context.on("page", (p) => p.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); }));
+
+const ids = Date.now().toString(36);
+const cfg = {
+  endpoint: env.BITKIT_ENDPOINT,
+  apiKey: env.BITKIT_API_KEY,
+  user: env.BITKIT_USER,
+  pwUser: env.BITKIT_PW_USER,
+  pwPassword: env.BITKIT_PW_PASSWORD,
+  pwKey: env.BITKIT_PW_KEY,
+  db: `webapi${ids}`,
+};
+
+async function apiPage(origin) {
+  const page = await context.newPage();
+  await page.goto(`${origin}/test/api.html`);
+  await page.waitForFunction(() => window.bitkitReadyMs || window.bitkitLoadError, null, { timeout: 60000 });
+  const err = await page.evaluate(() => window.bitkitLoadError);
+  assert(!err, `loading bitkit failed: ${err}`);
+  return page;
+}
+
+// ---------------------------------------------------------------- JS API
+const api = await apiPage(env.SITE_URL);
+await check("api: namespace and version", async () => {
+  const v = await api.evaluate(() => ({ version: window.bitkit.version, fns: Object.keys(window.bitkit).sort() }));
+  assert(/^\d+\.\d+\.\d+/.test(v.version), `version ${v.version}`);
+  eq(v.fns.join(","), "BitkitError,createClient,version", "namespace keys");
+});
+
+await check("api: createClient rejects bad options", async () => {
+  const r = await api.evaluate((c) => {
+    const out = [];
+    for (const o of [{ endpoint: c.endpoint, apiKey: "k", username: "u", password: "p" }, { username: "u" }, { int64: "float" }, { tokenCache: "cookie", username: "u", password: "p" }]) {
+      try { window.bitkit.createClient(o); out.push("no throw"); } catch (e) { out.push(`${e instanceof window.bitkit.BitkitError}:${e.code}:${e.message}`); }
+    }
+    return out;
+  }, cfg);
+  for (const s of r) assert(s.startsWith("true:invalid_argument:bitkit: createClient"), `createClient error: ${s}`);
+});
+
+await check("api: account", async () => {
+  const a = await api.evaluate(async (c) => window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.apiKey }).account(), cfg);
+  eq(a.name, cfg.user, "account name");
+  assert(a.id, "account id");
+  const r = await api.evaluate(async (c) => window.rejection(window.bitkit.createClient({ endpoint: c.endpoint, apiKey: "v2_bogus" }).account()), cfg);
+  assert(r.isBitkitError, "BitkitError");
+  eq(r.status, 401, "status of a bogus key");
+  eq(r.code, "unauthorized", "code of a bogus key");
+  assert(r.requestId, "requestId set");
+  assert(!r.message.includes("v2_bogus"), "the key must not appear in the message");
+});
+
+await check("api: databases CRUD", async () => {
+  const r = await api.evaluate(async (c) => {
+    const k = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.apiKey });
+    const created = await k.createDatabase(c.db);
+    const got = await k.getDatabase(`${c.user}/${c.db}`);
+    const list = await k.listDatabases();
+    const pub = await k.updateDatabase(`${c.user}/${c.db}`, { isPrivate: false });
+    const renamed = await k.updateDatabase(`${c.user}/${c.db}`, { name: `${c.db}r` });
+    const back = await k.updateDatabase(`${c.user}/${c.db}r`, { name: c.db });
+    const missing = await window.rejection(k.getDatabase(`${c.user}/nope${c.db}`));
+    const dup = await window.rejection(k.createDatabase(c.db));
+    const badArg = await window.rejection(k.getDatabase(""));
+    return { created, got, names: list.map((d) => d.name), pub, renamed, back, missing, dup, badArg };
+  }, cfg);
+  eq(r.created.name, `${cfg.user}/${cfg.db}`, "created name");
+  eq(r.created.isPrivate, true, "default isPrivate");
+  eq(r.created.role, "OWNER", "role");
+  assert(typeof r.created.dateCreated === "string" && r.created.id, "id and dateCreated");
+  eq(r.got.name, r.created.name, "getDatabase name");
+  assert(r.names.includes(r.created.name), `listDatabases lacks ${r.created.name}: ${r.names}`);
+  eq(r.pub.isPrivate, false, "updateDatabase isPrivate");
+  eq(r.renamed.name, `${cfg.user}/${cfg.db}r`, "renamed");
+  eq(r.back.name, r.created.name, "renamed back");
+  eq(r.missing.status, 404, "missing database status");
+  eq(r.missing.code, "not_found", "missing database code");
+  eq(r.dup.status, 409, "duplicate database status");
+  eq(r.badArg.code, "invalid_argument", "empty name code");
+});
+
+await check("api: query values are exact (int64 bigint)", async () => {
+  const r = await api.evaluate(async (c) => {
+    const k = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.apiKey });
+    const res = await k.query(`${c.user}/${c.db}`,
+      "select 9223372036854775807::int8 as big, (-9223372036854775808)::int8 as small, 7::int4 as i4, 12345678901234567890.000001::numeric as n, 1.5::float8 as f, 'x' as t, null::text as z, true as b, '{\"a\":[1,2]}'::jsonb as j, array[9007199254740993,2]::int8[] as arr, $1::int8 as p1, $2::text as p2",
+      [9223372036854775806n, "hello"]);
+    const row = res.rows[0];
+    return { types: row.map((v) => (v === null ? "null" : Array.isArray(v) ? "array" : typeof v)),
+      big: row[0] === 9223372036854775807n, small: row[1] === -9223372036854775808n, i4: row[2] === 7n,
+      n: row[3], f: row[4], t: row[5], z: row[6], b: row[7], j: JSON.stringify(row[8]),
+      arr: row[9].map(String).join(","), p1: row[10] === 9223372036854775806n, p2: row[11],
+      columns: res.columns.map((c) => `${c.name}:${c.type}`).join(","), rowCount: res.rowCount, metaBig: res.metadata.big, command: res.command };
+  }, cfg);
+  eq(r.types.join(","), "bigint,bigint,bigint,string,number,string,null,boolean,object,array,bigint,string", "value types");
+  assert(r.big && r.small && r.i4 && r.p1, `exact int8: ${JSON.stringify(r)}`);
+  eq(r.n, "12345678901234567890.000001", "numeric");
+  eq(r.f, 1.5, "float8");
+  eq(r.j, '{"a":[1,2]}', "jsonb");
+  eq(r.arr, "9007199254740993,2", "int8[]");
+  eq(r.p2, "hello", "text param");
+  eq(r.rowCount, 1, "rowCount");
+  eq(r.metaBig, "bigint", "metadata");
+  assert(r.columns.startsWith("big:bigint,small:bigint,i4:integer,n:numeric"), `columns ${r.columns}`);
+  assert(r.command.startsWith("SELECT"), `command ${r.command}`);
+});
+
+await check("api: int64 string mode and objects format", async () => {
+  const r = await api.evaluate(async (c) => {
+    const k = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.apiKey, int64: "string" });
+    const res = await k.query(`${c.user}/${c.db}`, "select 9223372036854775807::int8 as big, 5::int4 as i4, 2.50::numeric as n", [], { format: "objects" });
+    return res.rows[0];
+  }, cfg);
+  eq(r.big, "9223372036854775807", "int8 as string");
+  eq(r.i4, 5, "int4 as number");
+  eq(r.n, "2.50", "numeric as string");
+});
+
+await check("api: query errors carry status, code, sqlstate", async () => {
+  const r = await api.evaluate(async (c) => {
+    const k = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.apiKey });
+    return {
+      sql: await window.rejection(k.query(`${c.user}/${c.db}`, "select * from no_such_table")),
+      arg: await window.rejection(k.query(`${c.user}/${c.db}`, "select 1", "notarray")),
+      fmt: await window.rejection(k.query(`${c.user}/${c.db}`, "select 1", [], { format: "csv" })),
+    };
+  }, cfg);
+  assert(r.sql.isBitkitError, "instanceof BitkitError");
+  eq(r.sql.name, "BitkitError", "name");
+  eq(r.sql.status, 400, "status");
+  eq(r.sql.code, "sql_error", "code");
+  eq(r.sql.sqlstate, "42P01", "sqlstate");
+  assert(r.sql.position > 0, `position ${r.sql.position}`);
+  assert(r.sql.requestId, "requestId");
+  assert(r.sql.message.includes("no_such_table"), `message ${r.sql.message}`);
+  eq(r.arg.code, "invalid_argument", "params not an array");
+  eq(r.fmt.code, "invalid_argument", "bad format");
+});
+
+await check("api: queryStream", async () => {
+  const r = await api.evaluate(async (c) => {
+    const k = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.apiKey });
+    let sum = 0n;
+    let last = -1;
+    const res = await k.queryStream(`${c.user}/${c.db}`, "select g::int8 as g, 'r' || g as s from generate_series(1, $1::int) g", [2000],
+      async (row, i) => { sum += row[0]; last = i; if (i % 500 === 0) await new Promise((ok) => setTimeout(ok, 1)); });
+    const objs = [];
+    await k.queryStream(`${c.user}/${c.db}`, "select 1::int8 as a, 'x' as b", undefined, (row) => objs.push(row), { format: "objects" });
+    const bad = await window.rejection(k.queryStream(`${c.user}/${c.db}`, "select * from missing_t", [], () => {}));
+    const cbErr = await window.rejection(k.queryStream(`${c.user}/${c.db}`, "select 1", [], () => Promise.reject(new Error("callback said no"))));
+    return { sum: String(sum), last, rowCount: res.rowCount, cols: res.columns.map((c) => c.name).join(","), obj: `${objs[0].a}/${objs[0].b}`, bad, cbErr };
+  }, cfg);
+  eq(r.sum, String((2000 * 2001) / 2), "sum of streamed rows");
+  eq(r.last, 1999, "last index");
+  eq(r.rowCount, 2000, "rowCount");
+  eq(r.cols, "g,s", "columns");
+  eq(r.obj, "1/x", "objects format");
+  eq(r.bad.sqlstate, "42P01", "stream error sqlstate");
+  eq(r.cbErr.message, "callback said no", "callback rejection passed through");
+});
+
+await check("api: batch all or nothing", async () => {
+  const r = await api.evaluate(async (c) => {
+    const k = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.apiKey });
+    const db = `${c.user}/${c.db}`;
+    const ok = await k.batch(db, ["create table t_batch (id int8, name text)",
+      { sql: "insert into t_batch values ($1, $2), (2, 'b')", params: [9223372036854775807n, "a"] },
+      "select id, name from t_batch order by name"], { isolationLevel: "serializable" });
+    const bad = await window.rejection(k.batch(db, ["insert into t_batch values (3, 'c')", "select * from nope_t"]));
+    const after = await k.query(db, "select count(*)::int8 from t_batch");
+    const ro = await window.rejection(k.batch(db, ["insert into t_batch values (4, 'd')"], { readOnly: true }));
+    const empty = await window.rejection(k.batch(db, []));
+    return { n: ok.length, first: String(ok[2].rows[0][0]), count: String(after.rows[0][0]), bad, ro, empty };
+  }, cfg);
+  eq(r.n, 3, "results");
+  eq(r.first, "9223372036854775807", "exact int8 through a batch");
+  eq(r.count, "2", "the failed batch left nothing behind");
+  eq(r.bad.status, 400, "batch error status");
+  eq(r.bad.sqlstate, "42P01", "batch error sqlstate");
+  eq(r.ro.sqlstate, "25006", "read-only batch sqlstate");
+  eq(r.empty.code, "invalid_argument", "empty batch");
+});
+
+await check("api: importFile and exportData", async () => {
+  const r = await api.evaluate(async (c) => {
+    const k = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.apiKey });
+    const db = `${c.user}/${c.db}`;
+    const lines = ["id,name,score"];
+    for (let i = 1; i <= 500; i++) lines.push(`${i},name ${i},${i * 1.5}`);
+    const file = new File([lines.join("\n") + "\n"], "scores.csv", { type: "text/csv" });
+    const events = [];
+    const job = await k.importFile(db, file, { table: "scores", onProgress: (e) => events.push(e.phase === "job" ? `job:${e.job.state}` : e.phase) });
+    const count = await k.query(db, "select count(*)::int8, sum(id)::int8 from scores");
+    const exp = await k.exportData(db, { query: "select id, name from scores where id <= 3 order by id", format: "csv", fileName: "three.csv" });
+    const blob = await exp.download();
+    const text = await blob.text();
+    const badImport = await window.rejection(k.importFile(db, new Blob(["a,b\n1,2,3,4\n\"unterminated\n"]), { table: "broken" }));
+    const noTable = await window.rejection(k.importFile(db, file, {}));
+    const badExport = await window.rejection(k.exportData(db, { query: "select * from missing_export_t" }));
+    const bothExport = await window.rejection(k.exportData(db, { query: "select 1", table: "scores" }));
+    return { state: job.state, events: [...new Set(events)].join(","), count: String(count.rows[0][0]), sum: String(count.rows[0][1]),
+      expState: exp.job.state, url: exp.url, text, badImport, noTable, badExport, bothExport };
+  }, cfg);
+  eq(r.state, "DONE", "import job state");
+  assert(r.events.includes("upload") && r.events.includes("job:DONE"), `progress events ${r.events}`);
+  eq(r.count, "500", "imported rows");
+  eq(r.sum, "125250", "imported ids");
+  eq(r.expState, "DONE", "export job state");
+  assert(r.url, "export url");
+  eq(r.text.trim().split(/\r?\n/).join("|"), "id,name|1,name 1|2,name 2|3,name 3", "exported CSV");
+  assert(r.badImport.isBitkitError && (r.badImport.code === "job_failed" || r.badImport.status === 400), `bad import: ${JSON.stringify(r.badImport)}`);
+  if (r.badImport.code === "job_failed") assert(r.badImport.jobState === "FAILED" && r.badImport.jobErrorType, `failed job fields: ${JSON.stringify(r.badImport)}`);
+  eq(r.noTable.code, "invalid_argument", "import without table");
+  assert(r.badExport.isBitkitError && (r.badExport.code === "job_failed" || r.badExport.status === 400), `bad export: ${JSON.stringify(r.badExport)}`);
+  eq(r.bothExport.code, "invalid_argument", "export with query and table");
+});
+
+await check("api: username/password, token cache, login, logout", async () => {
+  const r = await api.evaluate(async (c) => {
+    sessionStorage.clear();
+    const k = window.bitkit.createClient({ endpoint: c.endpoint, username: c.pwUser, password: c.pwPassword, tokenCache: "session" });
+    await k.login();
+    const cached = Object.keys(sessionStorage).filter((x) => x.startsWith("bitkit.token:"));
+    const stored = cached.length ? sessionStorage.getItem(cached[0]) : "";
+    const acct = await k.account();
+    await k.logout();
+    const afterLogout = Object.keys(sessionStorage).filter((x) => x.startsWith("bitkit.token:")).length;
+    const wrong = await window.rejection(window.bitkit.createClient({ endpoint: c.endpoint, username: c.pwUser, password: "wrong" }).login());
+    const none = window.bitkit.createClient({ endpoint: c.endpoint, username: c.pwUser, password: c.pwPassword });
+    await none.login();
+    const noneCached = Object.keys(sessionStorage).length + Object.keys(localStorage).filter((x) => x.startsWith("bitkit.token:")).length;
+    const login = await fetch(`${c.endpoint}/auth/v1/login`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ username: c.pwUser, password: c.pwPassword }) }).then((x) => x.json());
+    const tokAcct = await window.bitkit.createClient({ endpoint: c.endpoint, token: login.access_token }).account();
+    const badTok = await window.rejection(window.bitkit.createClient({ endpoint: c.endpoint, token: "not-a-token" }).account());
+    return { n: cached.length, hasPassword: stored.includes(c.pwPassword), acct: acct.name, afterLogout, wrong, noneCached, tok: tokAcct.name, badTok };
+  }, cfg);
+  eq(r.n, 1, "one cached token in sessionStorage");
+  eq(r.hasPassword, false, "the cache never holds the password");
+  eq(r.acct, cfg.pwUser, "account through the password login");
+  eq(r.afterLogout, 0, "logout removed the cached token");
+  eq(r.wrong.status, 401, "wrong password status");
+  assert(!r.wrong.message.includes("wrong"), "the password must not appear in the message");
+  eq(r.noneCached, 0, "tokenCache none stores nothing");
+  eq(r.tok, cfg.pwUser, "token client");
+  eq(r.badTok.status, 401, "bad token status");
+});
+
+await check("api: API keys create, revoke, revoke all", async () => {
+  const r = await api.evaluate(async (c) => {
+    const main = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.pwKey });
+    const k1 = await main.createApiKey();
+    const k2 = await main.createApiKey();
+    const c1 = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: k1.apiKey });
+    const before = (await c1.account()).name;
+    await main.revokeApiKey(k1.apiKey);
+    const revoked = await window.rejection(c1.account());
+    const stillOK = (await window.bitkit.createClient({ endpoint: c.endpoint, apiKey: k2.apiKey }).account()).name;
+    const emptyArg = await window.rejection(main.revokeApiKey(""));
+    await window.bitkit.createClient({ endpoint: c.endpoint, apiKey: k2.apiKey }).revokeAllApiKeys();
+    const all1 = await window.rejection(window.bitkit.createClient({ endpoint: c.endpoint, apiKey: k2.apiKey }).account());
+    const all2 = await window.rejection(main.account());
+    return { user: k1.username, distinct: k1.apiKey !== k2.apiKey, before, revoked, stillOK, emptyArg, all1, all2 };
+  }, cfg);
+  eq(r.user, cfg.pwUser, "key username");
+  assert(r.distinct, "two distinct keys");
+  eq(r.before, cfg.pwUser, "new key works");
+  eq(r.revoked.status, 401, "revoked key");
+  eq(r.stillOK, cfg.pwUser, "other key still works");
+  eq(r.emptyArg.code, "invalid_argument", "revokeApiKey('')");
+  eq(r.all1.status, 401, "revokeAll: the caller's key");
+  eq(r.all2.status, 401, "revokeAll: the other key");
+});
+
+// ---------------------------------------------------------------- CORS
+await check("cors: allowed origin works, request ID exposed", async () => {
+  const r = await api.evaluate(async (c) => {
+    const res = await fetch(`${c.endpoint}/v2beta/query`, { method: "POST",
+      headers: { Authorization: `Bearer ${c.apiKey}`, "Content-Type": "application/json", "Idempotency-Key": "x1" },
+      body: JSON.stringify({ database_name: `${c.user}/${c.db}`, query_string: "select 41 + 1 as v" }) });
+    return { status: res.status, rid: res.headers.get("X-Request-Id"), body: await res.json() };
+  }, cfg);
+  eq(r.status, 200, "status");
+  assert(r.rid, "X-Request-Id readable from the page");
+  eq(JSON.stringify(r.body.data), "[[42]]", "data");
+});
+
+await check("cors: denied origin fails", async () => {
+  const denied = await apiPage(env.DENIED_SITE_URL);
+  const r = await denied.evaluate(async (c) => {
+    let fetchErr = "";
+    try {
+      await fetch(`${c.endpoint}/v2beta/query`, { method: "POST", headers: { Authorization: `Bearer ${c.apiKey}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ database_name: `${c.user}/${c.db}`, query_string: "select 1" }) });
+    } catch (e) { fetchErr = `${e.name}`; }
+    const k = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.apiKey });
+    return { fetchErr, api: await window.rejection(k.account()) };
+  }, cfg).catch(async (e) => { throw e; });
+  await denied.close();
+  eq(r.fetchErr, "TypeError", "plain fetch from a denied origin");
+  eq(r.api.code, "network_error", "client from a denied origin");
+  eq(r.api.status, 0, "no status");
+  assert(r.api.message.includes("--allowed-origins"), `hint in ${r.api.message}`);
+});
+
+
+await check("cors: bitd preflight answers (allowed 204, refused 403)", async () => {
+  const pre = (origin) => fetch(`${cfg.endpoint}/v2beta/query`, { method: "OPTIONS",
+    headers: { Origin: origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type,idempotency-key" } });
+  const ok = await pre(env.SITE_URL);
+  eq(ok.status, 204, "allowed preflight status");
+  eq(ok.headers.get("access-control-allow-origin"), env.SITE_URL, "Allow-Origin");
+  for (const h of ["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id", "Accept", "X-Bitkit-Account"]) {
+    assert(ok.headers.get("access-control-allow-headers").includes(h), `Allow-Headers lacks ${h}`);
+  }
+  assert(ok.headers.get("access-control-expose-headers").includes("X-Request-Id"), "Expose-Headers");
+  assert((ok.headers.get("vary") || "").includes("Origin"), "Vary: Origin");
+  const no = await pre(env.DENIED_SITE_URL);
+  eq(no.status, 403, "refused preflight status");
+  eq(no.headers.get("access-control-allow-origin"), null, "no Allow-Origin for a refused origin");
+  eq((await no.json()).code, "cors_origin_not_allowed", "refused preflight code");
+});
+
+if (!only || only.test("dashboard")) {
+  const { dashboardTests } = await import("./dashboard.mjs");
+  await dashboardTests({ context, cfg, check, assert, eq, env });
+}
+
+await check("api: deleteDatabase", async () => {
+  const r = await api.evaluate(async (c) => {
+    const k = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.apiKey });
+    await k.deleteDatabase(`${c.user}/${c.db}`);
+    return { gone: await window.rejection(k.getDatabase(`${c.user}/${c.db}`)), again: await window.rejection(k.deleteDatabase(`${c.user}/${c.db}`)) };
+  }, cfg);
+  eq(r.gone.status, 404, "deleted database is gone");
+  eq(r.again.status, 404, "deleting twice");
+});
+
+await api.screenshot({ path: join(env.ARTIFACTS, "api-page.png") });
+await context.close();
+rmSync(profile, { recursive: true, force: true });
+const unexpected = consoleErrors.filter((m) => !/Failed to load resource|favicon|CORS policy|net::ERR_FAILED/.test(m));
+if (unexpected.length) console.log(`console errors:\n  ${unexpected.join("\n  ")}`);
+writeFileSync(join(env.ARTIFACTS, "summary.txt"), `passed ${passed}, failed ${failed}\n`);
+console.log(`${passed} passed, ${failed} failed`);
+if (failed) process.exit(1);
+console.log("ALL PASSED");

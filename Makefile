@@ -49,14 +49,19 @@ lint-go:
 	@set -e; for m in $(MODULES); do echo "== go vet $$m"; (cd $$m && $(GO) vet ./...); done
 	GOOS=js GOARCH=wasm $(GO) build ./core/... ./internal/jsonx/...
 
-## bench: benchmarks, printed as ratios against limits measured in the same run
-bench: build
-	@set -e; for t in $(BENCH_TARGETS); do echo "== make $$t"; $(MAKE) --no-print-directory $$t; done
+## bench: benchmarks, printed as ratios against limits measured in the same run;
+## every target runs even if one fails; log and summary in test-artifacts/bench.log
+bench:
+	scripts/deps.sh --bench
+	$(MAKE) --no-print-directory build
+	MAKE="$(MAKE)" scripts/bench/all.sh $(BENCH_TARGETS)
 bench-go:
 	$(WITH_PG) scripts/bench/run.sh
 
 ## demo: private PostgreSQL + bitd + a CLI tour; stays up until Ctrl-C (DEMO_ONCE=1 exits)
-demo: deps build
+demo: deps
+	$(MAKE) --no-print-directory web
+	$(MAKE) --no-print-directory build
 	DEMO_ONCE=$(DEMO_ONCE) scripts/demo.sh
 
 pg-up:

@@ -51,6 +51,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/bitkit-dev/bitkit/internal/pgalive"
 	"net"
 	"os"
 	"strings"
@@ -330,7 +331,7 @@ func (c *Client) Pool(ctx context.Context, db string) (*pgxpool.Pool, error) {
 		pc.HealthCheckPeriod = c.cfg.HealthCheckPeriod
 	}
 	pc.ShouldPing = func(_ context.Context, p pgxpool.ShouldPingParams) bool {
-		return p.IdleDuration > time.Second || connBroken(p.Conn.PgConn().Conn())
+		return p.IdleDuration > time.Second || pgalive.Broken(p.Conn.PgConn().Conn())
 	}
 	p, err := pgxpool.NewWithConfig(context.WithoutCancel(ctx), pc)
 	if err != nil {

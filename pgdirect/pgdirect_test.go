@@ -127,6 +127,27 @@ func TestShared(t *testing.T) {
 	t.Run("Concurrent", testConcurrent)
 	t.Run("RevokeKey", testRevokeKey)
 	t.Run("Errors", testErrors)
+	t.Run("OtherUsersPrivateDatabase", testOtherUsersPrivateDatabase)
+}
+
+// testOtherUsersPrivateDatabase: user B's key cannot open user A's private
+// database through the proxy (3D000, the same answer as for a missing one).
+func testOtherUsersPrivateDatabase(t *testing.T) {
+	t.Parallel()
+	s := sharedBitd(t)
+	db := createDB(t, s, s.APIKey)
+	keyB := s.NewUser(t, bitdtest.UniqueName("userb"), "")
+	c := newClient(t, s, keyB)
+	err := c.WithTx(t.Context(), db, func(pgx.Tx) error { return nil })
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "3D000" {
+		t.Fatalf("user B on user A's private database: %v, want 3D000", err)
+	}
+	conn, err := c.Connect(t.Context(), db)
+	if err == nil {
+		conn.Close(t.Context())
+		t.Fatal("Connect succeeded for another user's private database")
+	}
 }
 
 func testWithTx(t *testing.T) {

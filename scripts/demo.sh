@@ -42,9 +42,13 @@ db="$BITKIT_DEMO_USER/tour"
 echo
 echo "== bitd is up at $BITKIT_ENDPOINT as user $BITKIT_DEMO_USER"
 echo "== the tour: create a database, a table, insert, query as rows and as objects"
-bin/bit db delete -d "$db" >/dev/null 2>&1 || true
-bit db create -n tour
-bit query -d "$db" -q "create table trips (id bigint primary key, city text, km numeric(10,2), at timestamptz default now(), tags text[])"
+if bin/bit db info -d "$db" >/dev/null 2>&1; then
+	# A deleted name stays reserved for 30 days, so a rerun reuses the database.
+	bit query -d "$db" -q "drop table if exists trips"
+else
+	bit db create -n tour
+fi
+bit query -d "$db" -q "create table trips (id bigint primary key, city text, km numeric(30,2), at timestamptz default now(), tags text[])"
 bit query -d "$db" -q "insert into trips (id, city, km, tags) values (1, 'Lisbon', 12.50, '{coast,sun}'), (2, 'Oslo', 7.25, '{fjord}'), (9223372036854775807, 'Big Int Town', 123456789012345678.99, null)"
 bit query -d "$db" -q "select id, city, km, tags from trips order by id"
 bit query -d "$db" --objects -q "select city, km from trips where km > \$1 order by km" -p 10

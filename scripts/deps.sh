@@ -7,9 +7,16 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 APT_PACKAGES=(postgresql-15 postgresql-client-15 ca-certificates)
+BENCH_APT_PACKAGES=()   # only for `make bench` (scripts/deps.sh --bench)
 NPM_DIRS=()
 for f in "$here"/deps.d/*.sh; do [ -f "$f" ] && . "$f"; done
+if [ "${1:-}" = "--bench" ]; then APT_PACKAGES+=("${BENCH_APT_PACKAGES[@]}"); fi
 apt_install "${APT_PACKAGES[@]}"
+# Packages that ship a system service (pgbouncer) must not keep one running:
+# it would hold ports the suite and the demo use.
+if command -v service >/dev/null 2>&1 && [ -x /etc/init.d/pgbouncer ]; then
+	as_root service pgbouncer stop >/dev/null 2>&1 || true
+fi
 ensure_postgres
 command -v go >/dev/null || die "Go is not installed (need Go 1.26: https://go.dev/dl)"
 for d in "${NPM_DIRS[@]}"; do

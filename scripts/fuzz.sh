@@ -2,11 +2,18 @@
 # fuzz.sh: run every Go fuzz target in the repo for FUZZTIME each (default 5s).
 # The seed corpora (testdata/fuzz/...) also run as plain tests in `go test`;
 # this adds a short burst of coverage-guided fuzzing per target in CI.
-# FUZZTIME=10m scripts/fuzz.sh runs a real campaign; FUZZ_ONLY=regexp filters targets.
+# FUZZTIME=10m scripts/fuzz.sh runs a real campaign; FUZZ_ONLY=regexp filters targets;
+# FUZZ_PARALLEL sets the fuzz workers per target (default 1: CI has 2 cores, and
+# the HTTP targets in stress/ start one bitd per worker).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 fuzztime=${FUZZTIME:-5s}
 only=${FUZZ_ONLY:-.}
+parallel=${FUZZ_PARALLEL:-1}
+# The HTTP targets in stress/ spend their first seconds building and starting
+# a bitd, which -fuzztime counts: they run a number of inputs instead.
+httptime=${FUZZTIME_HTTP:-300x}
+start_all=$SECONDS
 failed=0
 ran=0
 while IFS= read -r file; do
@@ -16,12 +23,17 @@ while IFS= read -r file; do
 	pkg=./${dir#"$mod"}; pkg=${pkg%/}; [ "$pkg" = "." ] || pkg=./${dir#"$mod"/}
 	for fn in $(grep -oE '^func (Fuzz[A-Za-z0-9_]+)\(' "$file" | sed -E 's/^func (Fuzz[A-Za-z0-9_]+)\(/\1/'); do
 		echo "$fn" | grep -qE "$only" || continue
-		echo "== fuzz $fn in ${mod#"$root"/}/$pkg for $fuzztime"
+		echo "== fuzz $fn in ${mod#"$root"/}/$pkg"
 		ran=$((ran + 1))
-		if ! (cd "$mod" && "$root/scripts/with-pg.sh" go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$fuzztime" "$pkg"); then
+		t0=$SECONDS
+		ft=$fuzztime
+		case "$mod" in "$root/stress") ft=$httptime ;; esac
+		if ! (cd "$mod" && "$root/scripts/with-pg.sh" go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$ft" -parallel "$parallel" "$pkg"); then
 			failed=$((failed + 1))
+			echo "FAIL fuzz $fn (${mod#"$root"/}/$pkg)"
 		fi
+		echo "== fuzz $fn took $((SECONDS - t0))s"
 	done
 done < <(grep -rl --include='*_test.go' -E '^func Fuzz' "$root" | grep -v node_modules | sort)
-echo "fuzz: $ran targets, $failed failed"
+echo "fuzz: $ran targets, $failed failed, $((SECONDS - start_all))s in all"
 [ "$failed" = 0 ]

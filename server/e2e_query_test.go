@@ -122,3 +122,55 @@ func TestQueryStreamMemoryBounded(t *testing.T) {
 		t.Errorf("bitd's peak RSS grew from %d KiB (200k rows) to %d KiB (2M rows): streaming memory is not bounded", small, large)
 	}
 }
+
+// TestQueryThroughBitd checks the query endpoints as bitd wires them
+// (authentication, resolution, limits from flags).
+func TestQueryThroughBitd(t *testing.T) {
+	t.Parallel()
+	s := bitdtest.Start(t, bitdtest.Args("--max-result-rows", "100"))
+	resp := apiCall(t, s, "/v2beta/db/", map[string]any{"name": "wired"}, "")
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create database: status %d: %s", resp.StatusCode, b)
+	}
+	db := s.User + "/wired"
+	call := func(path string, body map[string]any) (int, string) {
+		resp := apiCall(t, s, path, body, "")
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	cases := []struct {
+		name, path string
+		body       map[string]any
+		status     int
+		contains   []string
+	}{
+		{"exact int8 and numeric", "/v2beta/query", map[string]any{"database_name": db,
+			"query_string": "SELECT $1::int8 AS n, 1234567890123456789012345678901234567890.5::numeric AS d", "params": []any{jsonx.Number("9223372036854775807")}},
+			http.StatusOK, []string{`"data":[[9223372036854775807,1234567890123456789012345678901234567890.5]]`, `"metadata":{"n":"bigint","d":"numeric"}`}},
+		{"row cap from the flag", "/v2beta/query", map[string]any{"database_name": db, "query_string": "SELECT generate_series(1, 101)"},
+			http.StatusRequestEntityTooLarge, []string{`"code":"result_too_large"`, "100 rows", "application/x-ndjson", `"request_id"`}},
+		{"timeout", "/v2beta/query", map[string]any{"database_name": db, "query_string": "SELECT pg_sleep(30)", "timeout_ms": 300},
+			http.StatusRequestTimeout, []string{`"code":"query_timeout"`}},
+		{"batch", "/v2beta/query/batch", map[string]any{"database_name": db, "queries": []any{
+			map[string]any{"query_string": "CREATE TABLE w (x int)"}, map[string]any{"query_string": "SELECT 1/0"}}},
+			http.StatusBadRequest, []string{`"index":1`, `"sqlstate":"22012"`}},
+		{"unknown database", "/v2beta/query", map[string]any{"database_name": s.User + "/nope", "query_string": "SELECT 1"},
+			http.StatusNotFound, []string{`"code":"not_found"`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			status, body := call(c.path, c.body)
+			if status != c.status {
+				t.Fatalf("status %d, want %d: %s", status, c.status, body)
+			}
+			for _, want := range c.contains {
+				if !strings.Contains(body, want) {
+					t.Errorf("answer %s lacks %s", body, want)
+				}
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -146,6 +147,11 @@ func start(t testing.TB, opts ...bitdtest.Option) *bitdtest.Server {
 	t.Helper()
 	s := bitdtest.Start(t, opts...)
 	remember(s.APIKey)
+	if u, err := url.Parse(bitdtest.DatabaseURL(t)); err == nil {
+		if pw, ok := u.User.Password(); ok {
+			remember(pw) // the cluster's superuser password must not be logged either
+		}
+	}
 	secrets.Lock()
 	secrets.logs = append(secrets.logs, s.LogPath)
 	secrets.Unlock()

@@ -49,6 +49,13 @@ func fuzzing() bool {
 	return false
 }
 
+// fuzzCoordinator reports whether this process coordinates a -fuzz run: it
+// never executes inputs itself (its workers do), so it needs no bitd.
+func fuzzCoordinator() bool {
+	f, w := flag.Lookup("test.fuzz"), flag.Lookup("test.fuzzworker")
+	return f != nil && f.Value.String() != "" && (w == nil || w.Value.String() != "true")
+}
+
 // scanLogs fails the test if any credential the suite used appears in the
 // log of the given bitd. It stops bitd first so the log is complete.
 func scanLogs(t testing.TB, s *bitdtest.Server) {
@@ -59,12 +66,20 @@ func scanLogs(t testing.TB, s *bitdtest.Server) {
 		t.Errorf("bitd wrote no log at all; the secret scan would prove nothing")
 		return
 	}
+	n := checkSecrets(t, s.LogPath, logs)
+	record(t, fmt.Sprintf("grep bitd's log (%d bytes) for all %d credentials used", len(logs), n), "none found")
+}
+
+// checkSecrets fails the test if any credential the suite used appears in
+// logs, and returns how many were searched for.
+func checkSecrets(t testing.TB, what, logs string) int {
+	t.Helper()
 	secrets.Lock()
 	defer secrets.Unlock()
 	for _, sec := range secrets.list {
 		if strings.Contains(logs, sec) {
-			t.Errorf("a credential (len %d, prefix %q) appears in bitd's log %s", len(sec), sec[:4], s.LogPath)
+			t.Errorf("a credential (len %d, prefix %q) appears in the log of %s", len(sec), sec[:4], what)
 		}
 	}
-	record(t, fmt.Sprintf("grep bitd's log (%d bytes) for all %d credentials used", len(logs), len(secrets.list)), "none found")
+	return len(secrets.list)
 }

@@ -6,11 +6,16 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/bitkit-dev/bitkit/internal/bitdtest"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -209,43 +214,154 @@ func TestDownloadURLTampering(t *testing.T) {
 	}
 }
 
-// TestSSRFFileURL: an import's file_url pointing at loopback, link-local,
-// private or metadata addresses fails with url_refused before any connection
-// is made. bitd dev allows private addresses (for local files); the test needs
-// the production behaviour, so it skips itself when only dev mode is
-// available and reports it.
+// serveMode runs `bitd serve` (production mode: file_url may reach public
+// addresses only) on its own metadata database and returns its endpoint and
+// an API key. bitd serve has no --ephemeral; its databases, roles and
+// metadata database are dropped afterwards by a short `bitd dev --ephemeral`
+// on the same metadata database and data directory.
+func serveMode(t *testing.T) (endpoint, key string) {
+	t.Helper()
+	bin := bitdtest.Bitd(t)
+	dbURL := bitdtest.DatabaseURL(t)
+	dir := t.TempDir()
+	meta := bitdtest.UniqueName("bitkit_t_")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	logPath := filepath.Join(dir, "serve.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", "--database-url", dbURL, "--metadata-db", meta, "--http", addr, "--pg", "", "--data", dir)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start bitd serve: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		logs, _ := os.ReadFile(logPath)
+		checkSecrets(t, "bitd serve", string(logs))
+		dropWithDev(t, bin, dbURL, meta, dir)
+	})
+	endpoint = "http://" + addr
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get(endpoint + "/v2beta/db/"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		select {
+		case <-exited:
+			logs, _ := os.ReadFile(logPath)
+			t.Fatalf("bitd serve exited before it was ready:\n%s", logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("bitd serve not ready after 90 s")
+		}
+	}
+	admin := func(args ...string) string {
+		out, err := exec.Command(bin, append([]string{"admin", "--database-url", dbURL, "--metadata-db", meta}, args...)...).Output()
+		if err != nil {
+			t.Fatalf("bitd admin %s: %v", args[0], err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	user := "ssrf" + randSuffix()
+	admin("user", "create", user)
+	key = admin("key", "create", user)
+	remember(key)
+	return endpoint, key
+}
+
+// dropWithDev drops what a bitd serve instance created (platform databases,
+// roles, the metadata database) by running `bitd dev --ephemeral` on the same
+// metadata database and data directory until it is ready, then stopping it.
+func dropWithDev(t *testing.T, bin, dbURL, meta, dir string) {
+	t.Helper()
+	logf, err := os.Create(filepath.Join(dir, "dropper.log"))
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, "dev", "--database-url", dbURL, "--metadata-db", meta, "--data", dir, "--ephemeral",
+		"--http", "127.0.0.1:0", "--pg", "")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Errorf("start the clean-up bitd dev: %v", err)
+		return
+	}
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if b, err := os.ReadFile(filepath.Join(dir, "demo.env")); err == nil && len(b) > 0 && b[len(b)-1] == '\n' {
+			break
+		}
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Errorf("the clean-up bitd dev did not stop; metadata database %s may be left behind", meta)
+	}
+	logs, _ := os.ReadFile(filepath.Join(dir, "dropper.log"))
+	if !strings.Contains(string(logs), "ephemeral clean-up done") {
+		t.Errorf("dropping what bitd serve created (metadata database %s) did not finish:\n%s", meta, logs)
+	}
+}
+
+// TestSSRFFileURL: in production mode (bitd serve) an import's file_url
+// pointing at loopback, link-local, private or cloud-metadata addresses, or
+// at a name resolving to one, fails with url_refused. The check runs on the
+// dialed address before connecting, so nothing is ever sent there: a loopback
+// server of the test counts that it is never reached.
 func TestSSRFFileURL(t *testing.T) {
-	s := start(t)
-	t.Cleanup(func() { scanLogs(t, s) })
-	c := newClient(s.Endpoint, s.APIKey)
+	endpoint, key := serveMode(t)
+	c := newClient(endpoint, key)
 	db := c.createDB(t, "ssrf", true)
 
-	// A loopback server that counts hits: in production mode it must never be reached.
 	var hits atomic.Int64
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		fmt.Fprint(w, "id\n1\n")
 	}))
 	defer ts.Close()
-	probe := c.startImport(t, db, "probe", nil, ts.URL+"/probe.csv")
-	if r := c.waitJob(t, "import", probe, 2*time.Minute); r.str("state") == "DONE" {
-		t.Skipf("bitd dev fetched a loopback file_url (dev mode allows private addresses and bitd has no flag to turn that off); " +
-			"the SSRF refusal cannot be tested against bitd dev")
-	}
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(ts.URL, "http://"))
 	targets := []string{
-		"http://127.0.0.1:1/x.csv", "http://[::1]:1/x.csv", "http://169.254.169.254/latest/meta-data/",
-		"http://10.0.0.1/x.csv", "http://localhost:1/x.csv", ts.URL + "/x.csv",
+		ts.URL + "/x.csv", "http://localhost:" + port + "/x.csv", "http://[::1]:" + port + "/x.csv",
+		"http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/x.csv", "http://[::ffff:127.0.0.1]:" + port + "/x.csv",
+		"http://0.0.0.0:" + port + "/x.csv",
 	}
 	for _, u := range targets {
-		id := c.startImport(t, db, "ssrf", nil, u)
-		r := c.waitJob(t, "import", id, 2*time.Minute)
-		if r.str("state") != "FAILED" || r.str("error_type") != "url_refused" {
-			t.Errorf("file_url %s: %s, want FAILED with url_refused", u, r.Raw)
-			continue
-		}
-		record(t, "import file_url "+u, "FAILED url_refused before connecting")
+		t.Run(u, func(t *testing.T) {
+			id := c.startImport(t, db, "ssrf", nil, u)
+			r := c.waitJob(t, "import", id, 2*time.Minute)
+			if r.str("state") != "FAILED" || r.str("error_type") != "url_refused" {
+				t.Fatalf("file_url %s: %s, want FAILED with url_refused", u, r.Raw)
+			}
+			record(t, "bitd serve: import file_url "+u, "FAILED url_refused, refused before connecting")
+		})
 	}
-	if n := hits.Load(); n != 1 {
-		t.Fatalf("the loopback server was reached %d times, want once (the dev-mode probe)", n)
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the loopback server was reached %d times", n)
+	}
+	if q := c.query(t, db, "select count(*) from ssrf"); q.Status == 200 {
+		t.Fatalf("a refused import left a table: %s", q.Raw)
 	}
 }

@@ -64,6 +64,8 @@ export interface QueryResult<R = Value[]> {
 }
 
 export interface QueryOptions {
+  /** Aborts the call (and the request in flight); the Promise rejects with code "canceled". */
+  signal?: AbortSignal;
   /** "rows" (default): rows are arrays in column order; "objects": rows are column-name → value (later duplicate names win). */
   format?: "rows" | "objects";
   /** Server-side statement timeout in milliseconds. */
@@ -76,6 +78,8 @@ export interface Statement {
 }
 
 export interface BatchOptions {
+  /** Aborts the call (and the request in flight); the Promise rejects with code "canceled". */
+  signal?: AbortSignal;
   isolationLevel?: "read_committed" | "repeatable_read" | "serializable";
   readOnly?: boolean;
   timeoutMs?: number;
@@ -145,6 +149,8 @@ export type ProgressEvent =
   | { phase: "download"; loaded: number };
 
 export interface ImportOptions {
+  /** Aborts the call (and the request in flight); the Promise rejects with code "canceled". */
+  signal?: AbortSignal;
   table: string;
   schema?: string;
   /** "auto" (default), "first_row" or "no_header". */
@@ -155,6 +161,8 @@ export interface ImportOptions {
 }
 
 export interface ExportOptions {
+  /** Aborts the call (and the request in flight); the Promise rejects with code "canceled". */
+  signal?: AbortSignal;
   query?: string;
   table?: string;
   schema?: string;

@@ -193,3 +193,28 @@ func (jc *jsClient) object() js.Value {
 	}
 	return o
 }
+
+// withSignal derives a context that ends when options.signal (an
+// AbortSignal) aborts; the request in flight is then aborted and the Promise
+// rejects with code "canceled". Call the returned stop when done.
+func withSignal(ctx context.Context, o js.Value) (context.Context, func()) {
+	if !is(o, "object") {
+		return ctx, func() {}
+	}
+	sig := o.Get("signal")
+	if !is(sig, "object") || !sig.InstanceOf(js.Global().Get("AbortSignal")) {
+		return ctx, func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	if sig.Get("aborted").Bool() {
+		cancel()
+		return ctx, cancel
+	}
+	onAbort := js.FuncOf(func(js.Value, []js.Value) any { cancel(); return nil })
+	sig.Call("addEventListener", "abort", onAbort)
+	return ctx, func() {
+		sig.Call("removeEventListener", "abort", onAbort)
+		onAbort.Release()
+		cancel()
+	}
+}

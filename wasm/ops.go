@@ -29,6 +29,8 @@ func (jc *jsClient) query(ctx context.Context, a []js.Value) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	ctx, stop := withSignal(ctx, o)
+	defer stop()
 	r, err := jc.c.QueryWith(ctx, core.QueryRequest{Database: db, SQL: sql, Params: p, Timeout: timeout(o)})
 	if err != nil {
 		return nil, err
@@ -72,6 +74,8 @@ func (jc *jsClient) queryStream(ctx context.Context, a []js.Value) (any, error) 
 	if err != nil {
 		return nil, err
 	}
+	ctx, stop := withSignal(ctx, o)
+	defer stop()
 	s, err := jc.c.QueryStream(ctx, core.QueryRequest{Database: db, SQL: sql, Params: p, Timeout: timeout(o)})
 	if err != nil {
 		return nil, err
@@ -136,6 +140,8 @@ func (jc *jsClient) batch(ctx context.Context, a []js.Value) (any, error) {
 	}
 	req.ReadOnly, _ = optBool(o, "readOnly")
 	req.Timeout = timeout(o)
+	ctx, stop := withSignal(ctx, o)
+	defer stop()
 	results, err := jc.c.Batch(ctx, req)
 	if err != nil {
 		return nil, err
@@ -262,6 +268,8 @@ func (jc *jsClient) importFile(ctx context.Context, a []js.Value) (any, error) {
 	if req.InferHeader != "" {
 		up.fields = append(up.fields, [2]string{"infer_header", req.InferHeader})
 	}
+	ctx, stop := withSignal(ctx, o)
+	defer stop()
 	job, err := jc.c.Import(withUpload(ctx, up), db, req, jobProgress(onProgress))
 	if err != nil {
 		return nil, err
@@ -321,6 +329,8 @@ func (jc *jsClient) exportData(ctx context.Context, a []js.Value) (any, error) {
 	if (req.Query == "") == (req.Table == "") {
 		return nil, argErrorf("bitkit: exportData: give exactly one of options.query or options.table")
 	}
+	ctx, stop := withSignal(ctx, o)
+	defer stop()
 	job, err := jc.c.Export(ctx, db, req, jobProgress(optFunc(o, "onProgress")))
 	if err != nil {
 		return nil, err

@@ -242,10 +242,14 @@ async function runQuery() {
   if (!currentDb) { setError($("query-error"), new Error("Create or select a database first.")); return; }
   setError($("query-error"), null);
   $("query-status").textContent = "Running…";
+  const ac = new AbortController();
+  const cancel = $("cancel");
+  cancel.onclick = () => ac.abort();
+  show(cancel);
   await busy($("run"), async () => {
     const t0 = performance.now();
     try {
-      const r = await client.query(currentDb, sql);
+      const r = await client.query(currentDb, sql, [], { signal: ac.signal });
       const ms = Math.round(performance.now() - t0);
       remember(sql);
       result = r;
@@ -253,8 +257,10 @@ async function runQuery() {
       renderGrid();
       renderChartOptions();
     } catch (err) {
-      $("query-status").textContent = "";
-      setError($("query-error"), err);
+      $("query-status").textContent = err.code === "canceled" ? "Canceled." : "";
+      if (err.code !== "canceled") setError($("query-error"), err);
+    } finally {
+      show(cancel, false);
     }
   });
 }

@@ -309,6 +309,10 @@ func TestE2E(t *testing.T) {
 		if r.code != 3 || !strings.Contains(r.stderr, "nosuchcolumn") || !strings.Contains(r.stderr, "42703") {
 			t.Errorf("undefined column (stream): exit %d\n%s", r.code, r.stderr)
 		}
+		r = b.run(t, "", key, "query", "-d", sharedFull, "-q", "select pg_sleep(30)", "--timeout", "300ms")
+		if r.code != 3 || !strings.Contains(strings.ToLower(r.stderr), "timeout") && !strings.Contains(r.stderr, "canceling statement") {
+			t.Errorf("--timeout: exit %d\n%s", r.code, r.stderr)
+		}
 		r = b.run(t, "", key, "query", "-d", sharedFull, "-q", "select g from generate_series(1, 300000) g")
 		if r.code != 3 || !strings.Contains(r.stderr, "status: 413") || !strings.Contains(r.stderr, "--format ndjson") {
 			t.Errorf("buffered answer over the limit: exit %d\n%s", r.code, r.stderr)

@@ -29,7 +29,7 @@ ROUNDS=${BENCH_ROUNDS:-1}
 PGBENCH=${PGBENCH:-$PGBIN/pgbench}
 PSQL=${PSQL:-$PGBIN/psql}
 [ -n "${TEST_DATABASE_URL:-}" ] || die "TEST_DATABASE_URL is not set (TEST_DATABASE_URL=\$(scripts/pg-up.sh) $0)"
-command -v pgbouncer >/dev/null || die "pgbouncer is not installed (scripts/deps.sh installs it)"
+command -v pgbouncer >/dev/null || die "pgbouncer is not installed (scripts/deps.sh --bench installs it)"
 [ -x "$PGBENCH" ] || die "$PGBENCH not found (install postgresql-client-15)"
 
 work=$(mktemp -d /tmp/bitkit-pgbench.XXXXXX)

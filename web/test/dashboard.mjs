@@ -54,6 +54,12 @@ export async function dashboardTests({ context, cfg, check, assert, eq, env }) {
     const stored = await page.evaluate(() => JSON.parse(localStorage.getItem("bitkit.dashboard.history"))[0]);
     assert(stored.includes("generate_series(1, 20)"), "history in localStorage");
     await shot("sql");
+    await page.fill("#sql", "select pg_sleep(30)");
+    await page.click("#run");
+    await page.waitForSelector("#cancel:not([hidden])");
+    await page.click("#cancel");
+    await page.waitForFunction(() => document.getElementById("query-status").textContent === "Canceled.", null, { timeout: 20000 });
+    eq(await page.isHidden("#cancel"), true, "cancel button hidden after the query ends");
     await page.fill("#sql", "select * from nope_table");
     await page.click("#run");
     await page.waitForSelector("#query-error:not([hidden])");

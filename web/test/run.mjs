@@ -20,19 +20,25 @@ for (const k of ["BITKIT_ENDPOINT", "BITKIT_API_KEY", "BITKIT_USER", "SITE_URL",
   }
 }
 const only = env.ONLY ? new RegExp(env.ONLY) : null;
+// A check that has no result after this long fails (a Promise that never
+// settles would otherwise hang the run); generous for a loaded CI machine.
+const CHECK_TIMEOUT_MS = Number(env.CHECK_TIMEOUT_MS || 180000);
 let failed = 0;
 let passed = 0;
 
 async function check(name, fn) {
   if (only && !only.test(name)) return;
   const t0 = Date.now();
+  let timer;
   try {
-    await fn();
+    await Promise.race([fn(), new Promise((_, fail) => { timer = setTimeout(() => fail(new Error(`no result after ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS); })]);
     passed++;
     console.log(`ok   ${name} (${Date.now() - t0} ms)`);
   } catch (err) {
     failed++;
     console.log(`FAIL ${name}: ${err && err.stack ? err.stack : err}`);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -52,8 +58,18 @@ const context = await chromium.launchPersistentContext(profile, {
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
+context.setDefaultTimeout(90000);
+// Failed requests the tests provoke on purpose (401s, 404s, refused CORS).
+const EXPECTED_CONSOLE = /Failed to load resource|favicon|CORS policy|net::ERR_FAILED/;
 const consoleErrors = [];
-context.on("page", (p) => p.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); }));
+context.on("page", (p) => {
+  p.on("console", (m) => {
+    if (m.type() !== "error" || EXPECTED_CONSOLE.test(m.text())) return;
+    consoleErrors.push(m.text());
+    console.log(`console error: ${m.text()}`);
+  });
+  p.on("pageerror", (e) => console.log(`page error: ${e.message}`));
+});
 
 const ids = Date.now().toString(36);
 const cfg = {
@@ -179,6 +195,16 @@ await check("api: query errors carry status, code, sqlstate", async () => {
       sql: await window.rejection(k.query(`${c.user}/${c.db}`, "select * from no_such_table")),
       arg: await window.rejection(k.query(`${c.user}/${c.db}`, "select 1", "notarray")),
       fmt: await window.rejection(k.query(`${c.user}/${c.db}`, "select 1", [], { format: "csv" })),
+      aborted: await window.rejection(k.query(`${c.user}/${c.db}`, "select 1", [], { signal: AbortSignal.abort() })),
+      canceled: await (async () => {
+        const ac = new AbortController();
+        const t0 = performance.now();
+        const p = k.query(`${c.user}/${c.db}`, "select pg_sleep(30)", [], { signal: ac.signal });
+        setTimeout(() => ac.abort(), 300);
+        const r = await window.rejection(p);
+        r.ms = performance.now() - t0;
+        return r;
+      })(),
     };
   }, cfg);
   assert(r.sql.isBitkitError, "instanceof BitkitError");
@@ -191,6 +217,9 @@ await check("api: query errors carry status, code, sqlstate", async () => {
   assert(r.sql.message.includes("no_such_table"), `message ${r.sql.message}`);
   eq(r.arg.code, "invalid_argument", "params not an array");
   eq(r.fmt.code, "invalid_argument", "bad format");
+  eq(r.aborted.code, "canceled", "an aborted signal");
+  eq(r.canceled.code, "canceled", "abort during the query");
+  assert(r.canceled.ms < 25000, `the abort ended the 30 s query early (after ${r.canceled.ms} ms)`);
 });
 
 await check("api: queryStream", async () => {
@@ -394,8 +423,7 @@ await check("api: deleteDatabase", async () => {
 await api.screenshot({ path: join(env.ARTIFACTS, "api-page.png") });
 await context.close();
 rmSync(profile, { recursive: true, force: true });
-const unexpected = consoleErrors.filter((m) => !/Failed to load resource|favicon|CORS policy|net::ERR_FAILED/.test(m));
-if (unexpected.length) console.log(`console errors:\n  ${unexpected.join("\n  ")}`);
+if (consoleErrors.length) console.log(`${consoleErrors.length} unexpected console error(s), listed above`);
 writeFileSync(join(env.ARTIFACTS, "summary.txt"), `passed ${passed}, failed ${failed}\n`);
 console.log(`${passed} passed, ${failed} failed`);
 if (failed) process.exit(1);

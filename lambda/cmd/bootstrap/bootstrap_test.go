@@ -241,7 +241,7 @@ func TestBootstrap(t *testing.T) {
 			}},
 		{"SQL error", fn, httpEvent(t, "POST", "/", queryJSON(db, "select * from no_such_table", ""), false), 10 * time.Second, 400,
 			func(t *testing.T, m map[string]any, body string) {
-				if m["sqlstate"] != "42P01" || !strings.Contains(body, "no_such_table") {
+				if m["code"] != "sql_error" || m["sqlstate"] != "42P01" || !strings.Contains(body, "no_such_table") {
 					t.Errorf("SQL error: %s", body)
 				}
 			}},
@@ -322,7 +322,7 @@ func TestBootstrap(t *testing.T) {
 				t.Errorf("result: %s", r.Payload)
 			}
 		}},
-		{"SQL error", fn, queryJSON(db, "select * from no_such_table", ""), 10 * time.Second, "*", func(t *testing.T, r runtimeapi.Result) {
+		{"SQL error", fn, queryJSON(db, "select * from no_such_table", ""), 10 * time.Second, "sql_error", func(t *testing.T, r runtimeapi.Result) {
 			if !strings.Contains(r.Err.ErrorMessage, "42P01") {
 				t.Errorf("error: %+v", r.Err)
 			}
@@ -349,7 +349,7 @@ func TestBootstrap(t *testing.T) {
 				t.Fatalf("function error %s: %s", r.Err.ErrorType, r.Err.ErrorMessage)
 			case tc.errType != "" && r.Err == nil:
 				t.Fatalf("want a function error %s, got %s", tc.errType, r.Payload)
-			case tc.errType != "" && tc.errType != "*" && r.Err.ErrorType != tc.errType:
+			case tc.errType != "" && r.Err.ErrorType != tc.errType:
 				t.Fatalf("errorType = %q, want %q (%s)", r.Err.ErrorType, tc.errType, r.Err.ErrorMessage)
 			}
 			if strings.Contains(string(r.Payload), s.APIKey) || (r.Err != nil && strings.Contains(r.Err.ErrorMessage, s.APIKey)) {

@@ -252,9 +252,22 @@ func run(rows, small int) error {
 			return err
 		}
 		t0 = time.Now()
+		// tablename joins the URL's own query (sslmode=…): a second "?"
+		// makes pgloader load nothing and still exit 0.
+		pglURL, _ := url.Parse(withDB(admin, targetDB))
+		q := pglURL.Query()
+		q.Set("tablename", "limit_pgloader")
+		pglURL.RawQuery = q.Encode()
 		cmd := exec.Command(pgl, "--type", "csv", "--field", "id,name,amount,ratio,flag,day,at,ref", "--with", "skip header = 1",
-			"--with", "fields terminated by ','", path, withDB(admin, targetDB)+"?tablename=limit_pgloader")
+			"--with", "fields terminated by ','", path, pglURL.String())
 		out, err := cmd.CombinedOutput()
+		var loaded int64
+		if err == nil {
+			err = target.QueryRow(ctx, "SELECT count(*) FROM limit_pgloader").Scan(&loaded)
+		}
+		if err == nil && loaded != int64(rows) {
+			err = fmt.Errorf("pgloader loaded %d rows, want %d", loaded, rows)
+		}
 		if err != nil {
 			fmt.Printf("pgloader failed: %v\n%s\n", err, out)
 		} else {

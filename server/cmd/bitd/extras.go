@@ -46,7 +46,8 @@ func wireExtras(ctx context.Context, cfg *config.Config, st *store.Store, srv *a
 			stopAll()
 			return nil, fmt.Errorf("listen on %s (--pg): %w", cfg.PGAddr, err)
 		}
-		pc := proxy.Config{DevTLS: true, AllowPlaintext: cfg.AllowPlaintextLoopback, IdleTimeout: cfg.PGIdleTimeout}
+		pc := proxy.Config{DevTLS: true, AllowPlaintext: cfg.AllowPlaintextLoopback, IdleTimeout: cfg.PGIdleTimeout,
+			MaxConns: cfg.PGMaxConns, MaxConnsPerDatabase: cfg.PGMaxConnsPerDB}
 		if cfg.PGTLSCert != "" || cfg.PGTLSKey != "" {
 			cert, err := tls.LoadX509KeyPair(cfg.PGTLSCert, cfg.PGTLSKey)
 			if err != nil {

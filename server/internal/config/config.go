@@ -30,6 +30,11 @@ type Config struct {
 	// PGIdleTimeout closes wire-proxy sessions idle this long (0: the
 	// proxy's default, 5 minutes; negative disables it).
 	PGIdleTimeout time.Duration
+	// PGMaxConns and PGMaxConnsPerDB cap wire-proxy sessions in total and
+	// per platform database (0: no cap beyond PostgreSQL's own; the role
+	// connection limits still apply). Over a cap a client gets FATAL 53300.
+	PGMaxConns      int
+	PGMaxConnsPerDB int
 	// DataDir holds the server secret, blobs and (dev) the private cluster.
 	DataDir string
 	// BlobURL names the blob store for uploads and exports (file:///dir,
@@ -116,6 +121,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.PGTLSCert, "pg-tls-cert", envOr("PG_TLS_CERT", c.PGTLSCert), "PEM certificate of the wire proxy; empty = self-signed (env BITD_PG_TLS_CERT)")
 	fs.StringVar(&c.PGTLSKey, "pg-tls-key", envOr("PG_TLS_KEY", c.PGTLSKey), "PEM private key of the wire proxy (env BITD_PG_TLS_KEY)")
 	fs.DurationVar(&c.PGIdleTimeout, "pg-idle-timeout", envDur("PG_IDLE_TIMEOUT", c.PGIdleTimeout), "close wire-proxy sessions idle this long; 0 = 5m (env BITD_PG_IDLE_TIMEOUT)")
+	fs.IntVar(&c.PGMaxConns, "pg-max-conns", int(envInt("PG_MAX_CONNS", int64(c.PGMaxConns))), "cap on wire-proxy sessions in total; 0 = none (env BITD_PG_MAX_CONNS)")
+	fs.IntVar(&c.PGMaxConnsPerDB, "pg-max-conns-per-db", int(envInt("PG_MAX_CONNS_PER_DB", int64(c.PGMaxConnsPerDB))), "cap on wire-proxy sessions per database; 0 = none (env BITD_PG_MAX_CONNS_PER_DB)")
 	fs.StringVar(&c.DataDir, "data", envOr("DATA", c.DataDir), "data directory: server secret, blobs, dev cluster (env BITD_DATA)")
 	fs.StringVar(&c.BlobURL, "blob-url", envOr("BLOB_URL", c.BlobURL), "blob store for uploads and exports (file:///dir, s3://bucket); empty = DATA/blobs (env BITD_BLOB_URL)")
 	fs.StringVar(&c.PublicURL, "public-url", envOr("PUBLIC_URL", c.PublicURL), "externally visible base URL (env BITD_PUBLIC_URL)")

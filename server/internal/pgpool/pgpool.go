@@ -34,6 +34,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/bitkit-dev/bitkit/internal/pgalive"
 	"log/slog"
 	"net"
 	"sort"
@@ -148,7 +149,7 @@ func (m *Manager) Pool(ctx context.Context, pgDatabase, pgRole string) (*pgxpool
 	evicted := m.evictLocked(k)
 	m.mu.Unlock()
 	for _, e := range evicted {
-		e.Close()
+		go e.Close() // idle now; never make this caller wait for a late user
 	}
 	return p, nil
 }
@@ -186,6 +187,7 @@ func (m *Manager) evictLocked(keep key) []*pgxpool.Pool {
 
 func (m *Manager) poolConfig(db, role string) *pgxpool.Config {
 	pc := m.base.Copy()
+	pc.ShouldPing = shouldPing
 	cc := pc.ConnConfig
 	cc.Database = db
 	cc.User = role
@@ -243,7 +245,10 @@ func ResetSession(conn *pgx.Conn) bool {
 }
 
 // CloseDatabase closes every pool of pgDatabase (call it before DROP
-// DATABASE). It waits for connections in use to be released.
+// DATABASE … WITH (FORCE)): later Pool calls create new pools, idle
+// connections close at once, and connections in use close when released. It
+// does not wait for them, so a long query cannot hold up the DROP, which
+// terminates it.
 func (m *Manager) CloseDatabase(pgDatabase string) {
 	var toClose []*pgxpool.Pool
 	m.mu.Lock()
@@ -255,7 +260,7 @@ func (m *Manager) CloseDatabase(pgDatabase string) {
 	}
 	m.mu.Unlock()
 	for _, p := range toClose {
-		p.Close()
+		go p.Close()
 	}
 }
 
@@ -266,7 +271,8 @@ func (m *Manager) Len() int {
 	return len(m.pools)
 }
 
-// Close closes every pool; later Pool calls fail.
+// Close closes every pool and waits for connections in use to be released;
+// later Pool calls fail.
 func (m *Manager) Close() {
 	m.mu.Lock()
 	m.closed = true
@@ -276,4 +282,11 @@ func (m *Manager) Close() {
 	for _, e := range pools {
 		e.pool.Close()
 	}
+}
+
+// shouldPing makes the pool ping a connection before handing it out when it
+// has been idle for over a second or its socket is already closed (a
+// PostgreSQL restart): a dead one is replaced instead of failing a query.
+func shouldPing(_ context.Context, p pgxpool.ShouldPingParams) bool {
+	return p.IdleDuration > time.Second || pgalive.Broken(p.Conn.PgConn().Conn())
 }

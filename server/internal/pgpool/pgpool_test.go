@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bitkit-dev/bitkit/server/internal/pgpool"
 	"github.com/bitkit-dev/bitkit/server/internal/secret"
@@ -125,9 +126,23 @@ func TestPool(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m.CloseDatabase(db)
-		if _, err := p.Acquire(ctx); err == nil {
-			t.Error("a closed pool still hands out connections")
+		busy, err := p.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.CloseDatabase(db) // must not wait for busy
+		busy.Release()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			c, err := p.Acquire(ctx)
+			if err != nil {
+				break
+			}
+			c.Release()
+			if time.Now().After(deadline) {
+				t.Fatal("a closed pool still hands out connections")
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 		p3, err := m.Pool(ctx, db, role)
 		if err != nil || p3 == p {

@@ -37,6 +37,12 @@ func (h *Handler) ServeBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for i, q := range req.Queries {
+		if err := checkNUL("queries["+strconv.Itoa(i)+"].query_string", q.QueryString); err != nil {
+			idx := i
+			err.(*apierr.Error).Index = &idx
+			apierr.Write(w, r, err)
+			return
+		}
 		if strings.TrimSpace(q.QueryString) == "" {
 			idx := i
 			apierr.Write(w, r, &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Index: &idx,

@@ -141,6 +141,16 @@ func decodeRequest(w http.ResponseWriter, r *http.Request) (*queryRequest, error
 	return &req, nil
 }
 
+// checkNUL refuses SQL holding a NUL character, which the PostgreSQL
+// protocol cannot carry (the server would drop the connection).
+func checkNUL(field, sql string) error {
+	if strings.IndexByte(sql, 0) >= 0 {
+		return &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: field,
+			Message: field + " contains a NUL character (\\u0000), which PostgreSQL cannot accept: remove it"}
+	}
+	return nil
+}
+
 // dataFormat reads data_format from the URL query, else the body.
 func dataFormat(r *http.Request, body string) (objects bool, err error) {
 	f := r.URL.Query().Get("data_format")
@@ -193,6 +203,10 @@ func (h *Handler) ServeQuery(w http.ResponseWriter, r *http.Request) {
 	if strings.TrimSpace(req.QueryString) == "" {
 		apierr.Write(w, r, &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "query_string",
 			Message: "query_string is required: the SQL to run"})
+		return
+	}
+	if err := checkNUL("query_string", req.QueryString); err != nil {
+		apierr.Write(w, r, err)
 		return
 	}
 	objects, err := dataFormat(r, req.DataFormat)

@@ -245,6 +245,13 @@ func TestMultiStatementAndObjects(t *testing.T) {
 			t.Errorf("error = %+v", er)
 		}
 	})
+	t.Run("NUL in query", func(t *testing.T) {
+		t.Parallel()
+		er := failQuery(t, e.srv.URL, "/v2beta/query", map[string]any{"database_name": "acct/owner", "query_string": "SELECT 1\u0000"}, http.StatusBadRequest)
+		if er.Field != "query_string" || !strings.Contains(er.Error, "NUL") {
+			t.Errorf("error = %+v", er)
+		}
+	})
 	t.Run("empty query", func(t *testing.T) {
 		t.Parallel()
 		er := failQuery(t, e.srv.URL, "/v2beta/query", map[string]any{"database_name": "acct/owner", "query_string": "  "}, http.StatusBadRequest)

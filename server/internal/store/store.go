@@ -19,6 +19,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"github.com/bitkit-dev/bitkit/internal/pgalive"
 	"io/fs"
 	"sort"
 	"strconv"
@@ -94,6 +95,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, fmt.Errorf("parse database URL: %s", redactParseError(err))
 	}
 	acfg.MaxConns = 4
+	acfg.ShouldPing = shouldPing
 	admin, err := pgxpool.NewWithConfig(ctx, acfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to cluster: %w", err)
@@ -106,6 +108,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	mcfg := acfg.Copy()
 	mcfg.ConnConfig.Database = o.MetadataDB
 	mcfg.MaxConns = 16
+	mcfg.ShouldPing = shouldPing
 	s.DB, err = pgxpool.NewWithConfig(ctx, mcfg)
 	if err != nil {
 		admin.Close()
@@ -248,4 +251,11 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 func isUniqueViolation(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// shouldPing makes a pool ping a connection before handing it out when it has
+// been idle for over a second or its socket is already closed (a PostgreSQL
+// restart): a dead one is replaced instead of failing a request.
+func shouldPing(_ context.Context, p pgxpool.ShouldPingParams) bool {
+	return p.IdleDuration > time.Second || pgalive.Broken(p.Conn.PgConn().Conn())
 }

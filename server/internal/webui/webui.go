@@ -15,8 +15,8 @@
 package webui
 
 import (
-	"bytes"
 	"embed"
+	"io"
 	"io/fs"
 	"net/http"
 	"path"
@@ -43,7 +43,12 @@ func Handler() http.Handler {
 	if err != nil {
 		panic("webui: embedded dist directory missing: " + err.Error()) // cannot happen: the embed pattern guarantees it
 	}
-	if !Available() {
+	return handler(sub)
+}
+
+// handler serves the dashboard files in sub (the contents of dist/).
+func handler(sub fs.FS) http.Handler {
+	if _, err := fs.Stat(sub, "index.html"); err != nil {
 		return http.HandlerFunc(notBuilt)
 	}
 	files := http.FileServerFS(sub)
@@ -70,10 +75,13 @@ func Handler() http.Handler {
 			h.Set("Content-Type", "application/wasm")
 			h.Add("Vary", "Accept-Encoding")
 			if acceptsGzip(r) {
-				if b, err := fs.ReadFile(sub, name+".gz"); err == nil {
-					h.Set("Content-Encoding", "gzip")
-					http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
-					return
+				if f, err := sub.Open(name + ".gz"); err == nil {
+					defer f.Close()
+					if rs, ok := f.(io.ReadSeeker); ok { // embedded files seek: no copy
+						h.Set("Content-Encoding", "gzip")
+						http.ServeContent(w, r, name, time.Time{}, rs)
+						return
+					}
 				}
 			}
 		case ".mjs", ".js":

@@ -1,73 +1,113 @@
 package webui
 
 import (
+	"bytes"
+	"compress/gzip"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/fstest"
 )
 
-// The committed dist/ holds no index.html, so without `make web` the handler
-// explains how to build the dashboard; with it, the page is served. Both are
-// checked by what Available reports.
-func TestHandler(t *testing.T) {
+func gz(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	if _, err := w.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestHandlerBuilt(t *testing.T) {
 	t.Parallel()
-	h := Handler()
+	wasm := []byte("\x00asm\x01\x00\x00\x00 module bytes")
+	h := handler(fstest.MapFS{
+		"index.html":     {Data: []byte("<!doctype html><title>bitkit dashboard</title>")},
+		"app.js":         {Data: []byte("export {}")},
+		"bitkit.mjs":     {Data: []byte("export {}")},
+		"bitkit.wasm":    {Data: wasm},
+		"bitkit.wasm.gz": {Data: gz(t, wasm)},
+	})
 	for _, tc := range []struct {
-		method, path string
-		wantStatus   int
-		wantBody     string
+		name, method, path, acceptEncoding string
+		wantStatus                         int
+		wantType, wantEncoding, wantBody   string
 	}{
-		{"GET", "/", 200, ""},
-		{"GET", "/settings", 200, ""},
-		{"POST", "/", 0, ""},
+		{name: "index", method: "GET", path: "/", wantStatus: 200, wantType: "text/html", wantBody: "<title>bitkit dashboard"},
+		{name: "client route", method: "GET", path: "/databases", wantStatus: 200, wantType: "text/html", wantBody: "<title>bitkit dashboard"},
+		{name: "module", method: "GET", path: "/bitkit.mjs", wantStatus: 200, wantType: "text/javascript", wantBody: "export {}"},
+		{name: "wasm gzip", method: "GET", path: "/bitkit.wasm", acceptEncoding: "gzip, br", wantStatus: 200, wantType: "application/wasm", wantEncoding: "gzip", wantBody: string(wasm)},
+		{name: "wasm identity", method: "GET", path: "/bitkit.wasm", acceptEncoding: "br", wantStatus: 200, wantType: "application/wasm", wantBody: string(wasm)},
+		{name: "gzip refused", method: "GET", path: "/bitkit.wasm", acceptEncoding: "gzip;q=0", wantStatus: 200, wantType: "application/wasm", wantBody: string(wasm)},
+		{name: "missing asset", method: "GET", path: "/nope.js", wantStatus: 404},
+		{name: "post", method: "POST", path: "/", wantStatus: 405},
 	} {
-		t.Run(tc.method+tc.path, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r := httptest.NewRequestWithContext(t.Context(), tc.method, tc.path, nil)
+			if tc.acceptEncoding != "" {
+				r.Header.Set("Accept-Encoding", tc.acceptEncoding)
+			}
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, r)
-			body := w.Body.String()
-			if !Available() {
-				if w.Code != 200 || !strings.Contains(body, "make web") {
-					t.Fatalf("%s %s = %d %q, want 200 with the build explanation", tc.method, tc.path, w.Code, body)
+			res := w.Result()
+			if res.StatusCode != tc.wantStatus {
+				t.Fatalf("%s %s = %d, want %d", tc.method, tc.path, res.StatusCode, tc.wantStatus)
+			}
+			if tc.wantType != "" && !strings.HasPrefix(res.Header.Get("Content-Type"), tc.wantType) {
+				t.Fatalf("Content-Type = %q, want %s", res.Header.Get("Content-Type"), tc.wantType)
+			}
+			if got := res.Header.Get("Content-Encoding"); got != tc.wantEncoding {
+				t.Fatalf("Content-Encoding = %q, want %q", got, tc.wantEncoding)
+			}
+			body := w.Body.Bytes()
+			if tc.wantEncoding == "gzip" {
+				zr, err := gzip.NewReader(bytes.NewReader(body))
+				if err != nil {
+					t.Fatal(err)
 				}
-				return
+				if body, err = io.ReadAll(zr); err != nil {
+					t.Fatal(err)
+				}
 			}
-			want := tc.wantStatus
-			if tc.method == "POST" {
-				want = http.StatusMethodNotAllowed
-			}
-			if w.Code != want {
-				t.Fatalf("%s %s = %d, want %d", tc.method, tc.path, w.Code, want)
-			}
-			if want == 200 && !strings.Contains(body, "<title>bitkit") {
-				t.Fatalf("%s %s body does not look like the dashboard: %.200q", tc.method, tc.path, body)
+			if tc.wantBody != "" && !strings.Contains(string(body), tc.wantBody) {
+				t.Fatalf("body = %.100q, want it to contain %q", body, tc.wantBody)
 			}
 		})
 	}
+}
+
+func TestHandlerNotBuilt(t *testing.T) {
+	t.Parallel()
+	h := handler(fstest.MapFS{"README.md": {Data: []byte("filled by make web")}})
+	for _, path := range []string{"/", "/anything"} {
+		r := httptest.NewRequestWithContext(t.Context(), "GET", path, nil)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "make web") {
+			t.Fatalf("GET %s = %d %.200q, want 200 with the build explanation", path, w.Code, w.Body.String())
+		}
+	}
+}
+
+// The real embedded handler answers either way: the dashboard when `make web`
+// ran before the build, the explanation otherwise.
+func TestHandlerEmbedded(t *testing.T) {
+	t.Parallel()
+	r := httptest.NewRequestWithContext(t.Context(), "GET", "/", nil)
+	w := httptest.NewRecorder()
+	Handler().ServeHTTP(w, r)
+	want := "make web"
 	if Available() {
-		t.Run("wasm gzip", func(t *testing.T) {
-			t.Parallel()
-			r := httptest.NewRequestWithContext(t.Context(), "GET", "/bitkit.wasm", nil)
-			r.Header.Set("Accept-Encoding", "gzip, br")
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, r)
-			if w.Code != 200 || w.Header().Get("Content-Type") != "application/wasm" || w.Header().Get("Content-Encoding") != "gzip" {
-				t.Fatalf("GET /bitkit.wasm = %d %v", w.Code, w.Header())
-			}
-			if b := w.Body.Bytes(); len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
-				t.Fatal("body is not gzip")
-			}
-		})
-		t.Run("missing asset", func(t *testing.T) {
-			t.Parallel()
-			r := httptest.NewRequestWithContext(t.Context(), "GET", "/nope.js", nil)
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, r)
-			if w.Code != 404 {
-				t.Fatalf("GET /nope.js = %d, want 404", w.Code)
-			}
-		})
+		want = "<title>bitkit dashboard"
+	}
+	if w.Code != 200 || !strings.Contains(w.Body.String(), want) {
+		t.Fatalf("GET / = %d %.200q, want 200 containing %q", w.Code, w.Body.String(), want)
 	}
 }

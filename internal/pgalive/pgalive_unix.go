@@ -1,6 +1,6 @@
 //go:build linux || darwin || freebsd || netbsd || openbsd
 
-package pgdirect
+package pgalive
 
 import (
 	"crypto/tls"
@@ -9,12 +9,12 @@ import (
 	"syscall"
 )
 
-// connBroken reports, without consuming anything, whether an idle
+// Broken reports, without consuming anything, whether an idle
 // connection's socket has unread data or is closed: an idle pgx connection
 // has nothing to read unless the server sent a FATAL message (idle close,
 // shutdown) or closed it, or sent a notification. Either way the pool pings
 // it before use, which consumes a notification normally.
-func connBroken(nc net.Conn) bool {
+func Broken(nc net.Conn) bool {
 	if tc, ok := nc.(*tls.Conn); ok {
 		nc = tc.NetConn()
 	}

@@ -22,7 +22,11 @@ command -v go >/dev/null || die "Go is not installed (need Go 1.26: https://go.d
 for d in "${NPM_DIRS[@]}"; do
 	if [ ! -d "$d/node_modules" ] || [ "$d/package-lock.json" -nt "$d/node_modules" ]; then
 		log "npm ci in $d"
-		(cd "$d" && npm ci --no-audit --no-fund --loglevel=error >&2) || die "npm ci in $d failed"
+		# npm ci needs every optional platform package of the lock file in the
+		# registry; when a mirror lacks some (workerd's macOS/Windows builds),
+		# fall back to npm install, which resolves them as optional.
+		(cd "$d" && { npm ci --no-audit --no-fund --loglevel=error >&2 \
+			|| npm install --no-save --no-audit --no-fund --loglevel=error >&2; }) || die "npm install in $d failed"
 		touch "$d/node_modules"
 	fi
 done

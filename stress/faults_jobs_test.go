@@ -40,6 +40,8 @@ func activeBackends(t *testing.T, marker string) int {
 // the PostgreSQL backend longer than its statement timeout (3 s here): the
 // backend must be gone within a bounded wait while the client still stalls.
 func TestStalledStreamReader(t *testing.T) {
+	t.Parallel() // mostly waiting: overlaps with the other waiting tests
+	tried(t, "client reads a stream's header line, then stalls with the connection open (statement timeout 3 s)")
 	s := start(t, bitdtest.Args("--statement-timeout", "3s"))
 	t.Cleanup(func() { scanLogs(t, s) })
 	c := newClient(s.Endpoint, s.APIKey)
@@ -88,6 +90,7 @@ func TestStalledStreamReader(t *testing.T) {
 // bitd dev rescues jobs of a dead worker after 1 minute, so this runs in the
 // long suite only.
 func TestKillBitdDuringImport(t *testing.T) {
+	t.Parallel() // mostly waiting: overlaps with the other waiting tests
 	if !long() {
 		t.Skip("long test (bitd rescues a killed job after 1 minute): run with BITKIT_STRESS=1 (make stress)")
 	}
@@ -115,6 +118,7 @@ func TestKillBitdDuringImport(t *testing.T) {
 // TestKillBitdDuringExport: the same for an export job; the file behind the
 // download URL holds every row exactly once.
 func TestKillBitdDuringExport(t *testing.T) {
+	t.Parallel() // mostly waiting: overlaps with the other waiting tests
 	if !long() {
 		t.Skip("long test (bitd rescues a killed job after 1 minute): run with BITKIT_STRESS=1 (make stress)")
 	}
@@ -178,6 +182,7 @@ func waitProcessing(t *testing.T, c *client, kind, id string) string {
 // that fails with a clear error, an upload larger than that is refused, and
 // afterwards (the partial files cleaned up) small jobs still work.
 func TestBlobStoreFull(t *testing.T) {
+	t.Parallel() // mostly waiting: overlaps with the other waiting tests
 	dir := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", dir).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a 2 MiB tmpfs as the full disk (needs root): %v %s", err, out)
@@ -187,6 +192,7 @@ func TestBlobStoreFull(t *testing.T) {
 			t.Errorf("umount %s: %v %s", dir, err, out)
 		}
 	})
+	tried(t, "blob store on a full 2 MiB disk: upload, export, recovery")
 	s := start(t, bitdtest.Args("--blob-url", "file://"+dir))
 	t.Cleanup(func() { scanLogs(t, s) })
 	c := newClient(s.Endpoint, s.APIKey)

@@ -58,6 +58,7 @@ func privateCluster(t *testing.T) (url string, restart func()) {
 // and never a hang); afterwards it recovers by itself, and every write a
 // client saw succeed is in the table.
 func TestPostgresRestartUnderLoad(t *testing.T) {
+	t.Parallel() // mostly waiting: overlaps with the other waiting tests
 	url, restart := privateCluster(t)
 	s := start(t, bitdtest.Args("--database-url", url))
 	c := newClient(s.Endpoint, s.APIKey)
@@ -133,6 +134,7 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 // The client can tell the stream was cut (no trailer), and PostgreSQL is not
 // left running the query.
 func TestKillBitdMidStream(t *testing.T) {
+	t.Parallel() // mostly waiting: overlaps with the other waiting tests
 	s := start(t)
 	c := newClient(s.Endpoint, s.APIKey)
 	db := c.createDB(t, "killstream", true)

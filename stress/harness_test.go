@@ -165,10 +165,31 @@ var report = struct {
 }{rows: map[string]string{}}
 
 // record notes what a test tried and what happened, for docs/reliability.md.
+// If the test fails later, the row says so instead.
 func record(t testing.TB, what, outcome string) {
 	report.Lock()
 	defer report.Unlock()
-	report.rows[t.Name()+"\x00"+what] = outcome
+	key := t.Name() + "\x00" + what
+	report.rows[key] = outcome
+	t.Cleanup(func() {
+		if t.Failed() {
+			report.Lock()
+			defer report.Unlock()
+			report.rows[key] = "**FAILED** later in the test (this step: " + outcome + "); see the test log"
+		}
+	})
+}
+
+// tried registers a row that appears only if the test fails, so that a
+// failing test shows in docs/reliability.md even before its first record.
+func tried(t testing.TB, what string) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			report.Lock()
+			defer report.Unlock()
+			report.rows[t.Name()+"\x00"+what] = "**FAILED**: see the test log"
+		}
+	})
 }
 
 func writeReport(path string) error {

@@ -19,6 +19,14 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// The parallel tests here mostly wait (for timeouts, restarts, rescues),
+	// so more of them may overlap than there are cores; -parallel still wins.
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit && !fuzzing() {
+		_ = flag.Set("test.parallel", "8")
+	}
 	code := m.Run()
 	if fuzzing() {
 		// A -fuzz run (scripts/fuzz.sh) writes no report: its worker

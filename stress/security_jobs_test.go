@@ -332,6 +332,7 @@ func dropWithDev(t *testing.T, bin, dbURL, meta, dir string) {
 // dialed address before connecting, so nothing is ever sent there: a loopback
 // server of the test counts that it is never reached.
 func TestSSRFFileURL(t *testing.T) {
+	t.Parallel() // mostly waiting: overlaps with the other waiting tests
 	endpoint, key := serveMode(t)
 	c := newClient(endpoint, key)
 	db := c.createDB(t, "ssrf", true)

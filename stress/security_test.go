@@ -236,6 +236,7 @@ func TestOversizedInput(t *testing.T) {
 // TestSlowloris: clients that dribble their headers are cut off by the
 // server's header timeout while normal clients keep being served.
 func TestSlowloris(t *testing.T) {
+	t.Parallel() // mostly waiting: overlaps with the other waiting tests
 	s := start(t)
 	host := strings.TrimPrefix(s.Endpoint, "http://")
 	const n = 50

@@ -44,8 +44,8 @@ done
 			$0 == "== make " t { on = 1; next }
 			/^== make / { on = 0 }
 			on' "$log" |
-			grep -E 'ratio|goal|^Benchmark|^\(|^ {4}(bitd|direct|bare|NDJSON|COPY|pgx)|^(mode|select|tpcb) |^pgbench through|bitkit\.wasm:|peak RSS|pgloader|^(import|export) |navigation|FAIL|[Ee]rror' |
-			grep -vE '^(goos|goarch|pkg|cpu):' | sed 's/^/  /'
+			grep -E '^== |ratio|goal|^Benchmark|^\(|^ {4}(bitd|direct|bare|NDJSON|COPY|pgx)|^(mode|select|tpcb) |^pgbench through|bitkit\.wasm:|peak RSS|pgloader|^(import|export) |navigation|FAIL|[Ee]rror' |
+			grep -vE '^(goos|goarch|pkg|cpu):|^== round' | sed 's/^/  /'
 	done
 	if [ ${#failed[@]} -gt 0 ]; then
 		printf '\nFAILED: %s (see %s)\n' "${failed[*]}" "$log"

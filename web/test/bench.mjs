@@ -14,7 +14,9 @@ const profile = mkdtempSync(join(tmpdir(), "bitkit-bench-"));
 const context = await chromium.launchPersistentContext(profile, {
   executablePath: env.CHROMIUM || "/usr/bin/chromium", headless: true,
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    // Pages stay open in the background between checks: keep their timers (Go's scheduler) running.
+    "--disable-background-timer-throttling", "--disable-backgrounding-occluded-windows", "--disable-renderer-backgrounding"],
 });
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 const out = {};

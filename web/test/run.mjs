@@ -56,7 +56,9 @@ const context = await chromium.launchPersistentContext(profile, {
   acceptDownloads: true,
   viewport: { width: 1280, height: 860 },
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    // Pages stay open in the background between checks: keep their timers (Go's scheduler) running.
+    "--disable-background-timer-throttling", "--disable-backgrounding-occluded-windows", "--disable-renderer-backgrounding"],
 });
 context.setDefaultTimeout(90000);
 // Failed requests the tests provoke on purpose (401s, 404s, refused CORS).
@@ -411,6 +413,7 @@ if (!only || only.test("dashboard")) {
 }
 
 await check("api: deleteDatabase", async () => {
+  await api.bringToFront();
   const r = await api.evaluate(async (c) => {
     const k = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.apiKey });
     await k.deleteDatabase(`${c.user}/${c.db}`);

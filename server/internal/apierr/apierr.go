@@ -103,6 +103,10 @@ func FromPg(err error) error {
 		}
 	case class == "57" || class == "08": // operator intervention, connection
 		status, code = http.StatusServiceUnavailable, "database_unavailable"
+	case class == "28": // invalid authorization: bitd's own login to the database failed
+		status, code = http.StatusServiceUnavailable, "database_unavailable"
+		pe = &pgconn.PgError{Code: pe.Code, Message: "bitd could not log in to the database; retry shortly"}
+		hint = ""
 	}
 	e := &Error{Status: status, Code: code, Message: pe.Message, SQLState: pe.Code,
 		Detail: pe.Detail, Hint: hint, Position: pe.Position}

@@ -1,7 +1,6 @@
 package pgpool
 
 import (
-	"context"
 	"encoding/binary"
 	"net"
 	"sync/atomic"
@@ -28,10 +27,10 @@ type copyGuard struct {
 	skip    int
 	armed   atomic.Bool
 	refused atomic.Bool
-}
-
-func guardConn(_ context.Context, _ *pgconn.Config, c net.Conn) (net.Conn, error) {
-	return &copyGuard{Conn: c}, nil
+	// ready turns true at the first ReadyForQuery; an ErrorResponse
+	// before it (a failed start-up: bad password, …) calls onStartupError.
+	ready          bool
+	onStartupError func()
 }
 
 func (g *copyGuard) Read(p []byte) (int, error) {
@@ -55,6 +54,16 @@ func (g *copyGuard) scan(b []byte) {
 			return
 		}
 		g.hdrN = 0
+		if !g.ready {
+			switch g.hdr[0] {
+			case 'Z':
+				g.ready = true
+			case 'E':
+				if g.onStartupError != nil {
+					g.onStartupError()
+				}
+			}
+		}
 		if t := g.hdr[0]; (t == 'G' || t == 'W') && g.armed.Load() {
 			g.refused.Store(true)
 			_ = g.Conn.Close()

@@ -20,6 +20,17 @@
 // COPY FROM STDIN mode (which the HTTP API cannot feed) closes it at once
 // instead of holding it until the timeout; CopyInRefused reports it.
 //
+// A login role may change its own password and session defaults (ALTER ROLE
+// CURRENT_USER PASSWORD … / SET …): no privilege stops it, and a reader of a
+// public database could so lock every other caller out. Every pool heals
+// that: a connection whose start-up fails (a changed password) marks its
+// role, and the next connection attempt first resets it; a new connection
+// that finds per-role settings (pg_db_role_setting) resets them and is
+// discarded. Resetting runs as the ConnString's (admin) user: ALTER ROLE …
+// RESET ALL, in every database too, and the derived password again, sent
+// as a SCRAM verifier so its plaintext never reaches the server. The
+// request that met the damage fails once with an error; later ones work.
+//
 // Because DISCARD ALL drops server-side prepared statements, pools use
 // pgx.QueryExecModeDescribeExec (an unnamed statement per query) and no
 // statement cache.
@@ -90,6 +101,9 @@ type Manager struct {
 	mu     sync.Mutex
 	pools  map[key]*entry
 	closed bool
+	// suspect holds roles whose connection start-up failed: the next
+	// connection attempt resets them first (see repairRole).
+	suspect map[key]bool
 }
 
 // New returns a Manager. It does not connect; a malformed ConnString is
@@ -107,7 +121,7 @@ func New(cfg Config) *Manager {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	m := &Manager{cfg: cfg, pools: map[key]*entry{}}
+	m := &Manager{cfg: cfg, pools: map[key]*entry{}, suspect: map[key]bool{}}
 	m.base, m.err = pgxpool.ParseConfig(cfg.ConnString)
 	if m.err != nil {
 		// pgconn's parse errors never include the password.
@@ -207,16 +221,43 @@ func (m *Manager) poolConfig(db, role string) *pgxpool.Config {
 	cc.DefaultQueryExecMode = pgx.QueryExecModeDescribeExec
 	cc.StatementCacheCapacity = 0
 	cc.DescriptionCacheCapacity = 0
+	k := key{db, role}
+	guard := func(_ context.Context, _ *pgconn.Config, nc net.Conn) (net.Conn, error) {
+		return &copyGuard{Conn: nc, onStartupError: func() { m.markSuspect(k) }}, nil
+	}
 	if prev := cc.AfterNetConnect; prev != nil {
 		cc.AfterNetConnect = func(ctx context.Context, c *pgconn.Config, nc net.Conn) (net.Conn, error) {
 			nc, err := prev(ctx, c, nc)
 			if err != nil {
 				return nil, err
 			}
-			return guardConn(ctx, c, nc)
+			return guard(ctx, c, nc)
 		}
 	} else {
-		cc.AfterNetConnect = guardConn
+		cc.AfterNetConnect = guard
+	}
+	pc.BeforeConnect = func(ctx context.Context, _ *pgx.ConnConfig) error {
+		if m.takeSuspect(k) {
+			if err := m.repairRole(ctx, db, role); err != nil {
+				m.cfg.Logger.Warn("pgpool: resetting a login role failed", "database", db, "role", role, "err", err)
+			}
+		}
+		return nil
+	}
+	pc.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		var tampered bool
+		err := c.QueryRow(ctx, roleSettingsSQL).Scan(&tampered)
+		if err == nil && !tampered {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		m.cfg.Logger.Warn("pgpool: a login role has per-role settings (set by its own SQL); resetting it", "database", db, "role", role)
+		if rerr := m.repairRole(ctx, db, role); rerr != nil {
+			m.cfg.Logger.Warn("pgpool: resetting a login role failed", "database", db, "role", role, "err", rerr)
+		}
+		return fmt.Errorf("pgpool: role %q had been altered by SQL run as it (ALTER ROLE … SET); it was reset: retry", role)
 	}
 	cc.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, CancelRequestDelay: 0, DeadlineDelay: 5 * time.Second}
@@ -228,6 +269,60 @@ func (m *Manager) poolConfig(db, role string) *pgxpool.Config {
 	pc.MaxConnLifetime = time.Hour
 	pc.AfterRelease = ResetSession
 	return pc
+}
+
+// roleSettingsSQL reports whether the session's login role has per-role
+// settings (ALTER ROLE … SET), in any database. bitd never sets any.
+const roleSettingsSQL = `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_db_role_setting s
+	JOIN pg_catalog.pg_roles r ON r.oid = s.setrole WHERE r.rolname = current_user)`
+
+func (m *Manager) markSuspect(k key) {
+	m.mu.Lock()
+	m.suspect[k] = true
+	m.mu.Unlock()
+}
+
+func (m *Manager) takeSuspect(k key) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.suspect[k]
+	delete(m.suspect, k)
+	return s
+}
+
+// repairRole resets what a login role may change about itself: its
+// settings (in every database) and its password, set again to the one
+// derived from the server secret. It connects as the ConnString's user.
+func (m *Manager) repairRole(ctx context.Context, db, role string) error {
+	conn, err := pgx.ConnectConfig(ctx, m.base.ConnConfig.Copy())
+	if err != nil {
+		return fmt.Errorf("connect as admin: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	r := pgx.Identifier{role}.Sanitize()
+	rows, err := conn.Query(ctx, `SELECT d.datname FROM pg_catalog.pg_db_role_setting s
+		JOIN pg_catalog.pg_roles r ON r.oid = s.setrole JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase
+		WHERE r.rolname = $1`, role)
+	if err != nil {
+		return fmt.Errorf("read role settings: %w", err)
+	}
+	dbs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("read role settings: %w", err)
+	}
+	stmts := []string{"ALTER ROLE " + r + " RESET ALL"}
+	for _, d := range dbs {
+		stmts = append(stmts, "ALTER ROLE "+r+" IN DATABASE "+pgx.Identifier{d}.Sanitize()+" RESET ALL")
+	}
+	// The verifier holds only base64 characters, '$' and ':'.
+	stmts = append(stmts, "ALTER ROLE "+r+" PASSWORD '"+secret.SCRAMVerifier(secret.RolePassword(m.cfg.Secret, role))+"'")
+	for _, q := range stmts {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("reset role: %w", err)
+		}
+	}
+	m.cfg.Logger.Info("pgpool: login role reset", "database", db, "role", role)
+	return nil
 }
 
 // ResetSession is the AfterRelease hook of every pool: it reports whether

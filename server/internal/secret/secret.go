@@ -22,6 +22,7 @@ package secret
 
 import (
 	"crypto/hmac"
+	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -203,4 +204,31 @@ func LoadServerSecret(envValue, dataDir string) ([]byte, error) {
 		return nil, fmt.Errorf("write server secret: %w", err)
 	}
 	return b, nil
+}
+
+// SCRAMVerifier returns the SCRAM-SHA-256 secret of password in the form
+// PostgreSQL stores in pg_authid ("SCRAM-SHA-256$4096:<salt>$<StoredKey>:<ServerKey>",
+// RFC 5802/7677), with a fresh 16-byte salt. Passing it as a role's
+// PASSWORD sets the password without its plaintext ever reaching the
+// server, so a statement log or an error report cannot reveal it. password
+// must be ASCII (RolePassword's output is), which SASLprep leaves unchanged.
+func SCRAMVerifier(password string) string {
+	const iterations = 4096
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		panic("secret: crypto/rand failed: " + err.Error())
+	}
+	salted, err := pbkdf2.Key(sha256.New, password, salt, iterations, sha256.Size)
+	if err != nil {
+		panic("secret: pbkdf2: " + err.Error())
+	}
+	mac := func(key []byte, msg string) []byte {
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(msg))
+		return m.Sum(nil)
+	}
+	stored := sha256.Sum256(mac(salted, "Client Key"))
+	server := mac(salted, "Server Key")
+	enc := base64.StdEncoding
+	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", iterations, enc.EncodeToString(salt), enc.EncodeToString(stored[:]), enc.EncodeToString(server))
 }

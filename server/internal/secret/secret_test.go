@@ -109,3 +109,19 @@ func TestLoadServerSecret(t *testing.T) {
 		t.Fatalf("short BITD_SECRET: err = %v; want an error that does not echo it", err)
 	}
 }
+
+func TestSCRAMVerifier(t *testing.T) {
+	t.Parallel()
+	pw := RolePassword([]byte("0123456789abcdef0123456789abcdef"), "bk_x_reader")
+	a, b := SCRAMVerifier(pw), SCRAMVerifier(pw)
+	re := regexp.MustCompile(`^SCRAM-SHA-256\$4096:[A-Za-z0-9+/]{22}==\$[A-Za-z0-9+/]{43}=:[A-Za-z0-9+/]{43}=$`)
+	if !re.MatchString(a) {
+		t.Errorf("verifier %q is not in PostgreSQL's SCRAM-SHA-256 format", a)
+	}
+	if a == b {
+		t.Error("two verifiers share a salt")
+	}
+	if strings.Contains(a, pw) {
+		t.Error("verifier contains the password")
+	}
+}

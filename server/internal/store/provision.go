@@ -93,7 +93,7 @@ func (s *Store) provision(ctx context.Context, pgName string) error {
 	owner, writer, reader := pgName+OwnerSuffix, pgName+WriterSuffix, pgName+ReaderSuffix
 	for _, r := range []string{owner, writer, reader} {
 		q := fmt.Sprintf("CREATE ROLE %s LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION CONNECTION LIMIT %d PASSWORD %s",
-			ident(r), s.connLimit, quoteLiteral(secret.RolePassword(s.secret, r)))
+			ident(r), s.connLimit, quoteLiteral(secret.SCRAMVerifier(secret.RolePassword(s.secret, r))))
 		if _, err := s.admin.Exec(ctx, q); err != nil {
 			return fmt.Errorf("create role for new database: %w", scrub(err))
 		}
@@ -140,7 +140,8 @@ func (s *Store) provision(ctx context.Context, pgName string) error {
 	return nil
 }
 
-// scrub drops the statement text from role errors (it holds a password).
+// scrub drops the statement text from role errors (it holds a password
+// verifier: not the password, but nothing an error should carry).
 func scrub(err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {

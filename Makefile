@@ -40,7 +40,9 @@ test: deps
 	@set -e; for t in $(TEST_TARGETS); do echo "== make $$t"; $(MAKE) --no-print-directory $$t; done
 
 test-go:
-	@set -e; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && $(CURDIR)/$(WITH_PG) $(GO) test $(GOTESTFLAGS) ./...); done
+	@failed=""; for m in $(MODULES); do echo "== go test $$m"; \
+		(cd $$m && $(CURDIR)/$(WITH_PG) $(GO) test $(GOTESTFLAGS) ./...) || failed="$$failed $$m"; done; \
+	if [ -n "$$failed" ]; then echo "go test failed in:$$failed"; exit 1; fi
 
 ## lint: gofmt, go vet, the js/wasm build of core
 lint: $(LINT_TARGETS)

@@ -23,14 +23,14 @@ while IFS= read -r file; do
 	pkg=./${dir#"$mod"}; pkg=${pkg%/}; [ "$pkg" = "." ] || pkg=./${dir#"$mod"/}
 	for fn in $(grep -oE '^func (Fuzz[A-Za-z0-9_]+)\(' "$file" | sed -E 's/^func (Fuzz[A-Za-z0-9_]+)\(/\1/'); do
 		echo "$fn" | grep -qE "$only" || continue
-		echo "== fuzz $fn in ${mod#"$root"/}/$pkg"
+		echo "== fuzz $fn in ${mod#"$root"/}/${pkg#./}"
 		ran=$((ran + 1))
 		t0=$SECONDS
 		ft=$fuzztime
 		case "$mod" in "$root/stress") ft=$httptime ;; esac
 		if ! (cd "$mod" && "$root/scripts/with-pg.sh" go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$ft" -parallel "$parallel" "$pkg"); then
 			failed=$((failed + 1))
-			echo "FAIL fuzz $fn (${mod#"$root"/}/$pkg)"
+			echo "FAIL fuzz $fn (${mod#"$root"/}/${pkg#./})"
 		fi
 		echo "== fuzz $fn took $((SECONDS - t0))s"
 	done

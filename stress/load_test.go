@@ -219,7 +219,7 @@ func TestMixedLoad(t *testing.T) {
 	rps := float64(total) / dur.Seconds()
 	t.Logf("%d clients, %v: %d requests (%.0f/s), %d acknowledged writes, bitd peak RSS %d MiB", clients, dur, total, rps, want, peakRSS.Load()/1024)
 	record(t, fmt.Sprintf("%d clients × %v mixed load (point queries, writes, streams, DB create/delete, logins)", clients, dur),
-		fmt.Sprintf("%.0f req/s; query p50 %v p99 %v; %d 5xx; %d acknowledged writes all present; bitd peak RSS %d MiB",
+		fmt.Sprintf("%.0f req/s; query p50 %v p99 %v; %d 5xx or transport errors; %d acknowledged writes all present; bitd peak RSS %d MiB",
 			rps, stats["query"].pct(0.5).Round(time.Microsecond), stats["query"].pct(0.99).Round(time.Microsecond), fivexx.Load(), want, peakRSS.Load()/1024))
 	// Memory bound: a few hundred MiB at most for this workload, whatever its length.
 	if peak := peakRSS.Load(); peak > 1<<20 {

@@ -209,7 +209,7 @@ func TestDownloadURLTampering(t *testing.T) {
 			if r.Status == 200 || r.Status >= 500 || strings.Contains(string(r.Raw), "secret 1") {
 				t.Fatalf("tampered download URL: %d %.300s", r.Status, r.Raw)
 			}
-			record(t, "download URL with its "+name, fmt.Sprintf("refused (%d)", r.Status))
+			record(t, "download URL, token: "+name, fmt.Sprintf("refused (%d)", r.Status))
 		})
 	}
 }
@@ -356,7 +356,7 @@ func TestSSRFFileURL(t *testing.T) {
 			if r.str("state") != "FAILED" || r.str("error_type") != "url_refused" {
 				t.Fatalf("file_url %s: %s, want FAILED with url_refused", u, r.Raw)
 			}
-			record(t, "bitd serve: import file_url "+u, "FAILED url_refused, refused before connecting")
+			record(t, "bitd serve: import file_url "+u, "job ends FAILED with url_refused; the address is never connected to")
 		})
 	}
 	if n := hits.Load(); n != 0 {

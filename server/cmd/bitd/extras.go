@@ -59,8 +59,13 @@ func wireExtras(ctx context.Context, cfg *config.Config, st *store.Store, srv *a
 		} else if !cfg.Dev {
 			log.Warn("the wire proxy uses a self-signed TLS certificate: pass --pg-tls-cert and --pg-tls-key")
 		}
-		px := proxy.New(pc,
-			&api.WireAuthorizer{Store: st, Secret: cfg.Secret, BackendAddr: backend}, log)
+		wa := &api.WireAuthorizer{Store: st, Secret: cfg.Secret, BackendAddr: backend}
+		if r, ok := resolver.Pools.(interface {
+			RepairRole(ctx context.Context, pgDatabase, pgRole string) error
+		}); ok {
+			wa.Repair = r.RepairRole
+		}
+		px := proxy.New(pc, wa, log)
 		go func() {
 			if err := px.Serve(ln); err != nil && !errors.Is(err, proxy.ErrServerClosed) {
 				log.Error("wire proxy stopped", "err", err)

@@ -22,9 +22,23 @@ type WireAuthorizer struct {
 	Store       *store.Store
 	Secret      []byte
 	BackendAddr string // host:port of the cluster holding platform databases
+	// Repair resets a login role after the server refused bitd's login as
+	// it (pgpool.Manager.RepairRole). nil disables RepairRole.
+	Repair func(ctx context.Context, pgDatabase, pgRole string) error
 }
 
-var _ proxy.Authorizer = (*WireAuthorizer)(nil)
+var (
+	_ proxy.Authorizer   = (*WireAuthorizer)(nil)
+	_ proxy.RoleRepairer = (*WireAuthorizer)(nil)
+)
+
+// RepairRole resets t's login role with Repair (an error when Repair is nil).
+func (a *WireAuthorizer) RepairRole(ctx context.Context, t *proxy.WireTarget) error {
+	if a.Repair == nil {
+		return errors.New("no role repair configured")
+	}
+	return a.Repair(ctx, t.PGDatabase, t.PGRole)
+}
 
 // BackendAddr returns host:port of a PostgreSQL connection string.
 func BackendAddr(connString string) (string, error) {

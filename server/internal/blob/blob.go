@@ -46,7 +46,8 @@ func Open(ctx context.Context, url, dataDir string) (*Bucket, error) {
 	}
 	b, err := gblob.OpenBucket(ctx, url)
 	if err != nil {
-		return nil, fmt.Errorf("open blob store %q: %w", redact(url), err)
+		// the driver's message may repeat the URL, whose query can hold keys
+		return nil, fmt.Errorf("open blob store %q: %s", redact(url), strings.ReplaceAll(err.Error(), url, redact(url)))
 	}
 	return b, nil
 }

@@ -18,10 +18,10 @@ import (
 
 // Encoding names the text encodings CSV detection can report.
 const (
-	EncUTF8       = "utf-8"
-	EncUTF8BOM    = "utf-8-bom"
-	EncUTF16LE    = "utf-16le"
-	EncUTF16BE    = "utf-16be"
+	EncUTF8        = "utf-8"
+	EncUTF8BOM     = "utf-8-bom"
+	EncUTF16LE     = "utf-16le"
+	EncUTF16BE     = "utf-16be"
 	EncWindows1252 = "windows-1252"
 )
 

@@ -3,7 +3,6 @@ package ingest
 import (
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
 )
@@ -223,7 +222,7 @@ func classifyDateTime(s string) typeSet {
 	if len(s) < 10 || s[4] != '-' || s[7] != '-' {
 		return 0
 	}
-	if _, err := time.Parse("2006-01-02", s[:10]); err != nil {
+	if !validDate(s[:10]) {
 		return 0
 	}
 	if len(s) == 10 {
@@ -250,6 +249,24 @@ func classifyDateTime(s string) typeSet {
 		return tTimestamptz
 	}
 	return tTimestamp | tTimestamptz
+}
+
+// validDate checks YYYY-MM-DD (year 1–9999, a real day of that month).
+func validDate(s string) bool {
+	if !digits(s[:4]) || !digits(s[5:7]) || !digits(s[8:10]) {
+		return false
+	}
+	y, _ := strconv.Atoi(s[:4])
+	m, _ := strconv.Atoi(s[5:7])
+	d, _ := strconv.Atoi(s[8:10])
+	if y < 1 || m < 1 || m > 12 || d < 1 {
+		return false
+	}
+	days := [13]int{0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}[m]
+	if m == 2 && y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+		days = 29
+	}
+	return d <= days
 }
 
 func isOffset(z string) bool {

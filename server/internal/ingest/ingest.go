@@ -188,8 +188,8 @@ func File(path string) (Source, error) {
 }
 
 func (f *fileSource) Open(context.Context) (io.ReadCloser, error) { return os.Open(f.path) }
-func (f *fileSource) Size() int64                                  { return f.size }
-func (f *fileSource) Path(context.Context) (string, error)         { return f.path, nil }
+func (f *fileSource) Size() int64                                 { return f.size }
+func (f *fileSource) Path(context.Context) (string, error)        { return f.path, nil }
 
 // Analyze runs the inference pass over src.
 func Analyze(ctx context.Context, src Source, opts Options) (*Plan, error) {

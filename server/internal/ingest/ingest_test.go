@@ -17,7 +17,7 @@ func TestInferType(t *testing.T) {
 		"99999999999999999999": "numeric", "1.50": "numeric", ".5": "numeric", "-1.": "numeric",
 		"1e3": "double precision", "1.5E-7": "double precision",
 		"007": "text", "1.2.3": "text", "+": "text", "1e": "text", "1e999": "text",
-		"2024-02-29": "date", "2023-02-29": "text", "2024-01-02 03:04:05": "timestamp without time zone",
+		"2024-02-29": "date", "2023-02-29": "text", "0000-01-01": "text", "1900-02-29": "text", "2000-02-29": "date", "2024-13-01": "text", "2024-01-02 03:04:05": "timestamp without time zone",
 		"2024-01-02T03:04:05.123456": "timestamp without time zone", "2024-01-02T03:04Z": "timestamp with time zone",
 		"2024-01-02 03:04:05+05:30": "timestamp with time zone", "2024-01-02 03:04:05-0800": "timestamp with time zone",
 		"2024-01-02 03:04:05+99": "text", "12:30": "time without time zone", "23:59:59.999": "time without time zone",
@@ -250,4 +250,39 @@ func FuzzJSON(f *testing.F) {
 		p, err := analyzeBytes(t, "f.json", data)
 		checkPlan(t, p, err)
 	})
+}
+
+// TestAnalyzeLateLatin1 checks the restart of the inference pass when a
+// non-UTF-8 byte appears after the 64 KiB sample.
+func TestAnalyzeLateLatin1(t *testing.T) {
+	t.Parallel()
+	var sb strings.Builder
+	sb.WriteString("name,n\n")
+	for sb.Len() < 70<<10 {
+		sb.WriteString("plain,1\n")
+	}
+	sb.WriteString("caf\xe9,2\n")
+	p, err := analyzeBytes(t, "late.csv", []byte(sb.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Encoding != EncWindows1252 {
+		t.Fatalf("encoding %s, want %s", p.Encoding, EncWindows1252)
+	}
+	r, err := p.Tables[0].open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var last []Cell
+	for {
+		row, err := r.Next()
+		if err != nil {
+			break
+		}
+		last = append(last[:0], row...)
+	}
+	if last[0].S != "café" {
+		t.Fatalf("last name %q, want café", last[0].S)
+	}
 }

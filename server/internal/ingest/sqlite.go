@@ -75,7 +75,9 @@ func openSQLite(ctx context.Context, path, table string) (*sqliteReader, error) 
 	return s, nil
 }
 
-func sqliteQuote(s string) string { return string(bytes.ReplaceAll([]byte(s), []byte(`"`), []byte(`""`))) }
+func sqliteQuote(s string) string {
+	return string(bytes.ReplaceAll([]byte(s), []byte(`"`), []byte(`""`)))
+}
 
 func (s *sqliteReader) Next() ([]Cell, error) {
 	if !s.rows.Next() {

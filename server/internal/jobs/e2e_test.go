@@ -60,7 +60,7 @@ func (c *e2eClient) job(want int, method, url, contentType string, body io.Reade
 // poll follows status_url until the job ends (or until stop says so).
 func (c *e2eClient) poll(statusURL string, stop func(job) bool) job {
 	c.t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(4 * time.Minute)
 	for time.Now().Before(deadline) {
 		j := c.job(http.StatusOK, "GET", statusURL, "", nil)
 		if j.State == StateDone || j.State == StateFailed || (stop != nil && stop(j)) {

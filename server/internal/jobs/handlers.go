@@ -24,16 +24,16 @@ import (
 
 // jobJSON is the Job object of the wire contract.
 type jobJSON struct {
-	ID           string          `json:"id"`
-	DateCreated  string          `json:"date_created"`
-	DateFinished *string         `json:"date_finished"`
-	State        string          `json:"state"`
-	Retries      int             `json:"retries"`
-	ErrorType    *string         `json:"error_type"`
-	ErrorID      *string         `json:"error_id"`
+	ID           string           `json:"id"`
+	DateCreated  string           `json:"date_created"`
+	DateFinished *string          `json:"date_finished"`
+	State        string           `json:"state"`
+	Retries      int              `json:"retries"`
+	ErrorType    *string          `json:"error_type"`
+	ErrorID      *string          `json:"error_id"`
 	ErrorDetails jsonx.RawMessage `json:"error_details"`
-	StatusURL    string          `json:"status_url"`
-	Progress     progressJSON    `json:"progress"`
+	StatusURL    string           `json:"status_url"`
+	Progress     progressJSON     `json:"progress"`
 }
 
 type progressJSON struct {
@@ -230,7 +230,8 @@ func (s *Service) storeUpload(ctx context.Context, id string, part *multipart.Pa
 	defer cancel()
 	bw, err := s.bucket.NewWriter(wctx, uploadKey(id), &gblob.WriterOptions{ContentType: "application/octet-stream"})
 	if err != nil {
-		return 0, blobError(err)
+		s.log.ErrorContext(ctx, "upload: blob writer", "job", id, "err", err)
+		return 0, blobError()
 	}
 	limit := s.cfg.MaxUploadBytes
 	n, err := io.Copy(bw, io.LimitReader(part, limit+1))
@@ -251,18 +252,23 @@ func (s *Service) storeUpload(ctx context.Context, id string, part *multipart.Pa
 		return n, apierr.BadRequest("invalid_request", "the upload was cut off: %v", err)
 	}
 	if err := bw.Close(); err != nil {
-		return n, blobError(err)
+		s.log.ErrorContext(ctx, "upload: blob close", "job", id, "err", err)
+		return n, blobError()
 	}
 	return n, nil
 }
 
-func blobError(err error) error {
+func blobError() error {
 	return &apierr.Error{Status: http.StatusServiceUnavailable, Code: "blob_write_failed",
 		Message: "the file store cannot be written right now; retry later (the cause is in the server log)"}
 }
 
-func (s *Service) handleGetImport(w http.ResponseWriter, r *http.Request) { s.handleGet(w, r, "import") }
-func (s *Service) handleGetExport(w http.ResponseWriter, r *http.Request) { s.handleGet(w, r, "export") }
+func (s *Service) handleGetImport(w http.ResponseWriter, r *http.Request) {
+	s.handleGet(w, r, "import")
+}
+func (s *Service) handleGetExport(w http.ResponseWriter, r *http.Request) {
+	s.handleGet(w, r, "export")
+}
 
 func (s *Service) handleGet(w http.ResponseWriter, r *http.Request, kind string) {
 	p, err := s.principal(r)

@@ -183,10 +183,14 @@ func New(ctx context.Context, cfg Config, metadata *pgxpool.Pool, pools PoolSour
 	river.AddWorker(workers, &importWorker{s: s})
 	river.AddWorker(workers, &exportWorker{s: s})
 	client, err := river.NewClient(riverpgxv5.New(metadata), &river.Config{
-		Logger:               logger,
-		Queues:               map[string]river.QueueConfig{cfg.Queue: {MaxWorkers: cfg.Workers}},
-		Workers:              workers,
-		JobTimeout:           -1, // imports take as long as they take; RescueAfter handles dead workers
+		Logger:  logger,
+		Queues:  map[string]river.QueueConfig{cfg.Queue: {MaxWorkers: cfg.Workers}},
+		Workers: workers,
+		// River rescues a running job only once it is past its timeout, so the
+		// timeout is RescueAfter; workers ignore the deadline it puts on their
+		// context (imports take as long as they take) and stop only when the
+		// context is cancelled (Stop).
+		JobTimeout:           cfg.RescueAfter,
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		MaxAttempts:          cfg.MaxAttempts,
 	})

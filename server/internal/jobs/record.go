@@ -118,11 +118,17 @@ func (s *Service) insertJob(ctx context.Context, r *record) error {
 	return tx.Commit(ctx)
 }
 
-// startJob moves a job to PROCESSING; a job that was already PROCESSING (an
-// earlier attempt died or failed) counts one more retry.
-func (s *Service) startJob(ctx context.Context, id string) error {
-	_, err := s.meta.Exec(ctx, `UPDATE bitkit_jobs SET retries = retries + CASE WHEN state = 'PROCESSING' THEN 1 ELSE 0 END,
-		state = 'PROCESSING' WHERE id = $1::uuid AND state IN ('RECEIVED', 'PROCESSING')`, id)
+// startJob moves a job to PROCESSING; with retry, a job that was already
+// PROCESSING (an earlier attempt died or failed) counts one more retry.
+func (s *Service) startJob(ctx context.Context, id string, retry bool) error {
+	_, err := s.meta.Exec(ctx, `UPDATE bitkit_jobs SET retries = retries + CASE WHEN $2 AND state = 'PROCESSING' THEN 1 ELSE 0 END,
+		state = 'PROCESSING' WHERE id = $1::uuid AND state IN ('RECEIVED', 'PROCESSING')`, id, retry)
+	return err
+}
+
+// countRetry counts one more retry of a job.
+func (s *Service) countRetry(ctx context.Context, id string) error {
+	_, err := s.meta.Exec(ctx, `UPDATE bitkit_jobs SET retries = retries + 1 WHERE id = $1::uuid`, id)
 	return err
 }
 

@@ -64,7 +64,21 @@ type userError struct {
 
 func (e *userError) Error() string { return e.Message }
 
-func (s *Service) work(ctx context.Context, id string, attempt, maxAttempts int, run func(context.Context, *record) error) error {
+// detach returns a context that ends when ctx is cancelled but not when its
+// deadline (river's JobTimeout, which is only the rescue horizon) passes.
+func detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	out, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			cancel()
+		}
+	})
+	return out, func() { stop(); cancel() }
+}
+
+func (s *Service) work(jobCtx context.Context, id string, attempt, maxAttempts int, run func(context.Context, *record) error) error {
+	ctx, cancel := detach(jobCtx)
+	defer cancel()
 	rec, err := s.getJob(ctx, id)
 	if errors.Is(err, errNoJob) {
 		s.log.WarnContext(ctx, "river job without its bitkit_jobs row", "job", id)
@@ -76,7 +90,7 @@ func (s *Service) work(ctx context.Context, id string, attempt, maxAttempts int,
 	if rec.State == StateDone || rec.State == StateFailed {
 		return nil
 	}
-	if err := s.startJob(ctx, id); err != nil {
+	if err := s.startJob(ctx, id, rec.Kind == "export"); err != nil {
 		return err
 	}
 	err = run(ctx, rec)
@@ -259,6 +273,11 @@ func (s *Service) runImport(ctx context.Context, rec *record) error {
 	}
 	if !locked {
 		return river.JobSnooze(15 * time.Second) // another worker is loading this job
+	}
+	if rec.State == StateProcessing { // an earlier attempt started and did not finish
+		if err := s.countRetry(ctx, rec.ID); err != nil {
+			return err
+		}
 	}
 	rows, err := plan.Load(ctx, tx, func(p ingest.Progress) {
 		pt.report(p.BytesDone, p.Rows)

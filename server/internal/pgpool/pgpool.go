@@ -290,9 +290,18 @@ func (m *Manager) takeSuspect(k key) bool {
 	return s
 }
 
-// repairRole resets what a login role may change about itself: its
+// RepairRole resets what login role pgRole may change about itself: its
 // settings (in every database) and its password, set again to the one
-// derived from the server secret. It connects as the ConnString's user.
+// derived from the server secret. It connects as the ConnString's user
+// (which needs CREATEROLE). Pools call it themselves; the wire proxy calls
+// it when the server refuses a relayed session's login.
+func (m *Manager) RepairRole(ctx context.Context, pgDatabase, pgRole string) error {
+	if m.err != nil {
+		return m.err
+	}
+	return m.repairRole(ctx, pgDatabase, pgRole)
+}
+
 func (m *Manager) repairRole(ctx context.Context, db, role string) error {
 	conn, err := pgx.ConnectConfig(ctx, m.base.ConnConfig.Copy())
 	if err != nil {

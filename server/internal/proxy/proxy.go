@@ -73,6 +73,16 @@ type Authorizer interface {
 	CredentialValid(ctx context.Context, credentialID string) bool
 }
 
+// RoleRepairer is implemented by an Authorizer that can reset a backend
+// login role. SQL run as a role may change the role's own password (ALTER
+// ROLE CURRENT_USER PASSWORD …), after which the server refuses bitd's
+// logins as it. When the backend refuses a session's login (SQLSTATE class
+// 28) and the Authorizer is a RoleRepairer, the proxy calls RepairRole and
+// connects once more.
+type RoleRepairer interface {
+	RepairRole(ctx context.Context, t *WireTarget) error
+}
+
 var (
 	// ErrBadPassword means the password is not a valid API key or token.
 	ErrBadPassword = errors.New("the API key or token is invalid or revoked")

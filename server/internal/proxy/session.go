@@ -163,6 +163,14 @@ func (s *Server) handle(c net.Conn) {
 	}()
 
 	hc, err := connectBackend(ctx, target, pkt.params)
+	if rr, ok := s.auth.(RoleRepairer); ok && loginRefused(err) {
+		s.log.Warn("proxy: the backend refused the role's login; resetting the role", "database", dbName, "role", target.PGRole)
+		if rerr := rr.RepairRole(ctx, target); rerr != nil {
+			s.log.Error("proxy: resetting the role failed", "database", dbName, "role", target.PGRole, "err", rerr)
+		} else {
+			hc, err = connectBackend(ctx, target, pkt.params)
+		}
+	}
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) {
@@ -227,6 +235,13 @@ func (s *Server) sendFatal(w net.Conn, m *errorMsg, prefix ...byte) {
 func isLoopback(a net.Addr) bool {
 	ap, err := netip.ParseAddrPort(a.String())
 	return err == nil && ap.Addr().Unmap().IsLoopback()
+}
+
+// loginRefused reports whether err is the server refusing a login
+// (SQLSTATE class 28: invalid authorization, e.g. a wrong password).
+func loginRefused(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && strings.HasPrefix(pe.Code, "28")
 }
 
 // connectBackend opens the backend connection as the target role and

@@ -52,8 +52,10 @@ func (h *Handler) acquireError(ctx context.Context, err error) error {
 		return err // mapped to a timeout or a closed client by mapError
 	}
 	h.cfg.Logger.Error("query: cannot connect to the database", "err", err)
-	return apierr.New(http.StatusServiceUnavailable, "database_unavailable",
+	e := apierr.New(http.StatusServiceUnavailable, "database_unavailable",
 		"cannot connect to the database right now; retry in a moment")
+	e.RetryAfter = time.Second
+	return e
 }
 
 // runOn runs sql on an acquired connection.

@@ -269,6 +269,8 @@ func (h *Handler) mapError(reqCtx, ctx context.Context, timeout time.Duration, e
 		return e
 	}
 	h.cfg.Logger.Error("query: database connection failed", "err", err)
-	return apierr.New(http.StatusServiceUnavailable, "database_unavailable",
+	e := apierr.New(http.StatusServiceUnavailable, "database_unavailable",
 		"the database connection failed while running the query; retry the request")
+	e.RetryAfter = time.Second
+	return e
 }

@@ -232,3 +232,12 @@ func SCRAMVerifier(password string) string {
 	enc := base64.StdEncoding
 	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", iterations, enc.EncodeToString(salt), enc.EncodeToString(stored[:]), enc.EncodeToString(server))
 }
+
+// Fingerprint identifies a server secret without revealing it: the hex
+// HMAC-SHA256 of a fixed label. Replicas compare it to make sure they share
+// the secret that role passwords derive from.
+func Fingerprint(secret []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("bitkit-secret-fingerprint"))
+	return hex.EncodeToString(m.Sum(nil))
+}

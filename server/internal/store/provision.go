@@ -51,6 +51,9 @@ func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''
 // what it created. Name conflicts are ErrConflict, reserved names
 // *ReservedError.
 func (s *Store) CreateDatabase(ctx context.Context, accountID, name string, isPrivate bool, limit int64) (*Database, error) {
+	if len(s.secret) < 32 {
+		return nil, errors.New("store: no server secret (Options.Secret, at least 32 bytes): role passwords derive from it and would be guessable")
+	}
 	if err := s.CheckNameFree(ctx, accountID, name, ""); err != nil {
 		return nil, err
 	}
@@ -131,6 +134,19 @@ func (s *Store) provision(ctx context.Context, pgName string) error {
 		fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO %s", ident(owner), ident(writer)),
 		fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s GRANT SELECT ON TABLES TO %s", ident(owner), ident(reader)),
 		fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s GRANT SELECT ON SEQUENCES TO %s", ident(owner), ident(reader)),
+		// Every role may create large objects and write WAL records by
+		// default: keep large objects (storage) to owner and writer, and
+		// WAL messages (the cluster's disk) to nobody. Signatures vary by
+		// PostgreSQL version, so the functions are found by name.
+		fmt.Sprintf(`DO $$DECLARE f regprocedure; BEGIN
+			FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'pg_catalog'::regnamespace
+				AND p.proname IN ('lo_creat', 'lo_create', 'lo_from_bytea', 'pg_logical_emit_message') LOOP
+				EXECUTE format('REVOKE EXECUTE ON FUNCTION %%s FROM PUBLIC', f);
+				IF f::text NOT LIKE 'pg_logical_emit_message%%' THEN
+					EXECUTE format('GRANT EXECUTE ON FUNCTION %%s TO %%s', f, %s);
+				END IF;
+			END LOOP;
+		END$$`, quoteLiteral(ident(owner)+", "+ident(writer))),
 	}
 	for _, q := range inner {
 		if _, err := conn.Exec(ctx, q); err != nil {

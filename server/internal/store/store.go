@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bitkit-dev/bitkit/server/internal/secret"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -118,7 +119,33 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if len(o.Secret) > 0 {
+		if err := s.checkSecret(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// checkSecret records the server secret's fingerprint on first use and
+// refuses a different secret later: role passwords derive from it, and a
+// replica with another secret would fail every login as a platform role and
+// keep resetting the roles' passwords (see pgpool) under the others.
+func (s *Store) checkSecret(ctx context.Context) error {
+	fp := secret.Fingerprint(s.secret)
+	var stored string
+	err := s.DB.QueryRow(ctx, `WITH ins AS (INSERT INTO server_settings (name, value) VALUES ('secret_fingerprint', $1)
+			ON CONFLICT (name) DO NOTHING RETURNING value)
+		SELECT value FROM ins UNION ALL SELECT value FROM server_settings WHERE name = 'secret_fingerprint' LIMIT 1`, fp).Scan(&stored)
+	if err != nil {
+		return fmt.Errorf("check server secret: %w", err)
+	}
+	if stored != fp {
+		return errors.New("the server secret differs from the one this metadata database was set up with: " +
+			"every bitd sharing it must use the same BITD_SECRET (or DATA/secret), since the database roles' passwords derive from it")
+	}
+	return nil
 }
 
 // redactParseError keeps pgconn's parse error from echoing the URL (which
@@ -166,6 +193,11 @@ func (s *Store) ensureDatabase(ctx context.Context, name string, mustExist bool)
 	}
 	if err != nil {
 		return fmt.Errorf("create metadata database %q: %w", name, err)
+	}
+	// Platform roles log in with passwords a tenant can change (ALTER ROLE
+	// CURRENT_USER PASSWORD): keep them out of the metadata database.
+	if _, err := s.admin.Exec(ctx, "REVOKE ALL ON DATABASE "+pgx.Identifier{name}.Sanitize()+" FROM PUBLIC"); err != nil {
+		return fmt.Errorf("restrict metadata database %q: %w", name, err)
 	}
 	return nil
 }

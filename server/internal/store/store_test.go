@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
@@ -61,10 +62,10 @@ func TestConcurrentMigrations(t *testing.T) {
 		}
 	}
 	var n int
-	if err := s.DB.QueryRow(t.Context(), "SELECT count(*) FROM schema_migrations").Scan(&n); err != nil || n != 1 {
-		t.Fatalf("schema_migrations rows = %d, %v; want 1", n, err)
+	if err := s.DB.QueryRow(t.Context(), "SELECT count(*) FROM schema_migrations").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("schema_migrations rows = %d, %v; want 2", n, err)
 	}
-	if v, err := s.SchemaVersion(t.Context()); err != nil || v != 1 {
+	if v, err := s.SchemaVersion(t.Context()); err != nil || v != 2 {
 		t.Fatalf("SchemaVersion = %d, %v", v, err)
 	}
 }
@@ -126,6 +127,16 @@ func TestDatabaseLifecycle(t *testing.T) {
 		if _, err := c.Exec(ctx, "SELECT * FROM t"); err != nil {
 			t.Fatalf("%s select: %v", perm, err)
 		}
+		// Large objects are storage too: a reader (any signed-in user, on
+		// a public database) must not create them.
+		_, err = c.Exec(ctx, `SELECT lo_from_bytea(0, '\x00ff'::bytea)`)
+		if (err == nil) != canWrite {
+			t.Fatalf("%s lo_from_bytea: %v, want allowed=%v", perm, err, canWrite)
+		}
+		// Arbitrary WAL records fill the cluster's disk, not the database's.
+		if _, err := c.Exec(ctx, `SELECT pg_logical_emit_message(false, 'p', 'x')`); err == nil {
+			t.Fatalf("%s could write WAL with pg_logical_emit_message", perm)
+		}
 		c.Close(ctx)
 	}
 	// PUBLIC cannot connect: a fresh role without grants is refused
@@ -151,5 +162,75 @@ func TestDatabaseLifecycle(t *testing.T) {
 	var n int
 	if err := s.admin.QueryRow(ctx, "SELECT count(*) FROM pg_roles WHERE rolname LIKE $1", d.PGName+"\\_%").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("roles left after delete: %d (only the probe should remain), %v", n, err)
+	}
+}
+
+// TestMetadataDatabaseClosedToPublic checks that a platform role (which
+// could learn its own password by changing it) cannot connect to the
+// metadata database.
+func TestMetadataDatabaseClosedToPublic(t *testing.T) {
+	t.Parallel()
+	s := openTest(t)
+	var connect, temp bool
+	if err := s.admin.QueryRow(t.Context(), `SELECT has_database_privilege('public', $1, 'CONNECT'), has_database_privilege('public', $1, 'TEMP')`,
+		s.MetadataDB()).Scan(&connect, &temp); err != nil {
+		t.Fatal(err)
+	}
+	if connect || temp {
+		t.Errorf("PUBLIC on the metadata database: CONNECT %v, TEMP %v; want neither", connect, temp)
+	}
+}
+
+// TestServerSecretMustMatch checks that a bitd with another server secret
+// cannot open a metadata database set up with the first one.
+func TestServerSecretMustMatch(t *testing.T) {
+	t.Parallel()
+	s := openTest(t)
+	for _, tc := range []struct {
+		name   string
+		secret []byte
+		ok     bool
+	}{
+		{"same", s.secret, true},
+		{"none (admin tools)", nil, true},
+		{"other", []byte("another-secret-0123456789abcdef0123"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o, err := Open(t.Context(), Options{AdminURL: testURL(t), MetadataDB: s.MetadataDB(), Secret: tc.secret, MustExist: true})
+			if err == nil {
+				o.Close()
+			}
+			if (err == nil) != tc.ok {
+				t.Fatalf("Open = %v, want ok=%v", err, tc.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), "BITD_SECRET") {
+				t.Errorf("error does not say how to fix it: %v", err)
+			}
+		})
+	}
+}
+
+// TestCreateDatabaseNeedsSecret checks that a Store opened without the
+// server secret (as admin tools do) provisions nothing: role passwords
+// would be HMACs under an empty key.
+func TestCreateDatabaseNeedsSecret(t *testing.T) {
+	t.Parallel()
+	s := openTest(t)
+	o, err := Open(t.Context(), Options{AdminURL: testURL(t), MetadataDB: s.MetadataDB(), MustExist: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	u, err := o.CreateUser(t.Context(), "nosecret", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := o.CreateDatabase(t.Context(), u.DefaultAccount.ID, "db", true, 0); err == nil {
+		t.Fatalf("CreateDatabase without a secret created %s", d.PGName)
+	}
+	var n int
+	if err := o.DB.QueryRow(t.Context(), "SELECT count(*) FROM databases").Scan(&n); err != nil || n != 0 {
+		t.Errorf("databases recorded: %d, %v", n, err)
 	}
 }

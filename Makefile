@@ -11,7 +11,7 @@ MODULES := $(patsubst %/go.mod,%,$(shell find . -name go.mod -not -path '*/node_
 GOTESTFLAGS ?= -count=1 -timeout 25m
 WITH_PG := scripts/with-pg.sh
 
-TEST_TARGETS := test-go
+TEST_TARGETS := lint test-go
 BENCH_TARGETS := bench-go
 LINT_TARGETS := lint-go
 BUILD_TARGETS := bin/bitd bin/bit
@@ -46,9 +46,11 @@ test-go:
 
 ## lint: gofmt, go vet, the js/wasm build of core
 lint: $(LINT_TARGETS)
+STATICCHECK_VERSION := v0.8.2
 lint-go:
+	@command -v staticcheck >/dev/null 2>&1 || { echo "installing staticcheck $(STATICCHECK_VERSION)"; $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); }
 	@out=$$(gofmt -l $$(git ls-files '*.go' ; git ls-files --others --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	@set -e; for m in $(MODULES); do echo "== go vet $$m"; (cd $$m && $(GO) vet ./...); done
+	@set -e; for m in $(MODULES); do echo "== go vet + staticcheck $$m"; (cd $$m && $(GO) vet ./... && staticcheck ./...); done
 	GOOS=js GOARCH=wasm $(GO) build ./core/... ./internal/jsonx/...
 
 ## bench: benchmarks, printed as ratios against limits measured in the same run;

@@ -156,7 +156,7 @@ func TestUsernamePassword401Relogin(t *testing.T) {
 	if !errors.Is(err, ErrUnauthorized) {
 		t.Fatalf("err = %v, want ErrUnauthorized", err)
 	}
-	logins, calls = as.counts()
+	_, calls = as.counts()
 	if calls != 3 {
 		t.Fatalf("calls = %d: the streamed upload was replayed", calls)
 	}

@@ -15,14 +15,13 @@ import (
 // jobServer fakes the job endpoints: import with a streamed upload, polling
 // through a scripted list of states, and a download.
 type jobServer struct {
-	mu        sync.Mutex
-	states    []string
-	polls     int
-	upload    []byte
-	fields    map[string]string
-	fileName  string
-	dlAuth    string
-	otherAuth string
+	mu       sync.Mutex
+	states   []string
+	polls    int
+	upload   []byte
+	fields   map[string]string
+	fileName string
+	dlAuth   string
 }
 
 func (s *jobServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -120,7 +120,7 @@ const deadlineMargin = 250 * time.Millisecond
 func (c *Client) timeoutMS(ctx context.Context, explicit time.Duration) int64 {
 	d := explicit
 	if dl, ok := ctx.Deadline(); ok {
-		left := dl.Sub(time.Now())
+		left := time.Until(dl)
 		margin := deadlineMargin
 		if left < 4*margin {
 			margin = left / 4

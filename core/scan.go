@@ -59,7 +59,6 @@ var (
 	rawType       = reflect.TypeFor[jsonx.RawMessage]()
 	bigIntType    = reflect.TypeFor[big.Int]()
 	bigFloatType  = reflect.TypeFor[big.Float]()
-	scannerType   = reflect.TypeFor[sql.Scanner]()
 	byteSliceType = reflect.TypeFor[[]byte]()
 )
 

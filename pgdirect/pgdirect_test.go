@@ -22,8 +22,7 @@ import (
 )
 
 var (
-	sharedOnce sync.Once
-	shared     *bitdtest.Server
+	shared *bitdtest.Server
 )
 
 // bitd returns a bitd shared by the tests that need no special flags. It is

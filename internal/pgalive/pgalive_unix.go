@@ -26,12 +26,15 @@ func Broken(nc net.Conn) bool {
 	if err != nil {
 		return false
 	}
+	// Control, not Read: Read waits for the socket's read lock, which a
+	// read in progress elsewhere (pgconn's background reader can leave one
+	// pending on an idle connection) holds until data arrives. The peek is
+	// non-blocking, so it needs no lock.
 	broken := false
 	var buf [1]byte
-	_ = rc.Read(func(fd uintptr) bool {
+	_ = rc.Control(func(fd uintptr) {
 		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		broken = !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EWOULDBLOCK)
-		return true
 	})
 	return broken
 }

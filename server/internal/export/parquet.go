@@ -25,11 +25,14 @@ const RowGroupRows = 64 << 10
 //	timestamptz → TIMESTAMP(MICROS, isAdjustedToUTC=true);
 //	json, jsonb → JSON; bytea → BYTE_ARRAY; uuid and everything else → STRING.
 type parquetSink struct {
+	// parquet.Writer is deprecated in favour of GenericWriter[T], which needs
+	// the row type at compile time; an export's schema is only known at run
+	// time, which is what Writer is for.
+	//lint:ignore SA1019 the schema is dynamic (see above)
 	w     *parquet.Writer
 	kinds []uint32
 	index []int // leaf column index of each result column
 	names []string
-	row   parquet.Row
 	batch []parquet.Row
 }
 

@@ -163,7 +163,11 @@ func openCSV(ctx context.Context, src Source, d CSVDialect) (*csvReader, error) 
 	if err != nil {
 		return nil, err
 	}
-	cr := &countingReader{r: f}
+	return newCSVReader(f, &countingReader{r: f}, d), nil
+}
+
+// newCSVReader reads rows from cr, which counts the bytes read from f.
+func newCSVReader(f io.ReadCloser, cr *countingReader, d CSVDialect) *csvReader {
 	var r io.Reader = bufio.NewReaderSize(cr, 256<<10)
 	if d.Encoding != EncUTF8 {
 		r = transform.NewReader(r, decoder(d.Encoding))
@@ -173,7 +177,7 @@ func openCSV(ctx context.Context, src Source, d CSVDialect) (*csvReader, error) 
 	c.FieldsPerRecord = -1
 	c.LazyQuotes = true
 	c.ReuseRecord = true
-	return &csvReader{f: f, cr: cr, r: c, width: -1, check: d.Encoding == EncUTF8}, nil
+	return &csvReader{f: f, cr: cr, r: c, width: -1, check: d.Encoding == EncUTF8}
 }
 
 func (c *csvReader) Next() ([]Cell, error) {

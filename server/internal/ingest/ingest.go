@@ -78,6 +78,9 @@ type Options struct {
 	// SQLiteTable picks one table of a SQLite file to load into Table. Empty:
 	// every table is loaded into Table_<sqlite table>.
 	SQLiteTable string
+	// CSVProfile, when set (see ProfileCSV) and matching the file, replaces
+	// the CSV inference pass.
+	CSVProfile *CSVProfile
 }
 
 // Column is a target column.
@@ -223,6 +226,12 @@ func Analyze(ctx context.Context, src Source, opts Options) (*Plan, error) {
 		d := DetectCSV(head)
 		t := &TablePlan{Schema: opts.Schema, Table: opts.Table}
 		t.open = func() (rowReader, error) { return openCSV(ctx, src, d) }
+		if opts.CSVProfile.usable(src.Size(), d) {
+			err = t.applyProfile(opts.CSVProfile, opts.Header)
+			p.Encoding, p.Delimiter = d.Encoding, string(d.Delimiter)
+			p.Tables = []*TablePlan{t}
+			break
+		}
 		err = infer(ctx, t, opts.Header)
 		if errors.Is(err, errNotUTF8) {
 			d.Encoding = EncWindows1252
@@ -246,7 +255,10 @@ func Analyze(ctx context.Context, src Source, opts Options) (*Plan, error) {
 			p.Tables, err = sqliteTables(ctx, path, opts)
 		}
 	case FormatXLS:
-		return nil, &Error{Type: "unsupported_format", Message: "legacy binary .xls files are not supported: save the sheet as .xlsx or .csv and import that"}
+		var path string
+		if path, err = src.Path(ctx); err == nil {
+			p.Tables, err = xlsTables(ctx, path, opts)
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -303,31 +315,7 @@ func infer(ctx context.Context, t *TablePlan, header string) error {
 		t.Rows = in.Rows()
 		return checkWidth(t)
 	}
-	if in.Rows() == 0 {
-		return &Error{Type: "empty_file", Message: "the file holds no rows"}
-	}
-	switch header {
-	case HeaderFirstRow:
-		t.Header = true
-	case HeaderAuto:
-		t.Header = in.LooksLikeHeader()
-	}
-	width := in.Width()
-	types := in.Types(width, t.Header)
-	t.Columns = make([]Column, width)
-	for i := range t.Columns {
-		name := ""
-		if t.Header && i < len(in.First()) {
-			name = in.First()[i].S
-		}
-		t.Columns[i] = Column{Name: name, Type: types[i]}
-	}
-	t.Columns = uniqueNames(t.Columns)
-	t.Rows = in.Rows()
-	if t.Header {
-		t.Rows--
-	}
-	return checkWidth(t)
+	return t.applyProfile(profileOf(&in), header)
 }
 
 func checkWidth(t *TablePlan) error {

@@ -145,7 +145,7 @@ func (s *Service) handleCreateImport(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			rec.Params.UploadName = part.FileName()
-			size, err = s.storeUpload(r.Context(), id, part)
+			size, rec.Params.CSVProfile, err = s.storeUpload(r.Context(), id, part)
 			uploaded = true
 			if err != nil {
 				cleanup()
@@ -224,17 +224,35 @@ func validateImport(p *params, uploaded bool) error {
 func uploadKey(id string) string { return "uploads/" + id }
 
 // storeUpload copies a file part into the blob store, never holding it in
-// memory, and enforces MaxUploadBytes.
-func (s *Service) storeUpload(ctx context.Context, id string, part *multipart.Part) (int64, error) {
+// memory, and enforces MaxUploadBytes. While the bytes stream through, a
+// second goroutine runs the CSV inference pass over them (ingest.ProfileCSV),
+// so that the job does not read a CSV file twice; the profile is nil when
+// the file is not CSV or the pass could not decide (the job then infers the
+// types itself).
+func (s *Service) storeUpload(ctx context.Context, id string, part *multipart.Part) (int64, *ingest.CSVProfile, error) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	bw, err := s.bucket.NewWriter(wctx, uploadKey(id), &gblob.WriterOptions{ContentType: "application/octet-stream"})
+	bw, err := s.bucket.NewWriter(wctx, uploadKey(id), &gblob.WriterOptions{ContentType: "application/octet-stream", BufferSize: 1 << 20})
 	if err != nil {
 		s.log.ErrorContext(ctx, "upload: blob writer", "job", id, "err", err)
-		return 0, blobError()
+		return 0, nil, blobError()
 	}
+	tee := newChunkTee()
+	var prof *ingest.CSVProfile
+	profiled := make(chan struct{})
+	go func() {
+		defer close(profiled)
+		p, perr := ingest.ProfileCSV(wctx, part.FileName(), tee)
+		if perr == nil {
+			prof = p
+		}
+		tee.discard()
+	}()
 	limit := s.cfg.MaxUploadBytes
-	n, err := io.Copy(bw, io.LimitReader(part, limit+1))
+	buf := make([]byte, 256<<10)
+	n, err := io.CopyBuffer(io.MultiWriter(bw, tee), io.LimitReader(part, limit+1), buf)
+	tee.close(err)
+	<-profiled
 	if err == nil && n > limit {
 		err = &apierr.Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
 			Message: fmt.Sprintf("the file is larger than the server's upload limit of %d bytes: split it, or serve it over https and pass file_url", limit)}
@@ -244,18 +262,91 @@ func (s *Service) storeUpload(ctx context.Context, id string, part *multipart.Pa
 		_ = bw.Close()
 		var ae *apierr.Error
 		if errors.As(err, &ae) {
-			return n, err
+			return n, nil, err
 		}
 		if ctx.Err() != nil {
-			return n, ctx.Err()
+			return n, nil, ctx.Err()
 		}
-		return n, apierr.BadRequest("invalid_request", "the upload was cut off: %v", err)
+		return n, nil, apierr.BadRequest("invalid_request", "the upload was cut off: %v", err)
 	}
 	if err := bw.Close(); err != nil {
 		s.log.ErrorContext(ctx, "upload: blob close", "job", id, "err", err)
-		return n, blobError()
+		return n, nil, blobError()
 	}
+	if prof != nil && prof.Size != n {
+		prof = nil
+	}
+	return n, prof, nil
+}
+
+// chunkTee hands copies of the bytes written to it to a reader goroutine
+// through a small queue, so that the writer (the upload) does not wait for
+// the reader (the inference pass) on every write. Once the reader calls
+// discard, writes are dropped.
+type chunkTee struct {
+	ch      chan []byte
+	free    chan []byte
+	dropped chan struct{}
+	cur     []byte
+	off     int
+	err     error
+}
+
+func newChunkTee() *chunkTee {
+	return &chunkTee{ch: make(chan []byte, 16), free: make(chan []byte, 18), dropped: make(chan struct{})}
+}
+
+func (t *chunkTee) Write(p []byte) (int, error) {
+	var b []byte
+	select {
+	case b = <-t.free:
+		b = append(b[:0], p...)
+	default:
+		b = append([]byte(nil), p...)
+	}
+	select {
+	case t.ch <- b:
+	case <-t.dropped:
+	}
+	return len(p), nil
+}
+
+// close ends the stream; err (nil for a complete file) is what the reader
+// gets instead of io.EOF. The writer side calls it once.
+func (t *chunkTee) close(err error) {
+	if err == nil {
+		err = io.EOF
+	}
+	t.err = err
+	close(t.ch)
+}
+
+func (t *chunkTee) Read(p []byte) (int, error) {
+	for t.off >= len(t.cur) {
+		if t.cur != nil {
+			select {
+			case t.free <- t.cur:
+			default:
+			}
+			t.cur = nil
+		}
+		c, ok := <-t.ch
+		if !ok {
+			return 0, t.err
+		}
+		t.cur, t.off = c, 0
+	}
+	n := copy(p, t.cur[t.off:])
+	t.off += n
 	return n, nil
+}
+
+// discard is called by the reader when it stops reading: the remaining and
+// later writes are dropped.
+func (t *chunkTee) discard() {
+	close(t.dropped)
+	for range t.ch {
+	}
 }
 
 func blobError() error {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
+	"github.com/bitkit-dev/bitkit/server/internal/ingest"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -54,6 +55,8 @@ type params struct {
 	Format      string `json:"format,omitempty"`
 	Sheet       string `json:"sheet,omitempty"`
 	SQLiteTable string `json:"sqlite_table,omitempty"`
+	// CSVProfile is the CSV inference pass, run while the file was uploaded.
+	CSVProfile *ingest.CSVProfile `json:"csv_profile,omitempty"`
 	// export
 	Query string `json:"query_string,omitempty"`
 }

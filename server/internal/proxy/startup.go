@@ -191,15 +191,3 @@ func quoteName(s string) string {
 	}
 	return fmt.Sprintf("%q", s)
 }
-
-// encodeAll encodes backend messages into one buffer.
-func encodeAll(msgs ...pgproto3.BackendMessage) ([]byte, error) {
-	var buf []byte
-	var err error
-	for _, m := range msgs {
-		if buf, err = m.Encode(buf); err != nil {
-			return nil, err
-		}
-	}
-	return buf, nil
-}

@@ -1,0 +1,126 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+)
+
+// CSVProfile is the outcome of the CSV inference pass, independent of the
+// header mode. The jobs package computes it while an upload streams into the
+// blob store (ProfileCSV) and hands it back through Options.CSVProfile, so
+// that the job reads a CSV file once instead of twice.
+type CSVProfile struct {
+	// Size is the file's length in bytes; the profile is used only for a
+	// file of exactly this size with the same detected dialect.
+	Size      int64  `json:"size"`
+	Encoding  string `json:"encoding"`
+	Delimiter string `json:"delimiter"`
+	// Rows counts every non-blank row, the header candidate included.
+	Rows int64 `json:"rows"`
+	// LooksLikeHeader is the auto header rule's verdict on row 0.
+	LooksLikeHeader bool `json:"looks_like_header"`
+	// First holds row 0's cells ("" for an empty cell).
+	First []string `json:"first"`
+	// Types are the column types with row 0 counted as data; HeaderTypes
+	// without it.
+	Types       []string `json:"types"`
+	HeaderTypes []string `json:"header_types"`
+}
+
+// profileOf summarises an Inferrer fed with every row of a grid.
+func profileOf(in *Inferrer) *CSVProfile {
+	w := in.Width()
+	p := &CSVProfile{Rows: in.Rows(), LooksLikeHeader: in.LooksLikeHeader(),
+		Types: in.Types(w, false), HeaderTypes: in.Types(w, true)}
+	p.First = make([]string, len(in.First()))
+	for i, c := range in.First() {
+		p.First[i] = c.S
+	}
+	return p
+}
+
+// applyProfile fills a grid table's columns, header flag and row count.
+func (t *TablePlan) applyProfile(p *CSVProfile, header string) error {
+	if p.Rows == 0 {
+		return &Error{Type: "empty_file", Message: "the file holds no rows"}
+	}
+	switch header {
+	case HeaderFirstRow:
+		t.Header = true
+	case HeaderAuto:
+		t.Header = p.LooksLikeHeader
+	}
+	types := p.Types
+	if t.Header {
+		types = p.HeaderTypes
+	}
+	t.Columns = make([]Column, len(types))
+	for i := range t.Columns {
+		name := ""
+		if t.Header && i < len(p.First) {
+			name = p.First[i]
+		}
+		t.Columns[i] = Column{Name: name, Type: types[i]}
+	}
+	t.Columns = uniqueNames(t.Columns)
+	t.Rows = p.Rows
+	if t.Header {
+		t.Rows--
+	}
+	return checkWidth(t)
+}
+
+// usable reports whether the profile describes a file of size bytes read
+// with dialect d.
+func (p *CSVProfile) usable(size int64, d CSVDialect) bool {
+	return p != nil && p.Size == size && p.Encoding == d.Encoding && p.Delimiter == string(d.Delimiter) &&
+		len(p.Types) == len(p.HeaderTypes)
+}
+
+// ProfileCSV runs the CSV inference pass over r, a whole file of the given
+// name streamed once (for example while it is uploaded). It returns nil and
+// no error when the file is not delimited text or when the pass cannot
+// decide at this point (a file that is not valid UTF-8 after all); it
+// returns the *Error the import would fail with for malformed CSV. Either
+// way the caller loses nothing: without a profile Analyze reads the file
+// itself. ProfileCSV stops reading at the first error; the caller drains r
+// if it must.
+func ProfileCSV(ctx context.Context, fileName string, r io.Reader) (*CSVProfile, error) {
+	head := make([]byte, sniffSize)
+	k, err := io.ReadFull(r, head)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return nil, err
+	}
+	head = head[:k]
+	if k == 0 {
+		return nil, nil
+	}
+	if f, err := DetectFormat("", fileName, head); err != nil || f != FormatCSV {
+		return nil, nil
+	}
+	d := DetectCSV(head)
+	cr := &countingReader{r: io.MultiReader(bytes.NewReader(head), r)}
+	c := newCSVReader(io.NopCloser(cr), cr, d)
+	var in Inferrer
+	for n := 0; ; n++ {
+		if n&4095 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		row, err := c.Next()
+		if err == io.EOF {
+			break
+		}
+		if errors.Is(err, errNotUTF8) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		in.Add(row)
+	}
+	p := profileOf(&in)
+	p.Size, p.Encoding, p.Delimiter = cr.n, d.Encoding, string(d.Delimiter)
+	return p, nil
+}

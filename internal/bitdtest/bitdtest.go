@@ -13,6 +13,17 @@
 //
 // TEST_DATABASE_URL must name a superuser connection (scripts/pg-up.sh prints
 // one). A missing TEST_DATABASE_URL fails the test: it is never a skip.
+//
+// BITDTEST_BITD, when set, is the path of a bitd binary to run instead of
+// building one (for example a release build under test).
+//
+// Binaries are built into one directory per user and checkout,
+// $TMPDIR/bitkit-bin-<uid>-<checkout hash>, reused by every test process
+// (each build replaces the binary atomically), so test runs do not leave a
+// new directory behind each time.
+//
+// Stop and the clean-up of Start send SIGTERM and wait up to 45 s before
+// killing bitd; a kill skips the --ephemeral clean-up.
 package bitdtest
 
 import (
@@ -20,6 +31,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -93,15 +105,34 @@ func Build(t testing.TB, pkgDir string) string {
 	if p, ok := builtBin[pkgDir]; ok {
 		return p
 	}
-	dir, err := os.MkdirTemp("", "bitkit-bin-")
-	if err != nil {
+	if p := os.Getenv("BITDTEST_BITD"); p != "" && pkgDir == "server/cmd/bitd" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("BITDTEST_BITD names no usable bitd binary: %v", err)
+		}
+		builtBin[pkgDir] = p
+		return p
+	}
+	sum := sha256.Sum256([]byte(RepoRoot()))
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("bitkit-bin-%d-%x", os.Getuid(), sum[:6]))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, filepath.Base(pkgDir))
-	cmd := exec.Command("go", "build", "-o", out, ".")
+	// Build under a private name, then rename: other test processes may be
+	// running the previous binary or building the same one right now.
+	tmp, err := os.CreateTemp(dir, filepath.Base(pkgDir)+"-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	cmd := exec.Command("go", "build", "-o", tmp.Name(), ".")
 	cmd.Dir = filepath.Join(RepoRoot(), pkgDir)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkgDir, err, b)
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		t.Fatal(err)
 	}
 	builtBin[pkgDir] = out
 	return out
@@ -121,7 +152,7 @@ func UniqueName(prefix string) string {
 }
 
 // Start runs a bitd dev instance for the test and stops it (SIGTERM, then
-// SIGKILL after 20 s) in t.Cleanup.
+// SIGKILL after 45 s) in t.Cleanup.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	var c config
@@ -196,7 +227,7 @@ func (s *Server) Restart(t testing.TB, sig syscall.Signal) {
 	s.start(t, Bitd(t), nil)
 }
 
-// Stop ends bitd (SIGTERM, then SIGKILL after 20 s). Safe to call twice.
+// Stop ends bitd (SIGTERM, then SIGKILL after 45 s). Safe to call twice.
 func (s *Server) Stop(t testing.TB) {
 	t.Helper()
 	s.signalAndWait(t, syscall.SIGTERM)
@@ -214,8 +245,8 @@ func (s *Server) signalAndWait(t testing.TB, sig syscall.Signal) {
 	_ = s.cmd.Process.Signal(sig)
 	select {
 	case <-s.done:
-	case <-time.After(20 * time.Second):
-		t.Errorf("bitd did not stop within 20s of %v; killing it", sig)
+	case <-time.After(45 * time.Second):
+		t.Errorf("bitd did not stop within 45s of %v; killing it", sig)
 		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 		<-s.done
 	}

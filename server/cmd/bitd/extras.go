@@ -75,7 +75,8 @@ func wireExtras(ctx context.Context, cfg *config.Config, st *store.Store, srv *a
 		hooks.onRevoke = append(hooks.onRevoke, px.TerminateCredential)
 		hooks.onDelete = append(hooks.onDelete, px.TerminateDatabase)
 		stops = append(stops, func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			// Wire queries in flight get 3 s; then their sessions are ended.
+			sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
 			_ = px.Shutdown(sctx)
 		})

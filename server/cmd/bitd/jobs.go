@@ -13,6 +13,10 @@ import (
 	"github.com/bitkit-dev/bitkit/server/internal/store"
 )
 
+// jobsStopWait bounds how long shutdown waits for running jobs before
+// cancelling them.
+const jobsStopWait = 3 * time.Second
+
 // wireJobs migrates the job tables, opens the blob store, starts the job
 // workers and registers their routes. The returned function stops the
 // workers and closes the blob store.
@@ -25,7 +29,8 @@ func wireJobs(ctx context.Context, cfg *config.Config, st *store.Store, srv *api
 	if err != nil {
 		return nil, err
 	}
-	jc := jobs.Config{PublicURL: cfg.PublicURL, Secret: cfg.Secret, AllowPrivateURLs: cfg.AllowPrivateFileURLs}
+	jc := jobs.Config{PublicURL: cfg.PublicURL, Secret: cfg.Secret, AllowPrivateURLs: cfg.AllowPrivateFileURLs,
+		DownloadURLTTL: cfg.DownloadURLTTL}
 	if cfg.Dev {
 		jc.RescueAfter = time.Minute
 	}
@@ -48,7 +53,9 @@ func wireJobs(ctx context.Context, cfg *config.Config, st *store.Store, srv *api
 		srv.Handle(rt.Pattern, rt.Handler, opts...)
 	}
 	return func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		// Running jobs get jobsStopWait to finish; then river cancels them
+		// (a cancelled job runs again, from the start, after a restart).
+		sctx, cancel := context.WithTimeout(context.Background(), jobsStopWait)
 		defer cancel()
 		if err := svc.Stop(sctx); err != nil {
 			log.Warn("stopping job workers", "err", err)

@@ -18,6 +18,7 @@ func wireQuery(cfg *config.Config, srv *api.Server, resolver *api.Resolver, usag
 		MaxStatementTimeout: cfg.MaxStatementTimeout,
 		MaxRows:             cfg.MaxResultRows,
 		MaxBytes:            cfg.MaxResultBytes,
+		StreamStallTimeout:  cfg.StreamStallTimeout,
 		Logger:              log,
 	}, resolver, usage)
 	// The query handler limits its own request body (query.MaxRequestBytes).

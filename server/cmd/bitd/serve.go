@@ -50,6 +50,7 @@ func cmdServe(args []string, dev bool) error {
 		cfg.PGAddr = "127.0.0.1:6432"
 		cfg.DataDir = ".bitd"
 	}
+	cfg.AllowPrivateFileURLs = dev // default of --allow-private-urls
 	fs := newFlagSet(name, synopsis)
 	cfg.RegisterFlags(fs)
 	if dev {
@@ -64,7 +65,6 @@ func cmdServe(args []string, dev bool) error {
 		return exitUsage{fmt.Sprintf("unexpected argument %q", pos[0])}
 	}
 	cfg.Dev = dev
-	cfg.AllowPrivateFileURLs = dev
 	cfg.AllowPlaintextLoopback = dev
 	if dev {
 		if err := api.ValidateAccountName(d.user); err != nil {
@@ -182,8 +182,13 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, d devOptions, log 
 	}
 	defer stopExtras()
 
+	// Every request context derives from reqCtx, so shutdown can end
+	// in-flight requests (NDJSON streams, long queries) after a grace period.
+	reqCtx, cancelRequests := context.WithCancel(context.Background())
+	defer cancelRequests()
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext: func(net.Listener) context.Context { return reqCtx }}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	log.Info("bitd listening", "http", endpoint, "pg", hooks.pgAddr, "metadata_db", cfg.MetadataDB, "version", version)
@@ -203,13 +208,35 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, d devOptions, log 
 			return fmt.Errorf("http server: %w", err)
 		}
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	shutdownHTTP(hs, cancelRequests, log)
+	return nil
+}
+
+// HTTP shutdown budget: requests get shutdownGrace to finish on their own;
+// then their contexts are cancelled (queries abort, streams end) and they get
+// shutdownCancelWait more before the connections are closed.
+const (
+	shutdownGrace      = 2 * time.Second
+	shutdownCancelWait = 2 * time.Second
+)
+
+// shutdownHTTP stops hs within shutdownGrace+shutdownCancelWait, however
+// long its in-flight requests would otherwise run.
+func shutdownHTTP(hs *http.Server, cancelRequests context.CancelFunc, log *slog.Logger) {
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	err := hs.Shutdown(sctx)
+	cancel()
+	if err == nil {
+		return
+	}
+	log.Info("cancelling in-flight HTTP requests to shut down")
+	cancelRequests()
+	sctx, cancel = context.WithTimeout(context.Background(), shutdownCancelWait)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
 		log.Warn("http shutdown did not finish in time; closing connections", "err", err)
 		_ = hs.Close()
 	}
-	return nil
 }
 
 // lateHooks forwards revocations and deletions to components created after

@@ -82,6 +82,10 @@ func clientAddr(r *http.Request) string {
 	return host
 }
 
+// loginHashWait is how long a login waits for a password-hashing slot before
+// answering 429 login_busy.
+const loginHashWait = time.Second
+
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if p := authn.From(r.Context()); p != nil && p.Kind == authn.KindServiceAccount {
 		apierr.Write(w, r, apierr.Forbidden("service accounts cannot log in: they authenticate only with their API keys"))
@@ -116,7 +120,20 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if u != nil && u.PasswordHash != "" {
 		hash = u.PasswordHash
 	}
-	ok, verr := secret.VerifyPassword(hash, req.Password)
+	// Every login, known user or not, waits for one of the process-wide
+	// hashing slots so a flood cannot exhaust memory; a short bounded wait,
+	// then 429 (not 5xx: the server is healthy, just busy).
+	ok, verr := secret.VerifyPasswordWait(r.Context(), loginHashWait, hash, req.Password)
+	if errors.Is(verr, secret.ErrBusy) {
+		e := apierr.New(http.StatusTooManyRequests, "login_busy", "the server is busy checking other logins; retry in a second")
+		e.RetryAfter = time.Second
+		apierr.Write(w, r, e)
+		return
+	}
+	if verr != nil && r.Context().Err() != nil {
+		apierr.Write(w, r, r.Context().Err())
+		return
+	}
 	if verr != nil {
 		s.log.ErrorContext(r.Context(), "stored password hash is unreadable", "user", req.Username, "err", verr)
 	}

@@ -53,6 +53,10 @@ type Config struct {
 	// 0 means the query package's defaults.
 	MaxResultRows  int
 	MaxResultBytes int64
+	// StreamStallTimeout bounds each write of a streamed query answer: a
+	// client that reads nothing for this long loses its stream and its
+	// query is cancelled; 0 means the query package's default (30s).
+	StreamStallTimeout time.Duration
 	// AllowedOrigins is the comma-separated CORS allowlist ("*" for any);
 	// empty allows no cross-origin callers.
 	AllowedOrigins string
@@ -63,8 +67,12 @@ type Config struct {
 	// the wire proxy accepts plaintext passwords on loopback.
 	Dev bool
 	// AllowPrivateFileURLs lets import file_url reach private/loopback
-	// addresses (dev only by default).
+	// addresses (--allow-private-urls; default true under `bitd dev`, false
+	// under `bitd serve`).
 	AllowPrivateFileURLs bool
+	// DownloadURLTTL is how long an export's download_url stays valid after
+	// the job is read (--download-url-ttl; 0 means the jobs default, 1h).
+	DownloadURLTTL time.Duration
 	// AllowPlaintextLoopback lets the wire proxy accept cleartext passwords
 	// without TLS from loopback clients (dev only by default).
 	AllowPlaintextLoopback bool
@@ -111,6 +119,15 @@ func envInt(name string, def int64) int64 {
 	return def
 }
 
+func envBool(name string, def bool) bool {
+	if v, ok := os.LookupEnv("BITD_" + name); ok {
+		if b, err := strconv.ParseBool(v); err == nil {
+			return b
+		}
+	}
+	return def
+}
+
 // RegisterFlags defines the serve flags on fs, defaulting each to its
 // BITD_* environment variable, then to c's current value.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
@@ -131,6 +148,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MaxStatementTimeout, "max-statement-timeout", envDur("MAX_STATEMENT_TIMEOUT", c.MaxStatementTimeout), "largest timeout_ms a query may ask for (env BITD_MAX_STATEMENT_TIMEOUT)")
 	fs.IntVar(&c.MaxResultRows, "max-result-rows", int(envInt("MAX_RESULT_ROWS", int64(c.MaxResultRows))), "row cap of a buffered query result; 0 = default (env BITD_MAX_RESULT_ROWS)")
 	fs.Int64Var(&c.MaxResultBytes, "max-result-bytes", envInt("MAX_RESULT_BYTES", c.MaxResultBytes), "byte cap of a buffered query result; 0 = default (env BITD_MAX_RESULT_BYTES)")
+	fs.DurationVar(&c.StreamStallTimeout, "stream-stall-timeout", envDur("STREAM_STALL_TIMEOUT", c.StreamStallTimeout), "cancel a streamed query whose client reads nothing for this long; 0 = 30s (env BITD_STREAM_STALL_TIMEOUT)")
+	fs.BoolVar(&c.AllowPrivateFileURLs, "allow-private-urls", envBool("ALLOW_PRIVATE_URLS", c.AllowPrivateFileURLs), "let import file_url reach private and loopback addresses; default true under dev, false under serve (env BITD_ALLOW_PRIVATE_URLS)")
+	fs.DurationVar(&c.DownloadURLTTL, "download-url-ttl", envDur("DOWNLOAD_URL_TTL", c.DownloadURLTTL), "lifetime of export download URLs; 0 = 1h (env BITD_DOWNLOAD_URL_TTL)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", envOr("ALLOWED_ORIGINS", c.AllowedOrigins), "comma-separated CORS origins, * for any (env BITD_ALLOWED_ORIGINS)")
 	fs.StringVar(&c.LogFormat, "log-format", envOr("LOG_FORMAT", c.LogFormat), "log format: text or json (env BITD_LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("LOG_LEVEL", c.LogLevel), "log level: debug, info, warn, error (env BITD_LOG_LEVEL)")
@@ -148,6 +168,9 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("--log-level must be debug, info, warn or error, not %q", c.LogLevel)
+	}
+	if c.DownloadURLTTL < 0 {
+		return fmt.Errorf("--download-url-ttl must not be negative (0 means the default, 1h), not %v", c.DownloadURLTTL)
 	}
 	if c.TokenTTL <= 0 || c.StatementTimeout <= 0 || c.MaxStatementTimeout < c.StatementTimeout {
 		return fmt.Errorf("--token-ttl and --statement-timeout must be positive and --max-statement-timeout at least --statement-timeout")

@@ -6,8 +6,8 @@
 //
 // Formats: delimited text (CSV, TSV, ; or | separated; encoding and
 // delimiter detected), JSON (an array of objects or NDJSON), XLSX (Office
-// Open XML spreadsheets) and SQLite database files. Legacy binary .xls files
-// are refused with error type unsupported_format.
+// Open XML spreadsheets), legacy Excel 97-2003 .xls workbooks (BIFF8, read
+// by xls.go) and SQLite database files.
 //
 // Typical use (the jobs package does this):
 //
@@ -72,7 +72,7 @@ type Options struct {
 	Schema, Table string
 	// Header is auto (default), first_row or no_header.
 	Header string
-	// Sheet picks an XLSX sheet by name; "*" imports every sheet into its own
+	// Sheet picks an XLSX or XLS sheet by name; "*" imports every sheet into its own
 	// table named Table_<sheet>. Empty: the first sheet.
 	Sheet string
 	// SQLiteTable picks one table of a SQLite file to load into Table. Empty:
@@ -97,7 +97,8 @@ type TablePlan struct {
 	Rows          int64 // data rows
 	// Source names the sheet or SQLite table it comes from ("" for others).
 	Source string
-	keyed  bool // columns come from record keys (JSON, SQLite), not from a header row
+	keyed  bool      // columns come from record keys (JSON, SQLite), not from a header row
+	plain  *plainCSV // set when the file goes to COPY as it is (CSVProfile.Plain)
 	open   func() (rowReader, error)
 }
 
@@ -228,6 +229,9 @@ func Analyze(ctx context.Context, src Source, opts Options) (*Plan, error) {
 		t.open = func() (rowReader, error) { return openCSV(ctx, src, d) }
 		if opts.CSVProfile.usable(src.Size(), d) {
 			err = t.applyProfile(opts.CSVProfile, opts.Header)
+			if opts.CSVProfile.Plain {
+				t.plain = &plainCSV{src: src, delim: d.Delimiter}
+			}
 			p.Encoding, p.Delimiter = d.Encoding, string(d.Delimiter)
 			p.Tables = []*TablePlan{t}
 			break

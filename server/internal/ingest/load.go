@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -83,6 +84,9 @@ func (t *TablePlan) load(ctx context.Context, tx pgx.Tx, progress func(Progress)
 	cols := make([]string, len(target))
 	for i, n := range target {
 		cols[i] = pgx.Identifier{n}.Sanitize()
+	}
+	if t.plain != nil {
+		return t.loadPlain(ctx, tx, cols, progress)
 	}
 	r, err := t.open()
 	if err != nil {
@@ -361,4 +365,84 @@ func pgError(err error, t *TablePlan) error {
 		return &Error{Type: "constraint_violation", Message: fmt.Sprintf("a row breaks a constraint of table %s%s: %s", table, where, pe.Message), Details: details}
 	}
 	return &Error{Type: "sql_error", Message: pe.Message + where, Details: details}
+}
+
+// plainCSV is a CSV file that PostgreSQL's COPY parses itself (see
+// CSVProfile.Plain).
+type plainCSV struct {
+	src   Source
+	delim rune
+}
+
+// loadPlain streams the file as it is into COPY … (FORMAT csv), letting
+// PostgreSQL parse it; COPY's line numbers are turned back into data rows.
+func (t *TablePlan) loadPlain(ctx context.Context, tx pgx.Tx, cols []string, progress func(Progress)) (int64, error) {
+	f, err := t.plain.src.Open(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	header := ""
+	if t.Header {
+		header = ", HEADER true"
+	}
+	sql := "COPY " + qualified(t.Schema, t.Table) + " (" + strings.Join(cols, ", ") + ") FROM STDIN WITH (FORMAT csv, DELIMITER '" +
+		string(t.plain.delim) + "'" + header + ")"
+	pr := &plainProgress{ctx: ctx, r: f, progress: progress, header: t.Header}
+	tag, err := tx.Conn().PgConn().CopyFrom(ctx, pr, sql)
+	if pr.err != nil {
+		return pr.rows(), pr.err
+	}
+	if err != nil {
+		err = pgError(err, t)
+		var ie *Error
+		if t.Header && errors.As(err, &ie) {
+			if row, ok := ie.Details["row"].(int); ok && row > 1 {
+				ie.Details["row"] = row - 1 // COPY counts the header line
+				ie.Message = strings.Replace(ie.Message, fmt.Sprintf("(row %d", row), fmt.Sprintf("(row %d", row-1), 1)
+			}
+		}
+		return pr.rows(), err
+	}
+	if progress != nil {
+		progress(Progress{BytesDone: pr.n, Rows: tag.RowsAffected()})
+	}
+	return tag.RowsAffected(), nil
+}
+
+// plainProgress reads the file for COPY in large chunks, counting bytes and
+// lines for progress reports.
+type plainProgress struct {
+	ctx      context.Context
+	r        io.Reader
+	progress func(Progress)
+	header   bool
+	n, lines int64
+	reported int64
+	err      error // a read error of the file (not of PostgreSQL)
+}
+
+func (p *plainProgress) rows() int64 {
+	if p.header && p.lines > 0 {
+		return p.lines - 1
+	}
+	return p.lines
+}
+
+func (p *plainProgress) Read(b []byte) (int, error) {
+	if err := p.ctx.Err(); err != nil {
+		p.err = err
+		return 0, err
+	}
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	p.lines += int64(bytes.Count(b[:n], []byte{'\n'}))
+	if err != nil && err != io.EOF {
+		p.err = err
+	}
+	if p.progress != nil && p.n-p.reported >= chunkSize*4 {
+		p.reported = p.n
+		p.progress(Progress{BytesDone: p.n, Rows: p.rows()})
+	}
+	return n, err
 }

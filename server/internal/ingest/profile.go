@@ -27,6 +27,41 @@ type CSVProfile struct {
 	// without it.
 	Types       []string `json:"types"`
 	HeaderTypes []string `json:"header_types"`
+	// Plain means PostgreSQL's COPY … (FORMAT csv) reads the file exactly
+	// as the inference pass did, so the load can hand it over as it is:
+	// UTF-8 without a BOM, no quote character, no carriage return, no blank
+	// line and no line starting with \. (COPY's end-of-data marker).
+	Plain bool `json:"plain,omitempty"`
+}
+
+// plainScan watches the bytes of a file for what makes it not Plain.
+type plainScan struct {
+	r     io.Reader
+	n     int64
+	last  byte // the previous chunk's last byte
+	last2 byte // and the one before it
+	plain bool
+}
+
+func (s *plainScan) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if n > 0 && s.plain {
+		b := p[:n]
+		if bytes.IndexByte(b, '"') >= 0 || bytes.IndexByte(b, '\r') >= 0 ||
+			bytes.Contains(b, []byte("\n\n")) || bytes.Contains(b, []byte("\n\\.")) ||
+			(s.n == 0 && (b[0] == '\n' || b[0] == '\\' && (n == 1 || b[1] == '.'))) ||
+			(s.n > 0 && s.last == '\n' && (b[0] == '\n' || b[0] == '\\' && (n == 1 || b[1] == '.'))) ||
+			(s.n > 1 && s.last2 == '\n' && s.last == '\\' && b[0] == '.') {
+			s.plain = false
+		}
+		if n >= 2 {
+			s.last2, s.last = b[n-2], b[n-1]
+		} else {
+			s.last2, s.last = s.last, b[0]
+		}
+	}
+	s.n += int64(n)
+	return n, err
 }
 
 // profileOf summarises an Inferrer fed with every row of a grid.
@@ -101,7 +136,8 @@ func ProfileCSV(ctx context.Context, fileName string, r io.Reader) (*CSVProfile,
 		return nil, nil
 	}
 	d := DetectCSV(head)
-	cr := &countingReader{r: io.MultiReader(bytes.NewReader(head), r)}
+	ps := &plainScan{r: io.MultiReader(bytes.NewReader(head), r), plain: d.Encoding == EncUTF8}
+	cr := &countingReader{r: ps}
 	c := newCSVReader(io.NopCloser(cr), cr, d)
 	var in Inferrer
 	for n := 0; ; n++ {
@@ -122,5 +158,6 @@ func ProfileCSV(ctx context.Context, fileName string, r io.Reader) (*CSVProfile,
 	}
 	p := profileOf(&in)
 	p.Size, p.Encoding, p.Delimiter = cr.n, d.Encoding, string(d.Delimiter)
+	p.Plain = ps.plain && p.Rows > 0
 	return p, nil
 }

@@ -41,8 +41,8 @@ var cfbSignature = []byte{0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1}
 
 type cfbFile struct {
 	data      []byte
-	shift     uint  // sector size = 1 << shift
-	nSect     int   // sectors present in the file after the header
+	shift     uint // sector size = 1 << shift
+	nSect     int  // sectors present in the file after the header
 	fat       []uint32
 	miniFAT   []uint32
 	miniStrm  []byte // the mini stream (root entry's stream)
@@ -112,7 +112,7 @@ func parseCFB(data []byte) (*cfbFile, error) {
 	for _, s := range fatSects {
 		sec, err := f.sector(s)
 		if err != nil {
-			return nil, fmt.Errorf("FAT: %w", err)
+			return nil, err
 		}
 		for i := 0; i < ssz; i += 4 {
 			f.fat = append(f.fat, le32(sec, i))
@@ -702,8 +702,11 @@ func classifyNumFmt(f string) byte {
 		case c == 'h' || c == 'H' || c == 's' || c == 'S':
 			tm = true
 		case c == 'm' || c == 'M':
-			if !strings.HasPrefix(strings.ToUpper(f[max(i-2, 0):]), "AM/PM") {
-				date = date || !tm
+			// minutes after an hour or before seconds, else months
+			rest := strings.ToLower(f[i:])
+			sec, ymd := strings.IndexByte(rest, 's'), strings.IndexAny(rest, "yd")
+			if !tm && !(sec >= 0 && (ymd < 0 || sec < ymd)) {
+				date = true
 			}
 		case c == 'G' || c == 'g':
 			if strings.HasPrefix(strings.ToLower(f[i:]), "general") {

@@ -267,10 +267,17 @@ func (s *Service) storeUpload(ctx context.Context, id string, part *multipart.Pa
 		if ctx.Err() != nil {
 			return n, nil, ctx.Err()
 		}
+		if storageFull(err) {
+			s.log.ErrorContext(ctx, "upload: blob store full", "job", id, "err", err)
+			return n, nil, storageFullError()
+		}
 		return n, nil, apierr.BadRequest("invalid_request", "the upload was cut off: %v", err)
 	}
 	if err := bw.Close(); err != nil {
 		s.log.ErrorContext(ctx, "upload: blob close", "job", id, "err", err)
+		if storageFull(err) {
+			return n, nil, storageFullError()
+		}
 		return n, nil, blobError()
 	}
 	if prof != nil && prof.Size != n {

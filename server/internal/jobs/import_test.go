@@ -187,7 +187,7 @@ func TestImportMalformed(t *testing.T) {
 		{"truncated_ndjson", "t.ndjson", "invalid_json", []byte("{\"a\": 1}\n{\"a\": "), map[string]any{"record": float64(2)}},
 		{"corrupt_xlsx", "c.xlsx", "invalid_xlsx", []byte("PK\x03\x04 this is not a zip"), nil},
 		{"not_sqlite", "x.sqlite", "invalid_sqlite", []byte("id,name\n1,a\n"), nil},
-		{"legacy_xls", "old.xls", "unsupported_format", []byte{0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1}, nil},
+		{"legacy_xls", "old.xls", "invalid_xls", []byte{0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1}, nil},
 		{"empty", "e.csv", "empty_file", []byte{}, nil},
 	}
 	for _, c := range cases {

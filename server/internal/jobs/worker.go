@@ -138,6 +138,9 @@ func (s *Service) work(jobCtx context.Context, id string, attempt, maxAttempts i
 // asUserError returns the user-facing form of err, or nil for errors that
 // deserve a retry (connections, the blob store, a stopping server).
 func asUserError(err error) *userError {
+	if storageFull(err) {
+		return storageFullJobError
+	}
 	var ie *ingest.Error
 	if errors.As(err, &ie) {
 		return &userError{Type: ie.Type, Message: ie.Message, Details: ie.Details}

@@ -29,6 +29,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -317,7 +318,7 @@ func unescapeBytea(src []byte) ([]byte, bool) {
 // Timestamp writes "2006-01-02 15:04:05.999999" as RFC 3339 without offset
 // ("2006-01-02T15:04:05.999999").
 func Timestamp(dst, src []byte) []byte {
-	if !isoDateTime(src) {
+	if !isoDateTime(src, ".") {
 		return AppendString(dst, src)
 	}
 	dst = append(dst, '"')
@@ -331,7 +332,7 @@ func Timestamp(dst, src []byte) []byte {
 // offset PostgreSQL printed ("2006-01-02T15:04:05.999999+02:00"). Offsets
 // with seconds (historical local mean time) are converted to UTC.
 func Timestamptz(dst, src []byte) []byte {
-	if !isoDateTime(src) {
+	if !isoDateTime(src, ".:+-") {
 		return AppendString(dst, src)
 	}
 	// The offset starts at the last '+' or '-' after the time of day.
@@ -372,13 +373,30 @@ func Timestamptz(dst, src []byte) []byte {
 	return AppendString(dst, src)
 }
 
-// isoDateTime reports whether src starts with "YYYY-MM-DD HH:MM:SS" and is
-// not a BC date.
-func isoDateTime(src []byte) bool {
+// isoDateTime reports whether src is "YYYY-MM-DD HH:MM:SS" followed only by
+// bytes of tail (fractional seconds, an offset), so the fast paths copy
+// nothing that would need escaping in a JSON string. Anything else (BC dates,
+// years past 9999, infinity, other DateStyles) is left to the caller's
+// quoted-string fallback.
+func isoDateTime(src []byte, tail string) bool {
 	if len(src) < 19 || src[4] != '-' || src[7] != '-' || src[10] != ' ' || src[13] != ':' || src[16] != ':' {
 		return false
 	}
-	return !bytes.HasSuffix(src, []byte(" BC"))
+	for i, c := range src[:19] {
+		switch i {
+		case 4, 7, 10, 13, 16:
+			continue
+		}
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	for _, c := range src[19:] {
+		if (c < '0' || c > '9') && strings.IndexByte(tail, c) < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // JSON writes json/jsonb text as nested JSON. jsonb output is one line;

@@ -41,6 +41,7 @@ const (
 	DefaultMaxStatementTimeout = 10 * time.Minute
 	DefaultMaxRows             = 100_000
 	DefaultMaxBytes            = 32 << 20
+	DefaultStreamStallTimeout  = 30 * time.Second
 	// MaxRequestBytes bounds a request body.
 	MaxRequestBytes = 16 << 20
 )
@@ -56,6 +57,11 @@ type Config struct {
 	MaxRows int
 	// MaxBytes caps the encoded rows of a buffered answer; 0 means 32 MiB.
 	MaxBytes int64
+	// StreamStallTimeout bounds each write of a streamed answer: a client
+	// that reads nothing for this long loses its stream, and its query is
+	// cancelled. A write never waits past the statement timeout while the
+	// query runs. 0 means 30s.
+	StreamStallTimeout time.Duration
 	// Logger receives errors; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -92,6 +98,9 @@ func New(cfg Config, resolver dbaccess.Resolver, usage UsageRecorder) *Handler {
 	}
 	if cfg.MaxBytes <= 0 {
 		cfg.MaxBytes = DefaultMaxBytes
+	}
+	if cfg.StreamStallTimeout <= 0 {
+		cfg.StreamStallTimeout = DefaultStreamStallTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -40,6 +40,7 @@ type env struct {
 	handler  *query.Handler
 	srv      *httptest.Server
 	limited  *httptest.Server // MaxRows 1000, MaxBytes 64 KiB
+	stalling *httptest.Server // StreamStallTimeout 1s
 }
 
 var (
@@ -184,6 +185,7 @@ func newEnv(url string) (*env, error) {
 	e.handler = query.New(query.Config{}, res, e.usage)
 	e.srv = httptest.NewServer(mux(e.handler))
 	e.limited = httptest.NewServer(mux(query.New(query.Config{MaxRows: 1000, MaxBytes: 64 << 10}, res, nil)))
+	e.stalling = httptest.NewServer(mux(query.New(query.Config{StreamStallTimeout: time.Second}, res, nil)))
 	return e, nil
 }
 
@@ -200,6 +202,9 @@ func (e *env) teardown() {
 	}
 	if e.limited != nil {
 		e.limited.Close()
+	}
+	if e.stalling != nil {
+		e.stalling.Close()
 	}
 	if e.mgr != nil {
 		e.mgr.Close()

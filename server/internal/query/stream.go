@@ -3,6 +3,7 @@ package query
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -21,20 +22,43 @@ const (
 )
 
 // commitWriter writes to the ResponseWriter and flushes it after every
-// write; it records whether anything reached the client.
+// write; it records whether anything reached the client. Every write and
+// flush has a write deadline (see deadline), so a client that stops reading
+// makes the write fail instead of blocking the stream, and its query, forever.
 type commitWriter struct {
 	w         http.ResponseWriter
 	rc        *http.ResponseController
+	ctx       context.Context // its deadline bounds the write deadline
+	stall     time.Duration
 	committed bool
+	err       error // the first failed write or flush
+}
+
+// deadline returns the write deadline of a write starting now: stall from
+// now, but never beyond ctx's deadline while that is still ahead.
+func (c *commitWriter) deadline() time.Time {
+	now := time.Now()
+	d := now.Add(c.stall)
+	if dl, ok := c.ctx.Deadline(); ok && dl.After(now) && dl.Before(d) {
+		d = dl
+	}
+	return d
 }
 
 func (c *commitWriter) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
 	c.committed = true
+	_ = c.rc.SetWriteDeadline(c.deadline())
 	n, err := c.w.Write(p)
 	if err == nil {
 		err = c.rc.Flush()
 	}
-	return n, err
+	if err != nil {
+		c.err = fmt.Errorf("writing the stream to the client (stall timeout %s): %w", c.stall, err)
+	}
+	return n, c.err
 }
 
 // streamSink writes NDJSON: a header line, one line per row, a trailer.
@@ -122,11 +146,11 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, t *dbacces
 	defer cancel()
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	cw := &commitWriter{w: w, rc: http.NewResponseController(w)}
 	// A stream lasts as long as its query (bounded by the statement
 	// timeout), not as long as the server's write timeout for ordinary
-	// answers.
-	_ = cw.rc.SetWriteDeadline(time.Time{})
+	// answers; each write gets its own deadline (commitWriter.deadline).
+	cw := &commitWriter{w: w, rc: http.NewResponseController(w), ctx: ctx, stall: h.cfg.StreamStallTimeout}
+	_ = cw.rc.SetWriteDeadline(cw.deadline())
 	s := &streamSink{cw: cw, bw: bufio.NewWriterSize(cw, streamBufferSize), objects: objects, lastFlush: time.Now()}
 	err := h.run(ctx, cancel, t, req.QueryString, req.Params, s)
 	if err == nil && !s.header {
@@ -134,6 +158,15 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, t *dbacces
 	}
 	if s.streamed {
 		h.recordUsage(r.Context(), t, s.rows)
+	}
+	// The trailer or error line is written after ctx may have expired.
+	cw.ctx = r.Context()
+	_ = cw.rc.SetWriteDeadline(cw.deadline())
+	if err != nil && cw.err != nil {
+		// The client stopped reading (or left): the query was cancelled and
+		// its connection released; no error line can reach the client.
+		h.cfg.Logger.Info("query: stream stopped: the client did not read it", "err", cw.err)
+		return
 	}
 	if err != nil {
 		e := apierr.As(h.mapError(r.Context(), ctx, timeout, err))

@@ -9,11 +9,22 @@
 //
 // Passwords are hashed with argon2id (RFC 9106) and stored as PHC strings:
 //
-//	$argon2id$v=19$m=65536,t=2,p=2$<salt b64>$<hash b64>
+//	$argon2id$v=19$m=19456,t=2,p=1$<salt b64>$<hash b64>
 //
-// with 64 MiB of memory, 2 passes, parallelism 2, a 16-byte random salt and a
-// 32-byte key. VerifyPassword compares in constant time and reads the
-// parameters from the stored string, so they can be raised later.
+// with 19 MiB of memory, 2 passes, parallelism 1, a 16-byte random salt and a
+// 32-byte key: the OWASP-recommended argon2id minimum. VerifyPassword
+// compares in constant time and reads the parameters from the stored string,
+// so older hashes (64 MiB, parallelism 2) still verify and the cost can be
+// raised later.
+//
+// Hashing is memory-hard by design, so an unauthenticated login flood could
+// otherwise exhaust the server's memory. Every argon2id computation in the
+// process (HashPassword, VerifyPassword, VerifyPasswordWait) takes one of
+// HashSlots slots, sized like GOMAXPROCS: at most HashSlots computations run
+// at once, bounding their memory at HashSlots × 19 MiB (a hash with
+// parallelism 1 uses one core, so more slots would only queue on the CPU).
+// The login path uses VerifyPasswordWait, which waits a bounded time for a
+// slot and otherwise returns ErrBusy (bitd answers 429 login_busy).
 //
 // Role passwords are never stored: RolePassword derives them from the server
 // secret with HMAC-SHA256, so every replica that shares the secret computes
@@ -21,6 +32,7 @@
 package secret
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/pbkdf2"
 	"crypto/rand"
@@ -33,7 +45,10 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -90,15 +105,71 @@ func RolePassword(secret []byte, role string) string {
 
 // Argon2id parameters used for new hashes.
 const (
-	argonMemoryKiB = 64 * 1024
+	argonMemoryKiB = 19 * 1024
 	argonTime      = 2
-	argonThreads   = 2
+	argonThreads   = 1
 	argonSaltLen   = 16
 	argonKeyLen    = 32
 )
 
-// HashPassword returns the argon2id PHC string of password.
+// HashSlots is how many argon2id computations may run at once in this
+// process (GOMAXPROCS at start-up, at least 1).
+var HashSlots = max(1, runtime.GOMAXPROCS(0))
+
+// ErrBusy means every hashing slot stayed taken for the whole wait: the
+// caller should answer "busy, retry shortly".
+var ErrBusy = errors.New("password hashing is at capacity; retry in a second")
+
+var (
+	hashSem      = make(chan struct{}, HashSlots)
+	hashInFlight atomic.Int64
+	hashPeak     atomic.Int64
+)
+
+// acquireHash takes a hashing slot, waiting at most maxWait (forever when
+// maxWait <= 0) and no longer than ctx lives.
+func acquireHash(ctx context.Context, maxWait time.Duration) error {
+	select {
+	case hashSem <- struct{}{}:
+	default:
+		var timeout <-chan time.Time
+		if maxWait > 0 {
+			tm := time.NewTimer(maxWait)
+			defer tm.Stop()
+			timeout = tm.C
+		}
+		select {
+		case hashSem <- struct{}{}:
+		case <-timeout:
+			return ErrBusy
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	n := hashInFlight.Add(1)
+	for {
+		p := hashPeak.Load()
+		if n <= p || hashPeak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	return nil
+}
+
+func releaseHash() {
+	hashInFlight.Add(-1)
+	<-hashSem
+}
+
+// HashPassword returns the argon2id PHC string of password. It waits for a
+// hashing slot as long as it takes.
 func HashPassword(password string) (string, error) {
+	_ = acquireHash(context.Background(), 0)
+	defer releaseHash()
+	return hashPassword(password)
+}
+
+func hashPassword(password string) (string, error) {
 	salt := make([]byte, argonSaltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
@@ -113,8 +184,27 @@ func HashPassword(password string) (string, error) {
 var ErrBadHash = errors.New("stored password hash is not an argon2id PHC string")
 
 // VerifyPassword reports whether password matches the PHC string phc. The
-// comparison is constant-time.
+// comparison is constant-time. It waits for a hashing slot as long as it
+// takes.
 func VerifyPassword(phc, password string) (bool, error) {
+	_ = acquireHash(context.Background(), 0)
+	defer releaseHash()
+	return verifyPassword(phc, password)
+}
+
+// VerifyPasswordWait is VerifyPassword that waits at most maxWait (and no
+// longer than ctx lives) for a hashing slot: it returns ErrBusy when none
+// came free, or ctx's error. Callers verify DummyHash through it for unknown
+// users so that both paths queue and work alike.
+func VerifyPasswordWait(ctx context.Context, maxWait time.Duration, phc, password string) (bool, error) {
+	if err := acquireHash(ctx, maxWait); err != nil {
+		return false, err
+	}
+	defer releaseHash()
+	return verifyPassword(phc, password)
+}
+
+func verifyPassword(phc, password string) (bool, error) {
 	parts := strings.Split(phc, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" {
 		return false, ErrBadHash
@@ -145,7 +235,7 @@ func VerifyPassword(phc, password string) (bool, error) {
 // DummyHash is a valid hash of a random password, verified against when a
 // login names an unknown user so that the work done is the same.
 var DummyHash = func() string {
-	h, err := HashPassword(RandomBase62(20))
+	h, err := hashPassword(RandomBase62(20))
 	if err != nil {
 		panic(err)
 	}

@@ -1,11 +1,20 @@
 package secret
 
 import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"golang.org/x/crypto/argon2"
 )
 
 func TestAPIKeyAndTokenFormat(t *testing.T) {
@@ -57,7 +66,7 @@ func TestPasswordHash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(h, "$argon2id$v=19$m=65536,t=2,p=2$") {
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=19456,t=2,p=1$") {
 		t.Fatalf("hash %q is not the documented PHC string", h)
 	}
 	h2, _ := HashPassword("correct horse")
@@ -123,5 +132,69 @@ func TestSCRAMVerifier(t *testing.T) {
 	}
 	if strings.Contains(a, pw) {
 		t.Error("verifier contains the password")
+	}
+}
+
+// TestHashLimiter runs far more verifications at once than there are slots:
+// never more than HashSlots run together, and with every slot held a bounded
+// wait ends in ErrBusy (or the context's error) instead of queueing forever.
+func TestHashLimiter(t *testing.T) {
+	t.Parallel()
+	h, err := HashPassword("pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	salt := []byte("0123456789abcdef")
+	enc := base64.RawStdEncoding
+	old := fmt.Sprintf("$argon2id$v=19$m=65536,t=2,p=2$%s$%s", enc.EncodeToString(salt),
+		enc.EncodeToString(argon2.IDKey([]byte("pw"), salt, 2, 64*1024, 2, 32)))
+	if ok, err := VerifyPassword(old, "pw"); !ok || err != nil {
+		t.Fatalf("a 64 MiB hash from before the cost change no longer verifies: %v, %v", ok, err)
+	}
+	n := HashSlots*4 + 2
+	var wg sync.WaitGroup
+	var busy, okCount atomic.Int64
+	for range n {
+		wg.Go(func() {
+			ok, err := VerifyPasswordWait(t.Context(), time.Hour, h, "pw")
+			switch {
+			case err == nil && ok:
+				okCount.Add(1)
+			case errors.Is(err, ErrBusy):
+				busy.Add(1)
+			default:
+				t.Errorf("VerifyPasswordWait = %v, %v", ok, err)
+			}
+		})
+	}
+	wg.Wait()
+	if okCount.Load() != int64(n) || busy.Load() != 0 {
+		t.Fatalf("with a long wait all %d verifications must succeed; got %d ok, %d busy", n, okCount.Load(), busy.Load())
+	}
+	if p := hashPeak.Load(); p < 1 || p > int64(HashSlots) {
+		t.Fatalf("peak concurrent hashes = %d; want 1..%d", p, HashSlots)
+	}
+
+	// Hold every slot: a bounded wait reports ErrBusy, a cancelled context
+	// its own error.
+	for range HashSlots {
+		if err := acquireHash(t.Context(), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = VerifyPasswordWait(t.Context(), 10*time.Millisecond, h, "pw")
+	if !errors.Is(err, ErrBusy) {
+		t.Errorf("all slots held: err = %v; want ErrBusy", err)
+	}
+	cctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err = VerifyPasswordWait(cctx, time.Hour, h, "pw"); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled context: err = %v; want context.Canceled", err)
+	}
+	for range HashSlots {
+		releaseHash()
+	}
+	if ok, err := VerifyPasswordWait(t.Context(), time.Second, h, "pw"); !ok || err != nil {
+		t.Fatalf("after release: %v, %v", ok, err)
 	}
 }

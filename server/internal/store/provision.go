@@ -204,7 +204,12 @@ func (s *Store) DeleteDatabase(ctx context.Context, d *Database) (reservedUntil 
 		}
 		return time.Time{}, fmt.Errorf("delete database: %w", err)
 	}
-	if err := s.dropPhysical(ctx, d.PGName); err != nil {
+	// The metadata row is gone: finish the physical drop even if the
+	// caller's request is cancelled now, or the database and its roles
+	// would be left behind with nothing pointing at them.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	if err := s.dropPhysical(dctx, d.PGName); err != nil {
 		return reservedUntil, err
 	}
 	return reservedUntil, nil

@@ -29,7 +29,9 @@ ts() { printf '<table:table-cell table:style-name="ce2" office:value-type="date"
 b() { printf '<table:table-cell office:value-type="boolean" office:boolean-value="%s"/>' "$1"; }
 e() { printf '<table:table-cell/>'; }
 fn() { printf '<table:table-cell table:formula="of:=%s" office:value-type="float" office:value="%s"/>' "$1" "$2"; }
-fs() { printf '<table:table-cell table:formula="of:=%s" office:value-type="string" office:string-value="%s"><text:p>%s</text:p></table:table-cell>' "$1" "$2" "$2"; }
+# String formulas carry no cached result: LibreOffice then computes it and
+# writes it to the .xls (a STRING record after the FORMULA record).
+fs() { printf '<table:table-cell table:formula="of:=%s"/>' "$1"; }
 fb() { printf '<table:table-cell table:formula="of:=%s" office:value-type="boolean" office:boolean-value="%s"/>' "$1" "$2"; }
 row() { printf '<table:table-row>%s</table:table-row>\n' "$*"; }
 
@@ -73,13 +75,22 @@ row() { printf '<table:table-row>%s</table:table-row>\n' "$*"; }
   echo '<office:body><office:spreadsheet>'
   echo '<table:calculation-settings><table:null-date table:date-value="1904-01-01"/></table:calculation-settings>'
   echo '<table:table table:name="Dates">'
-  row "$(s day)$(s n)"
+  row "$(s day)$(s num)"
   row "$(d 2024-01-02)$(f 1)"
   row "$(d 1904-01-02)$(f 2)"
   echo '</table:table></office:spreadsheet></office:body></office:document>'
 } >"$work/date1904.fods"
 
-(cd "$work" && soffice --headless --norestore --convert-to xls --outdir "$work/out" book.fods long.fods date1904.fods >/dev/null)
+# A private LibreOffice profile that recalculates formulas on load, so the
+# cached results written to the .xls are real (string results included).
+mkdir -p "$work/profile/user"
+cat >"$work/profile/user/registrymodifications.xcu" <<'XCU'
+<?xml version="1.0" encoding="UTF-8"?>
+<oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="ODFRecalcMode" oor:op="fuse"><value>0</value></prop></item>
+</oor:items>
+XCU
+(cd "$work" && soffice -env:UserInstallation="file://$work/profile" --headless --norestore --convert-to xls --outdir "$work/out" book.fods long.fods date1904.fods >/dev/null 2>&1)
 cp "$work/out/book.xls" "$work/out/long.xls" "$work/out/date1904.xls" "$here/"
 
 # sheetjs: SheetJS's BIFF8 writer (BOOLERR, LABELSST, NUMBER, dates).

@@ -15,13 +15,14 @@ import (
 )
 
 // TestLoginFlood sends far more concurrent logins than there are hashing
-// slots: every answer is 200 or 429 login_busy with Retry-After, never a 5xx.
+// slots (GOMAXPROCS=1 gives bitd a single slot): every answer is 200 or 429
+// login_busy with Retry-After, never a 5xx.
 func TestLoginFlood(t *testing.T) {
 	t.Parallel()
-	s := bitdtest.Start(t)
+	s := bitdtest.Start(t, bitdtest.Env("GOMAXPROCS=1"))
 	name := bitdtest.UniqueName("flood_")
 	s.NewUser(t, name, "flood-pass-1")
-	const n = 48
+	const n = 64
 	var wg sync.WaitGroup
 	results := make([]resp, n)
 	for i := range n {
@@ -92,8 +93,14 @@ func TestShutdownUnderLoad(t *testing.T) {
 	start := time.Now()
 	s.Stop(t)
 	t.Logf("bitd stopped %v after SIGTERM", time.Since(start).Round(100*time.Millisecond))
-	if logs := s.Logs(); !strings.Contains(logs, "ephemeral clean-up done") {
+	logs := s.Logs()
+	if !strings.Contains(logs, "ephemeral clean-up done") {
 		t.Errorf("no ephemeral clean-up in the log:\n%s", logs)
+	}
+	// The stream outlives the grace period, so shutdown must have cancelled
+	// the in-flight requests rather than waiting for them.
+	if !strings.Contains(logs, "cancelling in-flight HTTP requests") {
+		t.Errorf("shutdown did not cancel the open stream:\n%s", logs)
 	}
 	conn, err := pgx.Connect(t.Context(), bitdtest.DatabaseURL(t))
 	if err != nil {

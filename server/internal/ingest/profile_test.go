@@ -3,11 +3,14 @@ package ingest
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 // TestProfileCSVMatchesAnalyze checks that a plan built from an upload-time
@@ -115,4 +118,42 @@ func TestProfileCSVFallback(t *testing.T) {
 			t.Errorf("a stale profile was used: %+v", got.Tables[0].Columns)
 		}
 	})
+}
+
+// TestProfileCSVPlain checks which files are handed to COPY as they are,
+// with the file read whole and one byte at a time (chunk boundaries).
+func TestProfileCSVPlain(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name, data string
+		plain      bool
+	}{
+		{"plain", "a,b\n1,2\n3,4\n", true},
+		{"no final newline", "a,b\n1,2", true},
+		{"quotes", "a,b\n\"1\",2\n", false},
+		{"crlf", "a,b\r\n1,2\r\n", false},
+		{"blank line", "a,b\n1,2\n\n3,4\n", false},
+		{"leading blank line", "\na,b\n1,2\n", false},
+		{"end-of-data marker", "a\n1\n\\.\n2\n", false},
+		{"marker first", "\\.\n1\n", false},
+		{"backslash elsewhere", "a\nx\\.y\n", true},
+		{"bom", "\xEF\xBB\xBFa,b\n1,2\n", false},
+	} {
+		for _, one := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/bytewise=%v", c.name, one), func(t *testing.T) {
+				t.Parallel()
+				var r io.Reader = strings.NewReader(c.data)
+				if one {
+					r = iotest.OneByteReader(r)
+				}
+				prof, err := ProfileCSV(t.Context(), "p.csv", r)
+				if err != nil || prof == nil {
+					t.Fatalf("ProfileCSV = %v, %v", prof, err)
+				}
+				if prof.Plain != c.plain {
+					t.Errorf("Plain = %v, want %v", prof.Plain, c.plain)
+				}
+			})
+		}
+	}
 }

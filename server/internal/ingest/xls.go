@@ -9,6 +9,7 @@ package ingest
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -22,7 +23,7 @@ import (
 
 // maxXLSBytes caps the size of an .xls file read into memory. BIFF8 sheets
 // hold at most 65,536 rows × 256 columns; real files stay far below this.
-const maxXLSBytes = 512 << 20
+const maxXLSBytes = 256 << 20
 
 // xlsError is an invalid_xls failure.
 func xlsError(format string, args ...any) *Error {
@@ -361,7 +362,8 @@ func (s *segReader) advance() bool {
 	return len(s.cur) > 0
 }
 
-var errShort = xlsError("a record ends in the middle of a value")
+// errShort is wrapped into an invalid_xls *Error by every caller.
+var errShort = errors.New("a record ends in the middle of a value")
 
 // bytes reads n bytes, crossing segment boundaries.
 func (s *segReader) bytes(n int) ([]byte, error) {
@@ -460,8 +462,9 @@ func flushUTF16(sb *strings.Builder, u *[]uint16) {
 	}
 }
 
-// xlString reads an XLUnicodeRichExtendedString (SST entries) or, with
-// rich=false and the count already read, the plain form.
+// xlString reads a BIFF8 Unicode string whose character count takes cchLen
+// bytes (1 or 2), then a flags byte, optional rich-text run and phonetic
+// sizes, the characters, and skips the runs and phonetic data.
 func (s *segReader) xlString(cchLen int) (string, error) {
 	var cch int
 	if cchLen == 1 {
@@ -787,7 +790,12 @@ type xlsCell struct {
 
 // readSheet returns the non-empty cells of a worksheet sorted by row and
 // column.
-func (bk *xlsBook) readSheet(sh xlsSheet) ([]xlsCell, error) {
+func (bk *xlsBook) readSheet(sh xlsSheet) (_ []xlsCell, err error) {
+	defer func() {
+		if e, ok := err.(*Error); ok && e.Details == nil {
+			e.Details = map[string]any{"sheet": sh.name}
+		}
+	}()
 	if sh.offset < 0 || sh.offset >= len(bk.stream) {
 		return nil, xlsError("sheet %q starts at offset %d, past the end of the Workbook stream (%d bytes)", sh.name, sh.offset, len(bk.stream))
 	}
@@ -803,7 +811,7 @@ func (bk *xlsBook) readSheet(sh xlsSheet) ([]xlsCell, error) {
 		}
 		cells = append(cells, xlsCell{row, col, c})
 	}
-	pendingString := -1 // index in cells awaiting a STRING record, or the position for one
+	pendingString := false // a string FORMULA awaits its STRING record
 	var pendingRow uint32
 	var pendingCol uint16
 	depth := 0 // nested BOF/EOF (embedded charts)
@@ -902,17 +910,17 @@ func (bk *xlsBook) readSheet(sh xlsSheet) ([]xlsCell, error) {
 			}
 			switch val[0] {
 			case 0: // string: the next STRING record holds it
-				pendingString, pendingRow, pendingCol = 1, row, col
+				pendingString, pendingRow, pendingCol = true, row, col
 			case 1:
 				add(row, col, Cell{Kind: Bool, S: strconv.FormatBool(val[2] != 0)})
 			case 2:
 				add(row, col, boolErrCell(val[2], 1))
 			}
 		case recString:
-			if pendingString < 0 {
+			if !pendingString {
 				continue
 			}
-			pendingString = -1
+			pendingString = false
 			cont, err := r.continued()
 			if err != nil {
 				return nil, err

@@ -397,3 +397,25 @@ func FuzzXLS(f *testing.F) {
 		_ = parseAllXLS(data)
 	})
 }
+
+// TestXLSCellErrorDetails: a cell pointing past the shared-string table
+// fails with the sheet in Details and the cell named in the message.
+func TestXLSCellErrorDetails(t *testing.T) {
+	t.Parallel()
+	book := readFixture(t, "book.xls")
+	i := bytes.Index(book, []byte{0xFD, 0x00, 0x0A, 0x00}) // first LABELSST
+	if i < 0 {
+		t.Fatal("no LABELSST record in book.xls")
+	}
+	b := bytes.Clone(book)
+	binary.LittleEndian.PutUint32(b[i+4+6:], 0xFFFF)
+	bk, err := parseXLS(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = bk.readSheet(bk.sheets[0])
+	var e *Error
+	if !errors.As(err, &e) || e.Type != "invalid_xls" || !strings.Contains(e.Message, "cell A1 refers to shared string 65535") || e.Details["sheet"] != "Data" {
+		t.Errorf("err = %v (details %v), want invalid_xls naming cell A1 and sheet Data", err, e)
+	}
+}

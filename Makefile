@@ -37,7 +37,8 @@ deps:
 
 ## test: the whole suite, starting a private PostgreSQL itself
 test: deps
-	@set -e; for t in $(TEST_TARGETS); do echo "== make $$t"; $(MAKE) --no-print-directory $$t; done
+	@failed=""; for t in $(TEST_TARGETS); do echo "== make $$t"; $(MAKE) --no-print-directory $$t || failed="$$failed $$t"; done; \
+	if [ -n "$$failed" ]; then echo "make test: failed:$$failed"; exit 1; fi; echo "make test: all of$(foreach t,$(TEST_TARGETS), $(t)) passed"
 
 test-go:
 	@failed=""; for m in $(MODULES); do echo "== go test $$m"; \

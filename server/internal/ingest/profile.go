@@ -139,22 +139,71 @@ func ProfileCSV(ctx context.Context, fileName string, r io.Reader) (*CSVProfile,
 	ps := &plainScan{r: io.MultiReader(bytes.NewReader(head), r), plain: d.Encoding == EncUTF8}
 	cr := &countingReader{r: ps}
 	c := newCSVReader(io.NopCloser(cr), cr, d)
+	// One goroutine parses, this one classifies: batches of rows go
+	// between them, so that the pass uses two cores while the upload runs.
+	const batchRows = 1024
+	type batch struct {
+		cells []Cell
+		width []int
+	}
+	batches, free := make(chan *batch, 4), make(chan *batch, 6)
+	stop := make(chan struct{})
+	var perr error
+	go func() {
+		defer close(batches)
+		for n := 0; ; n++ {
+			var b *batch
+			select {
+			case b = <-free:
+				b.cells, b.width = b.cells[:0], b.width[:0]
+			default:
+				b = &batch{}
+			}
+			for len(b.width) < batchRows {
+				row, err := c.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					perr = err
+					break
+				}
+				b.cells = append(b.cells, row...)
+				b.width = append(b.width, len(row))
+			}
+			if len(b.width) > 0 {
+				select {
+				case batches <- b:
+				case <-stop:
+					return
+				}
+			}
+			if perr != nil || len(b.width) < batchRows || ctx.Err() != nil {
+				return
+			}
+		}
+	}()
 	var in Inferrer
-	for n := 0; ; n++ {
-		if n&4095 == 0 && ctx.Err() != nil {
-			return nil, ctx.Err()
+	for b := range batches {
+		off := 0
+		for _, w := range b.width {
+			in.Add(b.cells[off : off+w])
+			off += w
 		}
-		row, err := c.Next()
-		if err == io.EOF {
-			break
+		select {
+		case free <- b:
+		default:
 		}
-		if errors.Is(err, errNotUTF8) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		in.Add(row)
+	}
+	close(stop)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if errors.Is(perr, errNotUTF8) {
+		return nil, nil
+	}
+	if perr != nil {
+		return nil, perr
 	}
 	p := profileOf(&in)
 	p.Size, p.Encoding, p.Delimiter = cr.n, d.Encoding, string(d.Delimiter)

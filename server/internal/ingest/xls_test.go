@@ -263,7 +263,7 @@ func TestXLSNumberFormats(t *testing.T) {
 	if _, ok := excelDate(60, false, fmtDate); ok {
 		t.Error("serial 60 (29 February 1900) became a date")
 	}
-	if got := rkValue(0x0000000A | 0x2 | 0); got != 2 { // integer 2
+	if got := rkValue(2<<2 | 0x2); got != 2 { // integer 2 (value << 2, integer flag)
 		t.Errorf("rk int = %v", got)
 	}
 	if got := rkValue(uint32(12345<<2) | 3); got != 123.45 { // integer / 100

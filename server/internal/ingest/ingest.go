@@ -2,7 +2,9 @@
 // the format, reads the file twice (once to infer the header and the column
 // types over every row, once to load), and loads each table with COPY inside
 // a transaction the caller owns, so that any failure leaves the database
-// exactly as it was.
+// exactly as it was. For CSV the inference pass can instead run while the
+// file is uploaded (ProfileCSV, handed back as Options.CSVProfile), and a
+// plain CSV file goes to COPY as it is, parsed by PostgreSQL.
 //
 // Formats: delimited text (CSV, TSV, ; or | separated; encoding and
 // delimiter detected), JSON (an array of objects or NDJSON), XLSX (Office

@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/big"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -474,5 +475,57 @@ func e2eJobs(t *testing.T, c *core.Client, db string) {
 	var jf *core.JobFailedError
 	if !errors.As(err, &jf) || jf.Job.State != core.JobFailed || jf.Job.ErrorType == "" || !strings.Contains(err.Error(), jf.Job.ErrorType) {
 		t.Fatalf("broken import: %v", err)
+	}
+}
+
+// TestE2ELoginSingleFlight: 100 goroutines calling through a client whose
+// token has just expired cause exactly one login, counted by the server (in
+// bitd's own access log, on a bitd of this test alone).
+func TestE2ELoginSingleFlight(t *testing.T) {
+	s := bitdtest.Start(t, bitdtest.Args("--token-ttl", "3s"))
+	ctx := t.Context()
+	const password = "single-flight-Pa55word"
+	user := fmt.Sprintf("sf%d", time.Now().UnixNano()%1e9)
+	s.NewUser(t, user, password)
+	c, err := core.NewClient(s.Endpoint, core.WithCredentials(core.UsernamePassword(user, password,
+		core.WithRefreshSkew(time.Second))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logins := func() int {
+		n := 0
+		for _, line := range strings.Split(s.Logs(), "\n") {
+			if strings.Contains(line, "path=/auth/v1/login") && strings.Contains(line, "status=200") {
+				n++
+			}
+		}
+		return n
+	}
+	if _, err := c.Account(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := logins(); n != 1 {
+		t.Fatalf("first call: the server saw %d logins, want 1", n)
+	}
+	// The token lives 3 s and is refreshed 1 s before expiry: after 2.2 s it is due.
+	time.Sleep(2200 * time.Millisecond)
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Account(ctx); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := logins(); n != 2 {
+		t.Fatalf("100 concurrent calls on an expiring token: the server saw %d logins in all, want 2 (1 + 1 refresh)", n)
 	}
 }

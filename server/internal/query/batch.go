@@ -56,17 +56,7 @@ func (h *Handler) ServeBatch(w http.ResponseWriter, r *http.Request) {
 			Message: fmt.Sprintf("isolation_level %q is not supported: use \"read committed\" (the default), \"repeatable read\" or \"serializable\"", req.Isolation)})
 		return
 	}
-	objects, err := dataFormat(r, req.DataFormat)
-	if err != nil {
-		apierr.Write(w, r, err)
-		return
-	}
-	timeout, err := h.timeout(req.TimeoutMS)
-	if err != nil {
-		apierr.Write(w, r, err)
-		return
-	}
-	target, err := h.resolver.Resolve(r.Context(), req.DatabaseName)
+	objects, timeout, target, err := h.prepare(r, req.DataFormat, req.TimeoutMS, req.DatabaseName)
 	if err != nil {
 		apierr.Write(w, r, err)
 		return

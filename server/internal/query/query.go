@@ -177,6 +177,21 @@ func dataFormat(r *http.Request, body string) (objects bool, err error) {
 }
 
 // timeout returns the statement timeout of a request.
+// prepare does what /query and /query/batch share once the body is valid:
+// the answer format, the effective timeout and the caller's database.
+func (h *Handler) prepare(r *http.Request, format string, timeoutMS *int64, database string) (objects bool, timeout time.Duration, target *dbaccess.Target, err error) {
+	if objects, err = dataFormat(r, format); err != nil {
+		return false, 0, nil, err
+	}
+	if timeout, err = h.timeout(timeoutMS); err != nil {
+		return false, 0, nil, err
+	}
+	if target, err = h.resolver.Resolve(r.Context(), database); err != nil {
+		return false, 0, nil, err
+	}
+	return objects, timeout, target, nil
+}
+
 func (h *Handler) timeout(ms *int64) (time.Duration, error) {
 	if ms == nil || *ms == 0 {
 		return h.cfg.StatementTimeout, nil
@@ -218,17 +233,7 @@ func (h *Handler) ServeQuery(w http.ResponseWriter, r *http.Request) {
 		apierr.Write(w, r, err)
 		return
 	}
-	objects, err := dataFormat(r, req.DataFormat)
-	if err != nil {
-		apierr.Write(w, r, err)
-		return
-	}
-	timeout, err := h.timeout(req.TimeoutMS)
-	if err != nil {
-		apierr.Write(w, r, err)
-		return
-	}
-	target, err := h.resolver.Resolve(r.Context(), req.DatabaseName)
+	objects, timeout, target, err := h.prepare(r, req.DataFormat, req.TimeoutMS, req.DatabaseName)
 	if err != nil {
 		apierr.Write(w, r, err)
 		return

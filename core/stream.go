@@ -364,7 +364,7 @@ func streamError(m map[string]any) error {
 		switch {
 		case e.Code == "query_timeout":
 			e.StatusCode = http.StatusRequestTimeout
-		case e.Code == "result_too_large" || e.Code == "request_too_large" || e.Code == "too_large":
+		case e.Code == "result_too_large" || e.Code == "body_too_large" || e.Code == "too_large":
 			e.StatusCode = http.StatusRequestEntityTooLarge
 		case e.Code == "database_busy" || e.Code == "database_unavailable":
 			e.StatusCode = http.StatusServiceUnavailable

@@ -91,7 +91,7 @@ func Decode(body []byte) (Request, *Error) {
 		return req, BadRequest(`empty body: send a JSON object {"database": "account/db", "query": "select 1"}`)
 	}
 	if len(body) > MaxRequestBytes {
-		return req, &Error{Status: http.StatusRequestEntityTooLarge, Code: "request_too_large",
+		return req, &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
 			Message: fmt.Sprintf("the request body is %d bytes, above the %d-byte limit: pass large inputs as params of several requests or use an import job", len(body), MaxRequestBytes)}
 	}
 	dec := jsonx.NewDecoder(bytes.NewReader(body))

@@ -134,7 +134,7 @@ func decodeRequest(w http.ResponseWriter, r *http.Request) (*queryRequest, error
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, apierr.New(http.StatusRequestEntityTooLarge, "request_too_large",
+			return nil, apierr.New(http.StatusRequestEntityTooLarge, "body_too_large",
 				"the request body is larger than %d MiB; send large data with an import job", MaxRequestBytes>>20)
 		}
 		return nil, apierr.BadRequest("invalid_request", "could not read the request body: %v", err)

@@ -264,7 +264,7 @@ func TestLogout(t *testing.T) {
 // checks no error text contains one.
 func TestNoSecretsInErrors(t *testing.T) {
 	t.Parallel()
-	const key = "v2_SECRETKEYabcdefghijklmnopqrstuvwxyz0123456789"
+	key := "v2_SECRETKEY" + strings.Repeat("k", 36)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(500)
 		io.WriteString(w, `{"error":"boom","code":"internal"}`)

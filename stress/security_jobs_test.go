@@ -366,3 +366,39 @@ func TestSSRFFileURL(t *testing.T) {
 		t.Fatalf("a refused import left a table: %s", q.Raw)
 	}
 }
+
+// TestDownloadURLExpires: a genuine download URL stops working once its
+// lifetime (--download-url-ttl) has passed.
+func TestDownloadURLExpires(t *testing.T) {
+	t.Parallel() // mostly waiting
+	s := start(t, bitdtest.Args("--download-url-ttl", "2s"))
+	t.Cleanup(func() { scanLogs(t, s) })
+	c := newClient(s.Endpoint, s.APIKey)
+	db := c.createDB(t, "dlttl", true)
+	c.mustQuery(t, db, "create table t as select g as id from generate_series(1, 5) g")
+	exp := c.do(t, "POST", "/v2beta/db/"+db+"/export/", map[string]any{"table_name": "t", "schema_name": "public"})
+	if exp.Status != http.StatusAccepted {
+		t.Fatalf("export: %d %s", exp.Status, exp.Raw)
+	}
+	done := c.waitJob(t, "export", exp.str("id"), 2*time.Minute)
+	dl := done.str("download_url")
+	if done.str("state") != "DONE" || dl == "" {
+		t.Fatalf("export did not finish with a download_url: %s", done.Raw)
+	}
+	anon := newClient("", "")
+	// The URL is minted when the job is read; read it again so the check of
+	// the fresh URL does not race its 2 s lifetime.
+	dl = c.waitJob(t, "export", exp.str("id"), time.Minute).str("download_url")
+	if r, err := anon.doE("GET", dl, nil); err != nil || r.Status != 200 {
+		t.Fatalf("fresh download_url: %v %d %.200s", err, r.Status, r.Raw)
+	}
+	time.Sleep(3 * time.Second)
+	r, err := anon.doE("GET", dl, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != http.StatusGone || r.str("code") != "download_expired" {
+		t.Fatalf("expired download_url: %d %.300s, want 410 download_expired", r.Status, r.Raw)
+	}
+	record(t, "download URL used after its lifetime (--download-url-ttl 2s)", fmt.Sprintf("refused (%d %s)", r.Status, r.str("code")))
+}

@@ -317,7 +317,7 @@ func TestE2E(t *testing.T) {
 		if r.code != 3 || !strings.Contains(r.stderr, "status: 413") || !strings.Contains(r.stderr, "--format ndjson") {
 			t.Errorf("buffered answer over the limit: exit %d\n%s", r.code, r.stderr)
 		}
-		r = b.run(t, "", "-k", "v2_thisisnotarealkeythisisnotarealkey0123", "db", "list")
+		r = b.run(t, "", "-k", "v2_"+strings.Repeat("n", 43), "db", "list")
 		if r.code != 3 || !strings.Contains(r.stderr, "status: 401") || strings.Contains(r.stderr, "thisisnotarealkey") {
 			t.Errorf("bad key: exit %d\n%s", r.code, r.stderr)
 		}
@@ -337,7 +337,7 @@ func TestE2E(t *testing.T) {
 			}
 		}
 		// -k wins over the environment.
-		r := b.withEnv("BITKIT_API_KEY=v2_wrongwrongwrongwrongwrongwrongwrongwrong").run(t, "", key, "account")
+		r := b.withEnv("BITKIT_API_KEY=v2_"+strings.Repeat("w", 43)).run(t, "", key, "account")
 		if r.code != 0 {
 			t.Errorf("-k over env: exit %d %s", r.code, r.stderr)
 		}

@@ -1,6 +1,6 @@
 # Issue 9: the stress suite. Its fast parts run in `make test` (the stress
 # module is one of MODULES; fuzz-short below); `make stress` runs the long
-# versions (BITKIT_STRESS=1: 200 clients for 60 s, SIGKILL during jobs) and
+# versions (BITKIT_STRESS=1 and -tags stress: 200 clients for 60 s, SIGKILL during jobs) and
 # regenerates docs/reliability.md from the rows the tests recorded, also when
 # some test failed (its rows then say FAILED; make still fails).
 .PHONY: stress
@@ -8,7 +8,7 @@ stress: build
 	mkdir -p test-artifacts
 	set -o pipefail; status=0; \
 	(cd stress && BITKIT_STRESS=1 BITKIT_RELIABILITY_OUT=$(CURDIR)/test-artifacts/reliability.md \
-		../$(WITH_PG) $(GO) test -count=1 -timeout 40m -v ./... 2>&1) | tee $(CURDIR)/test-artifacts/stress.log || status=$$?; \
+		../$(WITH_PG) $(GO) test -tags stress -count=1 -timeout 40m -v ./... 2>&1) | tee $(CURDIR)/test-artifacts/stress.log || status=$$?; \
 	scripts/reliability-doc.sh test-artifacts/reliability.md > docs/reliability.md; \
 	exit $$status
 

@@ -273,10 +273,7 @@ func keyTable(k *core.APIKey) func() tabular {
 }
 
 func runKeyCreate(ctx context.Context, inv *invocation) error {
-	if _, err := inv.outputFormat(fmtJSON, fmtTable, fmtCSV); err != nil {
-		return err
-	}
-	c, err := inv.client()
+	c, err := inv.tabularClient()
 	if err != nil {
 		return err
 	}
@@ -295,10 +292,7 @@ func runKeyRevoke(ctx context.Context, inv *invocation) error {
 	case !all && len(inv.args) == 0:
 		return usagef(inv.cmd, "missing KEY to revoke (or --all for every key)")
 	}
-	if _, err := inv.outputFormat(fmtJSON, fmtTable, fmtCSV); err != nil {
-		return err
-	}
-	c, err := inv.client()
+	c, err := inv.tabularClient()
 	if err != nil {
 		return err
 	}
@@ -329,10 +323,7 @@ func saTable(sas []core.ServiceAccount) func() tabular {
 }
 
 func runSAList(ctx context.Context, inv *invocation) error {
-	if _, err := inv.outputFormat(fmtJSON, fmtTable, fmtCSV); err != nil {
-		return err
-	}
-	c, err := inv.client()
+	c, err := inv.tabularClient()
 	if err != nil {
 		return err
 	}
@@ -351,10 +342,7 @@ func runSAInfo(ctx context.Context, inv *invocation) error {
 	if err != nil {
 		return err
 	}
-	if _, err := inv.outputFormat(fmtJSON, fmtTable, fmtCSV); err != nil {
-		return err
-	}
-	c, err := inv.client()
+	c, err := inv.tabularClient()
 	if err != nil {
 		return err
 	}
@@ -374,10 +362,7 @@ func runSACreate(ctx context.Context, inv *invocation) error {
 	if !contains([]string{"OWNER", "ADMIN", "WRITER", "READER"}, role) {
 		return usagef(inv.cmd, "--role must be OWNER, ADMIN, WRITER or READER, not %q", inv.str("--role"))
 	}
-	if _, err := inv.outputFormat(fmtJSON, fmtTable, fmtCSV); err != nil {
-		return err
-	}
-	c, err := inv.client()
+	c, err := inv.tabularClient()
 	if err != nil {
 		return err
 	}
@@ -401,10 +386,7 @@ func runSAKeyCreate(ctx context.Context, inv *invocation) error {
 	if err != nil {
 		return err
 	}
-	if _, err := inv.outputFormat(fmtJSON, fmtTable, fmtCSV); err != nil {
-		return err
-	}
-	c, err := inv.client()
+	c, err := inv.tabularClient()
 	if err != nil {
 		return err
 	}
@@ -420,10 +402,7 @@ func runSAKeyRevoke(ctx context.Context, inv *invocation) error {
 	if err != nil {
 		return err
 	}
-	if _, err := inv.outputFormat(fmtJSON, fmtTable, fmtCSV); err != nil {
-		return err
-	}
-	c, err := inv.client()
+	c, err := inv.tabularClient()
 	if err != nil {
 		return err
 	}

@@ -67,6 +67,16 @@ func (inv *invocation) baseOptions() []core.Option {
 	return opts
 }
 
+// tabularClient is the start of every command whose answer prints as JSON,
+// a table or CSV: it checks --format first (a usage error needs no server),
+// then builds the client.
+func (inv *invocation) tabularClient() (*core.Client, error) {
+	if _, err := inv.outputFormat(fmtJSON, fmtTable, fmtCSV); err != nil {
+		return nil, err
+	}
+	return inv.client()
+}
+
 // client builds the API client with the caller's credentials: -k, then the
 // key environment variables, then the `bit login` session for the endpoint.
 // Extra options are applied last.

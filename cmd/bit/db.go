@@ -99,10 +99,7 @@ func databaseTable(dbs []core.Database) func() tabular {
 }
 
 func runDBList(ctx context.Context, inv *invocation) error {
-	if _, err := inv.outputFormat(fmtJSON, fmtTable, fmtCSV); err != nil {
-		return err
-	}
-	c, err := inv.client()
+	c, err := inv.tabularClient()
 	if err != nil {
 		return err
 	}
@@ -156,10 +153,7 @@ func runDBCreate(ctx context.Context, inv *invocation) error {
 		}
 		req.StorageLimitBytes = n
 	}
-	if _, err := inv.outputFormat(fmtJSON, fmtTable, fmtCSV); err != nil {
-		return err
-	}
-	c, err := inv.client()
+	c, err := inv.tabularClient()
 	if err != nil {
 		return err
 	}
@@ -175,10 +169,7 @@ func runDBInfo(ctx context.Context, inv *invocation) error {
 	if err != nil {
 		return err
 	}
-	if _, err := inv.outputFormat(fmtJSON, fmtTable, fmtCSV); err != nil {
-		return err
-	}
-	c, err := inv.client()
+	c, err := inv.tabularClient()
 	if err != nil {
 		return err
 	}
@@ -229,10 +220,7 @@ func runDBUpdate(ctx context.Context, inv *invocation) error {
 	if req.Name == nil && req.IsPrivate == nil && req.StorageLimitBytes == nil {
 		return usagef(inv.cmd, "nothing to update: give -n NEWNAME, -p true|false or --storage-limit BYTES")
 	}
-	if _, err := inv.outputFormat(fmtJSON, fmtTable, fmtCSV); err != nil {
-		return err
-	}
-	c, err := inv.client()
+	c, err := inv.tabularClient()
 	if err != nil {
 		return err
 	}
@@ -251,10 +239,7 @@ func runDBDelete(ctx context.Context, inv *invocation) error {
 	if err != nil {
 		return err
 	}
-	if _, err := inv.outputFormat(fmtJSON, fmtTable, fmtCSV); err != nil {
-		return err
-	}
-	c, err := inv.client()
+	c, err := inv.tabularClient()
 	if err != nil {
 		return err
 	}

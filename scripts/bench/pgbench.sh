@@ -51,7 +51,20 @@ if [ ! -x "$bitd" ]; then
 	log "building bin/bitd"
 	(cd "$root/server" && go build -trimpath -o ../bin/bitd ./cmd/bitd)
 fi
-"$bitd" dev --database-url "$TEST_DATABASE_URL" --metadata-db "bitkit_bench_$RANDOM$RANDOM" \
+# How bitd and PgBouncer reach PostgreSQL (the same way, for a fair
+# comparison): BENCH_BACKEND=socket (default when the server has a Unix
+# socket directory this user can reach) or tcp.
+sockdir=$("$PSQL" -X -At "$TEST_DATABASE_URL" -c 'SHOW unix_socket_directories' 2>/dev/null | cut -d, -f1 | sed 's/^ *//') || sockdir=""
+BACKEND=${BENCH_BACKEND:-}
+if [ -z "$BACKEND" ]; then
+	if [ -n "$sockdir" ] && [ -d "$sockdir" ]; then BACKEND=socket; else BACKEND=tcp; fi
+fi
+backend_args=()
+if [ "$BACKEND" = socket ]; then
+	[ -n "$sockdir" ] && [ -d "$sockdir" ] || die "BENCH_BACKEND=socket: the server reports no usable unix_socket_directories"
+	backend_args=(--pg-backend "$sockdir")
+fi
+"$bitd" dev --database-url "$TEST_DATABASE_URL" --metadata-db "bitkit_bench_$RANDOM$RANDOM" "${backend_args[@]}" \
 	--http 127.0.0.1:0 --pg 127.0.0.1:0 --data "$work/bitd" --ephemeral >"$work/bitd.log" 2>&1 &
 bitd_pid=$!
 for _ in $(seq 450); do
@@ -83,10 +96,12 @@ hostport=${hostpart%%/*}
 pg_host=${hostport%:*} pg_port=${hostport##*:}
 
 # --- PgBouncer, session mode ----------------------------------------------------
+bouncer_host=$pg_host
+[ "$BACKEND" = socket ] && bouncer_host=$sockdir
 bport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat >"$work/pgbouncer.ini" <<INI
 [databases]
-bench = host=$pg_host port=$pg_port dbname=$realdb user=$su_user password=$su_pw
+bench = host=$bouncer_host port=$pg_port dbname=$realdb user=$su_user password=$su_pw
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = $bport
@@ -114,6 +129,9 @@ for _ in $(seq 50); do
 done
 
 # --- runs -------------------------------------------------------------------
+# cputicks PID: user+system CPU ticks the process has used so far.
+cputicks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+HZ=$(getconf CLK_TCK)
 # run NAME MODE conninfo-args... : prints the TPS.
 run() {
 	local name=$1 mode=$2
@@ -124,39 +142,59 @@ run() {
 	out=$("$PGBENCH" "${args[@]}" "$@" 2>&1) || { printf '%s\n' "$out" >&2; die "pgbench ($name, $mode) failed"; }
 	printf '%s\n' "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
 }
-# target NAME MODE: one pgbench run against target NAME.
+# target NAME MODE: one pgbench run against target NAME; prints "TPS CPU-µs-per-transaction-of-the-middle-process".
 target() {
+	local mid="" before after v
 	case $1 in
-	direct) PGPASSWORD=$su_pw PGSSLMODE=disable run direct "$2" -h "$pg_host" -p "$pg_port" -U "$su_user" "$realdb" ;;
-	bouncer) PGSSLMODE=disable run pgbouncer "$2" -h 127.0.0.1 -p "$bport" -U "$su_user" bench ;;
-	proxy) PGPASSWORD=$key PGSSLMODE=disable run proxy "$2" -h "$proxy_host" -p "$proxy_port" -U bench "$dbname" ;;
-	proxytls) PGPASSWORD=$key PGSSLMODE=require run proxy-tls "$2" -h "$proxy_host" -p "$proxy_port" -U bench "$dbname" ;;
+	bouncer) mid=$(pgrep -x pgbouncer -P "$bouncer_pid" || echo "$bouncer_pid") ;;
+	proxy | proxytls) mid=$bitd_pid ;;
 	esac
+	[ -n "$mid" ] && before=$(cputicks "$mid")
+	case $1 in
+	direct) v=$(PGPASSWORD=$su_pw PGSSLMODE=disable run direct "$2" -h "$pg_host" -p "$pg_port" -U "$su_user" "$realdb") ;;
+	bouncer) v=$(PGSSLMODE=disable run pgbouncer "$2" -h 127.0.0.1 -p "$bport" -U "$su_user" bench) ;;
+	proxy) v=$(PGPASSWORD=$key PGSSLMODE=disable run proxy "$2" -h "$proxy_host" -p "$proxy_port" -U bench "$dbname") ;;
+	proxytls) v=$(PGPASSWORD=$key PGSSLMODE=require run proxy-tls "$2" -h "$proxy_host" -p "$proxy_port" -U bench "$dbname") ;;
+	esac
+	if [ -n "$mid" ]; then
+		after=$(cputicks "$mid")
+		printf '%s %s\n' "$v" "$(python3 -c "print(f'{($after-$before)*1e6/$HZ/($v*$T):.1f}')")"
+	else
+		printf '%s -\n' "$v"
+	fi
 }
 # Each round runs every target in a rotated order; the best TPS of each
-# target counts (other load on a shared machine only ever lowers TPS).
-declare -A tps
-targets=(direct bouncer proxy proxytls)
+# target counts (other load on a shared machine only ever lowers TPS). The
+# CPU time the middle process (PgBouncer or bitd) used per transaction is
+# printed too: unlike TPS it hardly depends on what else the machine runs.
+declare -A tps cpu
+read -r -a targets <<<"${BENCH_PG_TARGETS:-direct bouncer proxy proxytls}"
+read -r -a modes <<<"${BENCH_MODES:-select tpcb}"
+nt=${#targets[@]}
 for round in $(seq "$ROUNDS"); do
-	for mode in select tpcb; do
+	for mode in "${modes[@]}"; do
 		log "== round $round, $mode: $CLIENTS clients, $JOBS threads, ${T}s each"
-		for i in 0 1 2 3; do
-			name=${targets[$(((i + round - 1) % 4))]}
-			v=$(target "$name" "$mode")
-			log "$(printf '%-9s %s' "$name" "$v")"
+		for i in $(seq 0 $((nt - 1))); do
+			name=${targets[$(((i + round - 1) % nt))]}
+			read -r v c <<<"$(target "$name" "$mode")"
+			log "$(printf '%-9s %12s TPS  %6s µs CPU/transaction in the middle process' "$name" "$v" "$c")"
 			if [ -z "${tps[$name,$mode]:-}" ] || python3 -c "import sys; sys.exit(0 if $v > ${tps[$name,$mode]} else 1)"; then
 				tps[$name,$mode]=$v
+			fi
+			if [ "$c" != - ] && { [ -z "${cpu[$name,$mode]:-}" ] || python3 -c "import sys; sys.exit(0 if $c < ${cpu[$name,$mode]} else 1)"; }; then
+				cpu[$name,$mode]=$c
 			fi
 		done
 	done
 done
 
-ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
-printf '\npgbench through bitd vs direct vs PgBouncer (session mode): -c %s -j %s -T %s, scale %s, best of %s, loopback\n' "$CLIENTS" "$JOBS" "$T" "$SCALE" "$ROUNDS"
-printf '%-12s %12s %12s %12s %14s %14s %16s\n' mode direct pgbouncer proxy "proxy(TLS)" proxy/direct proxy/pgbouncer
-for mode in select tpcb; do
-	printf '%-12s %12.0f %12.0f %12.0f %14.0f %14s %16s\n' "$mode" "${tps[direct,$mode]}" "${tps[bouncer,$mode]}" \
-		"${tps[proxy,$mode]}" "${tps[proxytls,$mode]}" \
-		"$(ratio "${tps[proxy,$mode]}" "${tps[direct,$mode]}")" "$(ratio "${tps[proxy,$mode]}" "${tps[bouncer,$mode]}")"
+ratio() { python3 -c "print(f'{$1/$2:.2f}')" 2>/dev/null || echo -; }
+printf '\npgbench through bitd vs direct vs PgBouncer (session mode): -c %s -j %s -T %s, scale %s, best of %s; clients on loopback TCP; bitd and PgBouncer reach PostgreSQL over %s\n' "$CLIENTS" "$JOBS" "$T" "$SCALE" "$ROUNDS" "$BACKEND"
+printf '%-8s %9s %9s %9s %11s %13s %15s %17s\n' mode direct pgbouncer proxy "proxy(TLS)" proxy/direct proxy/pgbouncer "CPU µs/tx b|p|pT"
+for mode in "${modes[@]}"; do
+	printf '%-8s %9.0f %9.0f %9.0f %11.0f %13s %15s %17s\n' "$mode" "${tps[direct,$mode]:-0}" "${tps[bouncer,$mode]:-0}" \
+		"${tps[proxy,$mode]:-0}" "${tps[proxytls,$mode]:-0}" \
+		"$(ratio "${tps[proxy,$mode]:-0}" "${tps[direct,$mode]:-0}")" "$(ratio "${tps[proxy,$mode]:-0}" "${tps[bouncer,$mode]:-0}")" \
+		"${cpu[bouncer,$mode]:--}|${cpu[proxy,$mode]:--}|${cpu[proxytls,$mode]:--}"
 done
-printf 'goal: proxy/direct >= 0.80 and proxy/pgbouncer >= 1.00\n'
+printf 'goal: proxy/direct >= 0.80 and proxy/pgbouncer >= 1.00 (CPU µs/tx: best of the rounds, PgBouncer | bitd proxy | bitd proxy with TLS)\n'

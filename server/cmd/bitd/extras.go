@@ -36,7 +36,7 @@ func wireExtras(ctx context.Context, cfg *config.Config, st *store.Store, srv *a
 	}
 	stops = append(stops, stopJobs)
 	if cfg.PGAddr != "" {
-		backend, err := api.BackendAddr(cfg.DatabaseURL)
+		backend, err := api.BackendAddr(cfg.DatabaseURL, cfg.PGBackend)
 		if err != nil {
 			stopAll()
 			return nil, err
@@ -48,6 +48,15 @@ func wireExtras(ctx context.Context, cfg *config.Config, st *store.Store, srv *a
 		}
 		pc := proxy.Config{DevTLS: true, AllowPlaintext: cfg.AllowPlaintextLoopback, IdleTimeout: cfg.PGIdleTimeout,
 			MaxConns: cfg.PGMaxConns, MaxConnsPerDatabase: cfg.PGMaxConnsPerDB}
+		switch cfg.PGRelay {
+		case "", "loop":
+		case "goroutines":
+			pc.GoroutineRelay = true
+		default:
+			ln.Close()
+			stopAll()
+			return nil, fmt.Errorf("--pg-relay %q: use loop or goroutines", cfg.PGRelay)
+		}
 		if cfg.PGTLSCert != "" || cfg.PGTLSKey != "" {
 			cert, err := tls.LoadX509KeyPair(cfg.PGTLSCert, cfg.PGTLSKey)
 			if err != nil {

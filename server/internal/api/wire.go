@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 
@@ -40,13 +41,30 @@ func (a *WireAuthorizer) RepairRole(ctx context.Context, t *proxy.WireTarget) er
 	return a.Repair(ctx, t.PGDatabase, t.PGRole)
 }
 
-// BackendAddr returns host:port of a PostgreSQL connection string.
-func BackendAddr(connString string) (string, error) {
+// BackendAddr returns the host:port the wire proxy connects to: override
+// when it is host:port, override's Unix-socket directory with the port of
+// connString when override is an absolute path, else connString's host and
+// port. The host of the result is a directory for a Unix socket.
+func BackendAddr(connString, override string) (string, error) {
 	cfg, err := pgconn.ParseConfig(connString)
 	if err != nil {
 		return "", errors.New("invalid database URL")
 	}
-	return net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))), nil
+	port := strconv.Itoa(int(cfg.Port))
+	switch {
+	case override == "":
+		return net.JoinHostPort(cfg.Host, port), nil
+	case strings.HasPrefix(override, "/"):
+		if fi, err := os.Stat(override); err != nil || !fi.IsDir() {
+			return "", fmt.Errorf("--pg-backend %s: not a directory (give PostgreSQL's unix_socket_directories entry, or host:port)", override)
+		}
+		return override + ":" + port, nil
+	default:
+		if _, _, err := net.SplitHostPort(override); err != nil {
+			return "", fmt.Errorf("--pg-backend %q: want host:port or a Unix-socket directory", override)
+		}
+		return override, nil
+	}
 }
 
 // AuthorizeWire checks the credential and the caller's access to database.

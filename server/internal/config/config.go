@@ -35,6 +35,16 @@ type Config struct {
 	// connection limits still apply). Over a cap a client gets FATAL 53300.
 	PGMaxConns      int
 	PGMaxConnsPerDB int
+	// PGRelay picks how wire-proxy sessions are relayed: "loop" (default:
+	// plaintext sessions on one epoll loop, TLS sessions on goroutines) or
+	// "goroutines" (two goroutines per session, always).
+	PGRelay string
+	// PGBackend is how the wire proxy reaches PostgreSQL: host:port, or the
+	// directory of PostgreSQL's Unix socket (e.g. /var/run/postgresql),
+	// used with the port of DatabaseURL. "" means DatabaseURL's host and
+	// port. A local socket costs both PostgreSQL and bitd less per message
+	// than TCP over loopback.
+	PGBackend string
 	// DataDir holds the server secret, blobs and (dev) the private cluster.
 	DataDir string
 	// BlobURL names the blob store for uploads and exports (file:///dir,
@@ -140,6 +150,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.PGIdleTimeout, "pg-idle-timeout", envDur("PG_IDLE_TIMEOUT", c.PGIdleTimeout), "close wire-proxy sessions idle this long; 0 = 5m (env BITD_PG_IDLE_TIMEOUT)")
 	fs.IntVar(&c.PGMaxConns, "pg-max-conns", int(envInt("PG_MAX_CONNS", int64(c.PGMaxConns))), "cap on wire-proxy sessions in total; 0 = none (env BITD_PG_MAX_CONNS)")
 	fs.IntVar(&c.PGMaxConnsPerDB, "pg-max-conns-per-db", int(envInt("PG_MAX_CONNS_PER_DB", int64(c.PGMaxConnsPerDB))), "cap on wire-proxy sessions per database; 0 = none (env BITD_PG_MAX_CONNS_PER_DB)")
+	fs.StringVar(&c.PGRelay, "pg-relay", envOr("PG_RELAY", c.PGRelay), "wire-proxy relay: loop (default; epoll loop for plaintext sessions) or goroutines (env BITD_PG_RELAY)")
+	fs.StringVar(&c.PGBackend, "pg-backend", envOr("PG_BACKEND", c.PGBackend), "how the wire proxy reaches PostgreSQL: host:port or a Unix-socket directory; empty = the --database-url host (env BITD_PG_BACKEND)")
 	fs.StringVar(&c.DataDir, "data", envOr("DATA", c.DataDir), "data directory: server secret, blobs, dev cluster (env BITD_DATA)")
 	fs.StringVar(&c.BlobURL, "blob-url", envOr("BLOB_URL", c.BlobURL), "blob store for uploads and exports (file:///dir, s3://bucket); empty = DATA/blobs (env BITD_BLOB_URL)")
 	fs.StringVar(&c.PublicURL, "public-url", envOr("PUBLIC_URL", c.PublicURL), "externally visible base URL (env BITD_PUBLIC_URL)")

@@ -47,6 +47,10 @@ type Config struct {
 	StartupTimeout time.Duration
 	// BackendConnectTimeout bounds the backend connection set-up. Default 15 s.
 	BackendConnectTimeout time.Duration
+	// GoroutineRelay relays every session with two goroutines. By default
+	// (on Linux) plaintext sessions are relayed by one shared epoll loop,
+	// which costs less per message; TLS sessions always use goroutines.
+	GoroutineRelay bool
 }
 
 // WireTarget is what an authorized wire connection connects to.
@@ -56,7 +60,7 @@ type WireTarget struct {
 	PGDatabase   string // real PostgreSQL database name
 	PGRole       string // login role the caller's permission maps to
 	PGPassword   string // that role's password; never logged
-	BackendAddr  string // host:port of the PostgreSQL server; loopback hosts are reached without TLS
+	BackendAddr  string // host:port of the PostgreSQL server; loopback hosts are reached without TLS; a host that is an absolute path is the directory of the server's Unix socket
 }
 
 // Authorizer checks wire credentials. Implementations must be safe for

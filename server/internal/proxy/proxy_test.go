@@ -149,6 +149,7 @@ type testAuth struct {
 	keys    map[string]*WireTarget // key → target
 	revoked map[string]bool        // credential id → revoked
 	checks  int
+	backend string // BackendAddr of new keys when set
 }
 
 const testDB = "acct/notes"
@@ -163,6 +164,9 @@ func (a *testAuth) key(role string) (key, credID string) {
 	key = "v2_" + randHex(20)
 	credID = "cred-" + randHex(4)
 	t := &WireTarget{DatabaseID: a.f.dbID, CredentialID: credID, PGDatabase: a.f.pgDB, BackendAddr: a.f.backendAddr}
+	if a.backend != "" {
+		t.BackendAddr = a.backend
+	}
 	if role == "w" {
 		t.PGRole, t.PGPassword = a.f.writer, a.f.writerPW
 	} else {
@@ -458,21 +462,60 @@ type rawSession struct {
 
 func rawConnect(t *testing.T, addr, key, db string) *rawSession {
 	t.Helper()
+	return rawConnectMode(t, tlsRelay, addr, key, db)
+}
+
+// relayMode is one way a session is relayed: over TLS (goroutines), or in
+// plaintext by the event loop or by goroutines.
+type relayMode struct {
+	name      string
+	plaintext bool
+	goroutine bool
+}
+
+var (
+	tlsRelay   = relayMode{name: "tls"}
+	relayModes = []relayMode{tlsRelay, {name: "plaintext-loop", plaintext: true}, {name: "plaintext-goroutines", plaintext: true, goroutine: true}}
+)
+
+// config returns base set up for the mode.
+func (m relayMode) config(base Config) Config {
+	if m.plaintext {
+		base.AllowPlaintext = true
+		base.GoroutineRelay = m.goroutine
+	} else {
+		base.DevTLS = true
+	}
+	return base
+}
+
+func (m relayMode) sslmode() string {
+	if m.plaintext {
+		return "disable"
+	}
+	return "require"
+}
+
+func rawConnectMode(t *testing.T, mode relayMode, addr, key, db string) *rawSession {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
-	if _, err := c.Write([]byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f}); err != nil {
-		t.Fatal(err)
+	var conn net.Conn = c
+	if !mode.plaintext {
+		if _, err := c.Write([]byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f}); err != nil {
+			t.Fatal(err)
+		}
+		var b [1]byte
+		if _, err := c.Read(b[:]); err != nil || b[0] != 'S' {
+			t.Fatalf("SSLRequest answer %q, %v", b[0], err)
+		}
+		conn = tls.Client(c, &tls.Config{InsecureSkipVerify: true})
 	}
-	var b [1]byte
-	if _, err := c.Read(b[:]); err != nil || b[0] != 'S' {
-		t.Fatalf("SSLRequest answer %q, %v", b[0], err)
-	}
-	tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true})
-	rs := &rawSession{conn: tc, fe: pgproto3.NewFrontend(tc, tc), params: map[string]string{}}
+	rs := &rawSession{conn: conn, fe: pgproto3.NewFrontend(conn, conn), params: map[string]string{}}
 	rs.fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30, Parameters: map[string]string{"user": "x", "database": db}})
 	if err := rs.fe.Flush(); err != nil {
 		t.Fatal(err)
@@ -584,43 +627,47 @@ func TestIdleClose(t *testing.T) {
 	f := sharedDB(t)
 	auth := newTestAuth(f)
 	key, _ := auth.key("w")
-	_, addr := startProxy(t, Config{DevTLS: true, IdleTimeout: time.Second}, auth)
-
-	t.Run("idle session gets FATAL 57P05", func(t *testing.T) {
-		t.Parallel()
-		rs := rawConnect(t, addr, key, testDB)
-		m := rs.waitFatal(t)
-		if m.Code != "57P05" || m.Severity != "FATAL" || m.Message != "terminating connection due to idle timeout (1s); reconnect" {
-			t.Fatalf("got %s %s %q", m.Severity, m.Code, m.Message)
-		}
-	})
-	t.Run("a query longer than the timeout is not cut", func(t *testing.T) {
-		t.Parallel()
-		rs := rawConnect(t, addr, key, testDB)
-		if err := rs.query(t, "SELECT pg_sleep(2.5)"); err != nil {
-			t.Fatalf("long query: %v", err)
-		}
-		// Then it idles out.
-		if m := rs.waitFatal(t); m.Code != "57P05" {
-			t.Fatalf("got %s %s", m.Code, m.Message)
-		}
-	})
-	t.Run("pgx sees the FATAL on its next query", func(t *testing.T) {
-		t.Parallel()
-		srv, addr := startProxy(t, Config{DevTLS: true, IdleTimeout: time.Second}, auth)
-		conn, err := connect(t, addr, key, testDB, "require")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for srv.Sessions() > 0 {
-			time.Sleep(20 * time.Millisecond)
-		}
-		var one int
-		err = conn.QueryRow(t.Context(), "SELECT 1").Scan(&one)
-		if pgCode(err) != "57P05" {
-			t.Fatalf("query on an idle-closed connection: %v, want 57P05", err)
-		}
-	})
+	for _, mode := range relayModes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			_, addr := startProxy(t, mode.config(Config{IdleTimeout: time.Second}), auth)
+			t.Run("idle session gets FATAL 57P05", func(t *testing.T) {
+				t.Parallel()
+				rs := rawConnectMode(t, mode, addr, key, testDB)
+				m := rs.waitFatal(t)
+				if m.Code != "57P05" || m.Severity != "FATAL" || m.Message != "terminating connection due to idle timeout (1s); reconnect" {
+					t.Fatalf("got %s %s %q", m.Severity, m.Code, m.Message)
+				}
+			})
+			t.Run("a query longer than the timeout is not cut", func(t *testing.T) {
+				t.Parallel()
+				rs := rawConnectMode(t, mode, addr, key, testDB)
+				if err := rs.query(t, "SELECT pg_sleep(2.5)"); err != nil {
+					t.Fatalf("long query: %v", err)
+				}
+				// Then it idles out.
+				if m := rs.waitFatal(t); m.Code != "57P05" {
+					t.Fatalf("got %s %s", m.Code, m.Message)
+				}
+			})
+			t.Run("pgx sees the FATAL on its next query", func(t *testing.T) {
+				t.Parallel()
+				srv, addr := startProxy(t, mode.config(Config{IdleTimeout: time.Second}), auth)
+				conn, err := connect(t, addr, key, testDB, mode.sslmode())
+				if err != nil {
+					t.Fatal(err)
+				}
+				for srv.Sessions() > 0 {
+					time.Sleep(20 * time.Millisecond)
+				}
+				var one int
+				err = conn.QueryRow(t.Context(), "SELECT 1").Scan(&one)
+				if pgCode(err) != "57P05" {
+					t.Fatalf("query on an idle-closed connection: %v, want 57P05", err)
+				}
+			})
+		})
+	}
 }
 
 func TestCaps(t *testing.T) {
@@ -671,40 +718,70 @@ func TestTerminate(t *testing.T) {
 		end  func(srv *Server, auth *testAuth, credW string)
 		msg  string
 	}{
-		{"TerminateCredential", Config{DevTLS: true, RevalidateEvery: -1},
+		{"TerminateCredential", Config{RevalidateEvery: -1},
 			func(srv *Server, _ *testAuth, credW string) { srv.TerminateCredential(credW) }, "was revoked"},
-		{"revalidation", Config{DevTLS: true, RevalidateEvery: 100 * time.Millisecond},
+		{"revalidation", Config{RevalidateEvery: 100 * time.Millisecond},
 			func(_ *Server, auth *testAuth, credW string) { auth.revoke(credW) }, "was revoked"},
-		{"TerminateDatabase", Config{DevTLS: true, RevalidateEvery: -1},
+		{"TerminateDatabase", Config{RevalidateEvery: -1},
 			func(srv *Server, _ *testAuth, _ string) { srv.TerminateDatabase(f.dbID) }, "database acct/notes was deleted"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			auth := newTestAuth(f)
-			keyW, credW := auth.key("w")
-			srv, addr := startProxy(t, tc.cfg, auth)
-			idle := rawConnect(t, addr, keyW, testDB)
-			busy := rawConnect(t, addr, keyW, testDB)
-			busy.fe.Send(&pgproto3.Query{String: "SELECT pg_sleep(30)"})
-			if err := busy.fe.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			for srv.snapshot(func(ss *session) bool { return ss.inFlight() > 0 }) == nil {
-				time.Sleep(10 * time.Millisecond)
-			}
-			tc.end(srv, auth, credW)
-			for _, rs := range []*rawSession{idle, busy} {
-				m := rs.waitFatal(t)
-				if m.Code != "57P01" || !strings.Contains(m.Message, tc.msg) {
-					t.Errorf("got %s %q, want 57P01 containing %q", m.Code, m.Message, tc.msg)
-				}
-			}
-			if tc.name == "revalidation" {
-				if _, err := connect(t, addr, keyW, testDB, "require"); pgCode(err) != "28P01" {
-					t.Errorf("reconnect with a revoked key: %v, want 28P01", err)
-				}
-			}
-		})
+		for _, mode := range relayModes {
+			t.Run(tc.name+"/"+mode.name, func(t *testing.T) {
+				t.Parallel()
+				testTerminate(t, mode, mode.config(tc.cfg), tc.end, tc.msg)
+			})
+		}
+	}
+}
+
+func testTerminate(t *testing.T, mode relayMode, cfg Config, end func(*Server, *testAuth, string), msg string) {
+	f := sharedDB(t)
+	auth := newTestAuth(f)
+	keyW, credW := auth.key("w")
+	srv, addr := startProxy(t, cfg, auth)
+	idle := rawConnectMode(t, mode, addr, keyW, testDB)
+	busy := rawConnectMode(t, mode, addr, keyW, testDB)
+	sleep := "SELECT pg_sleep(30) /* terminate_" + randHex(4) + " */"
+	busy.fe.Send(&pgproto3.Query{String: sleep})
+	if err := busy.fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for srv.snapshot(func(ss *session) bool { return ss.inFlight() > 0 }) == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	start := time.Now()
+	end(srv, auth, credW)
+	for _, rs := range []*rawSession{idle, busy} {
+		m := rs.waitFatal(t)
+		if m.Code != "57P01" || !strings.Contains(m.Message, msg) {
+			t.Errorf("got %s %q, want 57P01 containing %q", m.Code, m.Message, msg)
+		}
+	}
+	t.Logf("both sessions ended %v after the termination", time.Since(start))
+	if cfg.RevalidateEvery > 0 {
+		if _, err := connect(t, addr, keyW, testDB, mode.sslmode()); pgCode(err) != "28P01" {
+			t.Errorf("reconnect with a revoked key: %v, want 28P01", err)
+		}
+	}
+	// The cancelled pg_sleep ended its backend: nothing of the session is
+	// left on the server.
+	admin, err := pgx.Connect(t.Context(), f.adminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	for i := 0; ; i++ {
+		var n int
+		if err := admin.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_activity WHERE query = $1", sleep).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if i == 500 {
+			t.Fatalf("the terminated session's backend is still there")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -731,25 +808,30 @@ func TestShutdown(t *testing.T) {
 	f := sharedDB(t)
 	auth := newTestAuth(f)
 	key, _ := auth.key("w")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := New(Config{DevTLS: true}, auth, nil)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	rs := rawConnect(t, ln.Addr().String(), key, testDB)
-	if err := srv.Shutdown(t.Context()); err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	if err := <-done; !errors.Is(err, ErrServerClosed) {
-		t.Fatalf("Serve: %v", err)
-	}
-	if m := rs.waitFatal(t); m.Code != "57P01" || !strings.Contains(m.Message, "shutting down") {
-		t.Fatalf("got %s %q", m.Code, m.Message)
-	}
-	if srv.Sessions() != 0 {
-		t.Fatalf("sessions after Shutdown: %d", srv.Sessions())
+	for _, mode := range relayModes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := New(mode.config(Config{}), auth, nil)
+			done := make(chan error, 1)
+			go func() { done <- srv.Serve(ln) }()
+			rs := rawConnectMode(t, mode, ln.Addr().String(), key, testDB)
+			if err := srv.Shutdown(t.Context()); err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+			if err := <-done; !errors.Is(err, ErrServerClosed) {
+				t.Fatalf("Serve: %v", err)
+			}
+			if m := rs.waitFatal(t); m.Code != "57P01" || !strings.Contains(m.Message, "shutting down") {
+				t.Fatalf("got %s %q", m.Code, m.Message)
+			}
+			if srv.Sessions() != 0 {
+				t.Fatalf("sessions after Shutdown: %d", srv.Sessions())
+			}
+		})
 	}
 }
 

@@ -252,10 +252,11 @@ func connectBackend(ctx context.Context, t *WireTarget, clientParams map[string]
 		return nil, fmt.Errorf("backend address %q: %w", t.BackendAddr, err)
 	}
 	sslmode := "prefer"
-	if ip, err := netip.ParseAddr(host); (err == nil && ip.IsLoopback()) || host == "localhost" {
+	if ip, err := netip.ParseAddr(host); (err == nil && ip.IsLoopback()) || host == "localhost" || strings.HasPrefix(host, "/") {
 		sslmode = "disable"
 	}
-	cfg, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%s sslmode=%s max_protocol_version=3.0", host, port, sslmode))
+	cfg, err := pgconn.ParseConfig(fmt.Sprintf("host='%s' port=%s sslmode=%s max_protocol_version=3.0",
+		strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(host), port, sslmode))
 	if err != nil {
 		return nil, fmt.Errorf("backend config: %w", err)
 	}
@@ -315,12 +316,18 @@ type session struct {
 	closing bool // under fwdMu
 
 	lastActive atomic.Int64 // unix nanos of the last client traffic or query end
+	stalls     atomic.Int64 // times the event loop found a socket buffer full and held bytes back
 	inflight   atomic.Int32 // Query/Sync/FunctionCall sent minus ReadyForQuery received
 
 	endOnce sync.Once
 	endMsg  atomic.Pointer[errorMsg]
 	done    chan struct{}
 	idle    *time.Timer
+
+	// rawMu guards raw, set when the event loop relays the session
+	// (relay_linux.go).
+	rawMu sync.Mutex
+	raw   *loopSession
 }
 
 func (ss *session) inFlight() int32 { return ss.inflight.Load() }
@@ -333,13 +340,15 @@ func (ss *session) run() {
 	if s.cfg.IdleTimeout > 0 {
 		ss.idle = time.AfterFunc(s.cfg.IdleTimeout, ss.idleCheck)
 	}
-	c2bDone := make(chan struct{})
-	go func() {
-		defer close(c2bDone)
-		ss.clientToBackend()
-	}()
-	ss.backendToClient()
-	<-c2bDone
+	if !ss.runRaw() {
+		c2bDone := make(chan struct{})
+		go func() {
+			defer close(c2bDone)
+			ss.clientToBackend()
+		}()
+		ss.backendToClient()
+		<-c2bDone
+	}
 	close(ss.done)
 	if ss.idle != nil {
 		ss.idle.Stop()
@@ -426,6 +435,12 @@ func (ss *session) terminate(msg *errorMsg, cancel bool) {
 	ss.endOnce.Do(func() {
 		ss.endMsg.Store(msg)
 		running := ss.inflight.Load() > 0
+		if ss.terminateRaw() {
+			if cancel && running {
+				go ss.cancelBackend()
+			}
+			return
+		}
 		// Unblock a relay stuck writing to a client that does not read.
 		_ = ss.client.SetWriteDeadline(time.Now().Add(2 * time.Second))
 		ss.backend.Close()
@@ -443,28 +458,44 @@ func (ss *session) idleCheck() {
 		return
 	default:
 	}
+	if ss.idleCheckRaw() {
+		return
+	}
 	timeout := ss.srv.cfg.IdleTimeout
 	idleFor := time.Duration(time.Now().UnixNano() - ss.lastActive.Load())
 	if ss.inflight.Load() > 0 || idleFor < timeout || !ss.fwdMu.TryLock() {
 		ss.idle.Reset(max(timeout-idleFor, timeout/10, 10*time.Millisecond))
 		return
 	}
-	idleFor = time.Duration(time.Now().UnixNano() - ss.lastActive.Load())
-	if ss.inflight.Load() > 0 || idleFor < timeout {
+	m := ss.idleDecision()
+	if m == nil {
 		ss.fwdMu.Unlock()
-		ss.idle.Reset(max(timeout-idleFor, 10*time.Millisecond))
 		return
 	}
 	ss.closing = true
 	ss.fwdMu.Unlock()
+	ss.terminate(m, false)
+}
+
+// idleDecision returns the FATAL that ends an idle session, or re-arms the
+// idle timer and returns nil. The caller makes sure nothing is forwarded
+// concurrently (fwdMu, or the event loop).
+func (ss *session) idleDecision() *errorMsg {
+	timeout := ss.srv.cfg.IdleTimeout
+	idleFor := time.Duration(time.Now().UnixNano() - ss.lastActive.Load())
+	if ss.inflight.Load() > 0 || idleFor < timeout {
+		ss.idle.Reset(max(timeout-idleFor, timeout/10, 10*time.Millisecond))
+		return nil
+	}
 	ss.srv.log.Debug("proxy: closing idle session", "remote", ss.remote, "database", ss.dbName, "idle", idleFor)
-	ss.terminate(fatal("57P05", fmt.Sprintf("terminating connection due to idle timeout (%s); reconnect", timeout)), false)
+	return fatal("57P05", fmt.Sprintf("terminating connection due to idle timeout (%s); reconnect", timeout))
 }
 
 // cancelBackend sends a CancelRequest with the backend's real key.
 func (ss *session) cancelBackend() {
 	d := net.Dialer{Timeout: 5 * time.Second}
-	c, err := d.Dial("tcp", ss.target.BackendAddr)
+	network, addr := backendNetwork(ss.target.BackendAddr)
+	c, err := d.Dial(network, addr)
 	if err != nil {
 		ss.srv.log.Warn("proxy: cancel: connect to backend failed", "database", ss.dbName, "err", err)
 		return
@@ -480,6 +511,15 @@ func (ss *session) cancelBackend() {
 	}
 	// PostgreSQL closes the connection once it has handled the request.
 	_, _ = io.Copy(io.Discard, c)
+}
+
+// backendNetwork maps a WireTarget.BackendAddr to a network and address to
+// dial: a host that is a directory names PostgreSQL's Unix socket there.
+func backendNetwork(addr string) (network, address string) {
+	if host, port, err := net.SplitHostPort(addr); err == nil && strings.HasPrefix(host, "/") {
+		return "unix", host + "/.s.PGSQL." + port
+	}
+	return "tcp", addr
 }
 
 // msgSet builds a lookup table of message type bytes.

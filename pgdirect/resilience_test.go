@@ -14,6 +14,7 @@ import (
 	"github.com/bitkit-dev/bitkit/internal/bitdtest"
 	"github.com/bitkit-dev/bitkit/pgdirect"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // TestIdleClose: bitd closes sessions idle for 2 s; the pool keeps working
@@ -21,7 +22,18 @@ import (
 func TestIdleClose(t *testing.T) {
 	t.Parallel()
 	s := bitdtest.Start(t, bitdtest.Args("--pg-idle-timeout", "2s"))
-	c := newClient(t, s, s.APIKey, pgdirect.WithMaxConns(3))
+	// TLS sessions are relayed by goroutines, plaintext ones (loopback
+	// only) by bitd's event loop: both must close idle sessions cleanly.
+	for _, sslmode := range []string{"require", "disable"} {
+		t.Run(sslmode, func(t *testing.T) {
+			t.Parallel()
+			testIdleClose(t, s, sslmode)
+		})
+	}
+}
+
+func testIdleClose(t *testing.T, s *bitdtest.Server, sslmode string) {
+	c := newClient(t, s, s.APIKey, pgdirect.WithMaxConns(3), pgdirect.WithSSLMode(sslmode))
 	db := createDB(t, s, s.APIKey)
 	setupNotes(t, c, db)
 	p, err := c.Pool(t.Context(), db)
@@ -62,11 +74,38 @@ func TestIdleClose(t *testing.T) {
 // that cluster, and checks that the same Client keeps working.
 func TestPostgresRestart(t *testing.T) {
 	t.Parallel()
+	// TLS to bitd and TCP to PostgreSQL; plaintext (bitd's event loop) and
+	// PostgreSQL's Unix socket (--pg-backend).
+	for _, tc := range []struct {
+		name, sslmode string
+		socket        bool
+	}{{"tls-tcp", "require", false}, {"plaintext-socket", "disable", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			testPostgresRestart(t, tc.sslmode, tc.socket)
+		})
+	}
+}
+
+func testPostgresRestart(t *testing.T, sslmode string, socket bool) {
 	pg := startPrivateCluster(t)
-	s := bitdtest.Start(t, bitdtest.Args("--database-url", pg.url))
-	c := newClient(t, s, s.APIKey, pgdirect.WithMaxConns(4))
+	args := []string{"--database-url", pg.url}
+	if socket {
+		args = append(args, "--pg-backend", pg.dir)
+	}
+	s := bitdtest.Start(t, bitdtest.Args(args...))
+	c := newClient(t, s, s.APIKey, pgdirect.WithMaxConns(4), pgdirect.WithSSLMode(sslmode))
 	db := createDB(t, s, s.APIKey)
 	setupNotes(t, c, db)
+	if socket {
+		var local bool
+		err := c.WithConn(t.Context(), db, func(conn *pgxpool.Conn) error {
+			return conn.QueryRow(t.Context(), "SELECT inet_client_addr() IS NULL").Scan(&local)
+		})
+		if err != nil || !local {
+			t.Fatalf("bitd did not reach PostgreSQL over its Unix socket: %v %v", local, err)
+		}
+	}
 	insert := func(body string) error {
 		return c.WithTx(t.Context(), db, func(tx pgx.Tx) error {
 			_, err := tx.Exec(t.Context(), "INSERT INTO notes (body) VALUES ($1)", body)

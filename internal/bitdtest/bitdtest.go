@@ -3,7 +3,7 @@
 //
 // It builds bin/bitd from ../server once per test process and runs
 //
-//	bitd dev --database-url $TEST_DATABASE_URL --metadata-db <unique> \
+//	BITD_DATABASE_URL=$TEST_DATABASE_URL bitd dev --metadata-db <unique> \
 //	         --http 127.0.0.1:0 --pg 127.0.0.1:0 --data <tempdir> --ephemeral
 //
 // then waits for <tempdir>/demo.env, which bitd writes once it is ready. The
@@ -58,6 +58,7 @@ type Server struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	args []string
+	env  []string // added to os.Environ()
 }
 
 type config struct {
@@ -162,20 +163,23 @@ func Start(t testing.TB, opts ...Option) *Server {
 	bin := Bitd(t)
 	data := t.TempDir()
 	s := &Server{DataDir: data, LogPath: filepath.Join(data, "bitd.log")}
+	// The admin URL goes through the environment, not argv, where ps
+	// would show its password.
+	env := append([]string{"BITD_DATABASE_URL=" + DatabaseURL(t)}, c.env...)
 	s.args = append([]string{"dev",
-		"--database-url", DatabaseURL(t),
 		"--metadata-db", UniqueName("bitkit_t_"),
 		"--http", "127.0.0.1:0",
 		"--pg", "127.0.0.1:0",
 		"--data", data,
 		"--ephemeral",
 	}, c.args...)
-	s.start(t, bin, c.env)
+	s.env = env
+	s.start(t, bin)
 	t.Cleanup(func() { s.Stop(t) })
 	return s
 }
 
-func (s *Server) start(t testing.TB, bin string, env []string) {
+func (s *Server) start(t testing.TB, bin string) {
 	t.Helper()
 	envFile := filepath.Join(s.DataDir, "demo.env")
 	_ = os.Remove(envFile)
@@ -184,7 +188,7 @@ func (s *Server) start(t testing.TB, bin string, env []string) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, s.args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(os.Environ(), s.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -224,7 +228,7 @@ func (s *Server) start(t testing.TB, bin string, env []string) {
 func (s *Server) Restart(t testing.TB, sig syscall.Signal) {
 	t.Helper()
 	s.signalAndWait(t, sig)
-	s.start(t, Bitd(t), nil)
+	s.start(t, Bitd(t))
 }
 
 // Stop ends bitd (SIGTERM, then SIGKILL after 45 s). Safe to call twice.

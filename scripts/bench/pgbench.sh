@@ -64,7 +64,7 @@ if [ "$BACKEND" = socket ]; then
 	[ -n "$sockdir" ] && [ -d "$sockdir" ] || die "BENCH_BACKEND=socket: the server reports no usable unix_socket_directories"
 	backend_args=(--pg-backend "$sockdir")
 fi
-"$bitd" dev --database-url "$TEST_DATABASE_URL" --metadata-db "bitkit_bench_$RANDOM$RANDOM" "${backend_args[@]}" \
+BITD_DATABASE_URL=$TEST_DATABASE_URL "$bitd" dev --metadata-db "bitkit_bench_$RANDOM$RANDOM" "${backend_args[@]}" \
 	--http 127.0.0.1:0 --pg 127.0.0.1:0 --data "$work/bitd" --ephemeral >"$work/bitd.log" 2>&1 &
 bitd_pid=$!
 for _ in $(seq 450); do

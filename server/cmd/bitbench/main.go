@@ -437,8 +437,9 @@ func startBitd(dbURL string) (stop func(), ep, key, user string, err error) {
 	if err != nil {
 		return nil, "", "", "", err
 	}
-	cmd := exec.Command(bin, "dev", "--database-url", dbURL, "--metadata-db", "bitbench_meta_"+randomSuffix(),
+	cmd := exec.Command(bin, "dev", "--metadata-db", "bitbench_meta_"+randomSuffix(),
 		"--http", "127.0.0.1:0", "--pg", "", "--data", data, "--ephemeral")
+	cmd.Env = append(os.Environ(), "BITD_DATABASE_URL="+dbURL) // not argv: ps shows it
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return nil, "", "", "", fmt.Errorf("start %s: %w", bin, err)

@@ -155,8 +155,14 @@ func (l *relayLoop) run() {
 					continue
 				}
 			}
-			if ev.Events&(unix.EPOLLIN|unix.EPOLLERR|unix.EPOLLHUP|unix.EPOLLRDHUP) != 0 && !e.paused {
+			switch {
+			case !e.paused && ev.Events&(unix.EPOLLIN|unix.EPOLLERR|unix.EPOLLHUP|unix.EPOLLRDHUP) != 0:
 				l.readFrom(e)
+			case e.paused && ev.Events&(unix.EPOLLERR|unix.EPOLLHUP) != 0:
+				// epoll reports these even without read interest: a
+				// paused side that hung up would otherwise wake the
+				// loop on every turn until its peer drained.
+				l.detach(e.s, e.toClient)
 			}
 		}
 	}
@@ -480,3 +486,34 @@ func epollPoll(epfd int, events []unix.EpollEvent) (int, error) {
 	}
 	return int(r), nil
 }
+
+// peerReset reports whether c's peer reset the connection, or closed it
+// with nothing left to read, without consuming anything. (A reset socket
+// may still hold readable data, so its TCP state is checked too.)
+func peerReset(c net.Conn) bool {
+	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = nc.NetConn()
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	gone := false
+	_ = rc.Control(func(fd uintptr) {
+		if ti, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil && ti.State == tcpClose {
+			gone = true
+			return
+		}
+		var b [1]byte
+		n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		gone = (n == 0 && err == nil) || (err != nil && err != unix.EAGAIN && err != unix.EINTR)
+	})
+	return gone
+}
+
+// tcpClose is TCP_CLOSE of the kernel's TCP states (include/net/tcp_states.h).
+const tcpClose = 7

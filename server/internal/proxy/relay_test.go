@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -144,11 +145,9 @@ func TestRelayBulk(t *testing.T) {
 	}
 }
 
-// TestUnixSocketBackend relays to PostgreSQL over its Unix socket (bitd
-// --pg-backend DIR): queries, cancel and termination work as over TCP.
-func TestUnixSocketBackend(t *testing.T) {
-	t.Parallel()
-	f := sharedDB(t)
+// unixBackend returns the BackendAddr of the test cluster's Unix socket.
+func unixBackend(t *testing.T, f *fixture) string {
+	t.Helper()
 	admin, err := pgx.Connect(t.Context(), f.adminURL)
 	if err != nil {
 		t.Fatal(err)
@@ -162,8 +161,16 @@ func TestUnixSocketBackend(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, ".s.PGSQL."+port)); err != nil {
 		t.Fatalf("the test cluster (scripts/pg-up.sh) must listen on a Unix socket: %v", err)
 	}
+	return dir + ":" + port
+}
+
+// TestUnixSocketBackend relays to PostgreSQL over its Unix socket (bitd
+// --pg-backend DIR): queries, cancel and termination work as over TCP.
+func TestUnixSocketBackend(t *testing.T) {
+	t.Parallel()
+	f := sharedDB(t)
 	auth := newTestAuth(f)
-	auth.backend = dir + ":" + port
+	auth.backend = unixBackend(t, f)
 	key, _ := auth.key("w")
 	for _, mode := range relayModes {
 		t.Run(mode.name, func(t *testing.T) {
@@ -206,5 +213,82 @@ func TestUnixSocketBackend(t *testing.T) {
 	srv.TerminateCredential(cred2)
 	if m := rs.waitFatal(t); m.Code != "57P01" {
 		t.Fatalf("got %s %s", m.Code, m.Message)
+	}
+}
+
+// TestRelayClientResetWhilePaused: a client streams COPY data to a backend
+// that does not read (the table is locked), so the relay stops reading the
+// client; then the client is killed (RST). The session must end at once,
+// not when the backend drains (the event loop used to spin on the reset
+// socket meanwhile).
+func TestRelayClientResetWhilePaused(t *testing.T) {
+	t.Parallel()
+	f := sharedDB(t)
+	auth := newTestAuth(f)
+	// A Unix socket's buffers do not grow (TCP autotuning would let the
+	// blocked backend's socket take more data now and then, which resumes
+	// the relay).
+	auth.backend = unixBackend(t, f)
+	key, _ := auth.key("w")
+	for _, mode := range relayModes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			admin, err := pgx.Connect(t.Context(), f.url(f.writer, f.writerPW)) // the database's owner
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer admin.Close(context.Background())
+			table := "paused_" + randHex(4)
+			if _, err := admin.Exec(t.Context(), "CREATE TABLE "+table+" (s text)"); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _, _ = admin.Exec(context.Background(), "DROP TABLE IF EXISTS "+table) }()
+			srv, addr := startProxy(t, mode.config(Config{}), auth)
+			tx, err := admin.Begin(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(context.Background())
+			if _, err := tx.Exec(t.Context(), "LOCK TABLE "+table+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+				t.Fatal(err)
+			}
+			rs := rawConnectMode(t, mode, addr, key, testDB)
+			// Send the COPY and its data without waiting for
+			// CopyInResponse: the backend waits for the lock and reads
+			// nothing, so every buffer on the way fills up.
+			rs.fe.Send(&pgproto3.Query{String: "COPY " + table + " FROM STDIN"})
+			chunk := &pgproto3.CopyData{Data: bytes.Repeat([]byte("x\n"), 32<<10)}
+			wrote := make(chan error, 1)
+			go func() {
+				for {
+					rs.fe.Send(chunk)
+					if err := rs.fe.Flush(); err != nil {
+						wrote <- err
+						return
+					}
+				}
+			}()
+			// Wait until the client's writes block (the proxy stopped
+			// reading), i.e. no progress for a while.
+			time.Sleep(time.Second)
+			tcp := rs.conn
+			if tc, ok := tcp.(interface{ NetConn() net.Conn }); ok {
+				tcp = tc.NetConn()
+			}
+			_ = tcp.(*net.TCPConn).SetLinger(0) // close sends RST
+			var waiting int
+			if err := admin.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'COPY "+table+"%'").Scan(&waiting); err != nil || waiting != 1 {
+				t.Fatalf("the COPY is not waiting for the lock: %d, %v", waiting, err)
+			}
+			tcp.Close()
+			<-wrote
+			deadline := time.Now().Add(20 * time.Second)
+			for srv.Sessions() > 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("the session of a reset client is still open while its backend waits for a lock")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -383,7 +384,7 @@ func (ss *session) clientToBackend() {
 			if k := fs.count(buf[:n], &syncTypes); k > 0 {
 				ss.inflight.Add(int32(k))
 			}
-			_, werr := ss.backend.Write(buf[:n])
+			werr := ss.writeBackend(buf[:n])
 			ss.fwdMu.Unlock()
 			if werr != nil {
 				return
@@ -391,6 +392,31 @@ func (ss *session) clientToBackend() {
 		}
 		if err != nil {
 			return
+		}
+	}
+}
+
+// backendStallCheck is how long a write to a backend that takes nothing may
+// block before the relay checks whether the client is still there.
+const backendStallCheck = 5 * time.Second
+
+// writeBackend writes p to the backend. A backend that takes nothing for a
+// while (say, a COPY waiting for a lock while its client streams the data)
+// is no reason to give up, but a client that reset its connection meanwhile
+// is: nobody reads the client then, so the write is done in slices of
+// backendStallCheck, checking the client in between. (Not for a TLS
+// backend: a TLS write that timed out cannot be resumed.)
+func (ss *session) writeBackend(p []byte) error {
+	if _, isTLS := ss.backend.(*tls.Conn); isTLS {
+		_, err := ss.backend.Write(p)
+		return err
+	}
+	for {
+		_ = ss.backend.SetWriteDeadline(time.Now().Add(backendStallCheck))
+		n, err := ss.backend.Write(p)
+		p = p[n:]
+		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || peerReset(ss.client) {
+			return err
 		}
 	}
 }

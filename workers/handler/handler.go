@@ -13,10 +13,20 @@
 // variable or secret (named, never its value), 502 bitd unreachable or
 // failing, 504 the query outlived BITKIT_TIMEOUT_MS.
 //
-// When the secret BITKIT_WORKER_TOKEN is set, POST /query requires
-// "Authorization: Bearer <that token>" (401 otherwise). Without it anyone who
-// can reach the Worker runs SQL with its API key: set it, or put the Worker
-// behind Cloudflare Access.
+// POST /query is closed unless the operator opened it, since the Worker runs
+// SQL with its own API key:
+//
+//   - with the secret BITKIT_WORKER_TOKEN set, it requires
+//     "Authorization: Bearer <that token>" (401 otherwise), compared in
+//     constant time;
+//   - with BITKIT_WORKER_TOKEN unset, it answers 500 "worker_token_missing"
+//     telling the operator to set the secret, unless the var
+//     BITKIT_WORKER_PUBLIC is "true": then anyone who can reach the Worker
+//     runs SQL (meant for a Worker behind Cloudflare Access, say).
+//
+// BITKIT_WORKER_PUBLIC may be unset, "true" or "false"; any other value is a
+// 500 "invalid_configuration" naming it. A set token always wins over
+// BITKIT_WORKER_PUBLIC = "true". GET /healthz is always open.
 //
 // A Worker runs a fresh Go instance for every request, so the handler keeps
 // nothing between requests: the configuration is read and the core client
@@ -24,6 +34,7 @@
 package handler
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"io"
 	"net/http"
@@ -66,18 +77,53 @@ func New(cfg Config) http.Handler {
 	return mux
 }
 
-// EnvWorkerToken is the optional secret callers must present as a bearer token.
+// EnvWorkerToken is the secret callers must present as a bearer token.
 const EnvWorkerToken = "BITKIT_WORKER_TOKEN"
 
-func query(w http.ResponseWriter, r *http.Request, cfg Config) {
-	if want := cfg.Getenv(EnvWorkerToken); want != "" {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="bitkit-worker"`)
-			writeError(w, &fnquery.Error{Status: http.StatusUnauthorized, Code: "unauthorized",
-				Message: "this Worker requires Authorization: Bearer <the BITKIT_WORKER_TOKEN secret>"})
-			return
+// EnvWorkerPublic is the var that, set to "true", lets POST /query serve
+// anonymous callers when EnvWorkerToken is unset.
+const EnvWorkerPublic = "BITKIT_WORKER_PUBLIC"
+
+// authorize decides whether r may run a query: nil, or the Error to answer.
+// It names the settings involved, never their values.
+func authorize(r *http.Request, getenv func(string) string) *fnquery.Error {
+	var public bool
+	switch getenv(EnvWorkerPublic) {
+	case "", "false":
+	case "true":
+		public = true
+	default:
+		return &fnquery.Error{Status: http.StatusInternalServerError, Code: "invalid_configuration",
+			Message: EnvWorkerPublic + ` is neither "true" nor "false": under [vars] in wrangler.toml, set it to "true" to let anonymous callers run SQL, or to "false" (or remove it) to require the ` + EnvWorkerToken + " secret"}
+	}
+	want := getenv(EnvWorkerToken)
+	if want == "" {
+		if public {
+			return nil
 		}
+		return &fnquery.Error{Status: http.StatusInternalServerError, Code: "worker_token_missing",
+			Message: "this Worker refuses queries because the " + EnvWorkerToken + " secret is not set: " +
+				"run `wrangler secret put " + EnvWorkerToken + "` and have callers send `Authorization: Bearer <token>`, " +
+				"or set " + EnvWorkerPublic + ` = "true" under [vars] in wrangler.toml to let anyone who can reach the Worker run SQL with its API key (e.g. behind Cloudflare Access)`}
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	// Hashing both sides first keeps the comparison's time independent of
+	// the token's length too.
+	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
+	if subtle.ConstantTimeCompare(g[:], w[:]) != 1 || !ok {
+		return &fnquery.Error{Status: http.StatusUnauthorized, Code: "unauthorized",
+			Message: "this Worker requires Authorization: Bearer <the " + EnvWorkerToken + " secret>"}
+	}
+	return nil
+}
+
+func query(w http.ResponseWriter, r *http.Request, cfg Config) {
+	if e := authorize(r, cfg.Getenv); e != nil {
+		if e.Status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="bitkit-worker"`)
+		}
+		writeError(w, e)
+		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, fnquery.MaxRequestBytes+1))
 	if err != nil {

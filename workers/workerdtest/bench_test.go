@@ -25,7 +25,8 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // start-ms, workerd spawn → first answered request (GET /healthz, which
 // needs a Go instance; median of 3 starts); cold-ms, the first POST /query
 // after that start (median of 3); warm-ms, later POST /query requests
-// (median; every request still starts a fresh Go instance); core-ms, the same
+// (median; every request still starts a fresh Go instance); all of them with
+// BITKIT_WORKER_TOKEN set and sent, as deployed; core-ms, the same
 // query from a native Go client using core (median); ratio = warm-ms /
 // core-ms; and the bundle size.
 func BenchmarkWorker(b *testing.B) {
@@ -45,10 +46,12 @@ func BenchmarkWorker(b *testing.B) {
 	}
 	const sql = "select id, name from pets order by id"
 	body := `{"database":"` + db.Name + `","query":"` + sql + `"}`
-	bindings := []workerdtest.Binding{{Name: "BITKIT_ENDPOINT", Value: s.Endpoint}, {Name: "BITKIT_API_KEY", Value: s.APIKey}}
+	token := workerdtest.NewToken(b)
+	bindings := []workerdtest.Binding{{Name: "BITKIT_ENDPOINT", Value: s.Endpoint}, {Name: "BITKIT_API_KEY", Value: s.APIKey},
+		{Name: "BITKIT_WORKER_TOKEN", Value: token}}
 	query := func(w *workerdtest.Worker) time.Duration {
 		t0 := time.Now()
-		status, out, err := workerdtest.Post(b.Context(), w.URL+"/query", body)
+		status, out, err := workerdtest.Post(b.Context(), w.URL+"/query", token, body)
 		d := time.Since(t0)
 		if err != nil || status != 200 || !strings.Contains(out, `"rex"`) {
 			b.Fatalf("POST /query: %d %v %s", status, err, out)

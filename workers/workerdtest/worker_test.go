@@ -24,13 +24,18 @@ type answer struct {
 	m      map[string]any
 }
 
-func post(t *testing.T, url, body string) answer {
+// post sends body to url as JSON, with auth as the Authorization header
+// unless it is "".
+func post(t *testing.T, url, auth, body string) answer {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
 	return do(t, req)
 }
 
@@ -78,9 +83,13 @@ func setupDB(t *testing.T, s *bitdtest.Server) string {
 }
 
 // TestWorkerInWorkerd runs the real Worker bundle in workerd against a real
-// bitd: results, SQL errors, bad input, a missing secret and both kinds of
+// bitd: results, SQL errors, bad input, a missing secret, both kinds of
 // timeout (bitd cancelling a slow statement, and an upstream that never
-// answers, which only the aborted fetch can end).
+// answers, which only the aborted fetch can end), and the caller check:
+// every Worker that runs SQL here has BITKIT_WORKER_TOKEN set and is sent the
+// bearer token, except the one opened with BITKIT_WORKER_PUBLIC; a request
+// without the token is refused, and so is every query to a Worker configured
+// as before (no token, no BITKIT_WORKER_PUBLIC).
 func TestWorkerInWorkerd(t *testing.T) {
 	s := bitdtest.Start(t)
 	db := setupDB(t, s)
@@ -99,10 +108,14 @@ func TestWorkerInWorkerd(t *testing.T) {
 	t.Cleanup(stall.Close)
 	t.Cleanup(func() { close(release) }) // runs before stall.Close
 
+	token := workerdtest.NewToken(t)
+	bearer := "Bearer " + token
+	tokenBinding := workerdtest.Binding{Name: "BITKIT_WORKER_TOKEN", Value: token}
 	main := workerdtest.Start(t,
 		workerdtest.Binding{Name: "BITKIT_ENDPOINT", Value: s.Endpoint},
 		workerdtest.Binding{Name: "BITKIT_API_KEY", Value: s.APIKey},
 		workerdtest.Binding{Name: "BITKIT_TIMEOUT_MS", Value: "30000"},
+		tokenBinding,
 	)
 	// A short limit only where the test wants it reached, so that a loaded
 	// machine does not turn the other cases into timeouts.
@@ -110,12 +123,25 @@ func TestWorkerInWorkerd(t *testing.T) {
 		workerdtest.Binding{Name: "BITKIT_ENDPOINT", Value: s.Endpoint},
 		workerdtest.Binding{Name: "BITKIT_API_KEY", Value: s.APIKey},
 		workerdtest.Binding{Name: "BITKIT_TIMEOUT_MS", Value: "1500"},
+		tokenBinding,
 	)
-	noSecret := workerdtest.Start(t, workerdtest.Binding{Name: "BITKIT_ENDPOINT", Value: s.Endpoint})
+	noSecret := workerdtest.Start(t, workerdtest.Binding{Name: "BITKIT_ENDPOINT", Value: s.Endpoint}, tokenBinding)
 	stalled := workerdtest.Start(t,
 		workerdtest.Binding{Name: "BITKIT_ENDPOINT", Value: stall.URL},
 		workerdtest.Binding{Name: "BITKIT_API_KEY", Value: s.APIKey},
 		workerdtest.Binding{Name: "BITKIT_TIMEOUT_MS", Value: "1000"},
+		tokenBinding,
+	)
+	// The configuration that used to serve anyone: no caller token, no opt-in.
+	unguarded := workerdtest.Start(t,
+		workerdtest.Binding{Name: "BITKIT_ENDPOINT", Value: s.Endpoint},
+		workerdtest.Binding{Name: "BITKIT_API_KEY", Value: s.APIKey},
+	)
+	// The deliberate opt-in for anonymous callers.
+	public := workerdtest.Start(t,
+		workerdtest.Binding{Name: "BITKIT_ENDPOINT", Value: s.Endpoint},
+		workerdtest.Binding{Name: "BITKIT_API_KEY", Value: s.APIKey},
+		workerdtest.Binding{Name: "BITKIT_WORKER_PUBLIC", Value: "true"},
 	)
 
 	q := func(sql string, extra string) string {
@@ -125,11 +151,12 @@ func TestWorkerInWorkerd(t *testing.T) {
 	tests := []struct {
 		name   string
 		url    string
+		auth   string
 		body   string
 		status int
 		check  func(t *testing.T, a answer)
 	}{
-		{"rows keep int8 exact", main.URL + "/query", q("select id, name from pets where id > $1 order by id", `,"params":[100]`), 200,
+		{"rows keep int8 exact", main.URL + "/query", bearer, q("select id, name from pets where id > $1 order by id", `,"params":[100]`), 200,
 			func(t *testing.T, a answer) {
 				if !bytes.Contains(a.body, []byte(`"data":[[9223372036854775807,"rex"]]`)) {
 					t.Errorf("data not exact rows: %s", a.body)
@@ -146,43 +173,43 @@ func TestWorkerInWorkerd(t *testing.T) {
 					t.Errorf("no query_string: %s", a.body)
 				}
 			}},
-		{"objects in column order", main.URL + "/query", q("select name, id from pets order by id", `,"data_format":"objects"`), 200,
+		{"objects in column order", main.URL + "/query", bearer, q("select name, id from pets order by id", `,"data_format":"objects"`), 200,
 			func(t *testing.T, a answer) {
 				if !bytes.Contains(a.body, []byte(`"data":[{"name":"tom","id":2},{"name":"rex","id":9223372036854775807}]`)) {
 					t.Errorf("data not objects in column order: %s", a.body)
 				}
 			}},
-		{"SQL error", main.URL + "/query", q("select * from no_such_table", ""), 400,
+		{"SQL error", main.URL + "/query", bearer, q("select * from no_such_table", ""), 400,
 			func(t *testing.T, a answer) {
 				if a.m["sqlstate"] != "42P01" || !strings.Contains(a.m["error"].(string), "no_such_table") {
 					t.Errorf("SQL error answer: %s", a.body)
 				}
 			}},
-		{"bad JSON", main.URL + "/query", `{"database": "x/y", "query": `, 400,
+		{"bad JSON", main.URL + "/query", bearer, `{"database": "x/y", "query": `, 400,
 			func(t *testing.T, a answer) {
 				if a.m["code"] != "bad_request" {
 					t.Errorf("code = %v: %s", a.m["code"], a.body)
 				}
 			}},
-		{"unknown field", main.URL + "/query", `{"database":"` + db + `","sql":"select 1"}`, 400,
+		{"unknown field", main.URL + "/query", bearer, `{"database":"` + db + `","sql":"select 1"}`, 400,
 			func(t *testing.T, a answer) {
 				if !strings.Contains(a.m["error"].(string), "sql") {
 					t.Errorf("error does not name the field: %s", a.body)
 				}
 			}},
-		{"missing secret", noSecret.URL + "/query", q("select 1", ""), 500,
+		{"missing secret", noSecret.URL + "/query", bearer, q("select 1", ""), 500,
 			func(t *testing.T, a answer) {
 				if a.m["code"] != "missing_configuration" || !strings.Contains(a.m["error"].(string), "BITKIT_API_KEY") {
 					t.Errorf("missing secret answer: %s", a.body)
 				}
 			}},
-		{"bitd cancels a slow query", short.URL + "/query", q("select pg_sleep(10)", ""), 504,
+		{"bitd cancels a slow query", short.URL + "/query", bearer, q("select pg_sleep(10)", ""), 504,
 			func(t *testing.T, a answer) {
 				if a.m["code"] != "timeout" || !strings.Contains(a.m["error"].(string), "BITKIT_TIMEOUT_MS") {
 					t.Errorf("timeout answer: %s", a.body)
 				}
 			}},
-		{"stalled upstream is aborted", stalled.URL + "/query", q("select 1", ""), 504,
+		{"stalled upstream is aborted", stalled.URL + "/query", bearer, q("select 1", ""), 504,
 			func(t *testing.T, a answer) {
 				if a.m["code"] != "timeout" {
 					t.Errorf("timeout answer: %s", a.body)
@@ -195,22 +222,49 @@ func TestWorkerInWorkerd(t *testing.T) {
 					t.Error("the Worker answered 504 without its request reaching the upstream")
 				}
 			}},
+		{"no caller token is refused", main.URL + "/query", "", q("select 1", ""), 401,
+			func(t *testing.T, a answer) {
+				if a.m["code"] != "unauthorized" || !strings.Contains(a.m["error"].(string), "BITKIT_WORKER_TOKEN") {
+					t.Errorf("401 answer: %s", a.body)
+				}
+			}},
+		{"wrong caller token is refused", main.URL + "/query", bearer + "x", q("select 1", ""), 401,
+			func(t *testing.T, a answer) {
+				if a.m["code"] != "unauthorized" {
+					t.Errorf("401 answer: %s", a.body)
+				}
+			}},
+		{"no token configured refuses queries", unguarded.URL + "/query", "", q("select 1", ""), 500,
+			func(t *testing.T, a answer) {
+				msg, _ := a.m["error"].(string)
+				if a.m["code"] != "worker_token_missing" || !strings.Contains(msg, "wrangler secret put BITKIT_WORKER_TOKEN") ||
+					!strings.Contains(msg, `BITKIT_WORKER_PUBLIC = "true"`) {
+					t.Errorf("worker_token_missing answer: %s", a.body)
+				}
+			}},
+		{"public opt-in serves anonymous callers", public.URL + "/query", "", q("select name from pets order by id", ""), 200,
+			func(t *testing.T, a answer) {
+				if !bytes.Contains(a.body, []byte(`"data":[["tom"],["rex"]]`)) {
+					t.Errorf("data: %s", a.body)
+				}
+			}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			a := post(t, tc.url, tc.body)
+			a := post(t, tc.url, tc.auth, tc.body)
 			if a.status != tc.status {
 				t.Fatalf("status = %d, want %d: %s", a.status, tc.status, a.body)
 			}
-			if strings.Contains(string(a.body), s.APIKey) {
-				t.Fatalf("the answer contains the API key")
+			if strings.Contains(string(a.body), s.APIKey) || strings.Contains(string(a.body), token) {
+				t.Fatalf("the answer contains the API key or the caller token")
 			}
 			tc.check(t, a)
 		})
 	}
 	t.Run("healthz and routes", func(t *testing.T) {
 		t.Parallel()
+		// No bearer token: GET /healthz stays open.
 		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, main.URL+"/healthz", nil)
 		if a := do(t, req); a.status != 200 || a.m["status"] != "ok" {
 			t.Errorf("healthz: %d %s", a.status, a.body)
@@ -221,9 +275,9 @@ func TestWorkerInWorkerd(t *testing.T) {
 		}
 	})
 	t.Cleanup(func() {
-		for _, w := range []*workerdtest.Worker{main, short, noSecret, stalled} {
-			if strings.Contains(w.Logs(), s.APIKey) {
-				t.Errorf("workerd's log contains the API key")
+		for _, w := range []*workerdtest.Worker{main, short, noSecret, stalled, unguarded, public} {
+			if strings.Contains(w.Logs(), s.APIKey) || strings.Contains(w.Logs(), token) {
+				t.Errorf("workerd's log contains the API key or the caller token")
 			}
 		}
 	})

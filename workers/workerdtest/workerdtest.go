@@ -15,6 +15,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -208,6 +210,16 @@ func Start(t testing.TB, bindings ...Binding) *Worker {
 	}
 }
 
+// NewToken returns a random caller token for BITKIT_WORKER_TOKEN.
+func NewToken(t testing.TB) string {
+	t.Helper()
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return "wt-" + hex.EncodeToString(b)
+}
+
 // SizeLimit is Cloudflare's limit for a Worker on the free plan: 3 MiB
 // after gzip compression.
 const SizeLimit = 3 << 20
@@ -237,13 +249,17 @@ type countWriter int64
 
 func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }
 
-// Post sends body to url as JSON and returns the status and the answer.
-func Post(ctx context.Context, url, body string) (int, string, error) {
+// Post sends body to url as JSON, with "Authorization: Bearer <token>"
+// unless token is "", and returns the status and the answer.
+func Post(ctx context.Context, url, token, body string) (int, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
 		return 0, "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, "", err

@@ -127,7 +127,8 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, d devOptions, log 
 		log.Info("private PostgreSQL cluster ready", "port", cluster.Port)
 	}
 
-	st, err := store.Open(ctx, store.Options{AdminURL: cfg.DatabaseURL, MetadataDB: cfg.MetadataDB, Secret: cfg.Secret})
+	st, err := store.Open(ctx, store.Options{AdminURL: cfg.DatabaseURL, MetadataDB: cfg.MetadataDB, Secret: cfg.Secret,
+		TempFileLimit: cfg.TempFileLimit, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -6,8 +6,10 @@ package config
 import (
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -86,6 +88,11 @@ type Config struct {
 	// AllowPlaintextLoopback lets the wire proxy accept cleartext passwords
 	// without TLS from loopback clients (dev only by default).
 	AllowPlaintextLoopback bool
+	// TempFileLimit is the temp_file_limit bitd sets on every platform
+	// database (--temp-file-limit): a PostgreSQL size ("5GB", "512MB"; a
+	// bare number is kB) or "-1" for no per-database limit. Validate
+	// rewrites it in canonical form (ParseTempFileLimit).
+	TempFileLimit string
 	// Secret is the server secret (BITD_SECRET or DataDir/secret).
 	Secret []byte
 }
@@ -100,6 +107,7 @@ func Default() Config {
 		MaxStatementTimeout: 10 * time.Minute,
 		LogFormat:           "text",
 		LogLevel:            "info",
+		TempFileLimit:       "5GB",
 	}
 }
 
@@ -163,12 +171,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.StreamStallTimeout, "stream-stall-timeout", envDur("STREAM_STALL_TIMEOUT", c.StreamStallTimeout), "cancel a streamed query whose client reads nothing for this long; 0 = 30s (env BITD_STREAM_STALL_TIMEOUT)")
 	fs.BoolVar(&c.AllowPrivateFileURLs, "allow-private-urls", envBool("ALLOW_PRIVATE_URLS", c.AllowPrivateFileURLs), "let import file_url reach private and loopback addresses; default true under dev, false under serve (env BITD_ALLOW_PRIVATE_URLS)")
 	fs.DurationVar(&c.DownloadURLTTL, "download-url-ttl", envDur("DOWNLOAD_URL_TTL", c.DownloadURLTTL), "lifetime of export download URLs; 0 = 1h (env BITD_DOWNLOAD_URL_TTL)")
+	fs.StringVar(&c.TempFileLimit, "temp-file-limit", envOr("TEMP_FILE_LIMIT", c.TempFileLimit), "temp_file_limit of every platform database (PostgreSQL size: 5GB, 512MB); -1 = no limit (env BITD_TEMP_FILE_LIMIT)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", envOr("ALLOWED_ORIGINS", c.AllowedOrigins), "comma-separated CORS origins, * for any (env BITD_ALLOWED_ORIGINS)")
 	fs.StringVar(&c.LogFormat, "log-format", envOr("LOG_FORMAT", c.LogFormat), "log format: text or json (env BITD_LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("LOG_LEVEL", c.LogLevel), "log level: debug, info, warn, error (env BITD_LOG_LEVEL)")
 }
 
-// Validate checks values that flags cannot.
+// Validate checks values that flags cannot, and rewrites TempFileLimit in
+// canonical form.
 func (c *Config) Validate() error {
 	if c.DatabaseURL == "" {
 		return fmt.Errorf("--database-url (or BITD_DATABASE_URL) is required: a PostgreSQL URL of a superuser or a role with CREATEDB and CREATEROLE")
@@ -184,8 +194,61 @@ func (c *Config) Validate() error {
 	if c.DownloadURLTTL < 0 {
 		return fmt.Errorf("--download-url-ttl must not be negative (0 means the default, 1h), not %v", c.DownloadURLTTL)
 	}
+	tfl, err := ParseTempFileLimit(c.TempFileLimit)
+	if err != nil {
+		return fmt.Errorf("--temp-file-limit (BITD_TEMP_FILE_LIMIT): %w", err)
+	}
+	c.TempFileLimit = tfl
 	if c.TokenTTL <= 0 || c.StatementTimeout <= 0 || c.MaxStatementTimeout < c.StatementTimeout {
 		return fmt.Errorf("--token-ttl and --statement-timeout must be positive and --max-statement-timeout at least --statement-timeout")
 	}
 	return nil
+}
+
+// maxTempFileLimitKB is the largest temp_file_limit PostgreSQL accepts (an
+// int in kB).
+const maxTempFileLimitKB = math.MaxInt32
+
+// ParseTempFileLimit checks a --temp-file-limit value and returns it in the
+// canonical form bitd writes to PostgreSQL: "-1" (no limit), or a whole
+// number of kB written with the largest unit that divides it exactly
+// ("5GB", "1536kB"). It accepts PostgreSQL's memory-size syntax: a number,
+// possibly fractional, then B, kB, MB, GB or TB (units in any case); a bare
+// number is kB, as in postgresql.conf. Sizes are rounded to the nearest kB
+// and must be between 1kB and 2147483647kB (just under 2TB). 0 is refused:
+// to PostgreSQL it forbids every temporary file, so any sort or hash larger
+// than work_mem would fail; use -1 for no limit.
+func ParseTempFileLimit(s string) (string, error) {
+	v := strings.TrimSpace(s)
+	if v == "-1" {
+		return "-1", nil
+	}
+	i := 0
+	for i < len(v) && (v[i] >= '0' && v[i] <= '9' || v[i] == '.') {
+		i++
+	}
+	num, unit := v[:i], strings.TrimSpace(v[i:])
+	units := map[string]float64{"": 1, "b": 1.0 / 1024, "kb": 1, "mb": 1 << 10, "gb": 1 << 20, "tb": 1 << 30}
+	mult, ok := units[strings.ToLower(unit)]
+	n, err := strconv.ParseFloat(num, 64)
+	if num == "" || !ok || err != nil {
+		return "", fmt.Errorf("%q is not a size: use a number and a unit (B, kB, MB, GB, TB), e.g. 5GB, or -1 for no limit", s)
+	}
+	kb := math.Round(n * mult)
+	if kb == 0 {
+		return "", fmt.Errorf("%q would forbid every temporary file (any sort or hash larger than work_mem would fail): use at least 1kB, or -1 for no limit", s)
+	}
+	if kb > maxTempFileLimitKB {
+		return "", fmt.Errorf("%q is more than PostgreSQL's maximum, 2147483647kB (just under 2TB): use -1 for no limit", s)
+	}
+	k := int64(kb)
+	for _, u := range []struct {
+		name string
+		kb   int64
+	}{{"TB", 1 << 30}, {"GB", 1 << 20}, {"MB", 1 << 10}} {
+		if k%u.kb == 0 {
+			return strconv.FormatInt(k/u.kb, 10) + u.name, nil
+		}
+	}
+	return strconv.FormatInt(k, 10) + "kB", nil
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"flag"
 	"io"
+	"strings"
 	"testing"
 	"time"
 )
@@ -46,5 +47,42 @@ func TestOperatorFlags(t *testing.T) {
 				t.Fatalf("Validate() = %v; want error %v", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestTempFileLimit checks --temp-file-limit: PostgreSQL's size syntax is
+// accepted and written in canonical form, -1 means no limit, and 0, junk and
+// sizes PostgreSQL would refuse are rejected with a message naming the flag.
+func TestTempFileLimit(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in, want string // want "" = rejected
+	}{
+		{"5GB", "5GB"}, {"5gb", "5GB"}, {" 5 GB ", "5GB"}, {"5120MB", "5GB"}, {"1536kB", "1536kB"},
+		{"1.5GB", "1536MB"}, {"1048576", "1GB"}, {"2048B", "2kB"}, {"1TB", "1TB"},
+		{"2147483647kB", "2147483647kB"}, {"-1", "-1"},
+		{"0", ""}, {"0GB", ""}, {"100B", ""}, {"2TB", ""}, {"-5GB", ""}, {"5 GiB", ""}, {"", ""}, {"GB", ""}, {"1.2.3MB", ""},
+	} {
+		c := Default()
+		c.DatabaseURL = "postgres://x@127.0.0.1/postgres"
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		c.RegisterFlags(fs)
+		if err := fs.Parse([]string{"--temp-file-limit", tc.in}); err != nil {
+			t.Fatal(err)
+		}
+		err := c.Validate()
+		if tc.want == "" {
+			if err == nil || !strings.Contains(err.Error(), "--temp-file-limit") {
+				t.Errorf("%q: Validate() = %v, want an error naming --temp-file-limit", tc.in, err)
+			}
+			continue
+		}
+		if err != nil || c.TempFileLimit != tc.want {
+			t.Errorf("%q: Validate() = %v, TempFileLimit %q; want %q", tc.in, err, c.TempFileLimit, tc.want)
+		}
+	}
+	if c := Default(); c.TempFileLimit != "5GB" {
+		t.Errorf("default %q, want 5GB", c.TempFileLimit)
 	}
 }

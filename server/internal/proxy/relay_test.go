@@ -103,7 +103,8 @@ func TestRelayBulk(t *testing.T) {
 			// session and its backend end.
 			quitter := rawConnectMode(t, mode, addr, key, testDB)
 			open := srv.Sessions()
-			quitter.fe.Send(&pgproto3.Query{String: fmt.Sprintf("SELECT g, repeat('q', %d) /* quitter */ FROM generate_series(1, %d) g", width, rows)})
+			marker := "/* quitter_" + randHex(4) + " */"
+			quitter.fe.Send(&pgproto3.Query{String: fmt.Sprintf("SELECT g, repeat('q', %d) %s FROM generate_series(1, %d) g", width, marker, rows)})
 			if err := quitter.fe.Flush(); err != nil {
 				t.Fatal(err)
 			}
@@ -122,7 +123,7 @@ func TestRelayBulk(t *testing.T) {
 			defer admin.Close(context.Background())
 			for i := 0; ; i++ {
 				var n int
-				if err := admin.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%/* quitter */%' AND pid <> pg_backend_pid()").Scan(&n); err != nil {
+				if err := admin.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%'||$1||'%' AND pid <> pg_backend_pid()", marker).Scan(&n); err != nil {
 					t.Fatal(err)
 				}
 				if n == 0 {

@@ -118,6 +118,8 @@ func (s *Store) provision(ctx context.Context, pgName string) error {
 			return fmt.Errorf("set database privileges: %w", err)
 		}
 	}
+	// Before any tenant session starts: the setting applies at connection.
+	s.setTempFileLimit(ctx, pgName)
 	cfg := s.adminCfg.ConnConfig.Copy()
 	cfg.Database = pgName
 	conn, err := pgx.ConnectConfig(ctx, cfg)
@@ -125,8 +127,21 @@ func (s *Store) provision(ctx context.Context, pgName string) error {
 		return fmt.Errorf("connect to new database: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	// Schema public belongs to pg_database_owner (PostgreSQL 15+), whose
+	// privileges reach the database owner only if it inherits: a
+	// non-superuser admin (a member of the NOINHERIT owner role) may take
+	// the schema over only while the owner role is INHERIT, for this one
+	// statement. No tenant can log in yet (nothing is recorded).
+	if _, err := s.admin.Exec(ctx, fmt.Sprintf("ALTER ROLE %s INHERIT", ident(owner))); err != nil {
+		return fmt.Errorf("set schema owner: %w", err)
+	}
+	if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER SCHEMA public OWNER TO %s", ident(owner))); err != nil {
+		return fmt.Errorf("set schema owner: %w", err)
+	}
+	if _, err := s.admin.Exec(ctx, fmt.Sprintf("ALTER ROLE %s NOINHERIT", ident(owner))); err != nil {
+		return fmt.Errorf("set schema owner: %w", err)
+	}
 	inner := []string{
-		fmt.Sprintf("ALTER SCHEMA public OWNER TO %s", ident(owner)),
 		"REVOKE ALL ON SCHEMA public FROM PUBLIC",
 		fmt.Sprintf("GRANT USAGE ON SCHEMA public TO %s, %s", ident(writer), ident(reader)),
 		fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s GRANT USAGE ON SCHEMAS TO %s, %s", ident(owner), ident(writer), ident(reader)),

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"github.com/bitkit-dev/bitkit/internal/pgalive"
 	"io/fs"
+	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
@@ -64,6 +65,11 @@ type Store struct {
 	metaName  string
 	secret    []byte
 	connLimit int
+	log       *slog.Logger
+	// tempLimit is Options.TempFileLimit; tempLimitOK says the admin may
+	// set temp_file_limit (superuser, or SET ON PARAMETER granted).
+	tempLimit   string
+	tempLimitOK bool
 }
 
 // Options configure Open.
@@ -77,6 +83,16 @@ type Options struct {
 	Secret []byte
 	// RoleConnLimit caps connections per platform role (default 32).
 	RoleConnLimit int
+	// TempFileLimit is the temp_file_limit set on every platform database,
+	// in config.ParseTempFileLimit's canonical form ("5GB", "1536kB"), or
+	// "-1" for none (bitd then removes the setting it made). When it is
+	// not "", Open applies it to every live platform database whose
+	// setting differs, and CreateDatabase sets it on new ones, provided
+	// the admin may set the parameter (otherwise Open logs one warning).
+	// "" leaves the setting alone (admin tools).
+	TempFileLimit string
+	// Logger receives start-up and provisioning warnings (nil: discarded).
+	Logger *slog.Logger
 	// MustExist refuses to create a missing metadata database (for admin
 	// tools, where a missing one means a mistyped name).
 	MustExist bool
@@ -91,6 +107,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.RoleConnLimit <= 0 {
 		o.RoleConnLimit = 32
 	}
+	if o.TempFileLimit != "" && !validTempFileLimit(o.TempFileLimit) {
+		return nil, fmt.Errorf("store: TempFileLimit %q is not in canonical form (see config.ParseTempFileLimit)", o.TempFileLimit)
+	}
 	acfg, err := pgxpool.ParseConfig(o.AdminURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse database URL: %s", redactParseError(err))
@@ -101,7 +120,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to cluster: %w", err)
 	}
-	s := &Store{admin: admin, adminCfg: acfg, metaName: o.MetadataDB, secret: o.Secret, connLimit: o.RoleConnLimit}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{admin: admin, adminCfg: acfg, metaName: o.MetadataDB, secret: o.Secret, connLimit: o.RoleConnLimit,
+		log: o.Logger, tempLimit: o.TempFileLimit}
 	if err := s.ensureDatabase(ctx, o.MetadataDB, o.MustExist); err != nil {
 		admin.Close()
 		return nil, err
@@ -124,6 +147,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 			s.Close()
 			return nil, err
 		}
+	}
+	if s.tempLimit != "" {
+		s.initTempFileLimit(ctx)
 	}
 	return s, nil
 }

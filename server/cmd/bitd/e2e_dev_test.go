@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,7 +41,7 @@ func TestDevOwnCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(bin, "dev", "--http", "127.0.0.1:0", "--pg", "", "--data", data, "--user", "owncluster")
+		cmd := exec.Command(bin, "dev", "--http", "127.0.0.1:0", "--pg", "127.0.0.1:0", "--data", data, "--user", "owncluster")
 		cmd.Env = append(os.Environ(), "BITD_DATABASE_URL=")
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {
@@ -81,6 +83,18 @@ func TestDevOwnCluster(t *testing.T) {
 		r = call(t, "GET", env["BITKIT_ENDPOINT"]+"/v2beta/db/", env["BITKIT_API_KEY"], nil)
 		if l, _ := r.Body["databases"].([]any); len(l) != round+1 {
 			t.Fatalf("round %d: %d databases, want %d (cluster not reused?)", round, len(l), round+1)
+		}
+		// The wire proxy reaches bitd's own cluster over its Unix socket.
+		pc, err := pgx.Connect(t.Context(), fmt.Sprintf("postgres://x:%s@%s/%s?sslmode=disable",
+			env["BITKIT_API_KEY"], env["BITKIT_PG_ADDR"], url.PathEscape("owncluster/round"+strconv.Itoa(round))))
+		if err != nil {
+			t.Fatalf("round %d: connect through the proxy: %v", round, err)
+		}
+		var viaSocket bool
+		err = pc.QueryRow(t.Context(), "SELECT inet_client_addr() IS NULL").Scan(&viaSocket)
+		pc.Close(context.Background())
+		if err != nil || !viaSocket {
+			t.Fatalf("round %d: proxy backend over the Unix socket: %v, %v", round, viaSocket, err)
 		}
 		pid := postmasterPid()
 		if pid == 0 || syscall.Kill(pid, 0) != nil {

@@ -124,6 +124,11 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, d devOptions, log 
 			log.Info("private PostgreSQL cluster stopped")
 		}()
 		cfg.DatabaseURL = cluster.URL
+		if cfg.PGBackend == "" {
+			// bitd's own cluster accepts password logins on its socket:
+			// the cheaper way for the wire proxy to reach it.
+			cfg.PGBackend = cluster.SocketDir
+		}
 		log.Info("private PostgreSQL cluster ready", "port", cluster.Port)
 	}
 

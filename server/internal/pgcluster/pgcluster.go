@@ -36,6 +36,9 @@ type Cluster struct {
 	Dir  string // data directory (DIR/data)
 	Port int
 	URL  string // superuser connection URL to database "postgres"
+	// SocketDir is the directory of the cluster's Unix socket (password
+	// logins accepted, like TCP).
+	SocketDir string
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -217,7 +220,7 @@ func Start(ctx context.Context, dir string, logFile string) (*Cluster, error) {
 		lf.Close()
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}
-	c := &Cluster{Dir: data, Port: port, cmd: cmd, done: make(chan struct{}), cred: cred, bin: bin}
+	c := &Cluster{Dir: data, Port: port, SocketDir: sockDir, cmd: cmd, done: make(chan struct{}), cred: cred, bin: bin}
 	go func() { _ = cmd.Wait(); lf.Close(); close(c.done) }()
 	u := url.URL{Scheme: "postgres", User: url.UserPassword("bitkit", pw), Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Path: "/postgres", RawQuery: "sslmode=disable"}
 	c.URL = u.String()

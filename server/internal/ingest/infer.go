@@ -93,6 +93,43 @@ func classify(c Cell) typeSet {
 	return classifyText(c.S)
 }
 
+// classifyWithin returns classify(c) & allowed, testing only the types in
+// allowed (a column narrowed to a few types, or to text, is cheap to
+// follow).
+func classifyWithin(c Cell, allowed typeSet) typeSet {
+	if c.Kind != Text {
+		return classify(c) & allowed
+	}
+	s := c.S
+	if allowed&^tText == 0 || s == "" {
+		return tText & allowed
+	}
+	set := tText
+	switch c := s[0]; {
+	case c == '-' || c == '+' || c == '.' || (c >= '0' && c <= '9'):
+		if allowed&(tInt2|tInt4|tInt8|tNumeric|tFloat8) != 0 {
+			set |= classifyNumber(s)
+		}
+		if allowed&(tDate|tTimestamp|tTimestamptz) != 0 && len(s) >= 10 && c >= '0' && c <= '9' {
+			set |= classifyDateTime(s)
+		}
+		if allowed&tTime != 0 && len(s) >= 4 && c >= '0' && c <= '9' && isTime(s) {
+			set |= tTime
+		}
+	case c == '{' || c == '[':
+		if allowed&tJSONB != 0 && jsonx.Valid([]byte(s)) {
+			set |= tJSONB
+		}
+	}
+	if allowed&tBool != 0 && len(s) <= 5 && isBool(s) {
+		set |= tBool
+	}
+	if allowed&tUUID != 0 && len(s) == 36 && isUUID(s) {
+		set |= tUUID
+	}
+	return set & allowed
+}
+
 // classifyText returns the types a text value parses as (always with text).
 func classifyText(s string) typeSet {
 	if s == "" {
@@ -367,7 +404,7 @@ func (in *Inferrer) Add(row []Cell) {
 		if c.Kind == Null {
 			continue
 		}
-		in.rest[i] &= classify(c)
+		in.rest[i] = classifyWithin(c, in.rest[i])
 		in.restSeen[i] = true
 	}
 }
@@ -414,6 +451,21 @@ func (in *Inferrer) Types(width int, header bool) []string {
 			seen = seen || in.firstSeen[i]
 		}
 		out[i] = typeName(set, seen)
+	}
+	return out
+}
+
+// Seen reports for each of width columns whether it holds a value, with or
+// without row 0.
+func (in *Inferrer) Seen(width int, header bool) []bool {
+	out := make([]bool, width)
+	for i := range out {
+		if i < len(in.restSeen) {
+			out[i] = in.restSeen[i]
+		}
+		if !header && i < len(in.firstSeen) {
+			out[i] = out[i] || in.firstSeen[i]
+		}
 	}
 	return out
 }

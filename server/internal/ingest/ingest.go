@@ -4,7 +4,11 @@
 // a transaction the caller owns, so that any failure leaves the database
 // exactly as it was. For CSV the inference pass can instead run while the
 // file is uploaded (ProfileCSV, handed back as Options.CSVProfile), and a
-// plain CSV file goes to COPY as it is, parsed by PostgreSQL.
+// plain CSV file goes to COPY as it is, parsed by PostgreSQL. A Speculation
+// goes further: it loads a plain CSV file while it is still arriving, with
+// the types of its first bytes (widened in place when exact), and
+// Plan.Confirm tells whether the result is what the whole-file inference
+// gives.
 //
 // Formats: delimited text (CSV, TSV, ; or | separated; encoding and
 // delimiter detected), JSON (an array of objects or NDJSON), XLSX (Office
@@ -102,6 +106,12 @@ type TablePlan struct {
 	keyed  bool      // columns come from record keys (JSON, SQLite), not from a header row
 	plain  *plainCSV // set when the file goes to COPY as it is (CSVProfile.Plain)
 	open   func() (rowReader, error)
+	// spec is the speculation a streamed plan was made from (Speculation.Plan).
+	spec *Speculation
+	// appended is set by the load when the table existed.
+	appended bool
+	// widened counts the ALTER TABLE … TYPE of a speculative load.
+	widened int
 }
 
 // Plan is the result of the inference pass.

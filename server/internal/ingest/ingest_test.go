@@ -1,6 +1,9 @@
 package ingest
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -284,5 +287,86 @@ func TestAnalyzeLateLatin1(t *testing.T) {
 	}
 	if last[0].S != "café" {
 		t.Fatalf("last name %q, want café", last[0].S)
+	}
+}
+
+// TestClassifyWithin checks that following a column's remaining types
+// (classifyWithin) gives exactly what the full classification does, for
+// every set of remaining types.
+func TestClassifyWithin(t *testing.T) {
+	t.Parallel()
+	values := []string{"", "0", "-0", "+5", "007", "1", "32767", "32768", "-2147483649", "99999999999999999999", "1.5", ".5", "-1.",
+		"1e3", "1E-400", "1e999", "true", "F", "yes", "No", "y", "2024-01-02", "2024-02-30", "2024-01-02 03:04:05", "2024-01-02T03:04:05.123456Z",
+		"2024-01-02 03:04+05:30", "12:30", "23:59:59.5", "24:00", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A1Z",
+		`{"a": 1}`, "[1,2]", "[1,", "{x}", "hello", " 1", "1 ", "-", "+", "."}
+	for _, v := range values {
+		for _, kind := range []Kind{Text, Number, Bool, JSON, Bytes} {
+			c := Cell{Kind: kind, S: v}
+			full := classify(c)
+			for allowed := typeSet(0); allowed <= tAll; allowed++ {
+				if got, want := classifyWithin(c, allowed), full&allowed; got != want {
+					t.Fatalf("classifyWithin(%v %q, %014b) = %014b, want %014b", kind, v, allowed, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestCSVReaderDirectSplit checks that splitting plain lines directly reads
+// every file exactly as encoding/csv does: rows, lines and errors, also
+// when a quote, a CR or a line longer than the buffer hands the rest over.
+func TestCSVReaderDirectSplit(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("x", 300<<10)
+	for _, c := range []struct {
+		name, data string
+		delim      rune
+	}{
+		{"plain", "a,b\n1,2\n3,4\n", ','},
+		{"no final newline", "a,b\n1,2", ','},
+		{"blank lines", "\na,b\n\n1,2\n\n\n3,4\n", ','},
+		{"empty fields", "a,b,c\n,,\n1,,\n", ','},
+		{"spaces", " a , b \n 1 ,2\n", ','},
+		{"tabs", "a\tb\n1\t2,5\n", '\t'},
+		{"quote later", "a,b\n1,2\n\"x,y\",3\n4,\"multi\nline\"\n5,6\n", ','},
+		{"lazy quote", "a,b\n1,x\"y\n2,3\n", ','},
+		{"crlf later", "a,b\n1,2\r\n3,4\r\n", ','},
+		{"ragged", "a,b\n1,2\n3\n", ','},
+		{"ragged after quotes", "a,b\n\"1\",2\n3\n", ','},
+		{"bad quote", "a,b\n1,2\n\"x\"y,3\n", ','},
+		{"long line", "a,b\n1," + long + "\n2,3\n", ','},
+		{"invalid utf-8", "a,b\n1,caf\xe9\n", ','},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			read := func(direct bool) string {
+				r := strings.NewReader(c.data)
+				cr := newCSVReader(io.NopCloser(r), &countingReader{r: r}, CSVDialect{Encoding: EncUTF8, Delimiter: c.delim})
+				if !direct {
+					cr.handOver(nil)
+				}
+				var out strings.Builder
+				for {
+					row, err := cr.Next()
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						var ie *Error
+						if errors.As(err, &ie) {
+							fmt.Fprintf(&out, "error %s %v\n", ie.Type, ie.Details)
+						} else {
+							fmt.Fprintf(&out, "error %v\n", err)
+						}
+						break
+					}
+					fmt.Fprintf(&out, "line %d: %q\n", cr.Line(), row)
+				}
+				return out.String()
+			}
+			if got, want := read(true), read(false); got != want {
+				t.Errorf("direct split:\n%s\nencoding/csv:\n%s", got, want)
+			}
+		})
 	}
 }

@@ -55,35 +55,12 @@ func qualified(schema, table string) string { return pgx.Identifier{schema, tabl
 
 // load runs the COPY of one table.
 func (t *TablePlan) load(ctx context.Context, tx pgx.Tx, progress func(Progress)) (int64, error) {
-	var exists bool
-	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p'))`, t.Schema, t.Table).Scan(&exists)
+	cols, err := t.prepare(ctx, tx)
 	if err != nil {
-		return 0, pgError(err, t)
+		return 0, err
 	}
-	target := make([]string, len(t.Columns)) // target column for each file column
-	if exists {
-		if target, err = t.matchColumns(ctx, tx); err != nil {
-			return 0, err
-		}
-	} else {
-		var sb strings.Builder
-		sb.WriteString("CREATE TABLE " + qualified(t.Schema, t.Table) + " (")
-		for i, c := range t.Columns {
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteString(pgx.Identifier{c.Name}.Sanitize() + " " + c.Type)
-			target[i] = c.Name
-		}
-		sb.WriteString(")")
-		if _, err := tx.Exec(ctx, sb.String()); err != nil {
-			return 0, pgError(err, t)
-		}
-	}
-	cols := make([]string, len(target))
-	for i, n := range target {
-		cols[i] = pgx.Identifier{n}.Sanitize()
+	if t.spec != nil {
+		return t.loadSpeculative(ctx, tx, cols)
 	}
 	if t.plain != nil {
 		return t.loadPlain(ctx, tx, cols, progress)
@@ -108,6 +85,47 @@ func (t *TablePlan) load(ctx context.Context, tx pgx.Tx, progress func(Progress)
 		progress(Progress{BytesDone: r.BytesRead(), Rows: tag.RowsAffected()})
 	}
 	return tag.RowsAffected(), nil
+}
+
+// prepare creates the table, or matches the file's columns with the
+// existing table's, and returns the quoted target column of each file
+// column.
+func (t *TablePlan) prepare(ctx context.Context, tx pgx.Tx) ([]string, error) {
+	var exists bool
+	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p'))`, t.Schema, t.Table).Scan(&exists)
+	if err != nil {
+		return nil, pgError(err, t)
+	}
+	target := make([]string, len(t.Columns)) // target column for each file column
+	t.appended = exists
+	if exists && t.spec != nil {
+		t.spec.freeTypes() // appending: the inferred types are not used
+	}
+	if exists {
+		if target, err = t.matchColumns(ctx, tx); err != nil {
+			return nil, err
+		}
+	} else {
+		var sb strings.Builder
+		sb.WriteString("CREATE TABLE " + qualified(t.Schema, t.Table) + " (")
+		for i, c := range t.Columns {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString(pgx.Identifier{c.Name}.Sanitize() + " " + c.Type)
+			target[i] = c.Name
+		}
+		sb.WriteString(")")
+		if _, err := tx.Exec(ctx, sb.String()); err != nil {
+			return nil, pgError(err, t)
+		}
+	}
+	cols := make([]string, len(target))
+	for i, n := range target {
+		cols[i] = pgx.Identifier{n}.Sanitize()
+	}
+	return cols, nil
 }
 
 // matchColumns maps the file's columns onto an existing table's columns:

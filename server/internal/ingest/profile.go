@@ -81,12 +81,7 @@ func (t *TablePlan) applyProfile(p *CSVProfile, header string) error {
 	if p.Rows == 0 {
 		return &Error{Type: "empty_file", Message: "the file holds no rows"}
 	}
-	switch header {
-	case HeaderFirstRow:
-		t.Header = true
-	case HeaderAuto:
-		t.Header = p.LooksLikeHeader
-	}
+	t.Header = p.hasHeader(header)
 	types := p.Types
 	if t.Header {
 		types = p.HeaderTypes
@@ -107,6 +102,17 @@ func (t *TablePlan) applyProfile(p *CSVProfile, header string) error {
 	return checkWidth(t)
 }
 
+// hasHeader applies a header mode to the profile: is row 0 the header?
+func (p *CSVProfile) hasHeader(header string) bool {
+	switch header {
+	case HeaderFirstRow:
+		return true
+	case HeaderAuto:
+		return p.LooksLikeHeader
+	}
+	return false
+}
+
 // usable reports whether the profile describes a file of size bytes read
 // with dialect d.
 func (p *CSVProfile) usable(size int64, d CSVDialect) bool {
@@ -123,6 +129,17 @@ func (p *CSVProfile) usable(size int64, d CSVDialect) bool {
 // itself. ProfileCSV stops reading at the first error; the caller drains r
 // if it must.
 func ProfileCSV(ctx context.Context, fileName string, r io.Reader) (*CSVProfile, error) {
+	return ProfileCSVSpeculating(ctx, fileName, r, nil)
+}
+
+// ProfileCSVSpeculating is ProfileCSV that also serves spec (when not nil):
+// it hands out an early profile once it has read spec's first bytes, then
+// watches the rest of the file for what would change the plan built from
+// it (see Speculation).
+func ProfileCSVSpeculating(ctx context.Context, fileName string, r io.Reader, spec *Speculation) (prof *CSVProfile, err error) {
+	if spec != nil {
+		defer func() { spec.finish(prof, err) }()
+	}
 	head := make([]byte, sniffSize)
 	k, err := io.ReadFull(r, head)
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
@@ -141,17 +158,19 @@ func ProfileCSV(ctx context.Context, fileName string, r io.Reader) (*CSVProfile,
 	c := newCSVReader(io.NopCloser(cr), cr, d)
 	// One goroutine parses, this one classifies: batches of rows go
 	// between them, so that the pass uses two cores while the upload runs.
-	const batchRows = 1024
+	const batchRows, batchBytes = 1024, 256 << 10
 	type batch struct {
 		cells []Cell
 		width []int
+		bytes int64 // bytes of the file read when the batch was cut
+		plain bool  // the file was plain up to there
 	}
 	batches, free := make(chan *batch, 4), make(chan *batch, 6)
 	stop := make(chan struct{})
 	var perr error
 	go func() {
 		defer close(batches)
-		for n := 0; ; n++ {
+		for eof := false; !eof; {
 			var b *batch
 			select {
 			case b = <-free:
@@ -159,18 +178,24 @@ func ProfileCSV(ctx context.Context, fileName string, r io.Reader) (*CSVProfile,
 			default:
 				b = &batch{}
 			}
-			for len(b.width) < batchRows {
+			// a batch ends after batchRows rows or batchBytes bytes of cells
+			for size := 0; len(b.width) < batchRows && size < batchBytes; {
 				row, err := c.Next()
 				if err == io.EOF {
+					eof = true
 					break
 				}
 				if err != nil {
-					perr = err
+					perr, eof = err, true
 					break
 				}
 				b.cells = append(b.cells, row...)
 				b.width = append(b.width, len(row))
+				for _, cell := range row {
+					size += len(cell.S)
+				}
 			}
+			b.bytes, b.plain = cr.n, ps.plain
 			if len(b.width) > 0 {
 				select {
 				case batches <- b:
@@ -178,7 +203,7 @@ func ProfileCSV(ctx context.Context, fileName string, r io.Reader) (*CSVProfile,
 					return
 				}
 			}
-			if perr != nil || len(b.width) < batchRows || ctx.Err() != nil {
+			if ctx.Err() != nil {
 				return
 			}
 		}
@@ -189,6 +214,9 @@ func ProfileCSV(ctx context.Context, fileName string, r io.Reader) (*CSVProfile,
 		for _, w := range b.width {
 			in.Add(b.cells[off : off+w])
 			off += w
+		}
+		if spec != nil {
+			spec.observe(&in, b.bytes, b.plain, d)
 		}
 		select {
 		case free <- b:

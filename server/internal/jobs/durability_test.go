@@ -41,6 +41,7 @@ func TestImportSurvivesRestart(t *testing.T) {
 	}
 
 	a, srvA := start()
+	a.fastOff.Store(true) // this test is about the job path: no loading during the upload
 	reached := make(chan struct{})
 	var once sync.Once
 	hook := func(ctx context.Context, _ string, rows int64) {

@@ -3,6 +3,8 @@ package jobs
 import (
 	"bytes"
 	"encoding/csv"
+	"errors"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -120,8 +122,9 @@ func TestE2EImportExport(t *testing.T) {
 		t.Fatalf("create database: %d %s", code, b)
 	}
 
+	// A plain CSV file is loaded while it uploads: the 202 answers DONE.
 	j := c.importCSV("jobs_e2e", "people", []byte("id,name,born\n1,ann,1990-01-02\n2,bob,1985-12-31\n"))
-	if !strings.HasPrefix(j.StatusURL, "http") || j.State != StateReceived {
+	if !strings.HasPrefix(j.StatusURL, "http") || j.State != StateDone {
 		t.Fatalf("import job = %+v", j)
 	}
 	j = c.poll(j.StatusURL, nil)
@@ -150,7 +153,8 @@ func TestE2EImportExport(t *testing.T) {
 		t.Fatalf("download: %v %v %s", err, resp.Header, body)
 	}
 
-	// SIGKILL mid-import. A machine fast enough to finish the load before
+	// SIGKILL mid-import (the job path: quoted fields keep the file off the
+	// upload fast path). A machine fast enough to finish the load before
 	// the poll sees it running gets a larger file, up to three times.
 	var (
 		n     int
@@ -161,7 +165,7 @@ func TestE2EImportExport(t *testing.T) {
 		var big bytes.Buffer
 		big.WriteString("id,label,amount\n")
 		for i := 1; i <= n; i++ {
-			big.WriteString(strconv.Itoa(i) + ",row " + strconv.Itoa(i) + "," + strconv.Itoa(i%977) + ".5\n")
+			big.WriteString(strconv.Itoa(i) + ",\"row " + strconv.Itoa(i) + "\"," + strconv.Itoa(i%977) + ".5\n")
 		}
 		j = c.importCSV("jobs_e2e", table, big.Bytes())
 		j = c.poll(j.StatusURL, func(j job) bool { return j.State == StateProcessing && j.Progress.Rows > 0 })
@@ -180,4 +184,76 @@ func TestE2EImportExport(t *testing.T) {
 	if got := c.count("jobs_e2e", table); got != "[["+strconv.Itoa(n)+","+strconv.Itoa(n)+"]]" {
 		t.Fatalf("rows after restart: %s, want %d exactly once", got, n)
 	}
+
+	// SIGKILL mid-upload while the fast path's COPY runs: PostgreSQL sees
+	// the connection die and rolls back; no table, no job, no session.
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	req, err := http.NewRequestWithContext(t.Context(), "POST", s.Endpoint+"/v2beta/db/"+s.User+"/jobs_e2e/import/", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.APIKey)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	sent := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			err = fmt.Errorf("answered %d", resp.StatusCode)
+		}
+		sent <- err
+	}()
+	_ = mw.WriteField("table_name", "killed_upload")
+	fw, _ := mw.CreateFormFile("file", "k.csv")
+	var up bytes.Buffer
+	up.WriteString("id,label\n")
+	for i := 1; i <= 200000; i++ {
+		up.WriteString(strconv.Itoa(i) + ",row " + strconv.Itoa(i) + "\n")
+	}
+	if _, err := fw.Write(up.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	copying := func() string {
+		return c.scalar("jobs_e2e", `SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE 'COPY "public"."killed_upload"%'`)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for copying() == "0" {
+		if time.Now().After(deadline) {
+			t.Fatal("the upload's COPY never started")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.Restart(t, syscall.SIGKILL)
+	pw.CloseWithError(errors.New("bitd is gone"))
+	if err := <-sent; err == nil || strings.HasPrefix(err.Error(), "answered") {
+		t.Fatalf("the killed upload: %v", err)
+	}
+	deadline = time.Now().Add(time.Minute)
+	for copying() != "0" {
+		if time.Now().After(deadline) {
+			t.Fatal("the killed upload's COPY session is still there")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := c.scalar("jobs_e2e", "SELECT to_regclass('public.killed_upload') IS NULL"); got != "true" {
+		t.Fatalf("the killed upload left its table (to_regclass IS NULL = %s)", got)
+	}
+}
+
+// scalar runs a one-value query on database db and returns it as JSON.
+func (c *e2eClient) scalar(db, sql string) string {
+	c.t.Helper()
+	body, _ := jsonx.Marshal(map[string]string{"database_name": c.srv.User + "/" + db, "query_string": sql})
+	code, b := c.do("POST", "/v2beta/query", "application/json", bytes.NewReader(body))
+	if code != http.StatusOK {
+		c.t.Fatalf("query: %d %s", code, b)
+	}
+	var out struct {
+		Data [][]any `json:"data"`
+	}
+	if err := jsonx.Unmarshal(b, &out); err != nil || len(out.Data) != 1 || len(out.Data[0]) != 1 {
+		c.t.Fatalf("query %s: %v %s", sql, err, b)
+	}
+	return jsonString(out.Data[0][0])
 }

@@ -45,6 +45,11 @@ type env struct {
 	blobDir  string
 	svc      *Service
 	srv      *httptest.Server
+	// fast records how each upload's fast path ended (job id → outcome).
+	fast *sync.Map
+	// crash maps a table to the point where its fast path stops as if bitd
+	// died there (Service.fastCrash).
+	crash *sync.Map
 }
 
 var (
@@ -98,7 +103,7 @@ func newEnv() (*env, error) {
 	if admin == "" {
 		return nil, fmt.Errorf("TEST_DATABASE_URL is not set: run `export TEST_DATABASE_URL=$(scripts/pg-up.sh)`")
 	}
-	e := &env{adminURL: admin, suffix: randHex(4), secret: []byte(randHex(32))}
+	e := &env{adminURL: admin, suffix: randHex(4), secret: []byte(randHex(32)), fast: &sync.Map{}, crash: &sync.Map{}}
 	e.metaDB = "bkjobs_meta_" + e.suffix
 	e.targetDB = "bkjobs_tgt_" + e.suffix
 	e.roles = map[dbaccess.Permission]string{
@@ -165,7 +170,36 @@ func newEnv() (*env, error) {
 		return nil, err
 	}
 	e.register(mux, e.svc)
+	// the tests run many uploads at once and check how each one was loaded
+	e.svc.fastSlots = make(chan struct{}, 64)
+	e.svc.fastRecover = time.Second
+	hook := func(id, outcome string, reason error) {
+		if reason != nil {
+			outcome += ": " + reason.Error()
+		}
+		e.fast.Store(id, outcome)
+	}
+	e.svc.fastHook.Store(&hook)
+	crash := func(table, point string) bool {
+		p, _ := e.crash.Load(table)
+		return p == point
+	}
+	e.svc.fastCrash.Store(&crash)
 	return e, nil
+}
+
+// fastOutcome says how the upload fast path of job id ended ("" when it
+// was not tried): "loaded", "fallback" or "commit_failed"; fastReason adds
+// why.
+func (e *env) fastOutcome(id string) string {
+	o, _, _ := strings.Cut(e.fastReason(id), ":")
+	return o
+}
+
+func (e *env) fastReason(id string) string {
+	v, _ := e.fast.Load(id)
+	s, _ := v.(string)
+	return s
 }
 
 func (e *env) register(mux *http.ServeMux, svc *Service) {

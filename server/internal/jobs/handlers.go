@@ -1,10 +1,12 @@
 package jobs
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -111,7 +113,7 @@ func (s *Service) handleCreateImport(w http.ResponseWriter, r *http.Request) {
 		apierr.Write(w, r, err)
 		return
 	}
-	mr, err := r.MultipartReader()
+	mr, err := multipartReader(r)
 	if err != nil {
 		apierr.Write(w, r, apierr.BadRequest("invalid_request", "an import is a multipart/form-data request with table_name and a file part or file_url: %v", err))
 		return
@@ -127,6 +129,7 @@ func (s *Service) handleCreateImport(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	fields := map[string]string{}
+	var fast *fastLoad
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
@@ -145,7 +148,14 @@ func (s *Service) handleCreateImport(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			rec.Params.UploadName = part.FileName()
-			size, rec.Params.CSVProfile, err = s.storeUpload(r.Context(), id, part)
+			// The form fields sent before the file decide whether it can be
+			// loaded while it streams in (the fast path, fastpath.go).
+			early := importParams(fields)
+			early.UploadName = rec.Params.UploadName
+			if fast = s.newFastLoad(r.Context(), rec, early); fast != nil {
+				defer fast.close()
+			}
+			size, rec.Params.CSVProfile, err = s.storeUpload(r.Context(), id, part, fast)
 			uploaded = true
 			if err != nil {
 				cleanup()
@@ -162,19 +172,9 @@ func (s *Service) handleCreateImport(w http.ResponseWriter, r *http.Request) {
 		}
 		fields[name] = string(v)
 	}
-	rec.Params.Table = strings.TrimSpace(fields["table_name"])
-	rec.Params.Schema = strings.TrimSpace(fields["schema_name"])
-	rec.Params.Header = strings.TrimSpace(fields["infer_header"])
-	rec.Params.FileURL = strings.TrimSpace(fields["file_url"])
-	rec.Params.Format = strings.TrimSpace(fields["format"])
-	rec.Params.Sheet = fields["sheet"]
-	rec.Params.SQLiteTable = fields["sqlite_table"]
-	if rec.Params.Schema == "" {
-		rec.Params.Schema = "public"
-	}
-	if rec.Params.Header == "" {
-		rec.Params.Header = ingest.HeaderAuto
-	}
+	upload, prof := rec.Params.UploadName, rec.Params.CSVProfile
+	rec.Params = importParams(fields)
+	rec.Params.UploadName, rec.Params.CSVProfile = upload, prof
 	if err := validateImport(&rec.Params, uploaded); err != nil {
 		cleanup()
 		apierr.Write(w, r, err)
@@ -185,12 +185,60 @@ func (s *Service) handleCreateImport(w http.ResponseWriter, r *http.Request) {
 		rec.BlobKey = &k
 		rec.BytesTotal = size
 	}
+	if fast != nil {
+		recorded, err := s.finishFast(r.Context(), fast, rec, size)
+		if err != nil {
+			cleanup()
+			apierr.Write(w, r, err)
+			return
+		}
+		if recorded {
+			apierr.WriteJSON(w, http.StatusAccepted, s.view(rec))
+			return
+		}
+		rec.State, rec.LoadXID, rec.Rows, rec.BytesDone = "", nil, 0, 0
+	}
 	if err := s.insertJob(r.Context(), rec); err != nil {
 		cleanup()
 		apierr.Write(w, r, err)
 		return
 	}
 	apierr.WriteJSON(w, http.StatusAccepted, s.view(rec))
+}
+
+// multipartReader is r.MultipartReader over a large read buffer: a
+// multipart.Reader reads its body a few KiB at a time, which costs a
+// system call each straight on the connection.
+func multipartReader(r *http.Request) (*multipart.Reader, error) {
+	d, ps, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (d != "multipart/form-data" && d != "multipart/mixed") {
+		return nil, http.ErrNotMultipart
+	}
+	boundary := ps["boundary"]
+	if boundary == "" {
+		return nil, http.ErrMissingBoundary
+	}
+	return multipart.NewReader(bufio.NewReaderSize(r.Body, 256<<10), boundary), nil
+}
+
+// importParams reads an import's form fields.
+func importParams(fields map[string]string) params {
+	p := params{
+		Table:       strings.TrimSpace(fields["table_name"]),
+		Schema:      strings.TrimSpace(fields["schema_name"]),
+		Header:      strings.TrimSpace(fields["infer_header"]),
+		FileURL:     strings.TrimSpace(fields["file_url"]),
+		Format:      strings.TrimSpace(fields["format"]),
+		Sheet:       fields["sheet"],
+		SQLiteTable: fields["sqlite_table"],
+	}
+	if p.Schema == "" {
+		p.Schema = "public"
+	}
+	if p.Header == "" {
+		p.Header = ingest.HeaderAuto
+	}
+	return p
 }
 
 func validateImport(p *params, uploaded bool) error {
@@ -228,35 +276,47 @@ func uploadKey(id string) string { return "uploads/" + id }
 // second goroutine runs the CSV inference pass over them (ingest.ProfileCSV),
 // so that the job does not read a CSV file twice; the profile is nil when
 // the file is not CSV or the pass could not decide (the job then infers the
-// types itself).
-func (s *Service) storeUpload(ctx context.Context, id string, part *multipart.Part) (int64, *ingest.CSVProfile, error) {
+// types itself). With a fast-path attempt (fast, may be nil) the bytes also
+// go to its COPY, and the inference pass serves its speculation.
+func (s *Service) storeUpload(ctx context.Context, id string, part *multipart.Part, fast *fastLoad) (int64, *ingest.CSVProfile, error) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	bw, err := s.bucket.NewWriter(wctx, uploadKey(id), &gblob.WriterOptions{ContentType: "application/octet-stream", BufferSize: 1 << 20})
 	if err != nil {
 		s.log.ErrorContext(ctx, "upload: blob writer", "job", id, "err", err)
+		if fast != nil {
+			fast.spec.CloseWrite(err)
+		}
 		return 0, nil, blobError()
 	}
 	tee := newChunkTee()
+	var spec *ingest.Speculation
+	var out io.Writer = io.MultiWriter(bw, tee)
+	if fast != nil {
+		spec = fast.spec
+		out = io.MultiWriter(bw, tee, fast.spec)
+	}
 	var prof *ingest.CSVProfile
 	profiled := make(chan struct{})
 	go func() {
 		defer close(profiled)
-		p, perr := ingest.ProfileCSV(wctx, part.FileName(), tee)
+		p, perr := ingest.ProfileCSVSpeculating(wctx, part.FileName(), tee, spec)
 		if perr == nil {
 			prof = p
 		}
 		tee.discard()
 	}()
 	limit := s.cfg.MaxUploadBytes
-	buf := make([]byte, 256<<10)
-	n, err := io.CopyBuffer(io.MultiWriter(bw, tee), io.LimitReader(part, limit+1), buf)
-	tee.close(err)
-	<-profiled
+	n, err := copyChunks(out, io.LimitReader(part, limit+1), make([]byte, 64<<10))
 	if err == nil && n > limit {
 		err = &apierr.Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
 			Message: fmt.Sprintf("the file is larger than the server's upload limit of %d bytes: split it, or serve it over https and pass file_url", limit)}
 	}
+	tee.close(err)
+	if fast != nil {
+		fast.spec.CloseWrite(err)
+	}
+	<-profiled
 	if err != nil {
 		cancel() // abort the blob write
 		_ = bw.Close()
@@ -275,6 +335,9 @@ func (s *Service) storeUpload(ctx context.Context, id string, part *multipart.Pa
 	}
 	if err := bw.Close(); err != nil {
 		s.log.ErrorContext(ctx, "upload: blob close", "job", id, "err", err)
+		if fast != nil {
+			fast.spec.Drop(err)
+		}
 		if storageFull(err) {
 			return n, nil, storageFullError()
 		}
@@ -284,6 +347,36 @@ func (s *Service) storeUpload(ctx context.Context, id string, part *multipart.Pa
 		prof = nil
 	}
 	return n, prof, nil
+}
+
+// copyChunks copies r to w in chunks of len(buf) bytes (the last one
+// shorter): a multipart part reads a few KiB at a time, and the writers
+// behind w (the blob store, the inference pass, the COPY) work best with
+// large writes. It returns the bytes copied and the first error other than
+// io.EOF.
+func copyChunks(w io.Writer, r io.Reader, buf []byte) (int64, error) {
+	var total int64
+	for {
+		n := 0
+		var rerr error
+		for n < len(buf) && rerr == nil {
+			var k int
+			k, rerr = r.Read(buf[n:])
+			n += k
+		}
+		if n > 0 {
+			if _, err := w.Write(buf[:n]); err != nil {
+				return total, err
+			}
+			total += int64(n)
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
 }
 
 // chunkTee hands copies of the bytes written to it to a reader goroutine

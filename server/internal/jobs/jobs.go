@@ -32,7 +32,9 @@
 // it committed, and marks the job DONE without loading again when it did. So
 // a bitd killed at any point finishes the job after a restart (river
 // rescues jobs stuck running longer than Config.RescueAfter) with every row
-// loaded exactly once.
+// loaded exactly once. A plain CSV upload is loaded while it streams in
+// (fastpath.go) and recorded the same way, with its transaction id, before
+// it commits.
 //
 // A Service is safe for concurrent use.
 package jobs
@@ -164,6 +166,19 @@ type Service struct {
 	stopping atomic.Bool
 	// loadHook, when set (tests), is called with every load progress report.
 	loadHook atomic.Pointer[func(ctx context.Context, jobID string, rows int64)]
+	// fastOff turns the upload fast path off (tests of the job path).
+	fastOff atomic.Bool
+	// fastSlots bounds the fast-path attempts running at once.
+	fastSlots chan struct{}
+	// fastRecover is when a fast-path job's river run is scheduled
+	// (fastRecoverAfter; tests shorten it).
+	fastRecover time.Duration
+	// fastCrash, when set (tests), stops a fast path for table at a point
+	// ("before_commit", "after_commit") as if bitd died there.
+	fastCrash atomic.Pointer[func(table, point string) bool]
+	// fastHook, when set (tests), is told how each fast-path attempt ended:
+	// "loaded", "fallback" or "commit_failed", with the reason.
+	fastHook atomic.Pointer[func(jobID, outcome string, reason error)]
 	now      func() time.Time
 }
 
@@ -178,7 +193,8 @@ func New(ctx context.Context, cfg Config, metadata *pgxpool.Pool, pools PoolSour
 		logger = slog.Default()
 	}
 	s := &Service{cfg: cfg, meta: metadata, pools: pools, resolver: resolver, bucket: bucket, log: logger,
-		key: downloadKey(cfg.Secret), now: time.Now}
+		key: downloadKey(cfg.Secret), now: time.Now, fastSlots: make(chan struct{}, cfg.Workers),
+		fastRecover: fastRecoverAfter}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &importWorker{s: s})
 	river.AddWorker(workers, &exportWorker{s: s})

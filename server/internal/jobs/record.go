@@ -93,32 +93,46 @@ func (s *Service) getJob(ctx context.Context, id string) (*record, error) {
 
 // insertJob stores a new job and enqueues its river job in one transaction.
 func (s *Service) insertJob(ctx context.Context, r *record) error {
+	_, err := s.insertJobAt(ctx, r, time.Time{})
+	return err
+}
+
+// insertJobAt is insertJob with the river job scheduled at runAt (zero: at
+// once). The row takes r.State (default RECEIVED), r.LoadXID, r.Rows and
+// r.BytesDone. It returns the river job's id.
+func (s *Service) insertJobAt(ctx context.Context, r *record, runAt time.Time) (int64, error) {
 	p, err := jsonx.Marshal(r.Params)
 	if err != nil {
-		return err
+		return 0, err
+	}
+	if r.State == "" {
+		r.State = StateReceived
 	}
 	tx, err := s.meta.Begin(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	err = tx.QueryRow(ctx, `INSERT INTO bitkit_jobs (id, kind, owner_id, database_id, database_name, pg_database, pg_role, state,
-		bytes_total, params, blob_key, export_format, file_name)
-		VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, 'RECEIVED', $8, $9, $10, $11, $12) RETURNING date_created`,
-		r.ID, r.Kind, r.OwnerID, r.DatabaseID, r.DatabaseName, r.PGDatabase, r.PGRole, r.BytesTotal, p, r.BlobKey, r.ExportFormat, r.FileName).
+		bytes_total, params, blob_key, export_format, file_name, load_xid, rows_done, bytes_done)
+		VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING date_created`,
+		r.ID, r.Kind, r.OwnerID, r.DatabaseID, r.DatabaseName, r.PGDatabase, r.PGRole, r.State, r.BytesTotal, p, r.BlobKey,
+		r.ExportFormat, r.FileName, r.LoadXID, r.Rows, r.BytesDone).
 		Scan(&r.DateCreated)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var args jobArgs = importArgs{JobID: r.ID}
 	if r.Kind == "export" {
 		args = exportArgs{JobID: r.ID}
 	}
-	if _, err := s.river.InsertTx(ctx, tx, args, s.insertOpts()); err != nil {
-		return err
+	opts := s.insertOpts()
+	opts.ScheduledAt = runAt
+	res, err := s.river.InsertTx(ctx, tx, args, opts)
+	if err != nil {
+		return 0, err
 	}
-	r.State = StateReceived
-	return tx.Commit(ctx)
+	return res.Job.ID, tx.Commit(ctx)
 }
 
 // startJob moves a job to PROCESSING; with retry, a job that was already

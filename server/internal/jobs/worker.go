@@ -90,6 +90,7 @@ func (s *Service) work(jobCtx context.Context, id string, attempt, maxAttempts i
 	if rec.State == StateDone || rec.State == StateFailed {
 		return nil
 	}
+	s.log.DebugContext(ctx, "job picked up", "job", id, "kind", rec.Kind, "attempt", attempt, "queued", time.Since(rec.DateCreated))
 	if err := s.startJob(ctx, id, rec.Kind == "export"); err != nil {
 		return err
 	}
@@ -198,6 +199,7 @@ func (p *progressThrottle) report(done, rows int64) {
 
 // runImport is one attempt of an import job.
 func (s *Service) runImport(ctx context.Context, rec *record) error {
+	tm := newPhaseTimer()
 	pool, err := s.pools.Pool(ctx, rec.PGDatabase, rec.PGRole)
 	if err != nil {
 		return fmt.Errorf("import: pool: %w", err)
@@ -258,6 +260,7 @@ func (s *Service) runImport(ctx context.Context, rec *record) error {
 	if err := s.setProgress(ctx, rec.ID, size, 0, 0); err != nil {
 		return err
 	}
+	tm.mark("prepare")
 	plan, err := ingest.Analyze(ctx, src, ingest.Options{
 		Format: rec.Params.Format, FileName: fileName, Schema: rec.Params.Schema, Table: rec.Params.Table,
 		Header: rec.Params.Header, Sheet: rec.Params.Sheet, SQLiteTable: rec.Params.SQLiteTable,
@@ -266,6 +269,7 @@ func (s *Service) runImport(ctx context.Context, rec *record) error {
 	if err != nil {
 		return err
 	}
+	tm.mark("analyze")
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("import: begin: %w", err)
@@ -283,6 +287,7 @@ func (s *Service) runImport(ctx context.Context, rec *record) error {
 			return err
 		}
 	}
+	tm.mark("begin")
 	rows, err := plan.Load(ctx, tx, func(p ingest.Progress) {
 		pt.report(p.BytesDone, p.Rows)
 		if h := s.loadHook.Load(); h != nil {
@@ -292,6 +297,7 @@ func (s *Service) runImport(ctx context.Context, rec *record) error {
 	if err != nil {
 		return err
 	}
+	tm.mark("load")
 	var xid string
 	if err := tx.QueryRow(ctx, "SELECT pg_current_xact_id()::text").Scan(&xid); err != nil {
 		return fmt.Errorf("import: xid: %w", err)
@@ -302,8 +308,33 @@ func (s *Service) runImport(ctx context.Context, rec *record) error {
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("import: commit: %w", err)
 	}
+	tm.mark("commit")
 	s.dropUpload(ctx, rec)
-	return s.finishDone(context.WithoutCancel(ctx), rec.ID, nil, size, rows)
+	err = s.finishDone(context.WithoutCancel(ctx), rec.ID, nil, size, rows)
+	tm.mark("finish")
+	s.log.DebugContext(ctx, "import timing", append([]any{"job", rec.ID, "rows", rows}, tm.attrs()...)...)
+	return err
+}
+
+// phaseTimer measures the phases of a job for the debug log.
+type phaseTimer struct {
+	start, last time.Time
+	phases      []any
+}
+
+func newPhaseTimer() *phaseTimer {
+	now := time.Now()
+	return &phaseTimer{start: now, last: now}
+}
+
+func (p *phaseTimer) mark(name string) {
+	now := time.Now()
+	p.phases = append(p.phases, name, now.Sub(p.last).Round(time.Millisecond))
+	p.last = now
+}
+
+func (p *phaseTimer) attrs() []any {
+	return append(p.phases, "total", time.Since(p.start).Round(time.Millisecond))
 }
 
 func (s *Service) dropUpload(ctx context.Context, rec *record) {

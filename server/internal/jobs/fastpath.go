@@ -34,7 +34,17 @@ const (
 	fastSetupTimeout = 10 * time.Second
 )
 
-var errFastAbandoned = errors.New("the upload fast path was abandoned")
+// fastMaxOpen bounds how long a fast-path attempt keeps its transaction
+// open while the upload streams: a slow client would otherwise hold a
+// connection, a transaction (holding back vacuum) and, for an append, a lock
+// on the table for as long as it takes. Past it the attempt is dropped and
+// the job path loads the file once it is stored. A variable for tests.
+var fastMaxOpen = time.Minute
+
+var (
+	errFastAbandoned = errors.New("the upload fast path was abandoned")
+	errFastTooSlow   = errors.New("the upload took longer than the fast path may keep a transaction open")
+)
 
 // fastLoad is one fast-path attempt, owned by the upload request.
 type fastLoad struct {
@@ -49,6 +59,7 @@ type fastLoad struct {
 	once   sync.Once
 	done   chan struct{}
 	start  time.Time
+	slow   *time.Timer // drops the attempt after fastMaxOpen
 
 	// set by run before done is closed, then owned by the request
 	plan    *ingest.Plan
@@ -88,6 +99,10 @@ func (s *Service) newFastLoad(ctx context.Context, rec *record, p params) *fastL
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	f := &fastLoad{s: s, id: rec.ID, rec: rec, opts: fastParams(p), spec: ingest.NewSpeculation(p.Header, speculateAfter),
 		ctx: cctx, cancel: cancel, abort: make(chan struct{}), done: make(chan struct{}), start: time.Now()}
+	f.slow = time.AfterFunc(fastMaxOpen, func() {
+		f.spec.Drop(errFastTooSlow)
+		f.once.Do(func() { close(f.abort) })
+	})
 	go f.run()
 	return f
 }
@@ -107,6 +122,12 @@ func (f *fastLoad) run() {
 	case <-f.abort:
 		f.giveUp(errFastAbandoned)
 		return
+	}
+	select {
+	case <-f.abort: // e.g. fastMaxOpen passed while the profile formed
+		f.giveUp(errFastAbandoned)
+		return
+	default:
 	}
 	f.readyAt = time.Since(f.start)
 	if f.spec.Profile() == nil {
@@ -182,6 +203,7 @@ func (f *fastLoad) rollback() {
 // close ends the attempt whatever its state (the request's deferred
 // clean-up): nothing it did stays uncommitted.
 func (f *fastLoad) close() {
+	f.slow.Stop()
 	f.once.Do(func() { close(f.abort) })
 	f.spec.Drop(errFastAbandoned)
 	select {
@@ -201,6 +223,7 @@ func (f *fastLoad) close() {
 // outcome is left to the job's river run), false when the caller must take
 // the normal path, and an error to answer the request with.
 func (s *Service) finishFast(ctx context.Context, f *fastLoad, rec *record, size int64) (bool, error) {
+	f.slow.Stop()          // the upload is complete
 	f.spec.CloseWrite(nil) // storeUpload closed it already; a no-op then
 	select {
 	case <-f.done:

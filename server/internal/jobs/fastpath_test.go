@@ -452,3 +452,86 @@ func TestFastPathFieldsAfterFile(t *testing.T) {
 		t.Fatalf("rows: %s", got)
 	}
 }
+
+// TestFastPathSlowUpload: an upload slower than fastMaxOpen loses its fast
+// path (the transaction is rolled back while the upload still streams) and
+// the job path loads the file. Not parallel: it shortens fastMaxOpen, which
+// every upload reads, and parallel tests only start after this one.
+func TestFastPathSlowUpload(t *testing.T) {
+	saved := fastMaxOpen
+	fastMaxOpen = 500 * time.Millisecond
+	defer func() { fastMaxOpen = saved }()
+	e := getEnv(t)
+	const table, n = "fast_slow", 100000
+	data := genCSV("id,name", n, func(i int) string { return strconv.Itoa(i) + ",slow " + strconv.Itoa(i) })
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	req, err := http.NewRequestWithContext(t.Context(), "POST", e.srv.URL+"/v2beta/db/acct/db/import/", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Test-User", "owner")
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	type answer struct {
+		code int
+		body []byte
+		err  error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			answered <- answer{err: err}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answered <- answer{code: resp.StatusCode, body: b}
+	}()
+	_ = mw.WriteField("table_name", table)
+	fw, err := mw.CreateFormFile("file", "slow.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := len(data) / 2
+	if _, err := fw.Write(data[:half]); err != nil {
+		t.Fatal(err)
+	}
+	// The COPY runs, then the upload stalls past fastMaxOpen: the fast
+	// path's transaction must end while the request is still open.
+	deadline := time.Now().Add(time.Minute)
+	for e.openSessions(t, table) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the fast path's COPY never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for e.openSessions(t, table) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the fast path kept its transaction open past fastMaxOpen")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := fw.Write(data[half:]); err != nil {
+		t.Fatal(err)
+	}
+	_ = mw.Close()
+	_ = pw.Close()
+	a := <-answered
+	if a.err != nil || a.code != http.StatusAccepted {
+		t.Fatalf("import: %d %s %v", a.code, a.body, a.err)
+	}
+	var j job
+	if err := jsonx.Unmarshal(a.body, &j); err != nil {
+		t.Fatal(err)
+	}
+	if o := e.fastOutcome(j.ID); o != "fallback" {
+		t.Fatalf("fast path outcome %q (%s), want fallback", o, e.fastReason(j.ID))
+	}
+	if j = e.wait(t, "owner", "import", j.ID); j.State != StateDone || j.Progress.Rows != n {
+		t.Fatalf("job = %+v", j)
+	}
+	if got := joinRows(e.text(t, "SELECT count(*), sum(id) FROM "+table)); got != fmt.Sprintf("%d|%d\n", n, n*(n+1)/2) {
+		t.Fatalf("rows: %s", got)
+	}
+}

@@ -30,7 +30,7 @@ func wireJobs(ctx context.Context, cfg *config.Config, st *store.Store, srv *api
 		return nil, err
 	}
 	jc := jobs.Config{PublicURL: cfg.PublicURL, Secret: cfg.Secret, AllowPrivateURLs: cfg.AllowPrivateFileURLs,
-		DownloadURLTTL: cfg.DownloadURLTTL}
+		DownloadURLTTL: cfg.DownloadURLTTL, ExportRetention: cfg.ExportRetention}
 	if cfg.Dev {
 		jc.RescueAfter = time.Minute
 	}

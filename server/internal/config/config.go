@@ -85,6 +85,10 @@ type Config struct {
 	// DownloadURLTTL is how long an export's download_url stays valid after
 	// the job is read (--download-url-ttl; 0 means the jobs default, 1h).
 	DownloadURLTTL time.Duration
+	// ExportRetention is how long an export's file stays in the blob store
+	// after the export finished (--export-retention, default 168h); then
+	// the jobs' retention sweep deletes it. It must be positive.
+	ExportRetention time.Duration
 	// AllowPlaintextLoopback lets the wire proxy accept cleartext passwords
 	// without TLS from loopback clients (dev only by default).
 	AllowPlaintextLoopback bool
@@ -108,6 +112,7 @@ func Default() Config {
 		LogFormat:           "text",
 		LogLevel:            "info",
 		TempFileLimit:       "5GB",
+		ExportRetention:     7 * 24 * time.Hour,
 	}
 }
 
@@ -171,6 +176,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.StreamStallTimeout, "stream-stall-timeout", envDur("STREAM_STALL_TIMEOUT", c.StreamStallTimeout), "cancel a streamed query whose client reads nothing for this long; 0 = 30s (env BITD_STREAM_STALL_TIMEOUT)")
 	fs.BoolVar(&c.AllowPrivateFileURLs, "allow-private-urls", envBool("ALLOW_PRIVATE_URLS", c.AllowPrivateFileURLs), "let import file_url reach private and loopback addresses; default true under dev, false under serve (env BITD_ALLOW_PRIVATE_URLS)")
 	fs.DurationVar(&c.DownloadURLTTL, "download-url-ttl", envDur("DOWNLOAD_URL_TTL", c.DownloadURLTTL), "lifetime of export download URLs; 0 = 1h (env BITD_DOWNLOAD_URL_TTL)")
+	fs.DurationVar(&c.ExportRetention, "export-retention", envDur("EXPORT_RETENTION", c.ExportRetention), "how long export files are kept after the export finished, then deleted; must be positive (env BITD_EXPORT_RETENTION)")
 	fs.StringVar(&c.TempFileLimit, "temp-file-limit", envOr("TEMP_FILE_LIMIT", c.TempFileLimit), "temp_file_limit of every platform database (PostgreSQL size: 5GB, 512MB); -1 = no limit (env BITD_TEMP_FILE_LIMIT)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", envOr("ALLOWED_ORIGINS", c.AllowedOrigins), "comma-separated CORS origins, * for any (env BITD_ALLOWED_ORIGINS)")
 	fs.StringVar(&c.LogFormat, "log-format", envOr("LOG_FORMAT", c.LogFormat), "log format: text or json (env BITD_LOG_FORMAT)")
@@ -193,6 +199,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DownloadURLTTL < 0 {
 		return fmt.Errorf("--download-url-ttl must not be negative (0 means the default, 1h), not %v", c.DownloadURLTTL)
+	}
+	if c.ExportRetention <= 0 {
+		return fmt.Errorf("--export-retention (BITD_EXPORT_RETENTION) must be a positive duration such as 168h (the default, 7 days) or 720h, not %v: export files are deleted that long after the export finished; for practically unlimited retention give a large value such as 87600h (10 years)", c.ExportRetention)
 	}
 	tfl, err := ParseTempFileLimit(c.TempFileLimit)
 	if err != nil {

@@ -86,3 +86,45 @@ func TestTempFileLimit(t *testing.T) {
 		t.Errorf("default %q, want 5GB", c.TempFileLimit)
 	}
 }
+
+// TestExportRetention checks --export-retention / BITD_EXPORT_RETENTION:
+// the default is 168h, a positive value is taken, and 0 or a negative value
+// is rejected with a message naming the flag.
+func TestExportRetention(t *testing.T) {
+	if c := Default(); c.ExportRetention != 168*time.Hour {
+		t.Fatalf("default %v, want 168h", c.ExportRetention)
+	}
+	parse := func(args []string) (Config, error) {
+		c := Default()
+		c.DatabaseURL = "postgres://x@127.0.0.1/postgres"
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		c.RegisterFlags(fs)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		return c, c.Validate()
+	}
+	if c, err := parse(nil); err != nil || c.ExportRetention != 168*time.Hour {
+		t.Errorf("no flag: %v %v", c.ExportRetention, err)
+	}
+	if c, err := parse([]string{"--export-retention", "720h"}); err != nil || c.ExportRetention != 720*time.Hour {
+		t.Errorf("720h: %v %v", c.ExportRetention, err)
+	}
+	for _, v := range []string{"0", "0s", "-1h"} {
+		if _, err := parse([]string{"--export-retention", v}); err == nil || !strings.Contains(err.Error(), "--export-retention") {
+			t.Errorf("%q: Validate() = %v, want an error naming --export-retention", v, err)
+		}
+	}
+	t.Setenv("BITD_EXPORT_RETENTION", "48h")
+	if c, err := parse(nil); err != nil || c.ExportRetention != 48*time.Hour {
+		t.Errorf("env 48h: %v %v", c.ExportRetention, err)
+	}
+	t.Setenv("BITD_EXPORT_RETENTION", "0")
+	if _, err := parse(nil); err == nil || !strings.Contains(err.Error(), "BITD_EXPORT_RETENTION") {
+		t.Errorf("env 0: Validate() = %v, want an error", err)
+	}
+	if _, err := parse([]string{"--export-retention", "24h"}); err != nil {
+		t.Errorf("the flag overrides the environment: %v", err)
+	}
+}

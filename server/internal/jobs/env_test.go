@@ -164,7 +164,8 @@ func newEnv() (*env, error) {
 	mux := http.NewServeMux()
 	e.srv = httptest.NewServer(mux)
 	e.svc, err = New(ctx, Config{PublicURL: e.srv.URL, Secret: e.secret, Workers: 3, Queue: "test_" + e.suffix,
-		RescueAfter: 30 * time.Second, MaxURLFetchBytes: 1 << 20, URLFetchTimeout: 10 * time.Second},
+		RescueAfter: 30 * time.Second, MaxURLFetchBytes: 1 << 20, URLFetchTimeout: 10 * time.Second,
+		SweepInterval: -1}, // the retention tests run the sweep themselves
 		e.meta, e.pools, &testResolver{e: e}, e.bucket, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return nil, err

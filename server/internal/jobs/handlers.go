@@ -50,6 +50,14 @@ type exportJobJSON struct {
 	ExportFormat string  `json:"export_format"`
 	FileName     string  `json:"file_name"`
 	DownloadURL  *string `json:"download_url"`
+	// FileExpired is set once the retention sweep deleted the file.
+	FileExpired *fileExpiredJSON `json:"file_expired"`
+}
+
+// fileExpiredJSON says when an export's file was deleted, and what to do.
+type fileExpiredJSON struct {
+	Date    string `json:"date"`
+	Message string `json:"message"`
 }
 
 func ownerID(p *authn.Principal) string {
@@ -82,6 +90,11 @@ func (s *Service) view(r *record) any {
 	}
 	if r.FileName != nil {
 		e.FileName = *r.FileName
+	}
+	if r.FileDeletedAt != nil {
+		d := r.FileDeletedAt.UTC().Format(time.RFC3339Nano)
+		e.FileExpired = &fileExpiredJSON{Date: d, Message: expiredMessage(r)}
+		return e
 	}
 	if r.State == StateDone {
 		if tok, err := signToken(s.key, r.ID, s.now().Add(s.cfg.DownloadURLTTL)); err == nil {
@@ -603,8 +616,21 @@ func (s *Service) handleDownload(w http.ResponseWriter, r *http.Request) {
 		apierr.Write(w, r, apierr.NotFound("the export file no longer exists"))
 		return
 	}
+	if s.exportExpired(rec, false) {
+		apierr.Write(w, r, exportExpiredError(rec))
+		return
+	}
 	br, err := s.bucket.NewReader(r.Context(), *rec.BlobKey, nil)
 	if err != nil {
+		if errBlobNotFound(err) {
+			// a sweep may be deleting it right now: read the row again
+			if again, gerr := s.getJob(r.Context(), id); gerr == nil && s.exportExpired(again, true) {
+				apierr.Write(w, r, exportExpiredError(again))
+				return
+			}
+		} else {
+			s.log.WarnContext(r.Context(), "export file unreadable", "job", id, "err", err)
+		}
 		apierr.Write(w, r, apierr.NotFound("the export file no longer exists"))
 		return
 	}
@@ -625,6 +651,22 @@ func (s *Service) handleDownload(w http.ResponseWriter, r *http.Request) {
 	if _, err := io.Copy(w, br); err != nil {
 		s.log.WarnContext(r.Context(), "download cut off", "job", id, "err", err)
 	}
+}
+
+// expiredMessage tells the owner of an export whose file was deleted what
+// happened and what to do.
+func expiredMessage(rec *record) string {
+	when := "after its retention period"
+	if rec.FileDeletedAt != nil {
+		when = "on " + rec.FileDeletedAt.UTC().Format(time.RFC3339)
+	}
+	return "the export file expired " + when + " and was deleted from the file store: run the export again for a new file"
+}
+
+// exportExpiredError is the 410 of a download whose export file expired
+// (distinct from download_expired, an expired download URL).
+func exportExpiredError(rec *record) error {
+	return apierr.New(http.StatusGone, "export_expired", "%s", expiredMessage(rec))
 }
 
 // contentDisposition names the file: an ASCII fallback plus RFC 5987

@@ -20,7 +20,7 @@
 //	POST /v2beta/db/{account}/{db}/import/   multipart upload → Job (202)
 //	GET  /v2beta/import/{id}                 Job
 //	POST /v2beta/db/{account}/{db}/export/   JSON → Job (202)
-//	GET  /v2beta/export/{id}                 Job + export_format, file_name, download_url
+//	GET  /v2beta/export/{id}                 Job + export_format, file_name, download_url, file_expired
 //	GET  /v2beta/files/{token}               the export file (Public: the signed token is the credential)
 //
 // Durability: a job is a bitkit_jobs row plus a river job inserted in the
@@ -35,6 +35,10 @@
 // loaded exactly once. A plain CSV upload is loaded while it streams in
 // (fastpath.go) and recorded the same way, with its transaction id, before
 // it commits.
+//
+// Retention: a sweep in every Service (retention.go) deletes export files
+// and the uploads of FAILED imports Config.ExportRetention after their job
+// finished, and records it in the job row (file_deleted_at).
 //
 // A Service is safe for concurrent use.
 package jobs
@@ -93,6 +97,16 @@ type Config struct {
 	// TempDir holds the local copy of a file while it is imported (default
 	// os.TempDir()).
 	TempDir string
+	// ExportRetention is how long an export's file is kept in the blob store
+	// after the export finished (default 168h, 7 days); the retention sweep
+	// then deletes it, and the upload left by a FAILED import, and records
+	// that in the job row (retention.go).
+	ExportRetention time.Duration
+	// SweepInterval is how often the retention sweep runs (default 10
+	// minutes; the first sweep runs one minute after New, or after
+	// SweepInterval when that is shorter). Negative turns the periodic
+	// sweep off (tests that run it themselves).
+	SweepInterval time.Duration
 }
 
 func (c *Config) defaults() error {
@@ -129,6 +143,12 @@ func (c *Config) defaults() error {
 	}
 	if c.TempDir == "" {
 		c.TempDir = os.TempDir()
+	}
+	if c.ExportRetention <= 0 {
+		c.ExportRetention = DefaultExportRetention
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = 10 * time.Minute
 	}
 	return nil
 }
@@ -180,6 +200,10 @@ type Service struct {
 	// "loaded", "fallback" or "commit_failed", with the reason.
 	fastHook atomic.Pointer[func(jobID, outcome string, reason error)]
 	now      func() time.Time
+	// sweepStop ends the retention sweep loop; sweepDone is closed when it
+	// has returned.
+	sweepStop context.CancelFunc
+	sweepDone chan struct{}
 }
 
 // New starts a Service: its river client works jobs from the metadata
@@ -217,6 +241,7 @@ func New(ctx context.Context, cfg Config, metadata *pgxpool.Pool, pools PoolSour
 	if err := client.Start(ctx); err != nil {
 		return nil, fmt.Errorf("jobs: start river: %w", err)
 	}
+	s.startSweeper()
 	return s, nil
 }
 
@@ -225,6 +250,7 @@ func New(ctx context.Context, cfg Config, metadata *pgxpool.Pool, pools PoolSour
 // Service that runs). Safe to call once.
 func (s *Service) Stop(ctx context.Context) error {
 	s.stopping.Store(true)
+	s.stopSweeper()
 	err := s.river.Stop(ctx)
 	if err == nil {
 		return nil

@@ -39,6 +39,13 @@ var migrations = []string{
 	date_finished  timestamptz
 );
 CREATE INDEX bitkit_jobs_owner_idx ON bitkit_jobs (owner_id, date_created);`,
+	// 2: export retention (retention.go). file_deleted_at is when the sweep
+	// deleted the job's blob (an export's file, a FAILED import's upload);
+	// the partial index holds exactly the rows the sweep may still have to
+	// visit, ordered by date_finished.
+	2: `ALTER TABLE bitkit_jobs ADD COLUMN file_deleted_at timestamptz;
+CREATE INDEX bitkit_jobs_retention_idx ON bitkit_jobs (date_finished)
+	WHERE ` + sweepPredicate + `;`,
 }
 
 // Migrate brings the metadata database up to date: river's own tables
@@ -46,6 +53,12 @@ CREATE INDEX bitkit_jobs_owner_idx ON bitkit_jobs (owner_id, date_created);`,
 // bitkit_jobs_migrations. A session advisory lock serialises replicas that
 // start together. It is safe to call on every start.
 func Migrate(ctx context.Context, metadata *pgxpool.Pool) error {
+	return migrateTo(ctx, metadata, len(migrations)-1)
+}
+
+// migrateTo applies the migrations up to version upto (tests build the
+// schema of an older bitd with it).
+func migrateTo(ctx context.Context, metadata *pgxpool.Pool, upto int) error {
 	conn, err := metadata.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("jobs migrate: %w", err)
@@ -73,7 +86,7 @@ func Migrate(ctx context.Context, metadata *pgxpool.Pool) error {
 	if err := conn.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM bitkit_jobs_migrations").Scan(&have); err != nil {
 		return fmt.Errorf("jobs migrate: %w", err)
 	}
-	for v := have + 1; v < len(migrations); v++ {
+	for v := have + 1; v <= upto && v < len(migrations); v++ {
 		tx, err := conn.Begin(ctx)
 		if err != nil {
 			return fmt.Errorf("jobs migrate %d: %w", v, err)

@@ -42,6 +42,8 @@ type record struct {
 	LoadXID      *string
 	DateCreated  time.Time
 	DateFinished *time.Time
+	// FileDeletedAt is when the retention sweep deleted the job's blob.
+	FileDeletedAt *time.Time
 }
 
 // params are the request's parameters, kept as JSON in the job row.
@@ -63,14 +65,14 @@ type params struct {
 
 const recordColumns = `id::text, kind, owner_id, database_id, database_name, pg_database, pg_role, state, retries,
 	error_type, error_id, error_details, bytes_total, bytes_done, rows_done, params, blob_key, export_format, file_name,
-	load_xid, date_created, date_finished`
+	load_xid, date_created, date_finished, file_deleted_at`
 
 func scanRecord(row pgx.Row) (*record, error) {
 	var r record
 	var p []byte
 	err := row.Scan(&r.ID, &r.Kind, &r.OwnerID, &r.DatabaseID, &r.DatabaseName, &r.PGDatabase, &r.PGRole, &r.State, &r.Retries,
 		&r.ErrorType, &r.ErrorID, &r.ErrorDetails, &r.BytesTotal, &r.BytesDone, &r.Rows, &p, &r.BlobKey, &r.ExportFormat, &r.FileName,
-		&r.LoadXID, &r.DateCreated, &r.DateFinished)
+		&r.LoadXID, &r.DateCreated, &r.DateFinished, &r.FileDeletedAt)
 	if err != nil {
 		return nil, err
 	}

@@ -45,6 +45,16 @@ type Job struct {
 	ExportFormat string `json:"export_format,omitempty"`
 	FileName     string `json:"file_name,omitempty"`
 	DownloadURL  string `json:"download_url,omitempty"`
+	// FileExpired is set once the server deleted an export's file (bitd
+	// keeps it for --export-retention, 7 days by default): DownloadURL is
+	// then empty; run the export again.
+	FileExpired *JobFileExpired `json:"file_expired,omitempty"`
+}
+
+// JobFileExpired says when an export's file was deleted, and what to do.
+type JobFileExpired struct {
+	Date    time.Time `json:"date"`
+	Message string    `json:"message"`
 }
 
 // JobProgress reports how far a job got, for progress bars.
@@ -367,6 +377,9 @@ func (c *Client) Export(ctx context.Context, database string, r ExportRequest, p
 // absolute or relative to the endpoint) into w and returns the bytes
 // written. Credentials are sent only when the URL is on the client's endpoint.
 func (c *Client) Download(ctx context.Context, job *Job, w io.Writer) (int64, error) {
+	if job != nil && job.FileExpired != nil {
+		return 0, errors.New("core: Download: " + job.FileExpired.Message)
+	}
 	if job == nil || job.DownloadURL == "" {
 		return 0, errors.New("core: Download: the job has no download_url yet; wait for it with WaitExport")
 	}

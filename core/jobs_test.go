@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bitkit-dev/bitkit/internal/jsonx"
 )
 
 // jobServer fakes the job endpoints: import with a streamed upload, polling
@@ -222,5 +224,25 @@ func TestExportAndDownload(t *testing.T) {
 	defer other.mu.Unlock()
 	if other.dlAuth != "" {
 		t.Fatalf("credentials sent to another host: %q", other.dlAuth)
+	}
+}
+
+func TestDownloadExpiredExport(t *testing.T) {
+	t.Parallel()
+	var job Job
+	body := `{"id":"j1","state":"DONE","download_url":null,"file_expired":{"date":"2026-11-20T10:00:00Z","message":"the export file expired on 2026-11-20 10:00:00 UTC and was deleted from the file store: run the export again for a new file"}}`
+	if err := jsonx.Unmarshal([]byte(body), &job); err != nil {
+		t.Fatal(err)
+	}
+	if job.FileExpired == nil || !job.FileExpired.Date.Equal(time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)) {
+		t.Fatalf("FileExpired = %+v", job.FileExpired)
+	}
+	c, err := NewClient("http://127.0.0.1:1", WithAPIKey("v2_testkey"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := c.Download(t.Context(), &job, &buf); err == nil || !strings.Contains(err.Error(), "run the export again") {
+		t.Fatalf("Download of an expired export: %v", err)
 	}
 }

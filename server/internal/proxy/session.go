@@ -463,7 +463,7 @@ func (ss *session) terminate(msg *errorMsg, cancel bool) {
 		running := ss.inflight.Load() > 0
 		if ss.terminateRaw() {
 			if cancel && running {
-				go ss.cancelBackend()
+				go ss.cancelAfterEnd()
 			}
 			return
 		}
@@ -473,7 +473,7 @@ func (ss *session) terminate(msg *errorMsg, cancel bool) {
 		if cancel && running {
 			// The backend only notices the closed socket when it next
 			// writes: cancel the query so that it stops working now.
-			go ss.cancelBackend()
+			go ss.cancelAfterEnd()
 		}
 	})
 }
@@ -515,6 +515,19 @@ func (ss *session) idleDecision() *errorMsg {
 	}
 	ss.srv.log.Debug("proxy: closing idle session", "remote", ss.remote, "database", ss.dbName, "idle", idleFor)
 	return fatal("57P05", fmt.Sprintf("terminating connection due to idle timeout (%s); reconnect", timeout))
+}
+
+// cancelAfterEnd cancels the running query of a session being terminated.
+// A cancel that reaches the backend before it has started the query just
+// forwarded is ignored, and the backend would then run the query to its end
+// before it notices the closed socket; so the cancel is repeated a little
+// later (a cancel for a backend that has exited is ignored by PostgreSQL).
+func (ss *session) cancelAfterEnd() {
+	ss.cancelBackend()
+	for _, d := range []time.Duration{200 * time.Millisecond, time.Second} {
+		time.Sleep(d)
+		ss.cancelBackend()
+	}
 }
 
 // cancelBackend sends a CancelRequest with the backend's real key.

@@ -254,6 +254,7 @@ type testWriter struct {
 func (w *testWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.t.Log(strings.TrimSpace(string(p))) // shown when the test fails
 	if w.secrets == nil {
 		return len(p), nil
 	}
@@ -750,6 +751,7 @@ func testTerminate(t *testing.T, mode relayMode, cfg Config, end func(*Server, *
 		time.Sleep(10 * time.Millisecond)
 	}
 	start := time.Now()
+	busySS := srv.snapshot(func(ss *session) bool { return ss.inFlight() > 0 })
 	end(srv, auth, credW)
 	for _, rs := range []*rawSession{idle, busy} {
 		m := rs.waitFatal(t)
@@ -779,7 +781,13 @@ func testTerminate(t *testing.T, mode relayMode, cfg Config, end func(*Server, *
 			break
 		}
 		if i == 500 {
-			t.Fatalf("the terminated session's backend is still there")
+			var diag string
+			_ = admin.QueryRow(t.Context(), `SELECT string_agg(format('pid %s state %s wait %s/%s since %s backend_start %s', pid, state, wait_event_type, wait_event, now() - state_change, backend_start), '; ')
+				FROM pg_stat_activity WHERE query = $1`, sleep).Scan(&diag)
+			for _, ss := range busySS {
+				diag += fmt.Sprintf("; proxy session: backend pid %d, inflight %d, cancels sent %d", ss.backendPID, ss.inFlight(), ss.cancels.Load())
+			}
+			t.Fatalf("the terminated session's backend is still there: %s", diag)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

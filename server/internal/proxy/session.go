@@ -318,6 +318,7 @@ type session struct {
 
 	lastActive atomic.Int64 // unix nanos of the last client traffic or query end
 	stalls     atomic.Int64 // times the event loop found a socket buffer full and held bytes back
+	cancels    atomic.Int32 // CancelRequests sent to the backend (tests)
 	inflight   atomic.Int32 // Query/Sync/FunctionCall sent minus ReadyForQuery received
 
 	endOnce sync.Once
@@ -460,21 +461,20 @@ func (ss *session) backendToClient() {
 func (ss *session) terminate(msg *errorMsg, cancel bool) {
 	ss.endOnce.Do(func() {
 		ss.endMsg.Store(msg)
-		running := ss.inflight.Load() > 0
+		// The backend only notices the closed socket when it next reads
+		// or writes: cancel whatever it runs so that it stops now. (Not
+		// only when a query is known to be in flight: a query forwarded
+		// a moment ago may not be counted yet, and a cancel that finds
+		// the backend idle is ignored.)
+		if cancel {
+			go ss.cancelAfterEnd()
+		}
 		if ss.terminateRaw() {
-			if cancel && running {
-				go ss.cancelAfterEnd()
-			}
 			return
 		}
 		// Unblock a relay stuck writing to a client that does not read.
 		_ = ss.client.SetWriteDeadline(time.Now().Add(2 * time.Second))
 		ss.backend.Close()
-		if cancel && running {
-			// The backend only notices the closed socket when it next
-			// writes: cancel the query so that it stops working now.
-			go ss.cancelAfterEnd()
-		}
 	})
 }
 
@@ -548,6 +548,7 @@ func (ss *session) cancelBackend() {
 	if _, err := c.Write(buf); err != nil {
 		return
 	}
+	ss.cancels.Add(1)
 	// PostgreSQL closes the connection once it has handled the request.
 	_, _ = io.Copy(io.Discard, c)
 }

@@ -4,6 +4,7 @@ package pgalive
 
 import (
 	"net"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -79,5 +80,52 @@ func TestBrokenWhileAnotherReadWaits(t *testing.T) {
 		}
 	case <-t.Context().Done():
 		t.Fatal("Broken blocked behind another read")
+	}
+}
+
+// TestGone: unread data is no sign of death for Gone; a close (with nothing
+// unread) or, on Linux, a reset (even with unread data) is.
+func TestGone(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		peer func(net.Conn)
+		want bool
+	}{
+		{"idle", func(net.Conn) {}, false},
+		{"unread data", func(c net.Conn) { _, _ = c.Write([]byte("x")) }, false},
+		{"closed by peer", func(c net.Conn) { c.Close() }, true},
+	}
+	if runtime.GOOS == "linux" {
+		cases = append(cases, struct {
+			name string
+			peer func(net.Conn)
+			want bool
+		}{"reset with unread data", func(c net.Conn) {
+			_, _ = c.Write([]byte("x"))
+			_ = c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		}, true})
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			client, server := pair(t)
+			tc.peer(server)
+			if !tc.want {
+				// Wait until what the peer sent has arrived (Broken
+				// sees any unread byte), so that Gone judges it.
+				for tc.name == "unread data" && !Broken(client) {
+					time.Sleep(time.Millisecond)
+				}
+			} else {
+				for i := 0; i < 5000 && !Gone(client); i++ {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			if got := Gone(client); got != tc.want {
+				t.Errorf("Gone = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

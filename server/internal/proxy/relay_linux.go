@@ -364,11 +364,10 @@ func (ss *session) runRaw() bool {
 	return true
 }
 
-// terminateRaw ends a session relayed by the loop (from any goroutine): the
-// loop shuts the backend socket down, so that PostgreSQL ends its backend,
-// and detaches the session. It reports false when the session is not on
-// the loop (under rawMu, so that runRaw cannot take it concurrently).
-func (ss *session) terminateRaw() bool {
+// onLoop runs f on the loop for a session the loop relays and has not let
+// go of yet. It reports false when the session is not on the loop (under
+// rawMu, so that runRaw cannot take it concurrently).
+func (ss *session) onLoop(f func(rs *loopSession)) bool {
 	ss.rawMu.Lock()
 	rs := ss.raw
 	ss.rawMu.Unlock()
@@ -376,37 +375,34 @@ func (ss *session) terminateRaw() bool {
 		return false
 	}
 	theLoop.post(func() {
-		if rs.gone {
-			return
+		if !rs.gone {
+			f(rs)
 		}
-		_ = unix.Shutdown(rs.backend.fd, unix.SHUT_RDWR)
-		theLoop.detach(rs, false)
 	})
 	return true
 }
 
+// end (on the loop) shuts the backend socket down, so that PostgreSQL ends
+// its backend, and lets the session go.
+func (l *relayLoop) end(rs *loopSession) {
+	_ = unix.Shutdown(rs.backend.fd, unix.SHUT_RDWR)
+	l.detach(rs, false)
+}
+
+// terminateRaw ends a session relayed by the loop (from any goroutine).
+func (ss *session) terminateRaw() bool { return ss.onLoop(theLoop.end) }
+
 // idleCheckRaw runs the idle decision on the loop, which is the only
 // forwarder, so that nothing is forwarded after it decides.
 func (ss *session) idleCheckRaw() bool {
-	ss.rawMu.Lock()
-	rs := ss.raw
-	ss.rawMu.Unlock()
-	if rs == nil {
-		return false
-	}
-	theLoop.post(func() {
-		if rs.gone {
-			return
-		}
+	return ss.onLoop(func(rs *loopSession) {
 		if m := ss.idleDecision(); m != nil {
 			ss.endOnce.Do(func() {
 				ss.endMsg.Store(m)
-				_ = unix.Shutdown(rs.backend.fd, unix.SHUT_RDWR)
-				theLoop.detach(rs, false)
+				theLoop.end(rs)
 			})
 		}
 	})
-	return true
 }
 
 // finishRaw runs on the session goroutine once the loop has let go: it
@@ -460,16 +456,11 @@ func writeAllFD(fd int, p []byte, deadline time.Time) {
 // exitsyscall, and sysmon handing the P to another thread when the kernel
 // deschedules the loop inside a write that woke its receiver). Measured:
 // about 9 % of the relay's CPU time went to sysmon waking every 20 µs.
-func rawRead(fd int, p []byte) (int, error) {
-	r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
-	if e != 0 {
-		return -1, e
-	}
-	return int(r), nil
-}
+func rawRead(fd int, p []byte) (int, error)  { return rawIO(unix.SYS_READ, fd, p) }
+func rawWrite(fd int, p []byte) (int, error) { return rawIO(unix.SYS_WRITE, fd, p) }
 
-func rawWrite(fd int, p []byte) (int, error) {
-	r, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+func rawIO(trap uintptr, fd int, p []byte) (int, error) {
+	r, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
 	if e != 0 {
 		return -1, e
 	}
@@ -486,34 +477,3 @@ func epollPoll(epfd int, events []unix.EpollEvent) (int, error) {
 	}
 	return int(r), nil
 }
-
-// peerReset reports whether c's peer reset the connection, or closed it
-// with nothing left to read, without consuming anything. (A reset socket
-// may still hold readable data, so its TCP state is checked too.)
-func peerReset(c net.Conn) bool {
-	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
-		c = nc.NetConn()
-	}
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	gone := false
-	_ = rc.Control(func(fd uintptr) {
-		if ti, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil && ti.State == tcpClose {
-			gone = true
-			return
-		}
-		var b [1]byte
-		n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		gone = (n == 0 && err == nil) || (err != nil && err != unix.EAGAIN && err != unix.EINTR)
-	})
-	return gone
-}
-
-// tcpClose is TCP_CLOSE of the kernel's TCP states (include/net/tcp_states.h).
-const tcpClose = 7

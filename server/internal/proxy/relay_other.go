@@ -5,11 +5,7 @@ package proxy
 // The event-loop relay exists on Linux only (relay_linux.go); elsewhere
 // every session uses the goroutine relay.
 
-import "net"
-
 type loopSession struct{}
-
-func peerReset(net.Conn) bool { return false }
 
 func (ss *session) runRaw() bool       { return false }
 func (ss *session) terminateRaw() bool { return false }

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bitkit-dev/bitkit/internal/pgalive"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -416,7 +417,7 @@ func (ss *session) writeBackend(p []byte) error {
 		_ = ss.backend.SetWriteDeadline(time.Now().Add(backendStallCheck))
 		n, err := ss.backend.Write(p)
 		p = p[n:]
-		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || peerReset(ss.client) {
+		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || pgalive.Gone(ss.client) {
 			return err
 		}
 	}

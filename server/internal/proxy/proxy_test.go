@@ -479,6 +479,48 @@ var (
 	relayModes = []relayMode{tlsRelay, {name: "plaintext-loop", plaintext: true}, {name: "plaintext-goroutines", plaintext: true, goroutine: true}}
 )
 
+// waitBackendGone waits until no backend's last query contains marker; after
+// within it fails with msg, what pg_stat_activity still shows and more().
+func waitBackendGone(t *testing.T, f *fixture, marker string, within time.Duration, msg string, more func() string) {
+	t.Helper()
+	admin, err := pgx.Connect(t.Context(), f.adminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	const where = "FROM pg_stat_activity WHERE position($1 in query) > 0 AND pid <> pg_backend_pid()"
+	for deadline := time.Now().Add(within); ; {
+		var n int
+		if err := admin.QueryRow(t.Context(), "SELECT count(*) "+where, marker).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			var diag string
+			_ = admin.QueryRow(t.Context(), `SELECT string_agg(format('pid %s state %s wait %s/%s since %s backend_start %s',
+				pid, state, wait_event_type, wait_event, now() - state_change, backend_start), '; ') `+where, marker).Scan(&diag)
+			if more != nil {
+				diag += more()
+			}
+			t.Fatalf("%s: %s", msg, diag)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// eachRelay runs fn as a parallel subtest for every relay mode.
+func eachRelay(t *testing.T, fn func(t *testing.T, mode relayMode)) {
+	t.Helper()
+	for _, mode := range relayModes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, mode)
+		})
+	}
+}
+
 // config returns base set up for the mode.
 func (m relayMode) config(base Config) Config {
 	if m.plaintext {
@@ -628,47 +670,44 @@ func TestIdleClose(t *testing.T) {
 	f := sharedDB(t)
 	auth := newTestAuth(f)
 	key, _ := auth.key("w")
-	for _, mode := range relayModes {
-		t.Run(mode.name, func(t *testing.T) {
+	eachRelay(t, func(t *testing.T, mode relayMode) {
+		_, addr := startProxy(t, mode.config(Config{IdleTimeout: time.Second}), auth)
+		t.Run("idle session gets FATAL 57P05", func(t *testing.T) {
 			t.Parallel()
-			_, addr := startProxy(t, mode.config(Config{IdleTimeout: time.Second}), auth)
-			t.Run("idle session gets FATAL 57P05", func(t *testing.T) {
-				t.Parallel()
-				rs := rawConnectMode(t, mode, addr, key, testDB)
-				m := rs.waitFatal(t)
-				if m.Code != "57P05" || m.Severity != "FATAL" || m.Message != "terminating connection due to idle timeout (1s); reconnect" {
-					t.Fatalf("got %s %s %q", m.Severity, m.Code, m.Message)
-				}
-			})
-			t.Run("a query longer than the timeout is not cut", func(t *testing.T) {
-				t.Parallel()
-				rs := rawConnectMode(t, mode, addr, key, testDB)
-				if err := rs.query(t, "SELECT pg_sleep(2.5)"); err != nil {
-					t.Fatalf("long query: %v", err)
-				}
-				// Then it idles out.
-				if m := rs.waitFatal(t); m.Code != "57P05" {
-					t.Fatalf("got %s %s", m.Code, m.Message)
-				}
-			})
-			t.Run("pgx sees the FATAL on its next query", func(t *testing.T) {
-				t.Parallel()
-				srv, addr := startProxy(t, mode.config(Config{IdleTimeout: time.Second}), auth)
-				conn, err := connect(t, addr, key, testDB, mode.sslmode())
-				if err != nil {
-					t.Fatal(err)
-				}
-				for srv.Sessions() > 0 {
-					time.Sleep(20 * time.Millisecond)
-				}
-				var one int
-				err = conn.QueryRow(t.Context(), "SELECT 1").Scan(&one)
-				if pgCode(err) != "57P05" {
-					t.Fatalf("query on an idle-closed connection: %v, want 57P05", err)
-				}
-			})
+			rs := rawConnectMode(t, mode, addr, key, testDB)
+			m := rs.waitFatal(t)
+			if m.Code != "57P05" || m.Severity != "FATAL" || m.Message != "terminating connection due to idle timeout (1s); reconnect" {
+				t.Fatalf("got %s %s %q", m.Severity, m.Code, m.Message)
+			}
 		})
-	}
+		t.Run("a query longer than the timeout is not cut", func(t *testing.T) {
+			t.Parallel()
+			rs := rawConnectMode(t, mode, addr, key, testDB)
+			if err := rs.query(t, "SELECT pg_sleep(2.5)"); err != nil {
+				t.Fatalf("long query: %v", err)
+			}
+			// Then it idles out.
+			if m := rs.waitFatal(t); m.Code != "57P05" {
+				t.Fatalf("got %s %s", m.Code, m.Message)
+			}
+		})
+		t.Run("pgx sees the FATAL on its next query", func(t *testing.T) {
+			t.Parallel()
+			srv, addr := startProxy(t, mode.config(Config{IdleTimeout: time.Second}), auth)
+			conn, err := connect(t, addr, key, testDB, mode.sslmode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for srv.Sessions() > 0 {
+				time.Sleep(20 * time.Millisecond)
+			}
+			var one int
+			err = conn.QueryRow(t.Context(), "SELECT 1").Scan(&one)
+			if pgCode(err) != "57P05" {
+				t.Fatalf("query on an idle-closed connection: %v, want 57P05", err)
+			}
+		})
+	})
 }
 
 func TestCaps(t *testing.T) {
@@ -767,30 +806,12 @@ func testTerminate(t *testing.T, mode relayMode, cfg Config, end func(*Server, *
 	}
 	// The cancelled pg_sleep ended its backend: nothing of the session is
 	// left on the server.
-	admin, err := pgx.Connect(t.Context(), f.adminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(context.Background())
-	for i := 0; ; i++ {
-		var n int
-		if err := admin.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_activity WHERE query = $1", sleep).Scan(&n); err != nil {
-			t.Fatal(err)
+	waitBackendGone(t, f, sleep, 10*time.Second, "the terminated session's backend is still there", func() (diag string) {
+		for _, ss := range busySS {
+			diag += fmt.Sprintf("; proxy session: backend pid %d, inflight %d, cancels sent %d", ss.backendPID, ss.inFlight(), ss.cancels.Load())
 		}
-		if n == 0 {
-			break
-		}
-		if i == 500 {
-			var diag string
-			_ = admin.QueryRow(t.Context(), `SELECT string_agg(format('pid %s state %s wait %s/%s since %s backend_start %s', pid, state, wait_event_type, wait_event, now() - state_change, backend_start), '; ')
-				FROM pg_stat_activity WHERE query = $1`, sleep).Scan(&diag)
-			for _, ss := range busySS {
-				diag += fmt.Sprintf("; proxy session: backend pid %d, inflight %d, cancels sent %d", ss.backendPID, ss.inFlight(), ss.cancels.Load())
-			}
-			t.Fatalf("the terminated session's backend is still there: %s", diag)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return diag
+	})
 }
 
 func TestOtherCredentialSurvives(t *testing.T) {
@@ -816,31 +837,28 @@ func TestShutdown(t *testing.T) {
 	f := sharedDB(t)
 	auth := newTestAuth(f)
 	key, _ := auth.key("w")
-	for _, mode := range relayModes {
-		t.Run(mode.name, func(t *testing.T) {
-			t.Parallel()
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := New(mode.config(Config{}), auth, nil)
-			done := make(chan error, 1)
-			go func() { done <- srv.Serve(ln) }()
-			rs := rawConnectMode(t, mode, ln.Addr().String(), key, testDB)
-			if err := srv.Shutdown(t.Context()); err != nil {
-				t.Fatalf("Shutdown: %v", err)
-			}
-			if err := <-done; !errors.Is(err, ErrServerClosed) {
-				t.Fatalf("Serve: %v", err)
-			}
-			if m := rs.waitFatal(t); m.Code != "57P01" || !strings.Contains(m.Message, "shutting down") {
-				t.Fatalf("got %s %q", m.Code, m.Message)
-			}
-			if srv.Sessions() != 0 {
-				t.Fatalf("sessions after Shutdown: %d", srv.Sessions())
-			}
-		})
-	}
+	eachRelay(t, func(t *testing.T, mode relayMode) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := New(mode.config(Config{}), auth, nil)
+		done := make(chan error, 1)
+		go func() { done <- srv.Serve(ln) }()
+		rs := rawConnectMode(t, mode, ln.Addr().String(), key, testDB)
+		if err := srv.Shutdown(t.Context()); err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Fatalf("Serve: %v", err)
+		}
+		if m := rs.waitFatal(t); m.Code != "57P01" || !strings.Contains(m.Message, "shutting down") {
+			t.Fatalf("got %s %q", m.Code, m.Message)
+		}
+		if srv.Sessions() != 0 {
+			t.Fatalf("sessions after Shutdown: %d", srv.Sessions())
+		}
+	})
 }
 
 func TestParseDatabase(t *testing.T) {

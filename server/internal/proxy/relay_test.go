@@ -25,125 +25,105 @@ func TestRelayBulk(t *testing.T) {
 	f := sharedDB(t)
 	auth := newTestAuth(f)
 	key, _ := auth.key("w")
-	for _, mode := range relayModes {
-		t.Run(mode.name, func(t *testing.T) {
-			t.Parallel()
-			srv, addr := startProxy(t, mode.config(Config{}), auth)
+	eachRelay(t, func(t *testing.T, mode relayMode) {
+		srv, addr := startProxy(t, mode.config(Config{}), auth)
 
-			// Backend → client: a 32 MB result, read only after a pause.
-			rs := rawConnectMode(t, mode, addr, key, testDB)
-			const rows, width = 32000, 1000
-			rs.fe.Send(&pgproto3.Query{String: fmt.Sprintf("SELECT g, repeat(chr(65 + g %% 26), %d) FROM generate_series(1, %d) g", width, rows)})
-			if err := rs.fe.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(300 * time.Millisecond) // let every buffer on the way fill up
-			next := 1
-			for done := false; !done; {
-				msg, err := rs.fe.Receive()
-				if err != nil {
-					t.Fatalf("after row %d: %v", next-1, err)
-				}
-				switch m := msg.(type) {
-				case *pgproto3.DataRow:
-					g, _ := strconv.Atoi(string(m.Values[0]))
-					want := strings.Repeat(string(rune(65+g%26)), width)
-					if g != next || string(m.Values[1]) != want {
-						t.Fatalf("row %d: got g=%d and %d bytes", next, g, len(m.Values[1]))
-					}
-					next++
-				case *pgproto3.ErrorResponse:
-					t.Fatalf("query: %s %s", m.Code, m.Message)
-				case *pgproto3.ReadyForQuery:
-					done = true
-				}
-			}
-			if next-1 != rows {
-				t.Fatalf("got %d rows, want %d", next-1, rows)
-			}
-
-			// Client → backend: COPY 32 MB in, then pipelined queries.
-			conn, err := connect(t, addr, key, testDB, mode.sslmode())
+		// Backend → client: a 32 MB result, read only after a pause.
+		rs := rawConnectMode(t, mode, addr, key, testDB)
+		const rows, width = 32000, 1000
+		rs.fe.Send(&pgproto3.Query{String: fmt.Sprintf("SELECT g, repeat(chr(65 + g %% 26), %d) FROM generate_series(1, %d) g", width, rows)})
+		if err := rs.fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond) // let every buffer on the way fill up
+		next := 1
+		for done := false; !done; {
+			msg, err := rs.fe.Receive()
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("after row %d: %v", next-1, err)
 			}
-			if _, err := conn.Exec(t.Context(), "CREATE TEMP TABLE bulk (n int, s text)"); err != nil {
-				t.Fatal(err)
-			}
-			var in bytes.Buffer
-			for i := 1; i <= rows; i++ {
-				fmt.Fprintf(&in, "%d\t%s\n", i, strings.Repeat("b", width))
-			}
-			tag, err := conn.PgConn().CopyFrom(t.Context(), &in, "COPY bulk FROM STDIN")
-			if err != nil || tag.RowsAffected() != rows {
-				t.Fatalf("COPY: %v, %d rows", err, tag.RowsAffected())
-			}
-			var n, sum, bytes int64
-			if err := conn.QueryRow(t.Context(), "SELECT count(*), sum(n), sum(length(s)) FROM bulk").Scan(&n, &sum, &bytes); err != nil {
-				t.Fatal(err)
-			}
-			if n != rows || sum != rows*(rows+1)/2 || bytes != rows*width {
-				t.Fatalf("after COPY: count %d, sum %d, bytes %d", n, sum, bytes)
-			}
-			batch := &pgx.Batch{}
-			for i := range 2000 {
-				batch.Queue("SELECT $1::int + 1", i)
-			}
-			br := conn.SendBatch(t.Context(), batch)
-			for i := range 2000 {
-				var got int
-				if err := br.QueryRow().Scan(&got); err != nil || got != i+1 {
-					t.Fatalf("pipelined query %d: %d, %v", i, got, err)
+			switch m := msg.(type) {
+			case *pgproto3.DataRow:
+				g, _ := strconv.Atoi(string(m.Values[0]))
+				want := strings.Repeat(string(rune(65+g%26)), width)
+				if g != next || string(m.Values[1]) != want {
+					t.Fatalf("row %d: got g=%d and %d bytes", next, g, len(m.Values[1]))
 				}
+				next++
+			case *pgproto3.ErrorResponse:
+				t.Fatalf("query: %s %s", m.Code, m.Message)
+			case *pgproto3.ReadyForQuery:
+				done = true
 			}
-			if err := br.Close(); err != nil {
-				t.Fatal(err)
-			}
-			// A client that hangs up in the middle of a large result: the
-			// session and its backend end.
-			quitter := rawConnectMode(t, mode, addr, key, testDB)
-			open := srv.Sessions()
-			marker := "/* quitter_" + randHex(4) + " */"
-			quitter.fe.Send(&pgproto3.Query{String: fmt.Sprintf("SELECT g, repeat('q', %d) %s FROM generate_series(1, %d) g", width, marker, rows)})
-			if err := quitter.fe.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := quitter.fe.Receive(); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(100 * time.Millisecond)
-			quitter.conn.Close()
-			for srv.Sessions() >= open {
-				time.Sleep(10 * time.Millisecond)
-			}
-			admin, err := pgx.Connect(t.Context(), f.adminURL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer admin.Close(context.Background())
-			for i := 0; ; i++ {
-				var n int
-				if err := admin.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%'||$1||'%' AND pid <> pg_backend_pid()", marker).Scan(&n); err != nil {
-					t.Fatal(err)
-				}
-				if n == 0 {
-					break
-				}
-				if i == 1000 {
-					t.Fatal("the backend of a session whose client hung up is still there")
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+		}
+		if next-1 != rows {
+			t.Fatalf("got %d rows, want %d", next-1, rows)
+		}
 
-			var stalls int64
-			for _, ss := range srv.snapshot(nil) {
-				stalls += ss.stalls.Load()
+		// Client → backend: COPY 32 MB in, then pipelined queries.
+		conn, err := connect(t, addr, key, testDB, mode.sslmode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(t.Context(), "CREATE TEMP TABLE bulk (n int, s text)"); err != nil {
+			t.Fatal(err)
+		}
+		var in bytes.Buffer
+		for i := 1; i <= rows; i++ {
+			fmt.Fprintf(&in, "%d\t%s\n", i, strings.Repeat("b", width))
+		}
+		tag, err := conn.PgConn().CopyFrom(t.Context(), &in, "COPY bulk FROM STDIN")
+		if err != nil || tag.RowsAffected() != rows {
+			t.Fatalf("COPY: %v, %d rows", err, tag.RowsAffected())
+		}
+		var n, sum, bytes int64
+		if err := conn.QueryRow(t.Context(), "SELECT count(*), sum(n), sum(length(s)) FROM bulk").Scan(&n, &sum, &bytes); err != nil {
+			t.Fatal(err)
+		}
+		if n != rows || sum != rows*(rows+1)/2 || bytes != rows*width {
+			t.Fatalf("after COPY: count %d, sum %d, bytes %d", n, sum, bytes)
+		}
+		batch := &pgx.Batch{}
+		for i := range 2000 {
+			batch.Queue("SELECT $1::int + 1", i)
+		}
+		br := conn.SendBatch(t.Context(), batch)
+		for i := range 2000 {
+			var got int
+			if err := br.QueryRow().Scan(&got); err != nil || got != i+1 {
+				t.Fatalf("pipelined query %d: %d, %v", i, got, err)
 			}
-			if mode.plaintext && !mode.goroutine && runtime.GOOS == "linux" && stalls == 0 {
-				t.Errorf("the event loop never held bytes back: the test did not reach the full-buffer path")
-			}
-		})
-	}
+		}
+		if err := br.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// A client that hangs up in the middle of a large result: the
+		// session and its backend end.
+		quitter := rawConnectMode(t, mode, addr, key, testDB)
+		open := srv.Sessions()
+		marker := "/* quitter_" + randHex(4) + " */"
+		quitter.fe.Send(&pgproto3.Query{String: fmt.Sprintf("SELECT g, repeat('q', %d) %s FROM generate_series(1, %d) g", width, marker, rows)})
+		if err := quitter.fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := quitter.fe.Receive(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		quitter.conn.Close()
+		for srv.Sessions() >= open {
+			time.Sleep(10 * time.Millisecond)
+		}
+		waitBackendGone(t, f, marker, 20*time.Second, "the backend of a session whose client hung up is still there", nil)
+
+		var stalls int64
+		for _, ss := range srv.snapshot(nil) {
+			stalls += ss.stalls.Load()
+		}
+		if mode.plaintext && !mode.goroutine && runtime.GOOS == "linux" && stalls == 0 {
+			t.Errorf("the event loop never held bytes back: the test did not reach the full-buffer path")
+		}
+	})
 }
 
 // unixBackend returns the BackendAddr of the test cluster's Unix socket.
@@ -173,40 +153,37 @@ func TestUnixSocketBackend(t *testing.T) {
 	auth := newTestAuth(f)
 	auth.backend = unixBackend(t, f)
 	key, _ := auth.key("w")
-	for _, mode := range relayModes {
-		t.Run(mode.name, func(t *testing.T) {
-			t.Parallel()
-			srv, addr := startProxy(t, mode.config(Config{RevalidateEvery: -1}), auth)
-			conn, err := connect(t, addr, key, testDB, mode.sslmode())
-			if err != nil {
-				t.Fatal(err)
+	eachRelay(t, func(t *testing.T, mode relayMode) {
+		srv, addr := startProxy(t, mode.config(Config{RevalidateEvery: -1}), auth)
+		conn, err := connect(t, addr, key, testDB, mode.sslmode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var viaSocket bool
+		if err := conn.QueryRow(t.Context(), "SELECT inet_client_addr() IS NULL").Scan(&viaSocket); err != nil || !viaSocket {
+			t.Fatalf("backend connection over the Unix socket: %v, %v", viaSocket, err)
+		}
+		errc := make(chan error, 1)
+		go func() {
+			_, err := conn.Exec(context.Background(), "SELECT pg_sleep(30)")
+			errc <- err
+		}()
+		for srv.snapshot(func(ss *session) bool { return ss.inFlight() > 0 }) == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond) // the query reached the backend
+		if err := conn.PgConn().CancelRequest(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-errc:
+			if pgCode(err) != "57014" {
+				t.Fatalf("cancelled query: %v, want 57014", err)
 			}
-			var viaSocket bool
-			if err := conn.QueryRow(t.Context(), "SELECT inet_client_addr() IS NULL").Scan(&viaSocket); err != nil || !viaSocket {
-				t.Fatalf("backend connection over the Unix socket: %v, %v", viaSocket, err)
-			}
-			errc := make(chan error, 1)
-			go func() {
-				_, err := conn.Exec(context.Background(), "SELECT pg_sleep(30)")
-				errc <- err
-			}()
-			for srv.snapshot(func(ss *session) bool { return ss.inFlight() > 0 }) == nil {
-				time.Sleep(10 * time.Millisecond)
-			}
-			time.Sleep(100 * time.Millisecond) // the query reached the backend
-			if err := conn.PgConn().CancelRequest(t.Context()); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case err := <-errc:
-				if pgCode(err) != "57014" {
-					t.Fatalf("cancelled query: %v, want 57014", err)
-				}
-			case <-time.After(25 * time.Second):
-				t.Fatal("the cancel request did not reach the backend over the Unix socket")
-			}
-		})
-	}
+		case <-time.After(25 * time.Second):
+			t.Fatal("the cancel request did not reach the backend over the Unix socket")
+		}
+	})
 	// Ending the sessions of the credential closes them all.
 	key2, cred2 := auth.key("w")
 	srv, addr := startProxy(t, relayModes[1].config(Config{RevalidateEvery: -1}), auth)
@@ -231,65 +208,62 @@ func TestRelayClientResetWhilePaused(t *testing.T) {
 	// the relay).
 	auth.backend = unixBackend(t, f)
 	key, _ := auth.key("w")
-	for _, mode := range relayModes {
-		t.Run(mode.name, func(t *testing.T) {
-			t.Parallel()
-			admin, err := pgx.Connect(t.Context(), f.url(f.writer, f.writerPW)) // the database's owner
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer admin.Close(context.Background())
-			table := "paused_" + randHex(4)
-			if _, err := admin.Exec(t.Context(), "CREATE TABLE "+table+" (s text)"); err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _, _ = admin.Exec(context.Background(), "DROP TABLE IF EXISTS "+table) }()
-			srv, addr := startProxy(t, mode.config(Config{}), auth)
-			tx, err := admin.Begin(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tx.Rollback(context.Background())
-			if _, err := tx.Exec(t.Context(), "LOCK TABLE "+table+" IN ACCESS EXCLUSIVE MODE"); err != nil {
-				t.Fatal(err)
-			}
-			rs := rawConnectMode(t, mode, addr, key, testDB)
-			// Send the COPY and its data without waiting for
-			// CopyInResponse: the backend waits for the lock and reads
-			// nothing, so every buffer on the way fills up.
-			rs.fe.Send(&pgproto3.Query{String: "COPY " + table + " FROM STDIN"})
-			chunk := &pgproto3.CopyData{Data: bytes.Repeat([]byte("x\n"), 32<<10)}
-			wrote := make(chan error, 1)
-			go func() {
-				for {
-					rs.fe.Send(chunk)
-					if err := rs.fe.Flush(); err != nil {
-						wrote <- err
-						return
-					}
+	eachRelay(t, func(t *testing.T, mode relayMode) {
+		admin, err := pgx.Connect(t.Context(), f.url(f.writer, f.writerPW)) // the database's owner
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer admin.Close(context.Background())
+		table := "paused_" + randHex(4)
+		if _, err := admin.Exec(t.Context(), "CREATE TABLE "+table+" (s text)"); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _, _ = admin.Exec(context.Background(), "DROP TABLE IF EXISTS "+table) }()
+		srv, addr := startProxy(t, mode.config(Config{}), auth)
+		tx, err := admin.Begin(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(context.Background())
+		if _, err := tx.Exec(t.Context(), "LOCK TABLE "+table+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+			t.Fatal(err)
+		}
+		rs := rawConnectMode(t, mode, addr, key, testDB)
+		// Send the COPY and its data without waiting for
+		// CopyInResponse: the backend waits for the lock and reads
+		// nothing, so every buffer on the way fills up.
+		rs.fe.Send(&pgproto3.Query{String: "COPY " + table + " FROM STDIN"})
+		chunk := &pgproto3.CopyData{Data: bytes.Repeat([]byte("x\n"), 32<<10)}
+		wrote := make(chan error, 1)
+		go func() {
+			for {
+				rs.fe.Send(chunk)
+				if err := rs.fe.Flush(); err != nil {
+					wrote <- err
+					return
 				}
-			}()
-			// Wait until the client's writes block (the proxy stopped
-			// reading), i.e. no progress for a while.
-			time.Sleep(time.Second)
-			tcp := rs.conn
-			if tc, ok := tcp.(interface{ NetConn() net.Conn }); ok {
-				tcp = tc.NetConn()
 			}
-			_ = tcp.(*net.TCPConn).SetLinger(0) // close sends RST
-			var waiting int
-			if err := admin.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'COPY "+table+"%'").Scan(&waiting); err != nil || waiting != 1 {
-				t.Fatalf("the COPY is not waiting for the lock: %d, %v", waiting, err)
+		}()
+		// Wait until the client's writes block (the proxy stopped
+		// reading), i.e. no progress for a while.
+		time.Sleep(time.Second)
+		tcp := rs.conn
+		if tc, ok := tcp.(interface{ NetConn() net.Conn }); ok {
+			tcp = tc.NetConn()
+		}
+		_ = tcp.(*net.TCPConn).SetLinger(0) // close sends RST
+		var waiting int
+		if err := admin.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'COPY "+table+"%'").Scan(&waiting); err != nil || waiting != 1 {
+			t.Fatalf("the COPY is not waiting for the lock: %d, %v", waiting, err)
+		}
+		tcp.Close()
+		<-wrote
+		deadline := time.Now().Add(20 * time.Second)
+		for srv.Sessions() > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("the session of a reset client is still open while its backend waits for a lock")
 			}
-			tcp.Close()
-			<-wrote
-			deadline := time.Now().Add(20 * time.Second)
-			for srv.Sessions() > 0 {
-				if time.Now().After(deadline) {
-					t.Fatalf("the session of a reset client is still open while its backend waits for a lock")
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-		})
-	}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
 }

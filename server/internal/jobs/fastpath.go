@@ -167,11 +167,11 @@ func (f *fastLoad) begin() error {
 		return err
 	}
 	f.tx = tx
-	var locked bool
 	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+fastLockTimeout+"'"); err != nil {
 		return err
 	}
-	if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))", "bitkit-import:"+f.id).Scan(&locked); err != nil {
+	locked, err := lockImport(ctx, tx, f.id)
+	if err != nil {
 		return err
 	}
 	if !locked {
@@ -258,8 +258,8 @@ func (s *Service) finishFast(ctx context.Context, f *fastLoad, rec *record, size
 		outcome("fallback", err)
 		return false, nil
 	}
-	var xid string
-	if err := f.tx.QueryRow(ctx, "SELECT pg_current_xact_id()::text").Scan(&xid); err != nil {
+	xid, err := loadXID(ctx, f.tx)
+	if err != nil {
 		f.rollback()
 		outcome("fallback", err)
 		return false, nil

@@ -334,60 +334,88 @@ func TestFastPathClientDisconnect(t *testing.T) {
 	t.Parallel()
 	e := getEnv(t)
 	const table = "fast_disconnect"
-	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "POST", e.srv.URL+"/v2beta/db/acct/db/import/", pr)
-	if err != nil {
+	up := e.streamImport(t, "owner", table, "d.csv")
+	if _, err := up.file.Write(genCSV("id,name", 200000, func(i int) string { return strconv.Itoa(i) + ",x" })); err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("X-Test-User", "owner")
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	sent := make(chan error, 1)
-	go func() {
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			err = fmt.Errorf("the cut-off upload was answered: %d %s", resp.StatusCode, b)
-		}
-		sent <- err
-	}()
-	_ = mw.WriteField("table_name", table)
-	fw, err := mw.CreateFormFile("file", "d.csv")
-	if err != nil {
-		t.Fatal(err)
+	e.waitSessions(t, table, true, "the fast path's COPY never started")
+	up.pw.CloseWithError(errors.New("client gone"))
+	up.cancel()
+	if a := <-up.answered; a.err == nil {
+		t.Fatalf("request: the cut-off upload was answered: %d %s", a.code, a.body)
 	}
-	if _, err := fw.Write(genCSV("id,name", 200000, func(i int) string { return strconv.Itoa(i) + ",x" })); err != nil {
-		t.Fatal(err)
-	}
-	// Wait (bounded) until the COPY runs in the target database.
-	deadline := time.Now().Add(time.Minute)
-	for e.openSessions(t, table) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the fast path's COPY never started")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	pw.CloseWithError(errors.New("client gone"))
-	cancel()
-	if err := <-sent; err == nil || strings.Contains(err.Error(), "answered") {
-		t.Fatalf("request: %v", err)
-	}
-	deadline = time.Now().Add(time.Minute)
-	for e.openSessions(t, table) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the fast path's transaction is still open after the client left")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	e.waitSessions(t, table, false, "the fast path's transaction is still open after the client left")
 	if e.tableExists(t, table) {
 		t.Fatal("a cut-off upload left its table")
 	}
 	var jobs int
 	if err := e.meta.QueryRow(t.Context(), "SELECT count(*) FROM bitkit_jobs WHERE params->>'table_name' = $1", table).Scan(&jobs); err != nil || jobs != 0 {
 		t.Fatalf("jobs recorded for a cut-off upload: %d %v", jobs, err)
+	}
+}
+
+// streamedImport is an import request whose body the test writes as it
+// goes: the table_name field is sent, then file takes the file's bytes.
+type streamedImport struct {
+	pw       *io.PipeWriter
+	mw       *multipart.Writer
+	file     io.Writer
+	cancel   context.CancelFunc
+	answered chan streamedAnswer
+}
+
+type streamedAnswer struct {
+	code int
+	body []byte
+	err  error
+}
+
+func (e *env) streamImport(t *testing.T, user, table, fileName string) *streamedImport {
+	t.Helper()
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, "POST", e.srv.URL+"/v2beta/db/acct/db/import/", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Test-User", user)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	up := &streamedImport{pw: pw, mw: mw, cancel: cancel, answered: make(chan streamedAnswer, 1)}
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			up.answered <- streamedAnswer{err: err}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		up.answered <- streamedAnswer{code: resp.StatusCode, body: b}
+	}()
+	_ = mw.WriteField("table_name", table)
+	if up.file, err = mw.CreateFormFile("file", fileName); err != nil {
+		t.Fatal(err)
+	}
+	return up
+}
+
+// finish ends the body and returns the answer.
+func (up *streamedImport) finish() streamedAnswer {
+	_ = up.mw.Close()
+	_ = up.pw.Close()
+	return <-up.answered
+}
+
+// waitSessions waits (at most a minute) until a backend is (open) or is no
+// longer (!open) working on table, and fails with msg otherwise.
+func (e *env) waitSessions(t *testing.T, table string, open bool, msg string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); (e.openSessions(t, table) != 0) != open; {
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -464,60 +492,19 @@ func TestFastPathSlowUpload(t *testing.T) {
 	e := getEnv(t)
 	const table, n = "fast_slow", 100000
 	data := genCSV("id,name", n, func(i int) string { return strconv.Itoa(i) + ",slow " + strconv.Itoa(i) })
-	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
-	req, err := http.NewRequestWithContext(t.Context(), "POST", e.srv.URL+"/v2beta/db/acct/db/import/", pr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("X-Test-User", "owner")
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	type answer struct {
-		code int
-		body []byte
-		err  error
-	}
-	answered := make(chan answer, 1)
-	go func() {
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			answered <- answer{err: err}
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		answered <- answer{code: resp.StatusCode, body: b}
-	}()
-	_ = mw.WriteField("table_name", table)
-	fw, err := mw.CreateFormFile("file", "slow.csv")
-	if err != nil {
-		t.Fatal(err)
-	}
+	up := e.streamImport(t, "owner", table, "slow.csv")
 	half := len(data) / 2
-	if _, err := fw.Write(data[:half]); err != nil {
+	if _, err := up.file.Write(data[:half]); err != nil {
 		t.Fatal(err)
 	}
 	// The COPY runs, then the upload stalls past fastMaxOpen: the fast
 	// path's transaction must end while the request is still open.
-	deadline := time.Now().Add(time.Minute)
-	for e.openSessions(t, table) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the fast path's COPY never started")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	for e.openSessions(t, table) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the fast path kept its transaction open past fastMaxOpen")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if _, err := fw.Write(data[half:]); err != nil {
+	e.waitSessions(t, table, true, "the fast path's COPY never started")
+	e.waitSessions(t, table, false, "the fast path kept its transaction open past fastMaxOpen")
+	if _, err := up.file.Write(data[half:]); err != nil {
 		t.Fatal(err)
 	}
-	_ = mw.Close()
-	_ = pw.Close()
-	a := <-answered
+	a := up.finish()
 	if a.err != nil || a.code != http.StatusAccepted {
 		t.Fatalf("import: %d %s %v", a.code, a.body, a.err)
 	}

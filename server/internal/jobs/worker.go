@@ -275,8 +275,8 @@ func (s *Service) runImport(ctx context.Context, rec *record) error {
 		return fmt.Errorf("import: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	var locked bool
-	if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))", "bitkit-import:"+rec.ID).Scan(&locked); err != nil {
+	locked, err := lockImport(ctx, tx, rec.ID)
+	if err != nil {
 		return fmt.Errorf("import: lock: %w", err)
 	}
 	if !locked {
@@ -298,8 +298,8 @@ func (s *Service) runImport(ctx context.Context, rec *record) error {
 		return err
 	}
 	tm.mark("load")
-	var xid string
-	if err := tx.QueryRow(ctx, "SELECT pg_current_xact_id()::text").Scan(&xid); err != nil {
+	xid, err := loadXID(ctx, tx)
+	if err != nil {
 		return fmt.Errorf("import: xid: %w", err)
 	}
 	if err := s.setLoadXID(ctx, rec.ID, &xid, rows); err != nil {
@@ -335,6 +335,23 @@ func (p *phaseTimer) mark(name string) {
 
 func (p *phaseTimer) attrs() []any {
 	return append(p.phases, "total", time.Since(p.start).Round(time.Millisecond))
+}
+
+// lockImport takes the import job's advisory lock in the load's
+// transaction, so that one loader at a time works on a job (the upload fast
+// path or a river worker); false means another one holds it.
+func lockImport(ctx context.Context, tx pgx.Tx, jobID string) (bool, error) {
+	var locked bool
+	err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))", "bitkit-import:"+jobID).Scan(&locked)
+	return locked, err
+}
+
+// loadXID is the id of the load's transaction, recorded in the job row
+// before the commit (see the package comment on exactly-once imports).
+func loadXID(ctx context.Context, tx pgx.Tx) (string, error) {
+	var xid string
+	err := tx.QueryRow(ctx, "SELECT pg_current_xact_id()::text").Scan(&xid)
+	return xid, err
 }
 
 func (s *Service) dropUpload(ctx context.Context, rec *record) {

@@ -1047,51 +1047,15 @@ func xlsTables(ctx context.Context, path string, opts Options) ([]*TablePlan, er
 	for _, s := range bk.sheets {
 		names = append(names, s.name)
 	}
-	var pick []xlsSheet
-	switch opts.Sheet {
-	case "":
-		pick = bk.sheets[:1]
-	case "*":
-		pick = bk.sheets
-	default:
-		for _, s := range bk.sheets {
-			if s.name == opts.Sheet {
-				pick = []xlsSheet{s}
-			}
-		}
-		if pick == nil {
-			return nil, &Error{Type: "sheet_not_found", Message: fmt.Sprintf("the workbook has no sheet %q (it has %q)", opts.Sheet, names),
-				Details: map[string]any{"sheet": opts.Sheet, "sheets": names}}
-		}
-	}
-	var out []*TablePlan
-	for _, s := range pick {
-		name := opts.Table
-		if opts.Sheet == "*" {
-			name = TableName(opts.Table, s.name)
-		}
-		t := &TablePlan{Schema: opts.Schema, Table: name, Source: s.name}
-		t.open = func() (rowReader, error) {
-			b, err := readXLSFile(path)
-			if err != nil {
-				return nil, err
-			}
-			cells, err := b.readSheet(s)
-			if err != nil {
-				return nil, err
-			}
-			return &xlsReader{cells: cells}, nil
-		}
-		if err := infer(ctx, t, opts.Header); err != nil {
-			if e, ok := err.(*Error); ok && e.Type == "empty_file" && opts.Sheet == "*" {
-				continue // an empty sheet among many is skipped
-			}
+	return sheetTables(ctx, names, opts, func(i int) (rowReader, error) {
+		b, err := readXLSFile(path)
+		if err != nil {
 			return nil, err
 		}
-		out = append(out, t)
-	}
-	if len(out) == 0 {
-		return nil, &Error{Type: "empty_file", Message: "every sheet of the workbook is empty"}
-	}
-	return out, nil
+		cells, err := b.readSheet(bk.sheets[i])
+		if err != nil {
+			return nil, err
+		}
+		return &xlsReader{cells: cells}, nil
+	})
 }

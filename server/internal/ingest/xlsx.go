@@ -84,31 +84,41 @@ func xlsxTables(ctx context.Context, path string, opts Options) ([]*TablePlan, e
 	if len(sheets) == 0 {
 		return nil, &Error{Type: "invalid_xlsx", Message: "the workbook has no sheets"}
 	}
-	var pick []string
+	return sheetTables(ctx, sheets, opts, func(i int) (rowReader, error) { return openXLSX(path, sheets[i]) })
+}
+
+// sheetTables plans one table per sheet of a workbook (XLSX or XLS) that
+// opts.Sheet selects among names: "" the first, "*" every one (named
+// TableName(opts.Table, sheet); empty sheets are skipped), else the one so
+// named. open reads sheet i.
+func sheetTables(ctx context.Context, names []string, opts Options, open func(i int) (rowReader, error)) ([]*TablePlan, error) {
+	var pick []int
 	switch opts.Sheet {
 	case "":
-		pick = sheets[:1]
+		pick = []int{0}
 	case "*":
-		pick = sheets
+		for i := range names {
+			pick = append(pick, i)
+		}
 	default:
-		for _, s := range sheets {
-			if s == opts.Sheet {
-				pick = []string{s}
+		for i, n := range names {
+			if n == opts.Sheet {
+				pick = []int{i}
 			}
 		}
 		if pick == nil {
-			return nil, &Error{Type: "sheet_not_found", Message: fmt.Sprintf("the workbook has no sheet %q (it has %q)", opts.Sheet, sheets),
-				Details: map[string]any{"sheet": opts.Sheet, "sheets": sheets}}
+			return nil, &Error{Type: "sheet_not_found", Message: fmt.Sprintf("the workbook has no sheet %q (it has %q)", opts.Sheet, names),
+				Details: map[string]any{"sheet": opts.Sheet, "sheets": names}}
 		}
 	}
 	var out []*TablePlan
-	for _, s := range pick {
+	for _, i := range pick {
 		name := opts.Table
 		if opts.Sheet == "*" {
-			name = TableName(opts.Table, s)
+			name = TableName(opts.Table, names[i])
 		}
-		t := &TablePlan{Schema: opts.Schema, Table: name, Source: s}
-		t.open = func() (rowReader, error) { return openXLSX(path, s) }
+		t := &TablePlan{Schema: opts.Schema, Table: name, Source: names[i]}
+		t.open = func() (rowReader, error) { return open(i) }
 		if err := infer(ctx, t, opts.Header); err != nil {
 			if e, ok := err.(*Error); ok && e.Type == "empty_file" && opts.Sheet == "*" {
 				continue // an empty sheet among many is skipped

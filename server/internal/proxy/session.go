@@ -488,10 +488,8 @@ func (ss *session) idleCheck() {
 	if ss.idleCheckRaw() {
 		return
 	}
-	timeout := ss.srv.cfg.IdleTimeout
-	idleFor := time.Duration(time.Now().UnixNano() - ss.lastActive.Load())
-	if ss.inflight.Load() > 0 || idleFor < timeout || !ss.fwdMu.TryLock() {
-		ss.idle.Reset(max(timeout-idleFor, timeout/10, 10*time.Millisecond))
+	if !ss.fwdMu.TryLock() { // bytes are being forwarded right now
+		ss.idle.Reset(max(ss.srv.cfg.IdleTimeout/10, 10*time.Millisecond))
 		return
 	}
 	m := ss.idleDecision()

@@ -397,58 +397,56 @@ func TestCancel(t *testing.T) {
 	f := sharedDB(t)
 	auth := newTestAuth(f)
 	key, _ := auth.key("w")
-	for _, tc := range []struct {
-		name    string
-		cfg     Config
-		sslmode string
-	}{
-		{"tls", Config{DevTLS: true}, "require"},
-		{"plaintext", Config{AllowPlaintext: true}, "disable"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			_, addr := startProxy(t, tc.cfg, auth)
-			conn, err := connect(t, addr, key, testDB, tc.sslmode)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tag := "cancel_" + randHex(4)
-			errc := make(chan error, 1)
-			go func() {
-				_, err := conn.Exec(context.Background(), "SELECT pg_sleep(30) /* "+tag+" */")
-				errc <- err
-			}()
-			admin, err := pgx.Connect(t.Context(), f.adminURL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer admin.Close(context.Background())
-			for {
-				var n int
-				if err := admin.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%'||$1||'%' AND pid <> pg_backend_pid()", tag).Scan(&n); err != nil {
-					t.Fatal(err)
-				}
-				if n == 1 {
-					break
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-			if err := conn.PgConn().CancelRequest(t.Context()); err != nil {
-				t.Fatalf("CancelRequest: %v", err)
-			}
-			select {
-			case err := <-errc:
-				if pgCode(err) != "57014" {
-					t.Fatalf("Exec = %v, want SQLSTATE 57014 (query_canceled)", err)
-				}
-			case <-time.After(25 * time.Second):
-				t.Fatal("pg_sleep(30) was not cancelled")
-			}
-			var one int
-			if err := conn.QueryRow(t.Context(), "SELECT 1").Scan(&one); err != nil || one != 1 {
-				t.Fatalf("after cancel: %d %v", one, err)
-			}
-		})
+	eachRelay(t, func(t *testing.T, mode relayMode) {
+		_, addr := startProxy(t, mode.config(Config{}), auth)
+		conn, err := connect(t, addr, key, testDB, mode.sslmode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkCancel(t, f, conn)
+	})
+}
+
+// checkCancel runs pg_sleep(30) on conn, cancels it from the client once
+// the backend runs it, and checks that it ends with 57014 and that conn
+// works afterwards.
+func checkCancel(t *testing.T, f *fixture, conn *pgx.Conn) {
+	t.Helper()
+	tag := "cancel_" + randHex(4)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := conn.Exec(context.Background(), "SELECT pg_sleep(30) /* "+tag+" */")
+		errc <- err
+	}()
+	admin, err := pgx.Connect(t.Context(), f.adminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	for {
+		var n int
+		if err := admin.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%'||$1||'%' AND pid <> pg_backend_pid()", tag).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := conn.PgConn().CancelRequest(t.Context()); err != nil {
+		t.Fatalf("CancelRequest: %v", err)
+	}
+	select {
+	case err := <-errc:
+		if pgCode(err) != "57014" {
+			t.Fatalf("Exec = %v, want SQLSTATE 57014 (query_canceled)", err)
+		}
+	case <-time.After(25 * time.Second):
+		t.Fatal("pg_sleep(30) was not cancelled")
+	}
+	var one int
+	if err := conn.QueryRow(t.Context(), "SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Fatalf("after cancel: %d %v", one, err)
 	}
 }
 

@@ -154,7 +154,7 @@ func TestUnixSocketBackend(t *testing.T) {
 	auth.backend = unixBackend(t, f)
 	key, _ := auth.key("w")
 	eachRelay(t, func(t *testing.T, mode relayMode) {
-		srv, addr := startProxy(t, mode.config(Config{RevalidateEvery: -1}), auth)
+		_, addr := startProxy(t, mode.config(Config{RevalidateEvery: -1}), auth)
 		conn, err := connect(t, addr, key, testDB, mode.sslmode())
 		if err != nil {
 			t.Fatal(err)
@@ -163,26 +163,7 @@ func TestUnixSocketBackend(t *testing.T) {
 		if err := conn.QueryRow(t.Context(), "SELECT inet_client_addr() IS NULL").Scan(&viaSocket); err != nil || !viaSocket {
 			t.Fatalf("backend connection over the Unix socket: %v, %v", viaSocket, err)
 		}
-		errc := make(chan error, 1)
-		go func() {
-			_, err := conn.Exec(context.Background(), "SELECT pg_sleep(30)")
-			errc <- err
-		}()
-		for srv.snapshot(func(ss *session) bool { return ss.inFlight() > 0 }) == nil {
-			time.Sleep(10 * time.Millisecond)
-		}
-		time.Sleep(100 * time.Millisecond) // the query reached the backend
-		if err := conn.PgConn().CancelRequest(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case err := <-errc:
-			if pgCode(err) != "57014" {
-				t.Fatalf("cancelled query: %v, want 57014", err)
-			}
-		case <-time.After(25 * time.Second):
-			t.Fatal("the cancel request did not reach the backend over the Unix socket")
-		}
+		checkCancel(t, f, conn)
 	})
 	// Ending the sessions of the credential closes them all.
 	key2, cred2 := auth.key("w")

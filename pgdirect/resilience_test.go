@@ -22,8 +22,8 @@ import (
 func TestIdleClose(t *testing.T) {
 	t.Parallel()
 	s := bitdtest.Start(t, bitdtest.Args("--pg-idle-timeout", "2s"))
-	// TLS sessions are relayed by goroutines, plaintext ones (loopback
-	// only) by bitd's event loop: both must close idle sessions cleanly.
+	// TLS and plaintext (loopback only) sessions take different paths
+	// through bitd's event loop: both must close idle sessions cleanly.
 	for _, sslmode := range []string{"require", "disable"} {
 		t.Run(sslmode, func(t *testing.T) {
 			t.Parallel()

@@ -7,10 +7,18 @@
 #   BENCH_ROUNDS=3 ...                      # repeat, rotating the order; best TPS counts
 #
 # Modes: `pgbench -S -c 8 -j 2 -T $BENCH_T` (select-only) and the default
-# TPC-B-like mode with the same clients. Targets: direct, PgBouncer (session
-# mode, TLS off), the bitd proxy with TLS off, and the bitd proxy with TLS on
-# (sslmode=require). Prints TPS and the ratios proxy/direct and
-# proxy/PgBouncer (goal: ≥ 0.8 and ≥ 1.0).
+# TPC-B-like mode with the same clients. Targets (BENCH_PG_TARGETS): direct,
+# bouncer (PgBouncer, session mode, TLS off), proxy (bitd, TLS off),
+# bouncertls and proxytls (the same two with sslmode=require: what clients
+# use in production), kernel (below). Prints TPS, the ratios to direct and
+# to PgBouncer with the same TLS setting (goal for the plaintext proxy:
+# ≥ 0.8 and ≥ 1.0), and the CPU time of the middle process per transaction.
+#
+# A fifth target, "kernel" (when run as root), is the floor for any relay:
+# bitbench-sockmap (server/cmd/bitbench-sockmap) moves the bytes between the
+# client's socket and a TCP connection to PostgreSQL entirely in the kernel
+# (BPF sockmap redirect), so no process wakes per message. Its ratio to
+# direct is what relaying costs on this machine before any proxy does work.
 #
 # Needs: bitd (bin/bitd, built when missing), pgbench and psql
 # (postgresql-client-15), pgbouncer (Debian package), a superuser URL in
@@ -30,13 +38,15 @@ PGBENCH=${PGBENCH:-$PGBIN/pgbench}
 PSQL=${PSQL:-$PGBIN/psql}
 [ -n "${TEST_DATABASE_URL:-}" ] || die "TEST_DATABASE_URL is not set (TEST_DATABASE_URL=\$(scripts/pg-up.sh) $0)"
 command -v pgbouncer >/dev/null || die "pgbouncer is not installed (scripts/deps.sh --bench installs it)"
+command -v openssl >/dev/null || die "openssl is not installed (scripts/deps.sh --bench installs it)"
 [ -x "$PGBENCH" ] || die "$PGBENCH not found (install postgresql-client-15)"
 
 work=$(mktemp -d /tmp/bitkit-pgbench.XXXXXX)
 chmod 0755 "$work"
-bitd_pid="" bouncer_pid=""
+bitd_pid="" bouncer_pid="" kernel_pid=""
 cleanup() {
 	[ -n "$bouncer_pid" ] && kill "$bouncer_pid" 2>/dev/null || true
+	[ -n "$kernel_pid" ] && kill "$kernel_pid" 2>/dev/null || true
 	if [ -n "$bitd_pid" ]; then
 		kill -TERM "$bitd_pid" 2>/dev/null || true
 		for _ in $(seq 100); do kill -0 "$bitd_pid" 2>/dev/null || break; sleep 0.2; done
@@ -112,7 +122,13 @@ pool_mode = session
 max_client_conn = 200
 default_pool_size = 32
 logfile = $work/pgbouncer.log
+client_tls_sslmode = allow
+client_tls_key_file = $work/bouncer.key
+client_tls_cert_file = $work/bouncer.crt
 INI
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
+	-keyout "$work/bouncer.key" -out "$work/bouncer.crt" >/dev/null 2>&1 || die "openssl could not make PgBouncer's certificate"
+chmod 0644 "$work/bouncer.key" "$work/bouncer.crt"
 printf '"%s" ""\n' "$su_user" >"$work/userlist.txt"
 chmod 0644 "$work/pgbouncer.ini" "$work/userlist.txt"
 if [ "$(id -u)" = 0 ]; then
@@ -127,6 +143,31 @@ for _ in $(seq 50); do
 	"$PSQL" -X -At "host=127.0.0.1 port=$bport dbname=bench user=$su_user sslmode=disable" -c 'SELECT 1' >/dev/null 2>&1 && break
 	sleep 0.2
 done
+
+# --- the in-kernel reference relay (root only) --------------------------------
+read -r -a targets <<<"${BENCH_PG_TARGETS:-direct bouncer proxy bouncertls proxytls kernel}"
+kernel_port=""
+if [[ " ${targets[*]} " == *" kernel "* ]]; then
+	if [ "$(id -u)" != 0 ]; then
+		log "kernel: skipped (the BPF sockmap reference relay needs root)"
+	else
+		(cd "$root/server" && go build -trimpath -o "$work/bitbench-sockmap" ./cmd/bitbench-sockmap)
+		"$work/bitbench-sockmap" -backend "$pg_host:$pg_port" >"$work/sockmap.out" 2>&1 &
+		kernel_pid=$!
+		for _ in $(seq 50); do
+			kernel_port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$work/sockmap.out")
+			[ -n "$kernel_port" ] && break
+			kill -0 "$kernel_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		[ -n "$kernel_port" ] || { log "kernel: skipped ($(tail -1 "$work/sockmap.out"))"; kernel_pid=""; }
+	fi
+	if [ -z "$kernel_port" ]; then
+		t=()
+		for x in "${targets[@]}"; do [ "$x" = kernel ] || t+=("$x"); done
+		targets=("${t[@]}")
+	fi
+fi
 
 # --- runs -------------------------------------------------------------------
 # cputicks PID: user+system CPU ticks the process has used so far.
@@ -146,15 +187,17 @@ run() {
 target() {
 	local mid="" before after v
 	case $1 in
-	bouncer) mid=$(pgrep -x pgbouncer -P "$bouncer_pid" || echo "$bouncer_pid") ;;
+	bouncer | bouncertls) mid=$(pgrep -x pgbouncer -P "$bouncer_pid" || echo "$bouncer_pid") ;;
 	proxy | proxytls) mid=$bitd_pid ;;
 	esac
 	[ -n "$mid" ] && before=$(cputicks "$mid")
 	case $1 in
 	direct) v=$(PGPASSWORD=$su_pw PGSSLMODE=disable run direct "$2" -h "$pg_host" -p "$pg_port" -U "$su_user" "$realdb") ;;
 	bouncer) v=$(PGSSLMODE=disable run pgbouncer "$2" -h 127.0.0.1 -p "$bport" -U "$su_user" bench) ;;
+	bouncertls) v=$(PGSSLMODE=require run pgbouncer-tls "$2" -h 127.0.0.1 -p "$bport" -U "$su_user" bench) ;;
 	proxy) v=$(PGPASSWORD=$key PGSSLMODE=disable run proxy "$2" -h "$proxy_host" -p "$proxy_port" -U bench "$dbname") ;;
 	proxytls) v=$(PGPASSWORD=$key PGSSLMODE=require run proxy-tls "$2" -h "$proxy_host" -p "$proxy_port" -U bench "$dbname") ;;
+	kernel) v=$(PGPASSWORD=$su_pw PGSSLMODE=disable run kernel "$2" -h 127.0.0.1 -p "$kernel_port" -U "$su_user" "$realdb") ;;
 	esac
 	if [ -n "$mid" ]; then
 		after=$(cputicks "$mid")
@@ -168,7 +211,6 @@ target() {
 # CPU time the middle process (PgBouncer or bitd) used per transaction is
 # printed too: unlike TPS it hardly depends on what else the machine runs.
 declare -A tps cpu
-read -r -a targets <<<"${BENCH_PG_TARGETS:-direct bouncer proxy proxytls}"
 read -r -a modes <<<"${BENCH_MODES:-select tpcb}"
 nt=${#targets[@]}
 for round in $(seq "$ROUNDS"); do
@@ -190,11 +232,19 @@ done
 
 ratio() { python3 -c "print(f'{$1/$2:.2f}')" 2>/dev/null || echo -; }
 printf '\npgbench through bitd vs direct vs PgBouncer (session mode): -c %s -j %s -T %s, scale %s, best of %s; clients on loopback TCP; bitd and PgBouncer reach PostgreSQL over %s\n' "$CLIENTS" "$JOBS" "$T" "$SCALE" "$ROUNDS" "$BACKEND"
-printf '%-8s %9s %9s %9s %11s %13s %15s %17s\n' mode direct pgbouncer proxy "proxy(TLS)" proxy/direct proxy/pgbouncer "CPU µs/tx b|p|pT"
+printf '%-7s %-11s %9s %9s %12s %11s\n' mode target TPS ×direct ×PgBouncer "CPU µs/tx"
 for mode in "${modes[@]}"; do
-	printf '%-8s %9.0f %9.0f %9.0f %11.0f %13s %15s %17s\n' "$mode" "${tps[direct,$mode]:-0}" "${tps[bouncer,$mode]:-0}" \
-		"${tps[proxy,$mode]:-0}" "${tps[proxytls,$mode]:-0}" \
-		"$(ratio "${tps[proxy,$mode]:-0}" "${tps[direct,$mode]:-0}")" "$(ratio "${tps[proxy,$mode]:-0}" "${tps[bouncer,$mode]:-0}")" \
-		"${cpu[bouncer,$mode]:--}|${cpu[proxy,$mode]:--}|${cpu[proxytls,$mode]:--}"
+	for name in direct bouncer proxy bouncertls proxytls kernel; do
+		v=${tps[$name,$mode]:-}
+		[ -n "$v" ] || continue
+		vs=-
+		case $name in
+		proxy) vs=$(ratio "$v" "${tps[bouncer,$mode]:-0}") ;;
+		proxytls) vs=$(ratio "$v" "${tps[bouncertls,$mode]:-0}") ;;
+		esac
+		printf '%-7s %-11s %9.0f %8s %11s %10s\n' "$mode" "$name" "$v" "$(ratio "$v" "${tps[direct,$mode]:-0}")" "$vs" "${cpu[$name,$mode]:--}"
+	done
 done
-printf 'goal: proxy/direct >= 0.80 and proxy/pgbouncer >= 1.00 (CPU µs/tx: best of the rounds, PgBouncer | bitd proxy | bitd proxy with TLS)\n'
+printf 'goal: proxy ×direct >= 0.80 and ×PgBouncer >= 1.00 (TLS off). ×PgBouncer compares with PgBouncer at the same TLS setting.\n'
+printf 'CPU µs/tx: CPU time of the middle process (PgBouncer or bitd) per transaction, best of the rounds.\n'
+printf 'kernel: in-kernel relay (BPF sockmap, TCP to PostgreSQL, no process wakes per message): the floor for relaying on this machine.\n'

@@ -38,7 +38,7 @@ type Config struct {
 	PGMaxConns      int
 	PGMaxConnsPerDB int
 	// PGRelay picks how wire-proxy sessions are relayed: "loop" (default:
-	// plaintext sessions on one epoll loop, TLS sessions on goroutines) or
+	// every session on one epoll loop, on Linux) or
 	// "goroutines" (two goroutines per session, always).
 	PGRelay string
 	// PGBackend is how the wire proxy reaches PostgreSQL: host:port, or the

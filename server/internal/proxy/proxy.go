@@ -48,8 +48,8 @@ type Config struct {
 	// BackendConnectTimeout bounds the backend connection set-up. Default 15 s.
 	BackendConnectTimeout time.Duration
 	// GoroutineRelay relays every session with two goroutines. By default
-	// (on Linux) plaintext sessions are relayed by one shared epoll loop,
-	// which costs less per message; TLS sessions always use goroutines.
+	// (on Linux) every session, TLS or not, is relayed by one shared epoll
+	// loop, which costs less per message.
 	GoroutineRelay bool
 }
 

@@ -473,8 +473,9 @@ type relayMode struct {
 }
 
 var (
-	tlsRelay   = relayMode{name: "tls"}
-	relayModes = []relayMode{tlsRelay, {name: "plaintext-loop", plaintext: true}, {name: "plaintext-goroutines", plaintext: true, goroutine: true}}
+	tlsRelay       = relayMode{name: "tls-loop"}
+	plaintextRelay = relayMode{name: "plaintext-loop", plaintext: true}
+	relayModes     = []relayMode{tlsRelay, {name: "tls-goroutines", goroutine: true}, plaintextRelay, {name: "plaintext-goroutines", plaintext: true, goroutine: true}}
 )
 
 // waitBackendGone waits until no backend's last query contains marker; after
@@ -523,10 +524,10 @@ func eachRelay(t *testing.T, fn func(t *testing.T, mode relayMode)) {
 func (m relayMode) config(base Config) Config {
 	if m.plaintext {
 		base.AllowPlaintext = true
-		base.GoroutineRelay = m.goroutine
 	} else {
 		base.DevTLS = true
 	}
+	base.GoroutineRelay = m.goroutine
 	return base
 }
 

@@ -3,6 +3,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"net"
@@ -32,7 +33,8 @@ import (
 // any last bytes to the client and closes them. So no descriptor is closed
 // while the loop might still use its number.
 //
-// TLS sessions keep the goroutine relay (crypto/tls needs a net.Conn).
+// TLS sessions run on the loop too: the loop drives their tls.Conn through
+// a loopConn that never blocks (tlsloop_linux.go).
 
 const loopEvents = 256
 
@@ -47,7 +49,8 @@ type relayLoop struct {
 	// Loop-owned.
 	ends map[int]*rawEnd
 	buf  []byte
-	now  int64 // unix nanos, read once per epoll_wait
+	pbuf []byte // plaintext out of a tls.Conn
+	now  int64  // unix nanos, read once per epoll_wait
 }
 
 // rawEnd is one side of a raw session: the descriptor it reads from, and
@@ -61,6 +64,10 @@ type rawEnd struct {
 	paused   bool   // reading fd is paused until peer's pend drains
 	interest uint32 // current epoll interest
 	scan     frameScanner
+	// TLS client ends: the tls.Conn and the loopConn under it. pend then
+	// holds ciphertext.
+	tc *tls.Conn
+	lc *loopConn
 }
 
 // loopSession is the loop's part of a relayed session.
@@ -102,7 +109,7 @@ func newRelayLoop() (*relayLoop, error) {
 		unix.Close(wfd)
 		return nil, err
 	}
-	l := &relayLoop{epfd: epfd, wakefd: wfd, ends: map[int]*rawEnd{}, buf: make([]byte, relayBufSize)}
+	l := &relayLoop{epfd: epfd, wakefd: wfd, ends: map[int]*rawEnd{}, buf: make([]byte, relayBufSize), pbuf: make([]byte, relayBufSize)}
 	go l.run()
 	return l, nil
 }
@@ -197,6 +204,10 @@ func (l *relayLoop) attach(rs *loopSession) {
 		}
 		l.ends[e.fd] = e
 	}
+	if rs.client.tc != nil {
+		// Anything the tls.Conn buffered during startup.
+		l.drainTLS(&rs.client)
+	}
 }
 
 // readFrom reads once from e and forwards the bytes to its peer.
@@ -211,7 +222,41 @@ func (l *relayLoop) readFrom(e *rawEnd) {
 		l.detach(e.s, e.toClient)
 		return
 	}
-	p := l.buf[:n]
+	if e.tc != nil {
+		e.lc.in = append(e.lc.in, l.buf[:n]...)
+		l.drainTLS(e)
+		return
+	}
+	l.forward(e, l.buf[:n])
+}
+
+// drainTLS forwards what e's tls.Conn can decrypt from the ciphertext read
+// so far, until it needs more or the backend's socket is full (flush calls
+// it again when that drains).
+func (l *relayLoop) drainTLS(e *rawEnd) {
+	for !e.paused && !e.s.gone {
+		n, err := e.tc.Read(l.pbuf)
+		if n > 0 {
+			l.forward(e, l.pbuf[:n])
+		}
+		if err == errWouldBlock {
+			break
+		}
+		if err != nil {
+			// close_notify, a bad record or an alert: the client is done.
+			l.detach(e.s, true)
+			return
+		}
+	}
+	// Records tls wrote on its own (a KeyUpdate answer).
+	if out := e.lc.out; len(out) > 0 && !e.s.gone {
+		e.lc.out = e.lc.out[:0]
+		l.send(e, out)
+	}
+}
+
+// forward handles bytes read from e (plaintext) and sends them to its peer.
+func (l *relayLoop) forward(e *rawEnd, p []byte) {
 	ss := e.s.ss
 	if e.toClient {
 		// Client → backend.
@@ -226,27 +271,44 @@ func (l *relayLoop) readFrom(e *rawEnd) {
 		}
 	}
 	peer := e.peer
-	if len(peer.pend) == 0 {
-		w, werr := rawWrite(peer.fd, p)
+	if peer.tc != nil {
+		if _, err := peer.tc.Write(p); err != nil { // cannot fail on a loopConn
+			l.detach(e.s, true)
+			return
+		}
+		p = peer.lc.out
+		peer.lc.out = peer.lc.out[:0] // p is sent or copied to pend below
+	}
+	if !l.send(peer, p) && !e.s.gone {
+		// The peer's socket buffer is full: stop reading here until
+		// it drains.
+		ss.stalls.Add(1)
+		e.paused = true
+		l.setInterest(e, e.interest&^(unix.EPOLLIN|unix.EPOLLRDHUP))
+	}
+}
+
+// send writes p to dst's socket, keeping what it does not take in dst.pend.
+// It reports whether everything was written (false also when the write
+// failed and the session was detached).
+func (l *relayLoop) send(dst *rawEnd, p []byte) bool {
+	if len(dst.pend) == 0 {
+		w, werr := rawWrite(dst.fd, p)
 		if w < 0 {
 			w = 0
 		}
 		if werr != nil && werr != unix.EAGAIN && werr != unix.EINTR {
-			l.detach(e.s, peer.toClient)
-			return
+			l.detach(dst.s, dst.toClient)
+			return false
 		}
 		p = p[w:]
 		if len(p) == 0 {
-			return
+			return true
 		}
 	}
-	// The peer's socket buffer is full: keep the rest, stop reading here
-	// until it drains.
-	ss.stalls.Add(1)
-	peer.pend = append(peer.pend, p...)
-	l.setInterest(peer, peer.interest|unix.EPOLLOUT)
-	e.paused = true
-	l.setInterest(e, e.interest&^(unix.EPOLLIN|unix.EPOLLRDHUP))
+	dst.pend = append(dst.pend, p...)
+	l.setInterest(dst, dst.interest|unix.EPOLLOUT)
+	return false
 }
 
 // flush writes e's pending bytes.
@@ -267,6 +329,9 @@ func (l *relayLoop) flush(e *rawEnd) {
 	if src := e.peer; src.paused {
 		src.paused = false
 		l.setInterest(src, src.interest|unix.EPOLLIN|unix.EPOLLRDHUP)
+		if src.tc != nil {
+			l.drainTLS(src) // it may hold decrypted bytes already
+		}
 	}
 }
 
@@ -315,6 +380,9 @@ func rawFD(c net.Conn) (int, bool) {
 
 // rawCapable reports whether both connections can be relayed by the loop.
 func rawCapable(client, backend net.Conn) bool {
+	if _, lc := tlsLoopConn(client); lc != nil {
+		client = lc.Conn
+	}
 	_, ok1 := client.(*net.TCPConn)
 	_, ok1u := client.(*net.UnixConn)
 	_, ok2 := backend.(*net.TCPConn)
@@ -338,7 +406,12 @@ func (ss *session) runRaw() bool {
 		ss.rawMu.Unlock()
 		return false
 	}
-	cfd, ok := rawFD(ss.client)
+	tc, lc := tlsLoopConn(ss.client)
+	clientConn := ss.client
+	if lc != nil {
+		clientConn = lc.Conn
+	}
+	cfd, ok := rawFD(clientConn)
 	if !ok {
 		ss.rawMu.Unlock()
 		return false
@@ -350,11 +423,15 @@ func (ss *session) runRaw() bool {
 		return false
 	}
 	// The duplicates hold the sockets open; the originals leave the Go
-	// poller.
-	ss.client.Close()
+	// poller. (For TLS, the TCP connection under the tls.Conn: closing
+	// the tls.Conn would send close_notify.)
+	clientConn.Close()
 	ss.backend.Close()
+	if lc != nil {
+		lc.mode, lc.fd = onLoop, cfd
+	}
 	rs := &loopSession{ss: ss, ended: make(chan struct{})}
-	rs.client = rawEnd{s: rs, fd: cfd, peer: &rs.backend, toClient: true}
+	rs.client = rawEnd{s: rs, fd: cfd, peer: &rs.backend, toClient: true, tc: tc, lc: lc}
 	rs.backend = rawEnd{s: rs, fd: bfd, peer: &rs.client}
 	ss.raw = rs
 	l.post(func() { l.attach(rs) })
@@ -390,7 +467,11 @@ func (l *relayLoop) end(rs *loopSession) {
 }
 
 // terminateRaw ends a session relayed by the loop (from any goroutine).
-func (ss *session) terminateRaw() bool { return ss.onLoop(theLoop.end) }
+func (ss *session) terminateRaw() bool {
+	// Not onLoop(theLoop.end): that would read theLoop before onLoop
+	// knows the loop exists.
+	return ss.onLoop(func(rs *loopSession) { theLoop.end(rs) })
+}
 
 // idleCheckRaw runs the idle decision on the loop, which is the only
 // forwarder, so that nothing is forwarded after it decides.
@@ -412,15 +493,32 @@ func (ss *session) finishRaw(rs *loopSession) {
 	defer func() {
 		rs.closeFDs()
 	}()
+	if rs.client.lc != nil {
+		rs.client.lc.mode = detached
+	}
 	if !rs.clientOK {
 		return
 	}
+	deadline := time.Now().Add(2 * time.Second)
 	out := rs.client.pend
+	var end []byte
 	if m := ss.endMsg.Load(); m != nil && rs.backend.scan.atBoundary() {
-		out, _ = m.Encode(out)
+		end, _ = m.Encode(nil)
 	}
+	if tc := rs.client.tc; tc != nil {
+		// pend is ciphertext; the end message goes through tls, then
+		// close_notify.
+		writeAllFD(rs.client.fd, out, deadline)
+		_ = tc.SetWriteDeadline(deadline)
+		if len(end) > 0 {
+			_, _ = tc.Write(end)
+		}
+		_ = tc.Close()
+		return
+	}
+	out = append(out, end...)
 	if len(out) > 0 {
-		writeAllFD(rs.client.fd, out, time.Now().Add(2*time.Second))
+		writeAllFD(rs.client.fd, out, deadline)
 	}
 }
 

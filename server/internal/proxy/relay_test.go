@@ -120,7 +120,7 @@ func TestRelayBulk(t *testing.T) {
 		for _, ss := range srv.snapshot(nil) {
 			stalls += ss.stalls.Load()
 		}
-		if mode.plaintext && !mode.goroutine && runtime.GOOS == "linux" && stalls == 0 {
+		if !mode.goroutine && runtime.GOOS == "linux" && stalls == 0 {
 			t.Errorf("the event loop never held bytes back: the test did not reach the full-buffer path")
 		}
 	})
@@ -167,8 +167,8 @@ func TestUnixSocketBackend(t *testing.T) {
 	})
 	// Ending the sessions of the credential closes them all.
 	key2, cred2 := auth.key("w")
-	srv, addr := startProxy(t, relayModes[1].config(Config{RevalidateEvery: -1}), auth)
-	rs := rawConnectMode(t, relayModes[1], addr, key2, testDB)
+	srv, addr := startProxy(t, plaintextRelay.config(Config{RevalidateEvery: -1}), auth)
+	rs := rawConnectMode(t, plaintextRelay, addr, key2, testDB)
 	srv.TerminateCredential(cred2)
 	if m := rs.waitFatal(t); m.Code != "57P01" {
 		t.Fatalf("got %s %s", m.Code, m.Message)

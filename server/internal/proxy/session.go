@@ -62,7 +62,7 @@ func (s *Server) handle(c net.Conn) {
 			if _, err := conn.Write([]byte{'S'}); err != nil {
 				return
 			}
-			tc := tls.Server(conn, s.tls)
+			tc := tls.Server(wrapTLS(conn), s.tls)
 			if err := tc.Handshake(); err != nil {
 				s.log.Debug("proxy: TLS handshake failed", "remote", remote, "err", err)
 				return

@@ -168,7 +168,38 @@ func (s *Store) provision(ctx context.Context, pgName string) error {
 			return fmt.Errorf("set schema privileges: %w", err)
 		}
 	}
+	s.checkRestrictedFunctions(ctx, conn, pgName, reader)
 	return nil
+}
+
+// restrictedFunctions are the functions provisioning takes from PUBLIC.
+const restrictedFunctions = `'lo_creat', 'lo_create', 'lo_from_bytea', 'pg_logical_emit_message'`
+
+// checkRestrictedFunctions verifies that the reader role of a new database
+// cannot run the restricted functions. REVOKE by a role that holds no grant
+// option (an admin that is not a superuser: the functions belong to the
+// bootstrap superuser) does nothing but raise a WARNING, so the provisioning
+// above can silently leave them open; bitd then says so, once per process,
+// with the fix.
+func (s *Store) checkRestrictedFunctions(ctx context.Context, conn *pgx.Conn, pgName, reader string) {
+	var open string
+	err := conn.QueryRow(ctx, `SELECT coalesce(string_agg(DISTINCT p.proname, ', ' ORDER BY p.proname), '')
+		FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'pg_catalog'::regnamespace
+		AND p.proname IN (`+restrictedFunctions+`) AND has_function_privilege($1, p.oid, 'EXECUTE')`, reader).Scan(&open)
+	if err != nil {
+		s.log.Warn("could not check the function privileges of a new database", "database", pgName, "err", err)
+		return
+	}
+	if open == "" || s.fnWarned.Swap(true) {
+		return
+	}
+	s.log.Warn("readers of platform databases can run "+open+" (create large objects; write WAL records, which fill the "+
+		"cluster's disk): bitd's admin role is not a superuser, so provisioning could not revoke them from PUBLIC. "+
+		"Fix: give --database-url a superuser, or as a superuser run, in template1 (databases created afterwards "+
+		"inherit it) and in every existing platform database: "+
+		"DO $$DECLARE f regprocedure; BEGIN FOR f IN SELECT oid::regprocedure FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace "+
+		"AND proname IN ("+restrictedFunctions+") LOOP EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f); END LOOP; END$$",
+		"database", pgName)
 }
 
 // scrub drops the statement text from role errors (it holds a password

@@ -25,6 +25,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/bitkit-dev/bitkit/server/internal/secret"
@@ -70,6 +71,9 @@ type Store struct {
 	// set temp_file_limit (superuser, or SET ON PARAMETER granted).
 	tempLimit   string
 	tempLimitOK bool
+	// fnWarned: the warning that provisioning could not revoke the
+	// large-object and WAL-message functions was logged.
+	fnWarned atomic.Bool
 }
 
 // Options configure Open.

@@ -250,7 +250,7 @@ func (l *relayLoop) drainTLS(e *rawEnd) {
 	}
 	// Records tls wrote on its own (a KeyUpdate answer).
 	if out := e.lc.out; len(out) > 0 && !e.s.gone {
-		e.lc.out = e.lc.out[:0]
+		e.lc.out = nil
 		l.send(e, out)
 	}
 }
@@ -278,6 +278,12 @@ func (l *relayLoop) forward(e *rawEnd, p []byte) {
 		}
 		p = peer.lc.out
 		peer.lc.out = peer.lc.out[:0] // p is sent or copied to pend below
+		if cap(p) > keepTLSOut {
+			// Do not keep a large result's buffer for as long as
+			// the session lives (one allocation per 64 KiB relayed
+			// is noise next to the encryption).
+			peer.lc.out = nil
+		}
 	}
 	if !l.send(peer, p) && !e.s.gone {
 		// The peer's socket buffer is full: stop reading here until

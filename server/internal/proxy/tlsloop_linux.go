@@ -29,6 +29,10 @@ type loopConn struct {
 	deadline time.Time
 }
 
+// keepTLSOut is the largest ciphertext buffer a session keeps between
+// messages.
+const keepTLSOut = 16 << 10
+
 const (
 	passThrough = iota
 	onLoop

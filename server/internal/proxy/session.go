@@ -517,17 +517,26 @@ func (ss *session) idleDecision() *errorMsg {
 }
 
 // cancelAfterEnd cancels the running query of a session being terminated.
-// A cancel that reaches the backend before it has started the query just
-// forwarded is ignored, and the backend would then run the query to its end
-// before it notices the closed socket; so the cancel is repeated a little
-// later (a cancel for a backend that has exited is ignored by PostgreSQL).
+// A cancel that reaches the backend before it has read the query just
+// forwarded finds it idle and is discarded, and the backend would then run
+// the query to its end before it notices the closed socket; so the cancel
+// is repeated, at growing intervals, for about 15 s. Repeats are harmless:
+// PostgreSQL ignores a cancel for a backend that has exited (a new backend
+// that reuses the PID has another secret key), and nobody else can use this
+// backend any more.
 func (ss *session) cancelAfterEnd() {
 	ss.cancelBackend()
-	for _, d := range []time.Duration{200 * time.Millisecond, time.Second} {
-		time.Sleep(d)
+	for _, d := range cancelRepeats {
+		select {
+		case <-time.After(d):
+		case <-ss.srv.stop: // bitd is shutting down
+			return
+		}
 		ss.cancelBackend()
 	}
 }
+
+var cancelRepeats = []time.Duration{200 * time.Millisecond, time.Second, 3 * time.Second, 10 * time.Second}
 
 // cancelBackend sends a CancelRequest with the backend's real key.
 func (ss *session) cancelBackend() {

@@ -102,9 +102,12 @@ func (s *Store) provision(ctx context.Context, pgName string) error {
 		}
 	}
 	// The admin must be able to act as owner (PostgreSQL 16+ does not
-	// grant that implicitly to a CREATEROLE non-superuser).
-	if _, err := s.admin.Exec(ctx, fmt.Sprintf("GRANT %s TO CURRENT_USER", ident(owner))); err != nil {
-		return fmt.Errorf("grant owner role to admin: %w", err)
+	// grant that implicitly to a CREATEROLE non-superuser), and to end the
+	// writer's and reader's sessions: DROP DATABASE … WITH (FORCE) by an
+	// admin that is not a superuser fails while a session of a role it is
+	// not a member of is connected (see ensureAdminMemberships).
+	if _, err := s.admin.Exec(ctx, fmt.Sprintf("GRANT %s, %s, %s TO CURRENT_USER", ident(owner), ident(writer), ident(reader))); err != nil {
+		return fmt.Errorf("grant database roles to admin: %w", err)
 	}
 	if _, err := s.admin.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s OWNER %s", ident(pgName), ident(owner))); err != nil {
 		return fmt.Errorf("create database: %w", err)
@@ -170,6 +173,36 @@ func (s *Store) provision(ctx context.Context, pgName string) error {
 	}
 	s.checkRestrictedFunctions(ctx, conn, pgName, reader)
 	return nil
+}
+
+// ensureAdminMemberships makes the admin a member of the writer and reader
+// roles of every live platform database that predates that grant in
+// provision, so that deleting one of those databases can end its sessions.
+// It changes nothing for a superuser admin (who may end any session) and
+// logs instead of failing Open.
+func (s *Store) ensureAdminMemberships(ctx context.Context) {
+	rows, err := s.DB.Query(ctx, `SELECT r.rolname FROM databases d
+		JOIN pg_catalog.pg_roles r ON r.rolname IN (d.pg_name || $1, d.pg_name || $2, d.pg_name || $3)
+		WHERE d.deleted_at IS NULL AND NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
+		AND NOT pg_has_role(current_user, r.oid, 'MEMBER')`, OwnerSuffix, WriterSuffix, ReaderSuffix)
+	if err != nil {
+		s.log.Warn("cannot check the admin's memberships in platform roles", "err", err)
+		return
+	}
+	roles, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		s.log.Warn("cannot check the admin's memberships in platform roles", "err", err)
+		return
+	}
+	for _, r := range roles {
+		if _, err := s.admin.Exec(ctx, "GRANT "+ident(r)+" TO CURRENT_USER"); err != nil {
+			s.log.Warn("cannot make the admin a member of a platform role: deleting its database fails while the role has sessions",
+				"role", r, "err", err)
+		}
+	}
+	if len(roles) > 0 {
+		s.log.Info("admin made a member of platform roles", "roles", len(roles))
+	}
 }
 
 // restrictedFunctions are the functions provisioning takes from PUBLIC.

@@ -155,6 +155,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if s.tempLimit != "" {
 		s.initTempFileLimit(ctx)
 	}
+	s.ensureAdminMemberships(ctx)
 	return s, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -276,6 +277,130 @@ func TestTempFileLimitStartupPass(t *testing.T) {
 	}
 }
 
+// nonSuperuserAdmin creates a CREATEDB CREATEROLE login role that is not a
+// superuser, dropped when the test ends (after the stores it ran).
+func nonSuperuserAdmin(t *testing.T) (su *pgx.Conn, role, adminURL string) {
+	t.Helper()
+	ctx := t.Context()
+	su, err := pgx.Connect(ctx, testURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	role = "bitkit_ns_admin_" + strings.ToLower(secret.RandomBase62(8))
+	pw := secret.RandomBase62(24)
+	if _, err := su.Exec(ctx, "CREATE ROLE "+ident(role)+" LOGIN CREATEDB CREATEROLE NOSUPERUSER PASSWORD "+quoteLiteral(pw)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // registered first: runs after the stores' cleanups
+		c := context.Background()
+		_, _ = su.Exec(c, "REVOKE SET ON PARAMETER temp_file_limit FROM "+ident(role))
+		if _, err := su.Exec(c, "DROP ROLE "+ident(role)); err != nil {
+			t.Error(err)
+		}
+		su.Close(c)
+	})
+	u, err := url.Parse(testURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(role, pw)
+	return su, role, u.String()
+}
+
+// openNonSuperuser opens a Store on metadata database meta as the
+// non-superuser admin; when the test ends it drops everything the store made.
+func openNonSuperuser(t *testing.T, su *pgx.Conn, role, adminURL, meta string, log *logBuf) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), Options{AdminURL: adminURL, MetadataDB: meta, Secret: testSecret, TempFileLimit: "1MB", Logger: log.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c := context.Background()
+		// Superuser sessions (the test's own) cannot be ended by the
+		// admin, and a closed pgx connection's backend can outlive Close
+		// by a moment: end them (and wait) before DropEverything's
+		// DROP … WITH (FORCE).
+		rows, _ := s.DB.Query(c, `SELECT pg_name FROM databases`)
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Error(err)
+		}
+		if _, err := su.Exec(c, `SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity
+			WHERE pid <> pg_backend_pid() AND usesysid IN (SELECT oid FROM pg_roles WHERE rolsuper) AND datname = ANY($1)`, names); err != nil {
+			t.Error(err)
+		}
+		if err := s.DropEverything(c); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+// TestNonSuperuserAdminDeletesBusyDatabase: an admin that is not a
+// superuser deletes databases whose writer and reader have sessions open
+// (DROP DATABASE … WITH (FORCE) needs membership in their roles), including
+// a database provisioned before the admin was made a member (the start-up
+// pass grants it).
+func TestNonSuperuserAdminDeletesBusyDatabase(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	su, role, adminURL := nonSuperuserAdmin(t)
+	meta := "bitkit_st_" + secret.RandomBase62(10)
+	var log logBuf
+	s := openNonSuperuser(t, su, role, adminURL, meta, &log)
+	acct := newUserAccount(t, s, "busy")
+	busy := func(d *Database) {
+		t.Helper()
+		for _, perm := range []string{"WRITER", "READER"} {
+			if _, err := connectAs(t, d, perm, nil); err != nil {
+				t.Fatalf("%s session: %v", perm, err)
+			}
+		}
+	}
+	gone := func(d *Database) {
+		t.Helper()
+		var n int
+		if err := su.QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname = $1`, d.PGName).Scan(&n); err != nil || n != 0 {
+			t.Errorf("database %s still there after DeleteDatabase (%d, %v)", d.PGName, n, err)
+		}
+	}
+	d, err := s.CreateDatabase(ctx, acct, "busy", true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy(d)
+	if _, err := s.DeleteDatabase(ctx, d); err != nil {
+		t.Fatalf("delete a database with open writer and reader sessions: %v", err)
+	}
+	gone(d)
+
+	// A database from before the grant: take the memberships away, as a
+	// superuser, then start again.
+	old, err := s.CreateDatabase(ctx, acct, "old", true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := su.Exec(ctx, fmt.Sprintf("REVOKE %s, %s FROM %s", ident(old.PGName+WriterSuffix), ident(old.PGName+ReaderSuffix), ident(role))); err != nil {
+		t.Fatal(err)
+	}
+	busy(old)
+	// The premise: without the memberships the admin's DROP … WITH
+	// (FORCE) fails.
+	if _, err := s.admin.Exec(ctx, "DROP DATABASE "+ident(old.PGName)+" WITH (FORCE)"); sqlState(err) != "42501" {
+		t.Fatalf("premise: dropping without the memberships: %v; want 42501", err)
+	}
+	var log2 logBuf
+	s2 := openWith(t, adminURL, meta, "1MB", &log2)
+	if !strings.Contains(log2.String(), "admin made a member of platform roles") {
+		t.Errorf("the start-up pass did not grant the memberships:\n%s", log2.String())
+	}
+	if _, err := s2.DeleteDatabase(ctx, old); err != nil {
+		t.Fatalf("delete after the start-up pass: %v", err)
+	}
+	gone(old)
+}
+
 // TestTempFileLimitNonSuperuserAdmin runs the store with a CREATEDB
 // CREATEROLE admin that is not a superuser: databases are provisioned
 // without the limit and one warning names the fix; once a superuser grants
@@ -283,39 +408,10 @@ func TestTempFileLimitStartupPass(t *testing.T) {
 func TestTempFileLimitNonSuperuserAdmin(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	su, err := pgx.Connect(ctx, testURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { su.Close(context.Background()) }) // runs after the drops below
-	role := "bitkit_tfl_admin_" + strings.ToLower(secret.RandomBase62(8))
-	pw := secret.RandomBase62(24)
-	if _, err := su.Exec(ctx, "CREATE ROLE "+ident(role)+" LOGIN CREATEDB CREATEROLE NOSUPERUSER PASSWORD "+quoteLiteral(pw)); err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(testURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.User = url.UserPassword(role, pw)
-	adminURL := u.String()
+	su, role, adminURL := nonSuperuserAdmin(t)
 	meta := "bitkit_st_" + secret.RandomBase62(10)
-
 	var log logBuf
-	s, err := Open(ctx, Options{AdminURL: adminURL, MetadataDB: meta, Secret: testSecret, TempFileLimit: "1MB", Logger: log.logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c := context.Background()
-		if err := s.DropEverything(c); err != nil {
-			t.Error(err)
-		}
-		_, _ = su.Exec(c, "REVOKE SET ON PARAMETER temp_file_limit FROM "+ident(role))
-		if _, err := su.Exec(c, "DROP ROLE "+ident(role)); err != nil {
-			t.Error(err)
-		}
-	})
+	s := openNonSuperuser(t, su, role, adminURL, meta, &log)
 	acct := newUserAccount(t, s, "nonsuper")
 	d, err := s.CreateDatabase(ctx, acct, "plain", true, 0)
 	if err != nil {

@@ -176,14 +176,15 @@ func (s *Store) provision(ctx context.Context, pgName string) error {
 }
 
 // ensureAdminMemberships makes the admin a member of the writer and reader
-// roles of every live platform database that predates that grant in
-// provision, so that deleting one of those databases can end its sessions.
+// roles of every platform database that predates that grant in provision
+// (live ones, and deleted ones whose drop failed), so that deleting one of
+// those databases can end its sessions.
 // It changes nothing for a superuser admin (who may end any session) and
 // logs instead of failing Open.
 func (s *Store) ensureAdminMemberships(ctx context.Context) {
 	rows, err := s.DB.Query(ctx, `SELECT r.rolname FROM databases d
 		JOIN pg_catalog.pg_roles r ON r.rolname IN (d.pg_name || $1, d.pg_name || $2, d.pg_name || $3)
-		WHERE d.deleted_at IS NULL AND NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
+		WHERE NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
 		AND NOT pg_has_role(current_user, r.oid, 'MEMBER')`, OwnerSuffix, WriterSuffix, ReaderSuffix)
 	if err != nil {
 		s.log.Warn("cannot check the admin's memberships in platform roles", "err", err)
@@ -202,6 +203,34 @@ func (s *Store) ensureAdminMemberships(ctx context.Context) {
 	}
 	if len(roles) > 0 {
 		s.log.Info("admin made a member of platform roles", "roles", len(roles))
+	}
+}
+
+// finishDeletes drops what is left of databases that were deleted (their
+// metadata row says so) but whose PostgreSQL database or roles are still
+// there because the drop failed (bitd stopped, or the cluster refused).
+// Only databases this metadata store recorded are touched. Errors are
+// logged; the next start tries again.
+func (s *Store) finishDeletes(ctx context.Context) {
+	rows, err := s.DB.Query(ctx, `SELECT d.pg_name FROM databases d WHERE d.deleted_at IS NOT NULL
+		AND (EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = d.pg_name)
+			OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname IN (d.pg_name || $1, d.pg_name || $2, d.pg_name || $3)))`,
+		OwnerSuffix, WriterSuffix, ReaderSuffix)
+	if err != nil {
+		s.log.Warn("cannot look for deleted databases left behind", "err", err)
+		return
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		s.log.Warn("cannot look for deleted databases left behind", "err", err)
+		return
+	}
+	for _, n := range names {
+		if err := s.dropPhysical(ctx, n); err != nil {
+			s.log.Warn("a deleted database is still there: dropping it failed again", "database", n, "err", err)
+			continue
+		}
+		s.log.Info("dropped a deleted database left behind by an earlier failed drop", "database", n)
 	}
 }
 

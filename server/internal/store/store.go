@@ -156,6 +156,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		s.initTempFileLimit(ctx)
 	}
 	s.ensureAdminMemberships(ctx)
+	s.finishDeletes(ctx)
 	return s, nil
 }
 

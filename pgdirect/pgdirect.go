@@ -30,7 +30,12 @@
 // anything was sent is retried once on a fresh connection: an error for
 // which pgconn.SafeToRetry is true, or bitd's idle-close FATAL (SQLSTATE
 // 57P05, which bitd sends only when it forwarded nothing of the new request).
-// WithTx retries when BEGIN fails that way; WithConn retries when fn's only
+// WithTx also retries when BEGIN fails because the server ended the
+// connection (any FATAL, such as a session that bitd terminated when its key
+// was revoked, or a closed connection): BEGIN has no effect of its own, so
+// repeating it on a fresh connection is always safe, and the fresh
+// connection reports the real state (a revoked key then fails with 28P01).
+// WithConn retries when fn's only
 // operation (counted through pgx.Conn's methods on pools that pgdirect
 // created) failed that way. Nothing else is retried: an error after a
 // statement reached the server is returned as is.
@@ -447,8 +452,9 @@ func (c *Client) WithTxOptions(ctx context.Context, db string, opts pgx.TxOption
 		}
 		tx, err := conn.BeginTx(ctx, opts)
 		if err != nil {
+			dead := conn.Conn().PgConn().IsClosed()
 			conn.Release()
-			if attempt == 0 && retrySafe(err) && ctx.Err() == nil {
+			if attempt == 0 && (retrySafe(err) || dead || isFatal(err)) && ctx.Err() == nil {
 				continue
 			}
 			return redact(fmt.Errorf("pgdirect: begin a transaction on %s: %w", db, err), c.cfg.APIKey)
@@ -493,6 +499,12 @@ func retrySafe(err error) bool {
 	}
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "57P05" && pe.Severity == "FATAL"
+}
+
+// isFatal: the server ended the connection with a FATAL message.
+func isFatal(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Severity == "FATAL" || pe.Severity == "PANIC")
 }
 
 // opCounter counts statements issued through pgx.Conn methods, so that

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -247,4 +248,52 @@ func TestRelayClientResetWhilePaused(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	})
+}
+
+// TestTLSGarbage: a TLS client that sends bytes which are no TLS record
+// (or a record that fails to decrypt) mid-session ends its session and its
+// backend at once; other sessions on the same relay are untouched.
+func TestTLSGarbage(t *testing.T) {
+	t.Parallel()
+	f := sharedDB(t)
+	auth := newTestAuth(f)
+	key, _ := auth.key("w")
+	for _, mode := range relayModes {
+		if mode.plaintext {
+			continue
+		}
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			srv, addr := startProxy(t, mode.config(Config{}), auth)
+			other := rawConnectMode(t, mode, addr, key, testDB)
+			for _, garbage := range [][]byte{
+				[]byte("GET / HTTP/1.1\r\n\r\n"),                                   // not a record
+				append([]byte{23, 3, 3, 0, 32}, bytes.Repeat([]byte{0x5a}, 32)...), // application data that fails to decrypt
+			} {
+				rs := rawConnectMode(t, mode, addr, key, testDB)
+				if err := rs.query(t, "SELECT 1"); err != nil {
+					t.Fatal(err)
+				}
+				marker := "garbage_" + randHex(4)
+				if err := rs.query(t, "SELECT 1 /* "+marker+" */"); err != nil {
+					t.Fatal(err)
+				}
+				open := srv.Sessions()
+				if _, err := rs.conn.(*tls.Conn).NetConn().Write(garbage); err != nil {
+					t.Fatal(err)
+				}
+				deadline := time.Now().Add(10 * time.Second)
+				for srv.Sessions() >= open {
+					if time.Now().After(deadline) {
+						t.Fatalf("%q: the session is still open", garbage[:5])
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+				waitBackendGone(t, f, marker, 10*time.Second, "the backend of a session that sent garbage is still there", nil)
+			}
+			if err := other.query(t, "SELECT 2"); err != nil {
+				t.Fatalf("another session after the garbage: %v", err)
+			}
+		})
+	}
 }

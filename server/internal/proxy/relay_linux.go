@@ -249,8 +249,7 @@ func (l *relayLoop) drainTLS(e *rawEnd) {
 		}
 	}
 	// Records tls wrote on its own (a KeyUpdate answer).
-	if out := e.lc.out; len(out) > 0 && !e.s.gone {
-		e.lc.out = nil
+	if out := e.lc.take(); len(out) > 0 && !e.s.gone {
 		l.send(e, out)
 	}
 }
@@ -276,14 +275,7 @@ func (l *relayLoop) forward(e *rawEnd, p []byte) {
 			l.detach(e.s, true)
 			return
 		}
-		p = peer.lc.out
-		peer.lc.out = peer.lc.out[:0] // p is sent or copied to pend below
-		if cap(p) > keepTLSOut {
-			// Do not keep a large result's buffer for as long as
-			// the session lives (one allocation per 64 KiB relayed
-			// is noise next to the encryption).
-			peer.lc.out = nil
-		}
+		p = peer.lc.take() // sent or copied to pend below
 	}
 	if !l.send(peer, p) && !e.s.gone {
 		// The peer's socket buffer is full: stop reading here until

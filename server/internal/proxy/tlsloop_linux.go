@@ -118,6 +118,20 @@ func (c *loopConn) SetWriteDeadline(t time.Time) error {
 	return nil
 }
 
+// take returns the ciphertext written so far and empties the buffer. The
+// result stays valid until the next Write: the caller sends it or copies it
+// first. A large buffer is not kept for as long as the session lives (one
+// allocation per 64 KiB relayed is noise next to the encryption).
+func (c *loopConn) take() []byte {
+	out := c.out
+	if cap(out) > keepTLSOut {
+		c.out = nil
+	} else {
+		c.out = out[:0]
+	}
+	return out
+}
+
 // SyscallConn lets pgalive look at the socket while the goroutine relay
 // runs the session.
 func (c *loopConn) SyscallConn() (syscall.RawConn, error) {

@@ -175,6 +175,12 @@ func (s *Store) provision(ctx context.Context, pgName string) error {
 	return nil
 }
 
+// rolesOfD is the SQL list of the three role names of databases row d, with
+// roleSuffixArgs as $1..$3.
+const rolesOfD = `(d.pg_name || $1, d.pg_name || $2, d.pg_name || $3)`
+
+var roleSuffixArgs = []any{OwnerSuffix, WriterSuffix, ReaderSuffix}
+
 // ensureAdminMemberships makes the admin a member of the writer and reader
 // roles of every platform database that predates that grant in provision
 // (live ones, and deleted ones whose drop failed), so that deleting one of
@@ -183,9 +189,9 @@ func (s *Store) provision(ctx context.Context, pgName string) error {
 // logs instead of failing Open.
 func (s *Store) ensureAdminMemberships(ctx context.Context) {
 	rows, err := s.DB.Query(ctx, `SELECT r.rolname FROM databases d
-		JOIN pg_catalog.pg_roles r ON r.rolname IN (d.pg_name || $1, d.pg_name || $2, d.pg_name || $3)
+		JOIN pg_catalog.pg_roles r ON r.rolname IN `+rolesOfD+`
 		WHERE NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
-		AND NOT pg_has_role(current_user, r.oid, 'MEMBER')`, OwnerSuffix, WriterSuffix, ReaderSuffix)
+		AND NOT pg_has_role(current_user, r.oid, 'MEMBER')`, roleSuffixArgs...)
 	if err != nil {
 		s.log.Warn("cannot check the admin's memberships in platform roles", "err", err)
 		return
@@ -214,8 +220,7 @@ func (s *Store) ensureAdminMemberships(ctx context.Context) {
 func (s *Store) finishDeletes(ctx context.Context) {
 	rows, err := s.DB.Query(ctx, `SELECT d.pg_name FROM databases d WHERE d.deleted_at IS NOT NULL
 		AND (EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = d.pg_name)
-			OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname IN (d.pg_name || $1, d.pg_name || $2, d.pg_name || $3)))`,
-		OwnerSuffix, WriterSuffix, ReaderSuffix)
+			OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname IN `+rolesOfD+`))`, roleSuffixArgs...)
 	if err != nil {
 		s.log.Warn("cannot look for deleted databases left behind", "err", err)
 		return

@@ -96,6 +96,15 @@ func TestDevOwnCluster(t *testing.T) {
 		if err != nil || !viaSocket {
 			t.Fatalf("round %d: proxy backend over the Unix socket: %v, %v", round, viaSocket, err)
 		}
+		// Its own cluster is locked down: tenant roles only on the socket.
+		if l := logs(); !strings.Contains(l, "PostgreSQL refuses tenant roles at 127.0.0.1:") || strings.Contains(l, "SECURITY:") {
+			t.Fatalf("round %d: bitd dev's own cluster is not reported locked down:\n%s", round, l)
+		}
+		if st, err := os.Stat(filepath.Join(data, "pg", "sock")); err != nil {
+			t.Fatal(err)
+		} else if st.Mode().Perm() != 0o700 {
+			t.Fatalf("round %d: socket directory mode %v, want 0700", round, st.Mode().Perm())
+		}
 		pid := postmasterPid()
 		if pid == 0 || syscall.Kill(pid, 0) != nil {
 			t.Fatalf("round %d: no running postmaster (pid %d)", round, pid)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bitkit-dev/bitkit/server/internal/api"
 	"github.com/bitkit-dev/bitkit/server/internal/config"
+	"github.com/bitkit-dev/bitkit/server/internal/connbudget"
 	"github.com/bitkit-dev/bitkit/server/internal/proxy"
 	"github.com/bitkit-dev/bitkit/server/internal/store"
 )
@@ -47,7 +48,7 @@ func wireExtras(ctx context.Context, cfg *config.Config, st *store.Store, srv *a
 			return nil, fmt.Errorf("listen on %s (--pg): %w", cfg.PGAddr, err)
 		}
 		pc := proxy.Config{DevTLS: true, AllowPlaintext: cfg.AllowPlaintextLoopback, IdleTimeout: cfg.PGIdleTimeout,
-			MaxConns: cfg.PGMaxConns, MaxConnsPerDatabase: cfg.PGMaxConnsPerDB}
+			MaxConns: cfg.PGMaxConns, MaxConnsPerDatabase: cfg.PGMaxConnsPerDB, ReaderIdleInTransaction: cfg.PGReaderIdleInTx}
 		switch cfg.PGRelay {
 		case "", "loop":
 		case "goroutines":
@@ -74,6 +75,11 @@ func wireExtras(ctx context.Context, cfg *config.Config, st *store.Store, srv *a
 		}); ok {
 			wa.Repair = r.RepairRole
 		}
+		if bp, ok := resolver.Pools.(interface{ Budget() *connbudget.Budget }); ok && bp.Budget() != nil {
+			// Wire sessions take connection-budget slots like pool connections.
+			b := bp.Budget()
+			pc.Admit = func(ctx context.Context, t *proxy.WireTarget) (func(), error) { return b.Acquire(ctx, t.PGDatabase) }
+		}
 		px := proxy.New(pc, wa, log)
 		go func() {
 			if err := px.Serve(ln); err != nil && !errors.Is(err, proxy.ErrServerClosed) {
@@ -83,6 +89,13 @@ func wireExtras(ctx context.Context, cfg *config.Config, st *store.Store, srv *a
 		hooks.pgAddr = ln.Addr().String()
 		hooks.onRevoke = append(hooks.onRevoke, px.TerminateCredential)
 		hooks.onDelete = append(hooks.onDelete, px.TerminateDatabase)
+		hooks.onAccess = append(hooks.onAccess, func(id string) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := px.Recheck(ctx, id); err != nil {
+				log.Warn("re-checking wire sessions after an access change failed; the periodic re-check follows", "database_id", id, "err", err)
+			}
+		})
 		stops = append(stops, func() {
 			// Wire queries in flight get 3 s; then their sessions are ended.
 			sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)

@@ -30,7 +30,9 @@ func wireJobs(ctx context.Context, cfg *config.Config, st *store.Store, srv *api
 		return nil, err
 	}
 	jc := jobs.Config{PublicURL: cfg.PublicURL, Secret: cfg.Secret, AllowPrivateURLs: cfg.AllowPrivateFileURLs,
-		DownloadURLTTL: cfg.DownloadURLTTL, ExportRetention: cfg.ExportRetention}
+		DownloadURLTTL: cfg.DownloadURLTTL, ExportRetention: cfg.ExportRetention,
+		StatementTimeout: cfg.JobStatementTimeout, Workers: cfg.JobWorkers, MaxRunningPerAccount: cfg.JobMaxPerAccount,
+		Credentials: st}
 	if cfg.Dev {
 		jc.RescueAfter = time.Minute
 	}
@@ -47,10 +49,14 @@ func wireJobs(ctx context.Context, cfg *config.Config, st *store.Store, srv *api
 		if rt.Public {
 			opts = append(opts, api.Public)
 		}
+		h := rt.Handler
 		if strings.HasSuffix(rt.Pattern, "/import") {
 			opts = append(opts, api.NoBodyLimit) // multipart uploads; jobs caps them
+			// An upload may take long while it keeps arriving; silence
+			// for --http-read-timeout ends it.
+			h = api.StallDeadline(cfg.HTTPReadTimeout, h)
 		}
-		srv.Handle(rt.Pattern, rt.Handler, opts...)
+		srv.Handle(rt.Pattern, h, opts...)
 	}
 	return func() {
 		// Running jobs get jobsStopWait to finish; then river cancels them

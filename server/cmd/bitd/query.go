@@ -19,7 +19,10 @@ func wireQuery(cfg *config.Config, srv *api.Server, resolver *api.Resolver, usag
 		MaxRows:             cfg.MaxResultRows,
 		MaxBytes:            cfg.MaxResultBytes,
 		StreamStallTimeout:  cfg.StreamStallTimeout,
-		Logger:              log,
+
+		MaxBufferedBytes:           cfg.MaxBufferedBytes,
+		MaxBufferedBytesPerAccount: cfg.MaxBufferedBytesPerAccount,
+		Logger:                     log,
 	}, resolver, usage)
 	// The query handler limits its own request body (query.MaxRequestBytes).
 	srv.Handle("POST /v2beta/query", http.HandlerFunc(qh.ServeQuery), api.NoBodyLimit)

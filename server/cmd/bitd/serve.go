@@ -18,6 +18,7 @@ import (
 	"github.com/bitkit-dev/bitkit/server/internal/api"
 	"github.com/bitkit-dev/bitkit/server/internal/config"
 	"github.com/bitkit-dev/bitkit/server/internal/cors"
+	"github.com/bitkit-dev/bitkit/server/internal/pgaddr"
 	"github.com/bitkit-dev/bitkit/server/internal/pgcluster"
 	"github.com/bitkit-dev/bitkit/server/internal/pgpool"
 	"github.com/bitkit-dev/bitkit/server/internal/secret"
@@ -133,10 +134,11 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, d devOptions, log 
 	}
 
 	st, err := store.Open(ctx, store.Options{AdminURL: cfg.DatabaseURL, MetadataDB: cfg.MetadataDB, Secret: cfg.Secret,
-		TempFileLimit: cfg.TempFileLimit, Logger: log})
+		TempFileLimit: cfg.TempFileLimit, Logger: log, MaxDatabasesPerAccount: cfg.MaxDatabasesPerAccount})
 	if err != nil {
 		return err
 	}
+	st.CheckLockdown(ctx) // logs a loud warning when tenant roles can log in directly
 	defer func() {
 		if d.ephemeral {
 			dctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -151,7 +153,35 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, d devOptions, log 
 		st.Close()
 	}()
 
-	pools := pgpool.New(pgpool.Config{ConnString: cfg.DatabaseURL, Secret: cfg.Secret, Logger: log})
+	// One answer for the HTTP pools and the wire proxy: a locked-down
+	// cluster takes tenant roles only on its Unix socket.
+	tenantAddr, err := pgaddr.Tenant(ctx, cfg.DatabaseURL, cfg.PGBackend)
+	if err != nil {
+		return err
+	}
+	cfg.PGBackend = tenantAddr.String()
+	log.Info("tenant roles reach PostgreSQL at "+tenantAddr.String(), "why", tenantAddr.Why)
+	if tenantAddr.NoSocket {
+		log.Warn("tenant roles reach PostgreSQL over TCP at "+tenantAddr.String()+", which a locked-down cluster refuses "+
+			"(docs/bitd.md, \"Locking the cluster\"): pass --pg-backend with the server's socket directory, or let the admin read it "+
+			"(GRANT pg_read_all_settings TO <admin role>)", "why", tenantAddr.Why)
+	}
+	if tenantAddr.OpenToOthers() {
+		log.Warn("SECURITY: PostgreSQL's Unix socket " + tenantAddr.String() + " is open to every OS user of this host; if pg_hba.conf " +
+			"trusts tenant roles there (docs/bitd.md, \"Locking the cluster\"), any local user can log in as one: set " +
+			"unix_socket_permissions = 0700 (or 0770 with unix_socket_group) and make the directory private")
+	}
+	var pools *pgpool.Manager
+	budget, err := newBudget(ctx, cfg, st, log, func(match func(string) bool) int {
+		if pools == nil {
+			return 0
+		}
+		return pools.ReleaseIdle(match)
+	})
+	if err != nil {
+		return err
+	}
+	pools = pgpool.New(pgpool.Config{ConnString: cfg.DatabaseURL, TenantAddr: cfg.PGBackend, Secret: cfg.Secret, Logger: log, Budget: budget})
 	defer pools.Close()
 
 	hooks := &lateHooks{}
@@ -164,6 +194,7 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, d devOptions, log 
 			go pools.CloseDatabase(pgDB)
 		},
 		OnRevokeCredential: hooks.revokeCredential,
+		OnAccessChanged:    hooks.accessChanged,
 	})
 	resolver := &api.Resolver{Store: st, Pools: pools}
 	usage := &api.Usage{Store: st, Log: log.Warn}
@@ -192,7 +223,10 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, d devOptions, log 
 	// in-flight requests (NDJSON streams, long queries) after a grace period.
 	reqCtx, cancelRequests := context.WithCancel(context.Background())
 	defer cancelRequests()
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+	// Slow clients: the header, then the body (uploads extend it per read,
+	// see api.StallDeadline), then the wait for the next request are bounded.
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,
+		ReadTimeout: cfg.HTTPReadTimeout, IdleTimeout: cfg.HTTPIdleTimeout,
 		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext: func(net.Listener) context.Context { return reqCtx }}
 	serveErr := make(chan error, 1)
@@ -250,7 +284,14 @@ func shutdownHTTP(hs *http.Server, cancelRequests context.CancelFunc, log *slog.
 type lateHooks struct {
 	onRevoke []func(id string)
 	onDelete []func(id string)
+	onAccess []func(id string)
 	pgAddr   string
+}
+
+func (h *lateHooks) accessChanged(id string) {
+	for _, f := range h.onAccess {
+		f(id)
+	}
 }
 
 func (h *lateHooks) revokeCredential(id string) {

@@ -105,12 +105,26 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	userKey, addrKey := "u:"+strings.ToLower(req.Username), "a:"+clientAddr(r)
-	if wait := s.limiter.blocked(userKey, addrKey); wait > 0 {
+	// Reserve, then settle: the attempt counts as a failure before the
+	// password is verified, so a concurrent burst gets at most the limit
+	// verified. Each path below settles the reservation once, before it answers.
+	att, wait := s.limiter.reserve(userKey, addrKey)
+	if wait > 0 {
 		e := apierr.New(http.StatusTooManyRequests, "rate_limited", "too many failed logins; try again in %d seconds", int((wait+time.Second-1)/time.Second))
 		e.RetryAfter = wait
 		apierr.Write(w, r, e)
 		return
 	}
+	settled := false
+	settle := func(f func(*attempt)) {
+		settled = true
+		f(att)
+	}
+	defer func() {
+		if !settled { // no verdict (busy, store error, client gone)
+			s.limiter.cancel(att)
+		}
+	}()
 	u, err := s.st.UserByName(r.Context(), req.Username)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		apierr.Write(w, r, err)
@@ -138,16 +152,16 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.log.ErrorContext(r.Context(), "stored password hash is unreadable", "user", req.Username, "err", verr)
 	}
 	if u == nil || u.PasswordHash == "" || !ok {
-		s.limiter.fail(userKey, addrKey)
+		settle(s.limiter.fail)
 		apierr.Write(w, r, apierr.New(http.StatusUnauthorized, "invalid_credentials", "invalid username or password"))
 		return
 	}
+	settle(s.limiter.succeed)
 	tok, exp, err := s.st.CreateAccessToken(r.Context(), u.ID, s.o.TokenTTL)
 	if err != nil {
 		apierr.Write(w, r, err)
 		return
 	}
-	s.limiter.reset(userKey)
 	secs := int64(time.Until(exp).Round(time.Second) / time.Second)
 	if secs < 1 {
 		secs = 1
@@ -172,7 +186,20 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 // loginLimiter counts failed logins per key in fixed windows. It lives in
-// memory, so limits apply per bitd replica.
+// memory, so limits apply per bitd replica. A login reserves its attempt
+// (counted as a failure) before the password is verified and settles it
+// after, so N concurrent guesses get at most the limit verified:
+//
+//   - fail keeps the reservation;
+//   - succeed resets the user's count (forgets its earlier failures) when
+//     no other attempt for the user is in flight, and otherwise only keeps
+//     its own reservation, so a burst that holds the right password still
+//     gets no more than the limit verified; the address count gets the
+//     reservation back;
+//   - cancel (nothing was verified: busy, error, client gone) gives the
+//     reservation back.
+//
+// It is safe for concurrent use.
 type loginLimiter struct {
 	mu       sync.Mutex
 	perUser  int
@@ -182,8 +209,15 @@ type loginLimiter struct {
 }
 
 type window struct {
-	n     int
-	reset time.Time
+	n        int // failures and reservations in this window
+	inFlight int // reservations not settled yet
+	reset    time.Time
+}
+
+// attempt is one reservation: the windows it was counted in.
+type attempt struct {
+	keys []string
+	wins []*window
 }
 
 func newLoginLimiter(perUser, perAddr int, w time.Duration) *loginLimiter {
@@ -197,49 +231,78 @@ func (l *loginLimiter) limit(key string) int {
 	return l.perAddr
 }
 
-// blocked returns how long the caller must wait, or 0.
-func (l *loginLimiter) blocked(keys ...string) time.Duration {
+// reserve counts one attempt against every key, atomically. When any key
+// is at its limit nothing is counted and wait is how long the caller must
+// wait; otherwise wait is 0 and the attempt must be settled with fail,
+// succeed or cancel.
+func (l *loginLimiter) reserve(keys ...string) (a *attempt, wait time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
-	var wait time.Duration
-	for _, k := range keys {
-		c := l.counters[k]
-		if c == nil || now.After(c.reset) {
-			continue
-		}
-		if c.n >= l.limit(k) {
-			wait = max(wait, c.reset.Sub(now))
-		}
-	}
-	return wait
-}
-
-func (l *loginLimiter) fail(keys ...string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	if len(l.counters) > 100_000 { // drop expired windows now and then
+	if len(l.counters) > 100_000 { // drop expired, settled windows now and then
 		for k, c := range l.counters {
-			if now.After(c.reset) {
+			if now.After(c.reset) && c.inFlight == 0 {
 				delete(l.counters, k)
 			}
 		}
 	}
 	for _, k := range keys {
 		c := l.counters[k]
+		if c != nil && !now.After(c.reset) && c.n >= l.limit(k) {
+			wait = max(wait, c.reset.Sub(now))
+		}
+	}
+	if wait > 0 {
+		return nil, wait
+	}
+	a = &attempt{keys: keys, wins: make([]*window, len(keys))}
+	for i, k := range keys {
+		c := l.counters[k]
 		if c == nil || now.After(c.reset) {
+			// A window still holding attempts in flight is replaced; their
+			// settlement then changes only the expired window.
 			c = &window{reset: now.Add(l.window)}
 			l.counters[k] = c
 		}
 		c.n++
+		c.inFlight++
+		a.wins[i] = c
+	}
+	return a, 0
+}
+
+// fail settles a as a failed login: it stays counted.
+func (l *loginLimiter) fail(a *attempt) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range a.wins {
+		c.inFlight--
 	}
 }
 
-func (l *loginLimiter) reset(key string) {
+// succeed settles a as a successful login.
+func (l *loginLimiter) succeed(a *attempt) {
 	l.mu.Lock()
-	delete(l.counters, key)
-	l.mu.Unlock()
+	defer l.mu.Unlock()
+	for i, c := range a.wins {
+		c.inFlight--
+		switch {
+		case !strings.HasPrefix(a.keys[i], "u:"):
+			c.n--
+		case c.inFlight == 0:
+			c.n = 0
+		}
+	}
+}
+
+// cancel settles a as never verified: its reservation is given back.
+func (l *loginLimiter) cancel(a *attempt) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range a.wins {
+		c.inFlight--
+		c.n--
+	}
 }
 
 // lookupPrincipal finds the principal of an API key or access token;

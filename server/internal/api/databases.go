@@ -229,7 +229,10 @@ func (s *Server) createDatabase(w http.ResponseWriter, r *http.Request) {
 
 func dbNameError(err error, account, name string) error {
 	var re *store.ReservedError
+	var te *store.TooManyDatabasesError
 	switch {
+	case errors.As(err, &te):
+		return apierr.New(http.StatusConflict, "too_many_databases", "%s", te.Error())
 	case errors.Is(err, store.ErrConflict):
 		return apierr.Conflict("a database named %s/%s already exists: choose another name", account, name)
 	case errors.As(err, &re):
@@ -330,6 +333,9 @@ func (s *Server) updateDatabase(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.IsPrivate != nil {
 		d.IsPrivate = *req.IsPrivate
+		if d.IsPrivate && s.o.OnAccessChanged != nil {
+			s.o.OnAccessChanged(d.ID)
+		}
 	}
 	if req.StorageLimitBytes != nil {
 		d.StorageLimitBytes = *req.StorageLimitBytes

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"unicode/utf8"
 
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
@@ -23,6 +24,10 @@ func DecodeJSON(r *http.Request, v any, allowEmpty bool) error {
 		if errors.As(err, &mbe) {
 			return apierr.New(http.StatusRequestEntityTooLarge, "body_too_large",
 				"the request body is larger than %d bytes; send less data per request (use an import job for files)", mbe.Limit)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return apierr.New(http.StatusRequestTimeout, "body_timeout",
+				"the request body did not arrive within the server's read timeout (--http-read-timeout); send the whole body promptly")
 		}
 		return apierr.BadRequest("invalid_body", "could not read the request body: the connection ended early")
 	}

@@ -54,6 +54,9 @@ type Options struct {
 	// OnRevokeCredential runs after an API key or token is revoked, with its
 	// id (end relayed sessions). It may be nil.
 	OnRevokeCredential func(credentialID string)
+	// OnAccessChanged runs after who may use a database changed (it was
+	// made private), with its id (re-check relayed sessions). It may be nil.
+	OnAccessChanged func(databaseID string)
 	// Login rate limits: at most LoginFailuresPerUser failed logins per user
 	// name and LoginFailuresPerAddr per client address within
 	// LoginWindow. Zero values mean 5, 20 and 1 minute.

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 
+	"github.com/bitkit-dev/bitkit/server/internal/pgaddr"
 	"github.com/bitkit-dev/bitkit/server/internal/proxy"
 	"github.com/bitkit-dev/bitkit/server/internal/secret"
 	"github.com/bitkit-dev/bitkit/server/internal/store"
@@ -42,29 +42,24 @@ func (a *WireAuthorizer) RepairRole(ctx context.Context, t *proxy.WireTarget) er
 }
 
 // BackendAddr returns the host:port the wire proxy connects to: override
-// when it is host:port, override's Unix-socket directory with the port of
-// connString when override is an absolute path, else connString's host and
-// port. The host of the result is a directory for a Unix socket.
+// when it is host:port or /socket/dir:port, override's Unix-socket directory
+// with the port of connString when override is a bare absolute path, else
+// connString's host and port. The host of the result is a directory for a
+// Unix socket. bitd serve passes pgaddr.Tenant's answer as override, so
+// the HTTP pools and the wire proxy reach tenant roles the same way.
 func BackendAddr(connString, override string) (string, error) {
 	cfg, err := pgconn.ParseConfig(connString)
 	if err != nil {
 		return "", errors.New("invalid database URL")
 	}
-	port := strconv.Itoa(int(cfg.Port))
-	switch {
-	case override == "":
-		return net.JoinHostPort(cfg.Host, port), nil
-	case strings.HasPrefix(override, "/"):
-		if fi, err := os.Stat(override); err != nil || !fi.IsDir() {
-			return "", fmt.Errorf("--pg-backend %s: not a directory (give PostgreSQL's unix_socket_directories entry, or host:port)", override)
-		}
-		return override + ":" + port, nil
-	default:
-		if _, _, err := net.SplitHostPort(override); err != nil {
-			return "", fmt.Errorf("--pg-backend %q: want host:port or a Unix-socket directory", override)
-		}
-		return override, nil
+	if override == "" {
+		return net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))), nil
 	}
+	a, err := pgaddr.Parse(override, cfg.Port)
+	if err != nil {
+		return "", fmt.Errorf("--pg-backend %w", err)
+	}
+	return a.String(), nil
 }
 
 // AuthorizeWire checks the credential and the caller's access to database.
@@ -87,12 +82,36 @@ func (a *WireAuthorizer) AuthorizeWire(ctx context.Context, password, database s
 	if err != nil {
 		return nil, err
 	}
-	role := store.RoleFor(d.PGName, d.Role)
+	role := wireRole(d.PGName, d.Role)
 	return &proxy.WireTarget{DatabaseID: d.ID, CredentialID: p.CredentialID, PGDatabase: d.PGName,
-		PGRole: role, PGPassword: secret.RolePassword(a.Secret, role), BackendAddr: a.BackendAddr}, nil
+		PGRole: role, PGPassword: secret.RolePassword(a.Secret, role), BackendAddr: a.BackendAddr,
+		Reader: strings.HasSuffix(role, store.ReaderSuffix)}, nil
 }
 
-// CredentialValid reports whether the key or token is still live.
-func (a *WireAuthorizer) CredentialValid(ctx context.Context, credentialID string) bool {
-	return a.Store.CredentialValid(ctx, credentialID)
+// wireRole is the login role a wire session with permission gets on the
+// PostgreSQL database pgName. AuthorizeWire and StillAuthorized must agree.
+func wireRole(pgName, permission string) string { return store.RoleFor(pgName, permission) }
+
+// StillAuthorized re-checks the grants of open wire sessions in one
+// metadata query: a grant holds while its credential is live and still maps
+// to the database with the same login role.
+func (a *WireAuthorizer) StillAuthorized(ctx context.Context, grants []proxy.Grant) ([]proxy.GrantStatus, error) {
+	in := make([]store.Grant, len(grants))
+	for i, g := range grants {
+		in[i] = store.Grant{CredentialID: g.CredentialID, DatabaseID: g.DatabaseID}
+	}
+	states, err := a.Store.Grants(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]proxy.GrantStatus, len(grants))
+	for i, st := range states {
+		switch {
+		case !st.CredentialValid:
+			out[i] = proxy.GrantCredentialInvalid
+		case st.Role == "" || st.PGName == "" || wireRole(st.PGName, st.Role) != grants[i].PGRole:
+			out[i] = proxy.GrantWithdrawn
+		}
+	}
+	return out, nil
 }

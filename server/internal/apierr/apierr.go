@@ -124,6 +124,11 @@ func As(err error) *Error {
 	if errors.As(err, &ae) {
 		return ae
 	}
+	var se statusError
+	if errors.As(err, &se) {
+		return &Error{Status: se.HTTPStatus(), Code: se.ErrorCode(), Message: se.Error(), SQLState: se.SQLState(),
+			RetryAfter: time.Second}
+	}
 	if e := FromPg(err); e != err {
 		return e.(*Error)
 	}
@@ -139,6 +144,16 @@ func As(err error) *Error {
 		return New(499, "client_closed_request", "the client closed the request")
 	}
 	return New(http.StatusInternalServerError, "internal", "internal server error; the request ID identifies it in the server log")
+}
+
+// statusError is an error that carries its own answer, possibly wrapped in
+// a connection error: a refusal by bitd's connection budget
+// (connbudget.Error), which a client may retry after a second.
+type statusError interface {
+	error
+	HTTPStatus() int
+	ErrorCode() string
+	SQLState() string
 }
 
 // Unavailable reports whether err means the PostgreSQL server could not be

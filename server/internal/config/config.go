@@ -32,20 +32,39 @@ type Config struct {
 	// PGIdleTimeout closes wire-proxy sessions idle this long (0: the
 	// proxy's default, 5 minutes; negative disables it).
 	PGIdleTimeout time.Duration
+	// PGReaderIdleInTx ends a reader's wire-proxy session that stays idle
+	// inside a transaction this long (FATAL 25P03), so that readers cannot
+	// hold the owner's DDL hostage (0: the proxy's default, 60 s; negative
+	// disables it).
+	PGReaderIdleInTx time.Duration
 	// PGMaxConns and PGMaxConnsPerDB cap wire-proxy sessions in total and
 	// per platform database (0: no cap beyond PostgreSQL's own; the role
 	// connection limits still apply). Over a cap a client gets FATAL 53300.
 	PGMaxConns      int
 	PGMaxConnsPerDB int
+	// MaxBackendConns caps bitd's connections to the platform cluster as
+	// tenant roles (HTTP pools, wire sessions and jobs together); 0 derives
+	// it at start-up from the cluster's max_connections, less its reserved
+	// connections, bitd's own pools and a margin for operators.
+	// MaxBackendConnsPerAccount is each account's share of it, and its cap
+	// (0: a quarter of MaxBackendConns, at least 10). Over them a client
+	// gets HTTP 429 (or 503 at the total) or FATAL 53300.
+	MaxBackendConns           int
+	MaxBackendConnsPerAccount int
+	// MaxDatabasesPerAccount caps the live databases of one account
+	// (default 100; 0 means no cap).
+	MaxDatabasesPerAccount int
 	// PGRelay picks how wire-proxy sessions are relayed: "loop" (default:
 	// every session on one epoll loop, on Linux) or
 	// "goroutines" (two goroutines per session, always).
 	PGRelay string
-	// PGBackend is how the wire proxy reaches PostgreSQL: host:port, or the
-	// directory of PostgreSQL's Unix socket (e.g. /var/run/postgresql),
-	// used with the port of DatabaseURL. "" means DatabaseURL's host and
-	// port. A local socket costs both PostgreSQL and bitd less per message
-	// than TCP over loopback.
+	// PGBackend is how bitd reaches PostgreSQL as tenant roles (the HTTP
+	// pools and the wire proxy): host:port, or the directory of
+	// PostgreSQL's Unix socket (e.g. /var/run/postgresql), used with the
+	// port of DatabaseURL, or /dir:port. "" means: when DatabaseURL's host
+	// is loopback, the server's own Unix socket (a locked-down cluster
+	// takes tenant roles only there; see pgaddr.Tenant), else DatabaseURL's
+	// host and port.
 	PGBackend string
 	// DataDir holds the server secret, blobs and (dev) the private cluster.
 	DataDir string
@@ -69,6 +88,20 @@ type Config struct {
 	// client that reads nothing for this long loses its stream and its
 	// query is cancelled; 0 means the query package's default (30s).
 	StreamStallTimeout time.Duration
+	// MaxBufferedBytes and MaxBufferedBytesPerAccount bound the encoded
+	// rows of all buffered query answers in flight, in total and per
+	// caller account; 0 means the query package's defaults (256 MiB,
+	// 64 MiB). Past them an answer waits briefly, then gets 429.
+	MaxBufferedBytes           int64
+	MaxBufferedBytesPerAccount int64
+	// HTTPReadHeaderTimeout bounds reading a request's header,
+	// HTTPReadTimeout its whole body (uploads: each read of it, so a large
+	// upload may take longer while it keeps arriving), HTTPIdleTimeout a
+	// keep-alive connection waiting for its next request. Defaults 10s,
+	// 60s, 2m; they must be positive.
+	HTTPReadHeaderTimeout time.Duration
+	HTTPReadTimeout       time.Duration
+	HTTPIdleTimeout       time.Duration
 	// AllowedOrigins is the comma-separated CORS allowlist ("*" for any);
 	// empty allows no cross-origin callers.
 	AllowedOrigins string
@@ -89,6 +122,15 @@ type Config struct {
 	// after the export finished (--export-retention, default 168h); then
 	// the jobs' retention sweep deletes it. It must be positive.
 	ExportRetention time.Duration
+	// JobStatementTimeout bounds an import's load and an export's query
+	// (--job-statement-timeout; 0 means the jobs default, 30m).
+	JobStatementTimeout time.Duration
+	// JobWorkers is how many jobs one bitd runs at once (--job-workers; 0
+	// means the jobs default, 8).
+	JobWorkers int
+	// JobMaxPerAccount caps the running jobs of one account across every
+	// bitd (--job-max-per-account; 0 means the jobs default, 2).
+	JobMaxPerAccount int
 	// AllowPlaintextLoopback lets the wire proxy accept cleartext passwords
 	// without TLS from loopback clients (dev only by default).
 	AllowPlaintextLoopback bool
@@ -113,6 +155,12 @@ func Default() Config {
 		LogLevel:            "info",
 		TempFileLimit:       "5GB",
 		ExportRetention:     7 * 24 * time.Hour,
+
+		MaxDatabasesPerAccount: 100,
+
+		HTTPReadHeaderTimeout: 10 * time.Second,
+		HTTPReadTimeout:       60 * time.Second,
+		HTTPIdleTimeout:       2 * time.Minute,
 	}
 }
 
@@ -161,10 +209,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.PGTLSCert, "pg-tls-cert", envOr("PG_TLS_CERT", c.PGTLSCert), "PEM certificate of the wire proxy; empty = self-signed (env BITD_PG_TLS_CERT)")
 	fs.StringVar(&c.PGTLSKey, "pg-tls-key", envOr("PG_TLS_KEY", c.PGTLSKey), "PEM private key of the wire proxy (env BITD_PG_TLS_KEY)")
 	fs.DurationVar(&c.PGIdleTimeout, "pg-idle-timeout", envDur("PG_IDLE_TIMEOUT", c.PGIdleTimeout), "close wire-proxy sessions idle this long; 0 = 5m (env BITD_PG_IDLE_TIMEOUT)")
+	fs.DurationVar(&c.PGReaderIdleInTx, "pg-reader-idle-in-transaction-timeout", envDur("PG_READER_IDLE_IN_TRANSACTION_TIMEOUT", c.PGReaderIdleInTx), "end a reader's wire-proxy session idle inside a transaction this long; 0 = 60s, negative = never (env BITD_PG_READER_IDLE_IN_TRANSACTION_TIMEOUT)")
 	fs.IntVar(&c.PGMaxConns, "pg-max-conns", int(envInt("PG_MAX_CONNS", int64(c.PGMaxConns))), "cap on wire-proxy sessions in total; 0 = none (env BITD_PG_MAX_CONNS)")
 	fs.IntVar(&c.PGMaxConnsPerDB, "pg-max-conns-per-db", int(envInt("PG_MAX_CONNS_PER_DB", int64(c.PGMaxConnsPerDB))), "cap on wire-proxy sessions per database; 0 = none (env BITD_PG_MAX_CONNS_PER_DB)")
+	fs.IntVar(&c.MaxBackendConns, "max-backend-conns", int(envInt("MAX_BACKEND_CONNS", int64(c.MaxBackendConns))), "cap on bitd's connections to PostgreSQL as tenant roles (HTTP, wire, jobs); 0 = derived from max_connections (env BITD_MAX_BACKEND_CONNS)")
+	fs.IntVar(&c.MaxBackendConnsPerAccount, "max-backend-conns-per-account", int(envInt("MAX_BACKEND_CONNS_PER_ACCOUNT", int64(c.MaxBackendConnsPerAccount))), "each account's share (and cap) of --max-backend-conns; 0 = a quarter of it, at least 10 (env BITD_MAX_BACKEND_CONNS_PER_ACCOUNT)")
+	fs.IntVar(&c.MaxDatabasesPerAccount, "max-databases-per-account", int(envInt("MAX_DATABASES_PER_ACCOUNT", int64(c.MaxDatabasesPerAccount))), "cap on the databases of one account; 0 = no cap (env BITD_MAX_DATABASES_PER_ACCOUNT)")
 	fs.StringVar(&c.PGRelay, "pg-relay", envOr("PG_RELAY", c.PGRelay), "wire-proxy relay: loop (default; epoll loop for plaintext sessions) or goroutines (env BITD_PG_RELAY)")
-	fs.StringVar(&c.PGBackend, "pg-backend", envOr("PG_BACKEND", c.PGBackend), "how the wire proxy reaches PostgreSQL: host:port or a Unix-socket directory; empty = the --database-url host (env BITD_PG_BACKEND)")
+	fs.StringVar(&c.PGBackend, "pg-backend", envOr("PG_BACKEND", c.PGBackend), "how bitd reaches PostgreSQL as tenant roles (HTTP pools and wire proxy): host:port or a Unix-socket directory; empty = the server's Unix socket when --database-url is loopback, else its host (env BITD_PG_BACKEND)")
 	fs.StringVar(&c.DataDir, "data", envOr("DATA", c.DataDir), "data directory: server secret, blobs, dev cluster (env BITD_DATA)")
 	fs.StringVar(&c.BlobURL, "blob-url", envOr("BLOB_URL", c.BlobURL), "blob store for uploads and exports (file:///dir, s3://bucket); empty = DATA/blobs (env BITD_BLOB_URL)")
 	fs.StringVar(&c.PublicURL, "public-url", envOr("PUBLIC_URL", c.PublicURL), "externally visible base URL (env BITD_PUBLIC_URL)")
@@ -174,9 +226,17 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxResultRows, "max-result-rows", int(envInt("MAX_RESULT_ROWS", int64(c.MaxResultRows))), "row cap of a buffered query result; 0 = default (env BITD_MAX_RESULT_ROWS)")
 	fs.Int64Var(&c.MaxResultBytes, "max-result-bytes", envInt("MAX_RESULT_BYTES", c.MaxResultBytes), "byte cap of a buffered query result; 0 = default (env BITD_MAX_RESULT_BYTES)")
 	fs.DurationVar(&c.StreamStallTimeout, "stream-stall-timeout", envDur("STREAM_STALL_TIMEOUT", c.StreamStallTimeout), "cancel a streamed query whose client reads nothing for this long; 0 = 30s (env BITD_STREAM_STALL_TIMEOUT)")
+	fs.Int64Var(&c.MaxBufferedBytes, "max-buffered-bytes", envInt("MAX_BUFFERED_BYTES", c.MaxBufferedBytes), "bound on the bytes of all buffered query answers in flight; 0 = 256 MiB (env BITD_MAX_BUFFERED_BYTES)")
+	fs.Int64Var(&c.MaxBufferedBytesPerAccount, "max-buffered-bytes-per-account", envInt("MAX_BUFFERED_BYTES_PER_ACCOUNT", c.MaxBufferedBytesPerAccount), "bound on the bytes of one account's buffered query answers in flight; 0 = 64 MiB (env BITD_MAX_BUFFERED_BYTES_PER_ACCOUNT)")
+	fs.DurationVar(&c.HTTPReadHeaderTimeout, "http-read-header-timeout", envDur("HTTP_READ_HEADER_TIMEOUT", c.HTTPReadHeaderTimeout), "close HTTP connections whose request header takes longer (env BITD_HTTP_READ_HEADER_TIMEOUT)")
+	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", envDur("HTTP_READ_TIMEOUT", c.HTTPReadTimeout), "answer 408 to a request whose body takes longer; uploads: to one that sends nothing for this long (env BITD_HTTP_READ_TIMEOUT)")
+	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", envDur("HTTP_IDLE_TIMEOUT", c.HTTPIdleTimeout), "close keep-alive HTTP connections idle this long (env BITD_HTTP_IDLE_TIMEOUT)")
 	fs.BoolVar(&c.AllowPrivateFileURLs, "allow-private-urls", envBool("ALLOW_PRIVATE_URLS", c.AllowPrivateFileURLs), "let import file_url reach private and loopback addresses; default true under dev, false under serve (env BITD_ALLOW_PRIVATE_URLS)")
 	fs.DurationVar(&c.DownloadURLTTL, "download-url-ttl", envDur("DOWNLOAD_URL_TTL", c.DownloadURLTTL), "lifetime of export download URLs; 0 = 1h (env BITD_DOWNLOAD_URL_TTL)")
 	fs.DurationVar(&c.ExportRetention, "export-retention", envDur("EXPORT_RETENTION", c.ExportRetention), "how long export files are kept after the export finished, then deleted; must be positive (env BITD_EXPORT_RETENTION)")
+	fs.DurationVar(&c.JobStatementTimeout, "job-statement-timeout", envDur("JOB_STATEMENT_TIMEOUT", c.JobStatementTimeout), "bound on an import's load and an export's query; 0 = 30m (env BITD_JOB_STATEMENT_TIMEOUT)")
+	fs.IntVar(&c.JobWorkers, "job-workers", int(envInt("JOB_WORKERS", int64(c.JobWorkers))), "import/export jobs this bitd runs at once; 0 = 8 (env BITD_JOB_WORKERS)")
+	fs.IntVar(&c.JobMaxPerAccount, "job-max-per-account", int(envInt("JOB_MAX_PER_ACCOUNT", int64(c.JobMaxPerAccount))), "running import/export jobs per account across all bitds; 0 = 2 (env BITD_JOB_MAX_PER_ACCOUNT)")
 	fs.StringVar(&c.TempFileLimit, "temp-file-limit", envOr("TEMP_FILE_LIMIT", c.TempFileLimit), "temp_file_limit of every platform database (PostgreSQL size: 5GB, 512MB); -1 = no limit (env BITD_TEMP_FILE_LIMIT)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", envOr("ALLOWED_ORIGINS", c.AllowedOrigins), "comma-separated CORS origins, * for any (env BITD_ALLOWED_ORIGINS)")
 	fs.StringVar(&c.LogFormat, "log-format", envOr("LOG_FORMAT", c.LogFormat), "log format: text or json (env BITD_LOG_FORMAT)")
@@ -197,8 +257,23 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("--log-level must be debug, info, warn or error, not %q", c.LogLevel)
 	}
+	if c.HTTPReadHeaderTimeout <= 0 || c.HTTPReadTimeout <= 0 || c.HTTPIdleTimeout <= 0 {
+		return fmt.Errorf("--http-read-header-timeout, --http-read-timeout and --http-idle-timeout must be positive durations such as 10s, 60s and 2m (the defaults)")
+	}
+	if c.MaxBufferedBytes < 0 || c.MaxBufferedBytesPerAccount < 0 {
+		return fmt.Errorf("--max-buffered-bytes and --max-buffered-bytes-per-account must not be negative (0 means the defaults, 256 MiB and 64 MiB)")
+	}
+	if c.MaxBackendConns < 0 || c.MaxBackendConnsPerAccount < 0 || c.MaxDatabasesPerAccount < 0 {
+		return fmt.Errorf("--max-backend-conns, --max-backend-conns-per-account and --max-databases-per-account must not be negative (0 means derived, derived and no cap)")
+	}
+	if c.MaxBackendConns > 0 && c.MaxBackendConnsPerAccount > c.MaxBackendConns {
+		return fmt.Errorf("--max-backend-conns-per-account (%d) must not exceed --max-backend-conns (%d)", c.MaxBackendConnsPerAccount, c.MaxBackendConns)
+	}
 	if c.DownloadURLTTL < 0 {
 		return fmt.Errorf("--download-url-ttl must not be negative (0 means the default, 1h), not %v", c.DownloadURLTTL)
+	}
+	if c.JobStatementTimeout < 0 || c.JobWorkers < 0 || c.JobMaxPerAccount < 0 {
+		return fmt.Errorf("--job-statement-timeout, --job-workers and --job-max-per-account must not be negative (0 means the default: 30m, 8, 2)")
 	}
 	if c.ExportRetention <= 0 {
 		return fmt.Errorf("--export-retention (BITD_EXPORT_RETENTION) must be a positive duration such as 168h (the default, 7 days) or 720h, not %v: export files are deleted that long after the export finished; for practically unlimited retention give a large value such as 87600h (10 years)", c.ExportRetention)

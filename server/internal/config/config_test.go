@@ -128,3 +128,48 @@ func TestExportRetention(t *testing.T) {
 		t.Errorf("the flag overrides the environment: %v", err)
 	}
 }
+
+// TestSlowClientAndBufferFlags checks the HTTP timeout and memory-budget
+// flags: defaults, overrides, and refusal of values that would disable a
+// bound by accident.
+func TestSlowClientAndBufferFlags(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		hdr     time.Duration
+		read    time.Duration
+		idle    time.Duration
+		buf     int64
+		wantErr string
+	}{
+		{"defaults", nil, 10 * time.Second, time.Minute, 2 * time.Minute, 0, ""},
+		{"set", []string{"--http-read-header-timeout", "2s", "--http-read-timeout", "3s", "--http-idle-timeout", "4s", "--max-buffered-bytes", "1048576"},
+			2 * time.Second, 3 * time.Second, 4 * time.Second, 1 << 20, ""},
+		{"zero timeout", []string{"--http-read-timeout", "0s"}, 10 * time.Second, 0, 2 * time.Minute, 0, "--http-read-timeout"},
+		{"negative budget", []string{"--max-buffered-bytes-per-account", "-1"}, 10 * time.Second, time.Minute, 2 * time.Minute, 0, "--max-buffered-bytes-per-account"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := Default()
+			c.DatabaseURL = "postgres://x@127.0.0.1/postgres"
+			fs := flag.NewFlagSet("t", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			c.RegisterFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			if c.HTTPReadHeaderTimeout != tc.hdr || c.HTTPReadTimeout != tc.read || c.HTTPIdleTimeout != tc.idle || c.MaxBufferedBytes != tc.buf {
+				t.Fatalf("got header %v read %v idle %v buffered %d; want %v %v %v %d",
+					c.HTTPReadHeaderTimeout, c.HTTPReadTimeout, c.HTTPIdleTimeout, c.MaxBufferedBytes, tc.hdr, tc.read, tc.idle, tc.buf)
+			}
+			err := c.Validate()
+			if tc.wantErr == "" && err != nil {
+				t.Fatalf("Validate() = %v", err)
+			}
+			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("Validate() = %v; want an error naming %s", err, tc.wantErr)
+			}
+		})
+	}
+}

@@ -4,11 +4,15 @@
 // (parquet-go, typed columns, row groups of RowGroupRows rows).
 //
 // Write runs the query on the connection of tx, which the caller opens as the
-// caller's role (read only) and rolls back afterwards.
+// caller's role (read only) and rolls back afterwards. The query is parsed
+// alone first (the extended protocol's Parse, which refuses more than one
+// statement), so it is exactly one statement that returns rows and cannot
+// end or leave the caller's transaction.
 package export
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -94,8 +98,14 @@ func Write(ctx context.Context, tx pgx.Tx, format, query string, w io.Writer, pr
 		return 0, err
 	}
 	pc := tx.Conn().PgConn()
+	if err := checkOneQuery(ctx, pc, query); err != nil {
+		return 0, err
+	}
 	if format == CSV {
-		tag, err := pc.CopyTo(ctx, w, "COPY ("+query+") TO STDOUT WITH (FORMAT csv, HEADER true)")
+		// query parsed alone as one statement, so it is one complete
+		// statement inside the parentheses too (the newline ends a trailing
+		// -- comment)
+		tag, err := pc.CopyTo(ctx, w, "COPY ("+query+"\n) TO STDOUT WITH (FORMAT csv, HEADER true)")
 		if err != nil {
 			return 0, err
 		}
@@ -104,7 +114,7 @@ func Write(ctx context.Context, tx pgx.Tx, format, query string, w io.Writer, pr
 		}
 		return tag.RowsAffected(), nil
 	}
-	rr := pc.ExecParams(ctx, query, nil, nil, nil, nil) // text results
+	rr := pc.ExecPrepared(ctx, "", nil, nil, nil) // the statement checkOneQuery parsed; text results
 	fields := rr.FieldDescriptions()
 	var (
 		sink rowSink
@@ -145,6 +155,26 @@ func Write(ctx context.Context, tx pgx.Tx, format, query string, w io.Writer, pr
 		progress(n)
 	}
 	return n, nil
+}
+
+// checkOneQuery parses query as the unnamed prepared statement: PostgreSQL
+// refuses more than one statement there ("cannot insert multiple commands
+// into a prepared statement"). A statement that returns no rows (DDL, a
+// transaction command, an INSERT without RETURNING) is refused too.
+func checkOneQuery(ctx context.Context, pc *pgconn.PgConn, query string) error {
+	sd, err := pc.Prepare(ctx, "", query, nil)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "42601" && strings.Contains(pe.Message, "multiple commands") {
+		return &Error{Type: "sql_error", Message: "an export runs exactly one query: remove every statement but one " +
+			"(a SELECT, VALUES, TABLE or WITH … SELECT)", Details: map[string]any{"sqlstate": pe.Code}}
+	}
+	if err != nil {
+		return err
+	}
+	if len(sd.Fields) == 0 {
+		return &Error{Type: "sql_error", Message: "an export query must return rows: use a SELECT, VALUES, TABLE or WITH … SELECT"}
+	}
+	return nil
 }
 
 // rowSink writes rows of text-format values.

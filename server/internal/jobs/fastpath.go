@@ -170,6 +170,9 @@ func (f *fastLoad) begin() error {
 	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+fastLockTimeout+"'"); err != nil {
 		return err
 	}
+	if err := f.s.setStatementTimeout(ctx, tx.Exec); err != nil {
+		return err
+	}
 	locked, err := lockImport(ctx, tx, f.id)
 	if err != nil {
 		return err

@@ -67,6 +67,14 @@ func ownerID(p *authn.Principal) string {
 	return "user:" + p.UserID
 }
 
+// optional is nil for "", else &s.
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
 func (s *Service) view(r *record) any {
 	j := jobJSON{
 		ID: r.ID, DateCreated: r.DateCreated.UTC().Format(time.RFC3339Nano), State: r.State, Retries: r.Retries,
@@ -132,7 +140,8 @@ func (s *Service) handleCreateImport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := uuid.NewString()
-	rec := &record{ID: id, Kind: "import", OwnerID: ownerID(p), DatabaseID: target.DatabaseID, DatabaseName: target.FullName,
+	rec := &record{ID: id, Kind: "import", OwnerID: ownerID(p), CredentialID: optional(p.CredentialID), AccountID: optional(p.AccountID),
+		DatabaseID: target.DatabaseID, DatabaseName: target.FullName,
 		PGDatabase: target.PGDatabase, PGRole: target.PGRole}
 	var size int64
 	uploaded := false
@@ -559,7 +568,8 @@ func (s *Service) handleCreateExport(w http.ResponseWriter, r *http.Request) {
 		}
 		name = sanitizeFileName(base + export.Extension(req.ExportFormat))
 	}
-	rec := &record{ID: uuid.NewString(), Kind: "export", OwnerID: ownerID(p), DatabaseID: target.DatabaseID, DatabaseName: target.FullName,
+	rec := &record{ID: uuid.NewString(), Kind: "export", OwnerID: ownerID(p), CredentialID: optional(p.CredentialID),
+		AccountID: optional(p.AccountID), DatabaseID: target.DatabaseID, DatabaseName: target.FullName,
 		PGDatabase: target.PGDatabase, PGRole: target.PGRole, Params: params{Query: q}, ExportFormat: &req.ExportFormat, FileName: &name}
 	if err := s.insertJob(r.Context(), rec); err != nil {
 		apierr.Write(w, r, err)

@@ -87,8 +87,28 @@ type Config struct {
 	// advisory lock and the recorded transaction id keep a rescued job from
 	// loading twice.
 	RescueAfter time.Duration
-	// Workers is the number of jobs run at once by this process (default 2).
+	// Workers is the number of jobs run at once by this process (default
+	// 8). Each running job holds one connection to its target database and
+	// one to the metadata database (its fairness slot, fair.go).
 	Workers int
+	// MaxRunningPerAccount caps the jobs of one account (the caller's
+	// account: a user's own, a service account's owner) running at once
+	// across every bitd sharing the metadata database (default 2). A job of
+	// an account at its cap waits in the queue (river snooze: no attempt
+	// is counted) until one of that account's jobs ends.
+	MaxRunningPerAccount int
+	// StatementTimeout bounds the SQL work of a job (default 30 minutes):
+	// an export's query and the writing of its file, an import's load. It
+	// is set as the statement_timeout of the job's transaction and also
+	// enforced by bitd, which cancels the backend when it passes (the SQL
+	// cannot lift it). A job past it FAILS with error_type
+	// "statement_timeout".
+	StatementTimeout time.Duration
+	// Credentials, when set, re-checks before a job writes (import) or
+	// runs its query (export) that the API key or access token that created
+	// the job is still live; a revoked one FAILS the job with error_type
+	// "credential_revoked". bitd always sets it; nil skips the check.
+	Credentials CredentialChecker
 	// MaxAttempts is how many times a job is tried (default 5) before it is
 	// FAILED with error_type "internal"; errors in the user's data fail at once.
 	MaxAttempts int
@@ -133,7 +153,13 @@ func (c *Config) defaults() error {
 		c.RescueAfter = time.Hour
 	}
 	if c.Workers <= 0 {
-		c.Workers = 2
+		c.Workers = DefaultWorkers
+	}
+	if c.MaxRunningPerAccount <= 0 {
+		c.MaxRunningPerAccount = DefaultMaxRunningPerAccount
+	}
+	if c.StatementTimeout <= 0 {
+		c.StatementTimeout = DefaultStatementTimeout
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 5
@@ -151,6 +177,19 @@ func (c *Config) defaults() error {
 		c.SweepInterval = 10 * time.Minute
 	}
 	return nil
+}
+
+// Defaults of Config.
+const (
+	DefaultWorkers              = 8
+	DefaultMaxRunningPerAccount = 2
+	DefaultStatementTimeout     = 30 * time.Minute
+)
+
+// CredentialChecker reports whether the API key or access token with this
+// id is still live (store.Store implements it).
+type CredentialChecker interface {
+	CredentialValid(ctx context.Context, credentialID string) bool
 }
 
 // PoolSource hands out pools logged in as a given role on a given real
@@ -175,8 +214,11 @@ type Route struct {
 
 // Service runs import and export jobs and serves their routes.
 type Service struct {
-	cfg      Config
-	meta     *pgxpool.Pool
+	cfg  Config
+	meta *pgxpool.Pool
+	// slots holds the metadata connections that keep running jobs' fairness
+	// slots (session advisory locks, fair.go).
+	slots    *pgxpool.Pool
 	pools    PoolSource
 	resolver dbaccess.Resolver
 	bucket   *blob.Bucket
@@ -219,6 +261,15 @@ func New(ctx context.Context, cfg Config, metadata *pgxpool.Pool, pools PoolSour
 	s := &Service{cfg: cfg, meta: metadata, pools: pools, resolver: resolver, bucket: bucket, log: logger,
 		key: downloadKey(cfg.Secret), now: time.Now, fastSlots: make(chan struct{}, cfg.Workers),
 		fastRecover: fastRecoverAfter}
+	scfg := metadata.Config().Copy()
+	scfg.MaxConns = int32(cfg.Workers) + 1
+	scfg.MinConns = 0
+	scfg.MaxConnIdleTime = 30 * time.Second
+	slots, err := pgxpool.NewWithConfig(ctx, scfg)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: slot pool: %w", err)
+	}
+	s.slots = slots
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &importWorker{s: s})
 	river.AddWorker(workers, &exportWorker{s: s})
@@ -235,10 +286,12 @@ func New(ctx context.Context, cfg Config, metadata *pgxpool.Pool, pools PoolSour
 		MaxAttempts:          cfg.MaxAttempts,
 	})
 	if err != nil {
+		slots.Close()
 		return nil, fmt.Errorf("jobs: river client: %w", err)
 	}
 	s.river = client
 	if err := client.Start(ctx); err != nil {
+		slots.Close()
 		return nil, fmt.Errorf("jobs: start river: %w", err)
 	}
 	s.startSweeper()
@@ -251,6 +304,7 @@ func New(ctx context.Context, cfg Config, metadata *pgxpool.Pool, pools PoolSour
 func (s *Service) Stop(ctx context.Context) error {
 	s.stopping.Store(true)
 	s.stopSweeper()
+	defer s.slots.Close()
 	err := s.river.Stop(ctx)
 	if err == nil {
 		return nil

@@ -46,6 +46,11 @@ CREATE INDEX bitkit_jobs_owner_idx ON bitkit_jobs (owner_id, date_created);`,
 	2: `ALTER TABLE bitkit_jobs ADD COLUMN file_deleted_at timestamptz;
 CREATE INDEX bitkit_jobs_retention_idx ON bitkit_jobs (date_finished)
 	WHERE ` + sweepPredicate + `;`,
+	// 3: the credential that created a job (re-checked before the job
+	// writes) and the caller's account (the per-account cap on running
+	// jobs, fair.go). NULL in rows of older bitds: no credential re-check,
+	// owner_id as the fairness key.
+	3: `ALTER TABLE bitkit_jobs ADD COLUMN credential_id text, ADD COLUMN account_id text;`,
 }
 
 // Migrate brings the metadata database up to date: river's own tables

@@ -44,6 +44,20 @@ type record struct {
 	DateFinished *time.Time
 	// FileDeletedAt is when the retention sweep deleted the job's blob.
 	FileDeletedAt *time.Time
+	// CredentialID is the API key or access token that created the job
+	// (re-checked before the job writes); nil for jobs of older bitds.
+	CredentialID *string
+	// AccountID is the caller's account, the key of the per-account cap on
+	// running jobs; nil for jobs of older bitds (OwnerID is used).
+	AccountID *string
+}
+
+// fairKey is the key of the job's per-account cap on running jobs.
+func (r *record) fairKey() string {
+	if r.AccountID != nil && *r.AccountID != "" {
+		return "account:" + *r.AccountID
+	}
+	return r.OwnerID
 }
 
 // params are the request's parameters, kept as JSON in the job row.
@@ -65,14 +79,14 @@ type params struct {
 
 const recordColumns = `id::text, kind, owner_id, database_id, database_name, pg_database, pg_role, state, retries,
 	error_type, error_id, error_details, bytes_total, bytes_done, rows_done, params, blob_key, export_format, file_name,
-	load_xid, date_created, date_finished, file_deleted_at`
+	load_xid, date_created, date_finished, file_deleted_at, credential_id, account_id`
 
 func scanRecord(row pgx.Row) (*record, error) {
 	var r record
 	var p []byte
 	err := row.Scan(&r.ID, &r.Kind, &r.OwnerID, &r.DatabaseID, &r.DatabaseName, &r.PGDatabase, &r.PGRole, &r.State, &r.Retries,
 		&r.ErrorType, &r.ErrorID, &r.ErrorDetails, &r.BytesTotal, &r.BytesDone, &r.Rows, &p, &r.BlobKey, &r.ExportFormat, &r.FileName,
-		&r.LoadXID, &r.DateCreated, &r.DateFinished, &r.FileDeletedAt)
+		&r.LoadXID, &r.DateCreated, &r.DateFinished, &r.FileDeletedAt, &r.CredentialID, &r.AccountID)
 	if err != nil {
 		return nil, err
 	}
@@ -116,10 +130,10 @@ func (s *Service) insertJobAt(ctx context.Context, r *record, runAt time.Time) (
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	err = tx.QueryRow(ctx, `INSERT INTO bitkit_jobs (id, kind, owner_id, database_id, database_name, pg_database, pg_role, state,
-		bytes_total, params, blob_key, export_format, file_name, load_xid, rows_done, bytes_done)
-		VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING date_created`,
+		bytes_total, params, blob_key, export_format, file_name, load_xid, rows_done, bytes_done, credential_id, account_id)
+		VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING date_created`,
 		r.ID, r.Kind, r.OwnerID, r.DatabaseID, r.DatabaseName, r.PGDatabase, r.PGRole, r.State, r.BytesTotal, p, r.BlobKey,
-		r.ExportFormat, r.FileName, r.LoadXID, r.Rows, r.BytesDone).
+		r.ExportFormat, r.FileName, r.LoadXID, r.Rows, r.BytesDone, r.CredentialID, r.AccountID).
 		Scan(&r.DateCreated)
 	if err != nil {
 		return 0, err

@@ -340,8 +340,8 @@ func TestRetentionMigrationAndLoop(t *testing.T) {
 	}
 	var version int
 	var idx string
-	if err := meta.QueryRow(ctx, "SELECT max(version) FROM bitkit_jobs_migrations").Scan(&version); err != nil || version != 2 {
-		t.Fatalf("migration version %d (%v), want 2", version, err)
+	if err := meta.QueryRow(ctx, "SELECT max(version) FROM bitkit_jobs_migrations").Scan(&version); err != nil || version != len(migrations)-1 {
+		t.Fatalf("migration version %d (%v), want %d", version, err, len(migrations)-1)
 	}
 	if err := meta.QueryRow(ctx, colQ).Scan(&hasCol); err != nil || !hasCol {
 		t.Fatalf("file_deleted_at missing after Migrate (%v)", err)

@@ -91,16 +91,24 @@ func (s *Service) work(jobCtx context.Context, id string, attempt, maxAttempts i
 		return nil
 	}
 	s.log.DebugContext(ctx, "job picked up", "job", id, "kind", rec.Kind, "attempt", attempt, "queued", time.Since(rec.DateCreated))
-	if err := s.startJob(ctx, id, rec.Kind == "export"); err != nil {
-		return err
+	if err = s.admit(ctx, rec); err == nil {
+		err = s.runInSlot(ctx, rec, run)
 	}
-	err = run(ctx, rec)
+	if errors.Is(err, errNoSlot) {
+		s.log.DebugContext(ctx, "job waits: its account runs as many jobs as it may", "job", id,
+			"max_running_per_account", s.cfg.MaxRunningPerAccount)
+		return river.JobSnooze(snoozeForSlot())
+	}
 	if err == nil {
 		return nil
 	}
 	var snooze *river.JobSnoozeError
 	if errors.As(err, &snooze) {
 		return err
+	}
+	if sz := snoozeOverBudget(err); sz != nil {
+		s.log.InfoContext(ctx, "job postponed: its account has no database connection left", "job", id, "err", err)
+		return sz
 	}
 	if ue := asUserError(err); ue != nil {
 		details := map[string]any{}
@@ -134,6 +142,32 @@ func (s *Service) work(jobCtx context.Context, id string, attempt, maxAttempts i
 	}
 	s.log.WarnContext(ctx, "job attempt failed; river retries it with backoff", "job", id, "attempt", attempt, "err", err)
 	return err
+}
+
+// runInSlot runs the job in one of its account's running-job slots
+// (fair.go), or returns errNoSlot when they are all taken; the job is
+// PROCESSING only once it holds one.
+func (s *Service) runInSlot(ctx context.Context, rec *record, run func(context.Context, *record) error) error {
+	sl, err := takeSlot(ctx, s.slots, rec.fairKey(), s.cfg.MaxRunningPerAccount)
+	if err != nil {
+		return err
+	}
+	defer sl.release(ctx)
+	if err := s.startJob(ctx, rec.ID, rec.Kind == "export"); err != nil {
+		return err
+	}
+	return run(ctx, rec)
+}
+
+// admit re-checks, when the job is picked up, that its caller may still run
+// it (recheck), so that a queued job of a revoked key fails before it fetches
+// or reads anything. An import whose earlier attempt reached its commit is
+// admitted: runImport finds out whether that load committed.
+func (s *Service) admit(ctx context.Context, rec *record) error {
+	if rec.Kind == "import" && rec.LoadXID != nil {
+		return nil
+	}
+	return s.recheck(ctx, rec)
 }
 
 // asUserError returns the user-facing form of err, or nil for errors that
@@ -270,6 +304,11 @@ func (s *Service) runImport(ctx context.Context, rec *record) error {
 		return err
 	}
 	tm.mark("analyze")
+	// the fetch and the analysis may have taken minutes: check again, right
+	// before writing, that the caller may still write
+	if err := s.recheck(ctx, rec); err != nil {
+		return err
+	}
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("import: begin: %w", err)
@@ -287,13 +326,19 @@ func (s *Service) runImport(ctx context.Context, rec *record) error {
 			return err
 		}
 	}
+	if err := s.setStatementTimeout(ctx, tx.Exec); err != nil {
+		return fmt.Errorf("import: statement timeout: %w", err)
+	}
 	tm.mark("begin")
-	rows, err := plan.Load(ctx, tx, func(p ingest.Progress) {
+	lctx, lcancel := s.withStatementDeadline(ctx)
+	rows, err := plan.Load(lctx, tx, func(p ingest.Progress) {
 		pt.report(p.BytesDone, p.Rows)
 		if h := s.loadHook.Load(); h != nil {
 			(*h)(ctx, rec.ID, p.Rows)
 		}
 	})
+	err = s.timeoutError(lctx, "the import's load", err)
+	lcancel()
 	if err != nil {
 		return err
 	}
@@ -390,6 +435,8 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 // runExport is one attempt of an export job: the query runs in a READ ONLY
 // transaction as the caller's role and streams into the blob store.
+// export.Write runs the query as exactly one statement (it cannot end the
+// transaction), within Config.StatementTimeout.
 func (s *Service) runExport(ctx context.Context, rec *record) error {
 	pool, err := s.pools.Pool(ctx, rec.PGDatabase, rec.PGRole)
 	if err != nil {
@@ -400,12 +447,15 @@ func (s *Service) runExport(ctx context.Context, rec *record) error {
 		return fmt.Errorf("export: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := s.setStatementTimeout(ctx, tx.Exec); err != nil {
+		return fmt.Errorf("export: statement timeout: %w", err)
+	}
 	format := export.CSV
 	if rec.ExportFormat != nil {
 		format = *rec.ExportFormat
 	}
 	key := exportKey(rec.ID)
-	wctx, cancel := context.WithCancel(ctx)
+	wctx, cancel := s.withStatementDeadline(ctx)
 	defer cancel()
 	bw, err := s.bucket.NewWriter(wctx, key, &gblob.WriterOptions{ContentType: export.ContentType(format)})
 	if err != nil {
@@ -414,11 +464,12 @@ func (s *Service) runExport(ctx context.Context, rec *record) error {
 	pt := &progressThrottle{s: s, ctx: ctx, id: rec.ID}
 	cw := &countingWriter{w: bw, report: pt.report}
 	buf := bufio.NewWriterSize(cw, 256<<10) // COPY TO writes one message per row
-	rows, err := export.Write(ctx, tx, format, rec.Params.Query, buf, func(n int64) { cw.rows = n })
+	rows, err := export.Write(wctx, tx, format, rec.Params.Query, buf, func(n int64) { cw.rows = n })
 	if err == nil {
 		err = buf.Flush()
 	}
 	if err != nil {
+		err = s.timeoutError(wctx, "the export's query", readOnlyError(err))
 		cancel()
 		_ = bw.Close()
 		return err
@@ -427,6 +478,17 @@ func (s *Service) runExport(ctx context.Context, rec *record) error {
 		return fmt.Errorf("export: blob write: %w", err)
 	}
 	return s.finishDone(context.WithoutCancel(ctx), rec.ID, &key, cw.n, rows)
+}
+
+// readOnlyError explains PostgreSQL's refusal to change data in the export's
+// read-only transaction.
+func readOnlyError(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "25006" {
+		return &userError{Type: "sql_error", Message: "an export cannot change data (it runs in a read-only transaction): " + pe.Message,
+			Details: map[string]any{"sqlstate": pe.Code}}
+	}
+	return err
 }
 
 // blobSource streams an upload from the blob store; XLSX and SQLite files

@@ -9,6 +9,12 @@
 //
 // The superuser is "bitkit" with a random password kept in DIR/.pwfile
 // (0600); connections use password authentication on 127.0.0.1 only.
+//
+// The cluster is locked down (HBA, written at every start): tenant roles
+// (members of bitkit_tenants) log in only on the Unix socket, which only
+// the cluster's OS user (and root) may open, and only to their own
+// database; every TCP address refuses them. A password a tenant sets on
+// its own role therefore opens nothing.
 package pgcluster
 
 import (
@@ -31,13 +37,40 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// HBA is the pg_hba.conf of a locked-down cluster whose bitd admin role is
+// admin: bitd's admin roles (admin, and members of bitkit_admins, which
+// store.Open makes its admin) log in with a password; tenant roles
+// (members of bitkit_tenants) log in only on the Unix socket and only to
+// the database named like a role they are a member of (samerole: their
+// own); everyone else logs in with a password on the socket and loopback.
+// The admin's lines come first because pg_hba's "+group" follows
+// memberships, and the admin is a member of every tenant login role. Run
+// the cluster with unix_socket_permissions = 0700 and a socket directory
+// only its OS user may enter.
+func HBA(admin string) string {
+	return `# Written by bitkit at every start: tenant roles log in only through bitd.
+# See docs/bitd.md, "Locking the cluster: no way in but through bitd".
+# TYPE  DATABASE  USER                        ADDRESS        METHOD
+local   all       ` + admin + `,+bitkit_admins                   scram-sha-256
+host    all       ` + admin + `,+bitkit_admins    127.0.0.1/32   scram-sha-256
+host    all       ` + admin + `,+bitkit_admins    ::1/128        scram-sha-256
+local   samerole  +bitkit_tenants                              trust
+local   all       +bitkit_tenants                              reject
+host    all       +bitkit_tenants               all            reject
+local   all       all                                          scram-sha-256
+host    all       all                           127.0.0.1/32   scram-sha-256
+host    all       all                           ::1/128        scram-sha-256
+`
+}
+
 // Cluster is a running private PostgreSQL server.
 type Cluster struct {
 	Dir  string // data directory (DIR/data)
 	Port int
 	URL  string // superuser connection URL to database "postgres"
-	// SocketDir is the directory of the cluster's Unix socket (password
-	// logins accepted, like TCP).
+	// SocketDir is the directory of the cluster's Unix socket (0700: only
+	// the cluster's OS user and root may connect; tenant roles log in only
+	// there, see HBA).
 	SocketDir string
 
 	cmd  *exec.Cmd
@@ -189,6 +222,11 @@ func Start(ctx context.Context, dir string, logFile string) (*Cluster, error) {
 		return nil, fmt.Errorf("read cluster password file: %w", err)
 	}
 	pw := strings.TrimSpace(string(pwb))
+	// Written at every start, so a cluster made by an older bitd is locked
+	// down too.
+	if err := os.WriteFile(filepath.Join(data, "pg_hba.conf"), []byte(HBA("bitkit")), 0o600); err != nil {
+		return nil, fmt.Errorf("write pg_hba.conf: %w", err)
+	}
 	if err := chownTree(dir, cred); err != nil {
 		return nil, fmt.Errorf("chown %s: %w", dir, err)
 	}
@@ -208,10 +246,16 @@ func Start(ctx context.Context, dir string, logFile string) (*Cluster, error) {
 		return nil, err
 	}
 	sockDir := filepath.Join(dir, "sock")
-	_ = os.MkdirAll(sockDir, 0o700)
+	if err := os.MkdirAll(sockDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", sockDir, err)
+	}
+	if err := os.Chmod(sockDir, 0o700); err != nil {
+		return nil, fmt.Errorf("chmod %s: %w", sockDir, err)
+	}
 	_ = chownTree(sockDir, cred)
 	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port),
-		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="+sockDir, "-c", "max_connections=300")
+		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="+sockDir, "-c", "unix_socket_permissions=0700",
+		"-c", "max_connections=300")
 	cmd.Stdout, cmd.Stderr = lf, lf
 	// Setpgid keeps a Ctrl-C in the terminal away from postgres (bitd stops
 	// it itself); Pdeathsig asks for a fast shutdown if bitd dies first.

@@ -38,6 +38,12 @@
 // The number of pools is bounded (MaxPools); when a new pool would exceed it,
 // the least recently used pools with no connection in use are closed.
 //
+// With a Budget, every connection a pool opens takes a slot of the budget
+// before it dials and gives it back when its socket closes, whatever ends
+// it (a failed start-up, AfterConnect refusing it, the pool destroying it);
+// a refused slot fails the Acquire with the budget's *connbudget.Error.
+// ReleaseIdle (the budget's Reclaimer) closes idle connections at once.
+//
 // A Manager is safe for concurrent use.
 package pgpool
 
@@ -52,6 +58,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bitkit-dev/bitkit/server/internal/connbudget"
+	"github.com/bitkit-dev/bitkit/server/internal/pgaddr"
 	"github.com/bitkit-dev/bitkit/server/internal/secret"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -72,8 +80,16 @@ const (
 type Config struct {
 	// ConnString is a URL or DSN of the cluster (normally the admin URL);
 	// its user, password and database are replaced for every pool. Other
-	// settings (host, port, sslmode, …) are kept.
+	// settings (sslmode, timeouts, …) are kept; the host and port are
+	// TenantAddr's. Role repairs connect with it unchanged.
 	ConnString string
+	// TenantAddr is where pools connect as tenant roles: "host:port", or
+	// "/socket/dir:port" for a Unix socket (pgaddr.Addr.String). "" means
+	// pgaddr.Tenant(ConnString, ""), resolved by the first Pool call: the
+	// cluster's Unix socket when ConnString's host is loopback (a
+	// locked-down cluster rejects tenant roles over TCP), else
+	// ConnString's host and port.
+	TenantAddr string
 	// Secret is the server secret role passwords are derived from.
 	Secret []byte
 	// MaxConnsPerPool bounds each pool; 0 means DefaultMaxConnsPerPool (10).
@@ -84,6 +100,9 @@ type Config struct {
 	MaxPools int
 	// Logger receives pool events; nil means slog.Default().
 	Logger *slog.Logger
+	// Budget, when set, bounds the connections of every pool together
+	// (see the package comment); nil means no bound beyond MaxConnsPerPool.
+	Budget *connbudget.Budget
 }
 
 type key struct{ db, role string }
@@ -104,6 +123,10 @@ type Manager struct {
 	// suspect holds roles whose connection start-up failed: the next
 	// connection attempt resets them first (see repairRole).
 	suspect map[key]bool
+	// tenant is TenantAddr parsed or resolved (tenantMu guards the
+	// first resolution; Host "" until then).
+	tenantMu sync.Mutex
+	tenant   pgaddr.Addr
 }
 
 // New returns a Manager. It does not connect; a malformed ConnString is
@@ -126,13 +149,36 @@ func New(cfg Config) *Manager {
 	if m.err != nil {
 		// pgconn's parse errors never include the password.
 		m.err = fmt.Errorf("pgpool: parse cluster connection string: %w", m.err)
+	} else if cfg.TenantAddr != "" {
+		if m.tenant, m.err = pgaddr.Parse(cfg.TenantAddr, m.base.ConnConfig.Port); m.err != nil {
+			m.err = fmt.Errorf("pgpool: TenantAddr %w", m.err)
+		}
 	}
 	return m
 }
 
+// tenantAddr returns where pools connect as tenant roles, resolving it on
+// first use when Config.TenantAddr is "".
+func (m *Manager) tenantAddr(ctx context.Context) (pgaddr.Addr, error) {
+	m.tenantMu.Lock()
+	defer m.tenantMu.Unlock()
+	if m.tenant.Host != "" {
+		return m.tenant, nil
+	}
+	a, err := pgaddr.Tenant(ctx, m.cfg.ConnString, "")
+	if err != nil {
+		return a, fmt.Errorf("pgpool: find how to reach PostgreSQL: %w", err)
+	}
+	m.cfg.Logger.Debug("pgpool: tenant roles connect to "+a.String(), "why", a.Why)
+	m.tenant = a
+	return a, nil
+}
+
 // Pool returns the pool for (pgDatabase, pgRole), creating it on first use.
-// It does not connect: the first Acquire does. The pool stays owned by the
-// Manager: callers never close it.
+// It does not connect (the first Acquire does), except that the first call
+// of a Manager without Config.TenantAddr connects once as the admin to find
+// the cluster's Unix socket. The pool stays owned by the Manager: callers
+// never close it.
 func (m *Manager) Pool(ctx context.Context, pgDatabase, pgRole string) (*pgxpool.Pool, error) {
 	if m.err != nil {
 		return nil, m.err
@@ -144,6 +190,10 @@ func (m *Manager) Pool(ctx context.Context, pgDatabase, pgRole string) (*pgxpool
 		return nil, fmt.Errorf("pgpool: %w", err)
 	}
 	k := key{pgDatabase, pgRole}
+	tenant, err := m.tenantAddr(ctx)
+	if err != nil {
+		return nil, err
+	}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -154,7 +204,7 @@ func (m *Manager) Pool(ctx context.Context, pgDatabase, pgRole string) (*pgxpool
 		m.mu.Unlock()
 		return e.pool, nil
 	}
-	p, err := pgxpool.NewWithConfig(context.Background(), m.poolConfig(pgDatabase, pgRole))
+	p, err := pgxpool.NewWithConfig(context.Background(), m.poolConfig(pgDatabase, pgRole, tenant))
 	if err != nil {
 		m.mu.Unlock()
 		return nil, fmt.Errorf("pgpool: create pool for database %q role %q: %w", pgDatabase, pgRole, err)
@@ -199,10 +249,14 @@ func (m *Manager) evictLocked(keep key) []*pgxpool.Pool {
 	return out
 }
 
-func (m *Manager) poolConfig(db, role string) *pgxpool.Config {
+func (m *Manager) poolConfig(db, role string, tenant pgaddr.Addr) *pgxpool.Config {
 	pc := m.base.Copy()
 	pc.ShouldPing = shouldPing
 	cc := pc.ConnConfig
+	cc.Host, cc.Port, cc.Fallbacks = tenant.Host, tenant.Port, nil
+	if tenant.Unix() {
+		cc.TLSConfig = nil // PostgreSQL has no TLS on Unix sockets
+	}
 	cc.Database = db
 	cc.User = role
 	cc.Password = secret.RolePassword(m.cfg.Secret, role)
@@ -236,7 +290,10 @@ func (m *Manager) poolConfig(db, role string) *pgxpool.Config {
 	} else {
 		cc.AfterNetConnect = guard
 	}
-	pc.BeforeConnect = func(ctx context.Context, _ *pgx.ConnConfig) error {
+	pc.BeforeConnect = func(ctx context.Context, c *pgx.ConnConfig) error {
+		if m.cfg.Budget != nil {
+			c.DialFunc = budgetDial(m.cfg.Budget, db, c.DialFunc)
+		}
 		if m.takeSuspect(k) {
 			if err := m.repairRole(ctx, db, role); err != nil {
 				m.cfg.Logger.Warn("pgpool: resetting a login role failed", "database", db, "role", role, "err", err)
@@ -366,6 +423,80 @@ func (m *Manager) CloseDatabase(pgDatabase string) {
 	for _, p := range toClose {
 		go p.Close()
 	}
+}
+
+// Budget returns Config.Budget (nil when there is none).
+func (m *Manager) Budget() *connbudget.Budget { return m.cfg.Budget }
+
+// ReleaseIdle closes the idle connections of the pools of the databases
+// for which match returns true (nil: every pool) and returns how many it
+// closed. Connections in use are left alone.
+func (m *Manager) ReleaseIdle(match func(pgDatabase string) bool) int {
+	var pools []*pgxpool.Pool
+	m.mu.Lock()
+	for k, e := range m.pools {
+		if match == nil || match(k.db) {
+			pools = append(pools, e.pool)
+		}
+	}
+	m.mu.Unlock()
+	n := 0
+	for _, p := range pools {
+		for _, c := range p.AcquireAllIdle(context.Background()) {
+			// A closed connection is destroyed on release (ResetSession
+			// refuses it), which closes its socket and frees its slot.
+			ctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
+			_ = c.Conn().Close(ctx)
+			cancel()
+			c.Release()
+			n++
+		}
+	}
+	if n > 0 {
+		m.cfg.Logger.Debug("pgpool: closed idle connections to free connection slots", "closed", n)
+	}
+	return n
+}
+
+// budgetDial wraps dial (nil: net.Dialer) so that every connection takes a
+// slot of b for pgDatabase before it is dialled and gives it back when its
+// socket closes. pgconn dials again for fallback configurations (TLS, then
+// plain); after a refusal they are refused at once instead of waiting again.
+func budgetDial(b *connbudget.Budget, pgDatabase string, dial pgconn.DialFunc) pgconn.DialFunc {
+	if dial == nil {
+		dial = (&net.Dialer{KeepAlive: 5 * time.Minute}).DialContext
+	}
+	var refused error
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if refused != nil {
+			return nil, refused
+		}
+		release, err := b.Acquire(ctx, pgDatabase)
+		if err != nil {
+			if connbudget.IsOver(err) {
+				refused = err
+			}
+			return nil, err
+		}
+		nc, err := dial(ctx, network, addr)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		return &budgetConn{Conn: nc, release: release}, nil
+	}
+}
+
+// budgetConn gives its budget slot back when it is closed.
+type budgetConn struct {
+	net.Conn
+	release func() // idempotent
+}
+
+func (c *budgetConn) Close() error {
+	err := c.Conn.Close()
+	c.release()
+	return err
 }
 
 // Len returns the number of open pools.

@@ -11,13 +11,17 @@
 //	...
 //	srv.TerminateCredential(id)      // after an API key or token is revoked
 //	srv.TerminateDatabase(id)        // before/after a database is dropped
+//	srv.Recheck(ctx, id)             // after a database's access changed (made private)
 //	srv.Shutdown(ctx)                // on SIGTERM
 //
 // The Authorizer maps (password, "account/db") to a WireTarget: the platform
 // database id, the credential id (to cut sessions when it is revoked), the
 // real PostgreSQL database, role and role password, and the backend address.
 // It returns errors wrapping ErrBadPassword or ErrUnknownDatabase; anything
-// else is reported to the client as an internal error and logged.
+// else is reported to the client as an internal error and logged. Every
+// RevalidateEvery its StillAuthorized re-checks the Grant (credential,
+// database, role) of every open session in one call; sessions whose grant
+// no longer holds are ended. The proxy never keeps the plaintext credential.
 //
 // # Protocol
 //
@@ -46,7 +50,22 @@
 //   - 53300 Config.MaxConns or Config.MaxConnsPerDatabase reached
 //   - 57P05 idle session closed after Config.IdleTimeout
 //   - 57P01 session ended by TerminateCredential, TerminateDatabase,
-//     revalidation (every Config.RevalidateEvery) or Shutdown
+//     Recheck, revalidation (every Config.RevalidateEvery: a revoked
+//     credential, or a permission withdrawn or changed) or Shutdown
+//   - 25P03 reader session idle inside a transaction for
+//     Config.ReaderIdleInTransaction
+//   - 57P03 the login role has per-role settings that could not be reset
+//
+// # Reader sessions and tampered roles
+//
+// Reader sessions (WireTarget.Reader) start with lock_timeout and
+// idle_in_transaction_session_timeout, and the proxy itself ends one that
+// stays idle in a transaction (it reads the status byte of every
+// ReadyForQuery it relays, without copying or allocating), whatever the
+// session SET. Before a session is relayed, its backend connection checks
+// pg_db_role_setting for the login role; a role changed by SQL run as it
+// (ALTER ROLE CURRENT_USER SET …, or a new password that makes the login
+// fail) is reset through RoleRepairer and connected once more.
 //
 // Backend errors during connection set-up (e.g. PostgreSQL's own 53300 or
 // 57P03) are passed through with their SQLSTATE. The password is never

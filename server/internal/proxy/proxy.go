@@ -37,11 +37,24 @@ type Config struct {
 	// MaxConnsPerDatabase caps the sessions per platform database; 0 means
 	// no cap. Both caps answer FATAL 53300 "too many connections".
 	MaxConnsPerDatabase int
-	// RevalidateEvery is how often open sessions re-check their credential
-	// with Authorizer.CredentialValid (once per distinct credential), which
-	// covers revocations made on other replicas. Default 2 s; negative
-	// disables it.
+	// RevalidateEvery is how often open sessions re-check, with
+	// Authorizer.StillAuthorized (one call for all sessions, one Grant per
+	// distinct credential, database and role), that their credential is
+	// still valid and still grants their database with their role. This
+	// covers revocations and permission changes made on other replicas.
+	// Default 2 s; negative disables it.
 	RevalidateEvery time.Duration
+	// ReaderIdleInTransaction ends a reader session (WireTarget.Reader)
+	// that stays idle inside a transaction block for this long (FATAL
+	// 25P03), so that a reader cannot hold locks that block the owner's
+	// DDL. The proxy enforces it from the ReadyForQuery status it relays,
+	// whatever the session SETs. Default 60 s; negative disables it.
+	ReaderIdleInTransaction time.Duration
+	// ReaderLockTimeout is sent as lock_timeout in the start-up packet of
+	// reader sessions, with idle_in_transaction_session_timeout set to
+	// ReaderIdleInTransaction (a first line: the session may change both).
+	// Default 10 s; negative sends neither.
+	ReaderLockTimeout time.Duration
 	// StartupTimeout bounds the TLS handshake, the startup packet and the
 	// password exchange. Default 30 s.
 	StartupTimeout time.Duration
@@ -51,6 +64,12 @@ type Config struct {
 	// (on Linux) every session, TLS or not, is relayed by one shared epoll
 	// loop, which costs less per message.
 	GoroutineRelay bool
+	// Admit, when set, is asked for every session that passed the caps
+	// above, before its backend connection is made (bitd's connection
+	// budget). An error refuses the session with FATAL 53300 and the
+	// error's text, which must be meant for the client; otherwise release
+	// is called once when the session ends.
+	Admit func(ctx context.Context, t *WireTarget) (release func(), err error)
 }
 
 // WireTarget is what an authorized wire connection connects to.
@@ -61,6 +80,7 @@ type WireTarget struct {
 	PGRole       string // login role the caller's permission maps to
 	PGPassword   string // that role's password; never logged
 	BackendAddr  string // host:port of the PostgreSQL server; loopback hosts are reached without TLS; a host that is an absolute path is the directory of the server's Unix socket
+	Reader       bool   // PGRole only reads (a READER permission): Config.ReaderIdleInTransaction and ReaderLockTimeout apply
 }
 
 // Authorizer checks wire credentials. Implementations must be safe for
@@ -72,10 +92,37 @@ type Authorizer interface {
 	// may not see); other errors are logged (so they must not contain the
 	// password), retried twice, then reported as internal errors.
 	AuthorizeWire(ctx context.Context, password, database string) (*WireTarget, error)
-	// CredentialValid reports whether the key or token with this id is still
-	// valid. false ends every session opened with it.
-	CredentialValid(ctx context.Context, credentialID string) bool
+	// StillAuthorized reports, for each grant, whether its credential is
+	// still valid and still maps to its database with its login role
+	// (GrantHolds); a revoked or expired credential, a database made
+	// private, a removed collaborator, a service account's changed
+	// database list or a changed role end the sessions opened with that
+	// grant. The result has one entry per grant. An error ends no session
+	// at once: sessions whose grants could not be checked for
+	// RevalidateGrace are ended.
+	StillAuthorized(ctx context.Context, grants []Grant) ([]GrantStatus, error)
 }
+
+// Grant is what a session was admitted with: a credential, a platform
+// database and the login role the credential's permission mapped to.
+type Grant struct {
+	CredentialID string
+	DatabaseID   string
+	PGRole       string
+}
+
+// GrantStatus is Authorizer.StillAuthorized's verdict on one Grant.
+type GrantStatus uint8
+
+const (
+	// GrantHolds: the credential still grants the database with the role.
+	GrantHolds GrantStatus = iota
+	// GrantCredentialInvalid: the key or token was revoked or has expired.
+	GrantCredentialInvalid
+	// GrantWithdrawn: the credential is valid but no longer grants the
+	// database, or grants it with another role.
+	GrantWithdrawn
+)
 
 // RoleRepairer is implemented by an Authorizer that can reset a backend
 // login role. SQL run as a role may change the role's own password (ALTER
@@ -99,8 +146,14 @@ var (
 
 // Defaults.
 const (
-	DefaultIdleTimeout     = 5 * time.Minute
-	DefaultRevalidateEvery = 2 * time.Second
+	DefaultIdleTimeout             = 5 * time.Minute
+	DefaultRevalidateEvery         = 2 * time.Second
+	DefaultReaderIdleInTransaction = 60 * time.Second
+	DefaultReaderLockTimeout       = 10 * time.Second
+	// RevalidateGrace is how long sessions stay open while
+	// StillAuthorized keeps failing (say, the metadata database is
+	// restarting) before they are ended.
+	RevalidateGrace = 30 * time.Second
 )
 
 // Server is a PostgreSQL wire proxy. Create it with New.
@@ -132,6 +185,12 @@ func New(cfg Config, auth Authorizer, logger *slog.Logger) *Server {
 	}
 	if cfg.RevalidateEvery == 0 {
 		cfg.RevalidateEvery = DefaultRevalidateEvery
+	}
+	if cfg.ReaderIdleInTransaction == 0 {
+		cfg.ReaderIdleInTransaction = DefaultReaderIdleInTransaction
+	}
+	if cfg.ReaderLockTimeout == 0 {
+		cfg.ReaderLockTimeout = DefaultReaderLockTimeout
 	}
 	if cfg.StartupTimeout <= 0 {
 		cfg.StartupTimeout = 30 * time.Second
@@ -275,7 +334,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // TerminateCredential ends every session opened with the API key or token
 // credentialID now (FATAL 57P01; a running query is cancelled).
 func (s *Server) TerminateCredential(credentialID string) {
-	msg := fatal("57P01", "terminating connection because the API key or token that opened it was revoked or has expired; reconnect with a valid key")
+	msg := revokedMsg()
 	for _, ss := range s.snapshot(func(ss *session) bool { return ss.target.CredentialID == credentialID }) {
 		ss.terminate(msg, true)
 	}
@@ -306,34 +365,6 @@ func (s *Server) snapshot(keep func(*session) bool) []*session {
 		}
 	}
 	return out
-}
-
-func (s *Server) revalidateLoop() {
-	defer s.wg.Done()
-	t := time.NewTicker(s.cfg.RevalidateEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-		}
-		ids := map[string]bool{}
-		for _, ss := range s.snapshot(nil) {
-			if ss.target.CredentialID != "" {
-				ids[ss.target.CredentialID] = true
-			}
-		}
-		for id := range ids {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			ok := s.auth.CredentialValid(ctx, id)
-			cancel()
-			if !ok {
-				s.log.Info("proxy: credential no longer valid; ending its sessions", "credential_id", id)
-				s.TerminateCredential(id)
-			}
-		}
-	}
 }
 
 // reserve counts a new session against the caps. It returns a FATAL to send

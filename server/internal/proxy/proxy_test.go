@@ -148,14 +148,16 @@ type testAuth struct {
 	mu      sync.Mutex
 	keys    map[string]*WireTarget // key → target
 	revoked map[string]bool        // credential id → revoked
-	checks  int
-	backend string // BackendAddr of new keys when set
+	// withdrawn: credential id → its grant no longer holds.
+	withdrawn map[string]bool
+	checks    [][]Grant // every StillAuthorized call
+	backend   string    // BackendAddr of new keys when set
 }
 
 const testDB = "acct/notes"
 
 func newTestAuth(f *fixture) *testAuth {
-	return &testAuth{f: f, keys: map[string]*WireTarget{}, revoked: map[string]bool{}}
+	return &testAuth{f: f, keys: map[string]*WireTarget{}, revoked: map[string]bool{}, withdrawn: map[string]bool{}}
 }
 
 // key registers a fresh key for role ("w" or "r") and returns it and its
@@ -170,7 +172,7 @@ func (a *testAuth) key(role string) (key, credID string) {
 	if role == "w" {
 		t.PGRole, t.PGPassword = a.f.writer, a.f.writerPW
 	} else {
-		t.PGRole, t.PGPassword = a.f.reader, a.f.readerPW
+		t.PGRole, t.PGPassword, t.Reader = a.f.reader, a.f.readerPW, true
 	}
 	a.mu.Lock()
 	a.keys[key] = t
@@ -196,18 +198,33 @@ func (a *testAuth) AuthorizeWire(ctx context.Context, password, database string)
 	if !ok || a.revoked[t.CredentialID] {
 		return nil, fmt.Errorf("check key: %w", ErrBadPassword)
 	}
-	if database != testDB {
+	if database != testDB || a.withdrawn[t.CredentialID] {
 		return nil, fmt.Errorf("find %s: %w", database, ErrUnknownDatabase)
 	}
 	cp := *t
 	return &cp, nil
 }
 
-func (a *testAuth) CredentialValid(ctx context.Context, credentialID string) bool {
+func (a *testAuth) StillAuthorized(ctx context.Context, grants []Grant) ([]GrantStatus, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.checks++
-	return !a.revoked[credentialID]
+	a.checks = append(a.checks, grants)
+	out := make([]GrantStatus, len(grants))
+	for i, g := range grants {
+		switch {
+		case a.revoked[g.CredentialID]:
+			out[i] = GrantCredentialInvalid
+		case a.withdrawn[g.CredentialID]:
+			out[i] = GrantWithdrawn
+		}
+	}
+	return out, nil
+}
+
+func (a *testAuth) withdraw(credID string) {
+	a.mu.Lock()
+	a.withdrawn[credID] = true
+	a.mu.Unlock()
 }
 
 func (a *testAuth) revoke(credID string) {
@@ -763,6 +780,15 @@ func TestTerminate(t *testing.T) {
 			func(_ *Server, auth *testAuth, credW string) { auth.revoke(credW) }, "was revoked"},
 		{"TerminateDatabase", Config{RevalidateEvery: -1},
 			func(srv *Server, _ *testAuth, _ string) { srv.TerminateDatabase(f.dbID) }, "database acct/notes was deleted"},
+		{"withdrawn", Config{RevalidateEvery: 100 * time.Millisecond},
+			func(_ *Server, auth *testAuth, credW string) { auth.withdraw(credW) }, "permission to database acct/notes was withdrawn"},
+		{"Recheck", Config{RevalidateEvery: -1},
+			func(srv *Server, auth *testAuth, credW string) {
+				auth.withdraw(credW)
+				if err := srv.Recheck(context.Background(), f.dbID); err != nil {
+					panic(err)
+				}
+			}, "permission to database acct/notes was withdrawn"},
 	} {
 		for _, mode := range relayModes {
 			t.Run(tc.name+"/"+mode.name, func(t *testing.T) {
@@ -798,9 +824,14 @@ func testTerminate(t *testing.T, mode relayMode, cfg Config, end func(*Server, *
 		}
 	}
 	t.Logf("both sessions ended %v after the termination", time.Since(start))
-	if cfg.RevalidateEvery > 0 {
+	if cfg.RevalidateEvery > 0 && strings.Contains(msg, "revoked") {
 		if _, err := connect(t, addr, keyW, testDB, mode.sslmode()); pgCode(err) != "28P01" {
 			t.Errorf("reconnect with a revoked key: %v, want 28P01", err)
+		}
+	}
+	if strings.Contains(msg, "withdrawn") {
+		if _, err := connect(t, addr, keyW, testDB, mode.sslmode()); pgCode(err) != "3D000" {
+			t.Errorf("reconnect after the permission was withdrawn: %v, want 3D000", err)
 		}
 	}
 	// The cancelled pg_sleep ended its backend: nothing of the session is

@@ -261,12 +261,20 @@ func (l *relayLoop) forward(e *rawEnd, p []byte) {
 		// Client → backend.
 		ss.lastActive.Store(l.now)
 		if k := e.scan.count(p, &syncTypes); k > 0 {
+			ss.txIdleSince.Store(0)
 			ss.inflight.Add(int32(k))
 		}
-	} else if k := e.scan.count(p, &rfqType); k > 0 {
-		ss.lastActive.Store(l.now)
-		if v := ss.inflight.Add(-int32(k)); v < 0 {
-			ss.inflight.Store(0)
+	} else {
+		k := e.scan.count(p, &rfqType)
+		if e.scan.tx != 0 {
+			ss.noteTx(e.scan.tx, l.now)
+			e.scan.tx = 0
+		}
+		if k > 0 {
+			ss.lastActive.Store(l.now)
+			if v := ss.inflight.Add(-int32(k)); v < 0 {
+				ss.inflight.Store(0)
+			}
 		}
 	}
 	peer := e.peer

@@ -158,25 +158,30 @@ func (s *Server) handle(c net.Conn) {
 		return
 	}
 	reserved := true
+	var admitted func() // Config.Admit's release; the session's once it runs
 	defer func() {
 		if reserved {
 			s.release(target.DatabaseID)
+			if admitted != nil {
+				admitted()
+			}
 		}
 	}()
-
-	hc, err := connectBackend(ctx, target, pkt.params)
-	if rr, ok := s.auth.(RoleRepairer); ok && loginRefused(err) {
-		s.log.Warn("proxy: the backend refused the role's login; resetting the role", "database", dbName, "role", target.PGRole)
-		if rerr := rr.RepairRole(ctx, target); rerr != nil {
-			s.log.Error("proxy: resetting the role failed", "database", dbName, "role", target.PGRole, "err", rerr)
-		} else {
-			hc, err = connectBackend(ctx, target, pkt.params)
+	if s.cfg.Admit != nil {
+		if admitted, err = s.cfg.Admit(ctx, target); err != nil {
+			s.log.Info("proxy: session refused by the connection budget", "database", dbName, "database_id", target.DatabaseID, "err", err)
+			s.sendFatal(conn, fatal("53300", err.Error()))
+			return
 		}
 	}
+
+	hc, err := s.openBackend(ctx, target, dbName, s.backendParams(target, pkt.params))
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) {
 			s.sendFatal(conn, fatal(pgErr.Code, pgErr.Message))
+		} else if errors.Is(err, errRoleTampered) {
+			s.sendFatal(conn, fatal("57P03", fmt.Sprintf("the PostgreSQL role of %s was changed by SQL run as it (ALTER ROLE … SET) and bitd could not reset it yet; try again later", dbName)))
 		} else {
 			s.sendFatal(conn, fatal("08006", fmt.Sprintf("bitd could not connect to the PostgreSQL server of %s; try again later", dbName)))
 		}
@@ -195,6 +200,7 @@ func (s *Server) handle(c net.Conn) {
 		done:          make(chan struct{}),
 	}
 	ss.target.PGPassword = ""
+	ss.admitted = admitted
 	if !s.register(ss, c) {
 		hc.Conn.Close()
 		s.sendFatal(conn, fatal("57P01", "bitd is shutting down; reconnect"))
@@ -277,6 +283,10 @@ func connectBackend(ctx context.Context, t *WireTarget, clientParams map[string]
 	if err != nil {
 		return nil, err
 	}
+	if err := checkRoleSettings(ctx, pc); err != nil {
+		pc.Close(ctx)
+		return nil, err
+	}
 	hc, err := pc.Hijack()
 	if err != nil {
 		pc.Close(ctx)
@@ -302,6 +312,7 @@ func (s *Server) forwardCancel(pid uint32, secret []byte) {
 // session is one relayed client connection.
 type session struct {
 	srv           *Server
+	admitted      func() // Config.Admit's release, or nil
 	client        net.Conn
 	backend       net.Conn
 	dbName        string
@@ -318,9 +329,13 @@ type session struct {
 	closing bool // under fwdMu
 
 	lastActive atomic.Int64 // unix nanos of the last client traffic or query end
-	stalls     atomic.Int64 // times the event loop found a socket buffer full and held bytes back
-	cancels    atomic.Int32 // CancelRequests sent to the backend (tests)
-	inflight   atomic.Int32 // Query/Sync/FunctionCall sent minus ReadyForQuery received
+	// txIdleSince is the unix nanos of the last ReadyForQuery that reported
+	// a transaction block ('T' or 'E'), or 0 when the last one reported
+	// idle ('I') or the client has sent a query since.
+	txIdleSince atomic.Int64
+	stalls      atomic.Int64 // times the event loop found a socket buffer full and held bytes back
+	cancels     atomic.Int32 // CancelRequests sent to the backend (tests)
+	inflight    atomic.Int32 // Query/Sync/FunctionCall sent minus ReadyForQuery received
 
 	endOnce sync.Once
 	endMsg  atomic.Pointer[errorMsg]
@@ -340,8 +355,8 @@ func (ss *session) run() {
 	s := ss.srv
 	start := time.Now()
 	ss.lastActive.Store(start.UnixNano())
-	if s.cfg.IdleTimeout > 0 {
-		ss.idle = time.AfterFunc(s.cfg.IdleTimeout, ss.idleCheck)
+	if d := ss.checkPeriod(); d > 0 {
+		ss.idle = time.AfterFunc(d, ss.idleCheck)
 	}
 	if !ss.runRaw() {
 		c2bDone := make(chan struct{})
@@ -358,6 +373,9 @@ func (ss *session) run() {
 	}
 	s.unregister(ss)
 	s.release(ss.target.DatabaseID)
+	if ss.admitted != nil {
+		ss.admitted()
+	}
 	reason := "closed"
 	if m := ss.endMsg.Load(); m != nil {
 		reason = m.Code
@@ -384,6 +402,7 @@ func (ss *session) clientToBackend() {
 			}
 			ss.lastActive.Store(time.Now().UnixNano())
 			if k := fs.count(buf[:n], &syncTypes); k > 0 {
+				ss.txIdleSince.Store(0)
 				ss.inflight.Add(int32(k))
 			}
 			werr := ss.writeBackend(buf[:n])
@@ -430,7 +449,15 @@ func (ss *session) backendToClient() {
 	for {
 		n, err := ss.backend.Read(buf)
 		if n > 0 {
-			if k := fs.count(buf[:n], &rfqType); k > 0 {
+			k := fs.count(buf[:n], &rfqType)
+			if fs.tx != 0 {
+				// Before inflight drops: the idle-in-transaction
+				// decision must not see an old txIdleSince with no
+				// query in flight.
+				ss.noteTx(fs.tx, time.Now().UnixNano())
+				fs.tx = 0
+			}
+			if k > 0 {
 				ss.lastActive.Store(time.Now().UnixNano())
 				for {
 					cur := ss.inflight.Load()
@@ -489,7 +516,7 @@ func (ss *session) idleCheck() {
 		return
 	}
 	if !ss.fwdMu.TryLock() { // bytes are being forwarded right now
-		ss.idle.Reset(max(ss.srv.cfg.IdleTimeout/10, 10*time.Millisecond))
+		ss.idle.Reset(max(ss.checkPeriod()/10, 10*time.Millisecond))
 		return
 	}
 	m := ss.idleDecision()
@@ -506,14 +533,58 @@ func (ss *session) idleCheck() {
 // idle timer and returns nil. The caller makes sure nothing is forwarded
 // concurrently (fwdMu, or the event loop).
 func (ss *session) idleDecision() *errorMsg {
-	timeout := ss.srv.cfg.IdleTimeout
-	idleFor := time.Duration(time.Now().UnixNano() - ss.lastActive.Load())
-	if ss.inflight.Load() > 0 || idleFor < timeout {
-		ss.idle.Reset(max(timeout-idleFor, timeout/10, 10*time.Millisecond))
-		return nil
+	now := time.Now().UnixNano()
+	busy := ss.inflight.Load() > 0
+	next := time.Duration(1<<63 - 1)
+	if timeout := ss.srv.cfg.IdleTimeout; timeout > 0 {
+		idleFor := time.Duration(now - ss.lastActive.Load())
+		if !busy && idleFor >= timeout {
+			ss.srv.log.Debug("proxy: closing idle session", "remote", ss.remote, "database", ss.dbName, "idle", idleFor)
+			return fatal("57P05", fmt.Sprintf("terminating connection due to idle timeout (%s); reconnect", timeout))
+		}
+		next = max(timeout-idleFor, timeout/10)
 	}
-	ss.srv.log.Debug("proxy: closing idle session", "remote", ss.remote, "database", ss.dbName, "idle", idleFor)
-	return fatal("57P05", fmt.Sprintf("terminating connection due to idle timeout (%s); reconnect", timeout))
+	if bound := ss.readerTxBound(); bound > 0 {
+		if since := ss.txIdleSince.Load(); since != 0 && !busy {
+			inTx := time.Duration(now - since)
+			if inTx >= bound {
+				ss.srv.log.Info("proxy: ending a reader session idle in a transaction", "remote", ss.remote, "database", ss.dbName, "idle_in_transaction", inTx)
+				return fatal("25P03", fmt.Sprintf("terminating connection due to idle-in-transaction timeout (%s): a read-only session may not keep a transaction open while idle, because its locks would block the database owner; commit or roll back sooner", bound))
+			}
+			next = min(next, bound-inTx)
+		} else {
+			next = min(next, bound/4) // a transaction may start at any time
+		}
+	}
+	ss.idle.Reset(max(next, 10*time.Millisecond))
+	return nil
+}
+
+// readerTxBound is the idle-in-transaction bound of the session (0: none).
+func (ss *session) readerTxBound() time.Duration {
+	if !ss.target.Reader {
+		return 0
+	}
+	return max(ss.srv.cfg.ReaderIdleInTransaction, 0)
+}
+
+// checkPeriod is the first delay of the session's idle timer (0: the
+// session needs none).
+func (ss *session) checkPeriod() time.Duration {
+	d := max(ss.srv.cfg.IdleTimeout, 0)
+	if b := ss.readerTxBound(); b > 0 && (d == 0 || b/4 < d) {
+		d = max(b/4, 10*time.Millisecond)
+	}
+	return d
+}
+
+// noteTx records the transaction status of a ReadyForQuery relayed at now.
+func (ss *session) noteTx(status byte, now int64) {
+	if status == 'I' {
+		ss.txIdleSince.Store(0)
+	} else {
+		ss.txIdleSince.Store(now)
+	}
 }
 
 // cancelAfterEnd cancels the running query of a session being terminated.
@@ -587,6 +658,11 @@ type frameScanner struct {
 	nhdr   int
 	left   int64 // body bytes still to skip
 	broken bool  // a length was invalid: stop tracking
+	inZ    bool  // the next body byte is a ReadyForQuery's transaction status
+	// tx is the transaction status ('I', 'T' or 'E') of the last
+	// ReadyForQuery whose body count has scanned; the caller reads and
+	// clears it.
+	tx byte
 }
 
 // count advances over p and returns how many messages with a type in set
@@ -598,6 +674,9 @@ func (f *frameScanner) count(p []byte, set *[256]bool) int {
 	n := 0
 	for len(p) > 0 {
 		if f.left > 0 {
+			if f.inZ {
+				f.tx, f.inZ = p[0], false
+			}
 			k := min(int64(len(p)), f.left)
 			f.left -= k
 			p = p[k:]
@@ -623,6 +702,7 @@ func (f *frameScanner) count(p []byte, set *[256]bool) int {
 		if set[f.hdr[0]] {
 			n++
 		}
+		f.inZ = f.hdr[0] == 'Z' && l == 5
 		f.left = l - 4
 	}
 	return n

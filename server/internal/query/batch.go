@@ -63,7 +63,9 @@ func (h *Handler) ServeBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	out, rows, err := h.runBatch(ctx, cancel, target, req, level, objects)
+	sink := newBufferSink(objects, h.cfg.MaxRows, h.cfg.MaxBytes)
+	defer h.spend(ctx, r, sink)() // after the answer is written
+	out, rows, err := h.runBatch(ctx, cancel, target, req, level, sink)
 	h.recordUsage(r.Context(), target, rows)
 	if err != nil {
 		idx := -1
@@ -91,7 +93,9 @@ type batchError struct {
 
 func (e *batchError) Error() string { return fmt.Sprintf("statement %d: %v", e.index, e.err) }
 
-func (h *Handler) runBatch(ctx context.Context, cancel context.CancelFunc, t *dbaccess.Target, req *queryRequest, level string, objects bool) (out []byte, rows int64, err error) {
+// runBatch runs the statements into sink, whose reservation also covers
+// out (the answers so far, sink.usedBytes) as it grows.
+func (h *Handler) runBatch(ctx context.Context, cancel context.CancelFunc, t *dbaccess.Target, req *queryRequest, level string, sink *bufferSink) (out []byte, rows int64, err error) {
 	conn, err := t.Pool.Acquire(ctx)
 	if err != nil {
 		return nil, 0, h.acquireError(ctx, err)
@@ -116,7 +120,6 @@ func (h *Handler) runBatch(ctx context.Context, cancel context.CancelFunc, t *db
 		}
 	}()
 	out = append(out, `{"results":[`...)
-	sink := newBufferSink(objects, h.cfg.MaxRows, h.cfg.MaxBytes)
 	for i, q := range req.Queries {
 		if err := h.runOn(ctx, cancel, conn, t, q.QueryString, q.Params, sink); err != nil {
 			return nil, sink.returned, &batchError{i, err}

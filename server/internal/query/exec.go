@@ -48,6 +48,9 @@ func (h *Handler) run(ctx context.Context, cancel context.CancelFunc, t *dbacces
 }
 
 func (h *Handler) acquireError(ctx context.Context, err error) error {
+	if e := budgetError(err); e != nil {
+		return e
+	}
 	if ctx.Err() != nil {
 		return err // mapped to a timeout or a closed client by mapError
 	}
@@ -422,6 +425,12 @@ type bufferSink struct {
 	hasRows  bool
 	tag      pgconn.CommandTag
 	returned int64 // rows read, for usage
+
+	// reserve, when set, makes the memory budget cover n bytes of
+	// encoded rows (usedBytes+len(data)) and returns the bytes covered;
+	// it is called only when the answer grows past covered.
+	reserve func(n int64) (int64, error)
+	covered int64
 }
 
 func newBufferSink(objects bool, maxRows int, maxBytes int64) *bufferSink {
@@ -450,8 +459,14 @@ func (s *bufferSink) row(values [][]byte) error {
 	s.data = appendRow(s.data, s.cols, s.keys, values, s.objects)
 	s.rows++
 	s.returned++
-	if s.usedBytes+int64(len(s.data)) > s.maxBytes {
+	n := s.usedBytes + int64(len(s.data))
+	if n > s.maxBytes {
 		return tooLarge(fmt.Sprintf("%d bytes of JSON (%d MiB)", s.maxBytes, s.maxBytes>>20))
+	}
+	if n > s.covered && s.reserve != nil {
+		c, err := s.reserve(n)
+		s.covered = c
+		return err
 	}
 	return nil
 }

@@ -14,7 +14,10 @@
 // Limits are enforced by bitd itself: the statement timeout is a context
 // deadline whose expiry sends the backend a CancelRequest (configured by
 // pgpool), and buffered answers stop (and cancel the backend) when they pass
-// MaxRows or MaxBytes. See docs/query.md for the wire format.
+// MaxRows or MaxBytes, or when the memory budget of all buffered answers
+// in flight (MaxBufferedBytes, MaxBufferedBytesPerAccount: membudget.go)
+// has no room for them after a short wait. See docs/query.md for the wire
+// format.
 package query
 
 import (
@@ -24,6 +27,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +46,10 @@ const (
 	DefaultMaxRows             = 100_000
 	DefaultMaxBytes            = 32 << 20
 	DefaultStreamStallTimeout  = 30 * time.Second
+	// Defaults of the memory budget of buffered answers.
+	DefaultMaxBufferedBytes           = 256 << 20
+	DefaultMaxBufferedBytesPerAccount = 64 << 20
+	DefaultBufferWait                 = 2 * time.Second
 	// MaxRequestBytes bounds a request body.
 	MaxRequestBytes = 16 << 20
 )
@@ -62,6 +70,16 @@ type Config struct {
 	// cancelled. A write never waits past the statement timeout while the
 	// query runs. 0 means 30s.
 	StreamStallTimeout time.Duration
+	// MaxBufferedBytes bounds the encoded rows of all buffered answers in
+	// flight together, MaxBufferedBytesPerAccount those of one caller's
+	// account (anonymous callers: per client address); 0 means 256 MiB
+	// and 64 MiB. Each is raised to at least the one below it (MaxBytes,
+	// then MaxBufferedBytesPerAccount). An answer that finds no room waits
+	// up to BufferWait (0 means 2s), then is stopped with 429
+	// buffer_limit_reached. Answers under 64 KiB are not counted.
+	MaxBufferedBytes           int64
+	MaxBufferedBytesPerAccount int64
+	BufferWait                 time.Duration
 	// Logger receives errors; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -78,6 +96,7 @@ type Handler struct {
 	usage    *usageBuffer // nil without a recorder
 	typeMap  *pgtype.Map
 	types    sync.Map // typeKey → pgjson.Type, for OIDs not built in
+	budget   *byteBudget
 }
 
 // New returns a Handler. usage may be nil. Rows-queried counts reach usage
@@ -102,10 +121,22 @@ func New(cfg Config, resolver dbaccess.Resolver, usage UsageRecorder) *Handler {
 	if cfg.StreamStallTimeout <= 0 {
 		cfg.StreamStallTimeout = DefaultStreamStallTimeout
 	}
+	if cfg.MaxBufferedBytesPerAccount <= 0 {
+		cfg.MaxBufferedBytesPerAccount = DefaultMaxBufferedBytesPerAccount
+	}
+	cfg.MaxBufferedBytesPerAccount = max(cfg.MaxBufferedBytesPerAccount, cfg.MaxBytes)
+	if cfg.MaxBufferedBytes <= 0 {
+		cfg.MaxBufferedBytes = DefaultMaxBufferedBytes
+	}
+	cfg.MaxBufferedBytes = max(cfg.MaxBufferedBytes, cfg.MaxBufferedBytesPerAccount)
+	if cfg.BufferWait <= 0 {
+		cfg.BufferWait = DefaultBufferWait
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &Handler{cfg: cfg, resolver: resolver, typeMap: pgtype.NewMap()}
+	h := &Handler{cfg: cfg, resolver: resolver, typeMap: pgtype.NewMap(),
+		budget: newByteBudget(cfg.MaxBufferedBytes, cfg.MaxBufferedBytesPerAccount, cfg.BufferWait)}
 	if usage != nil {
 		h.usage = newUsageBuffer(usage)
 	}
@@ -136,6 +167,10 @@ func decodeRequest(w http.ResponseWriter, r *http.Request) (*queryRequest, error
 		if errors.As(err, &mbe) {
 			return nil, apierr.New(http.StatusRequestEntityTooLarge, "body_too_large",
 				"the request body is larger than %d MiB; send large data with an import job", MaxRequestBytes>>20)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, apierr.New(http.StatusRequestTimeout, "body_timeout",
+				"the request body did not arrive within the server's read timeout (--http-read-timeout); send the whole body promptly")
 		}
 		return nil, apierr.BadRequest("invalid_request", "could not read the request body: %v", err)
 	}
@@ -250,6 +285,7 @@ func (h *Handler) serveBuffered(w http.ResponseWriter, r *http.Request, t *dbacc
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	sink := newBufferSink(objects, h.cfg.MaxRows, h.cfg.MaxBytes)
+	defer h.spend(ctx, r, sink)() // after the answer is written
 	err := h.run(ctx, cancel, t, req.QueryString, req.Params, sink)
 	defer h.recordUsage(r.Context(), t, sink.returned)
 	if err != nil {

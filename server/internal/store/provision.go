@@ -57,6 +57,9 @@ func (s *Store) CreateDatabase(ctx context.Context, accountID, name string, isPr
 	if err := s.CheckNameFree(ctx, accountID, name, ""); err != nil {
 		return nil, err
 	}
+	if err := s.checkDatabaseCap(ctx, s.DB, accountID, false); err != nil {
+		return nil, err // before the costly provisioning; checked again below
+	}
 	pgName := newPGName()
 	if err := s.provision(ctx, pgName); err != nil {
 		s.dropPhysical(context.WithoutCancel(ctx), pgName)
@@ -65,6 +68,9 @@ func (s *Store) CreateDatabase(ctx context.Context, accountID, name string, isPr
 	var id string
 	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
 		if err := s.checkReservation(ctx, tx, accountID, name); err != nil {
+			return err
+		}
+		if err := s.checkDatabaseCap(ctx, tx, accountID, true); err != nil {
 			return err
 		}
 		return tx.QueryRow(ctx, `INSERT INTO databases (account_id, name, pg_name, is_private, storage_limit_bytes)
@@ -76,7 +82,8 @@ func (s *Store) CreateDatabase(ctx context.Context, accountID, name string, isPr
 			return nil, ErrConflict
 		}
 		var re *ReservedError
-		if errors.As(err, &re) {
+		var te *TooManyDatabasesError
+		if errors.As(err, &re) || errors.As(err, &te) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("record database: %w", err)
@@ -108,6 +115,11 @@ func (s *Store) provision(ctx context.Context, pgName string) error {
 	// not a member of is connected (see ensureAdminMemberships).
 	if _, err := s.admin.Exec(ctx, fmt.Sprintf("GRANT %s, %s, %s TO CURRENT_USER", ident(owner), ident(writer), ident(reader))); err != nil {
 		return fmt.Errorf("grant database roles to admin: %w", err)
+	}
+	// What a locked-down pg_hba.conf tells tenant roles apart by (see
+	// lockdown.go).
+	if err := s.groupTenantRoles(ctx, pgName); err != nil {
+		return err
 	}
 	if _, err := s.admin.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s OWNER %s", ident(pgName), ident(owner))); err != nil {
 		return fmt.Errorf("create database: %w", err)
@@ -165,6 +177,8 @@ func (s *Store) provision(ctx context.Context, pgName string) error {
 				END IF;
 			END LOOP;
 		END$$`, quoteLiteral(ident(owner)+", "+ident(writer))),
+		// Other tenants' sessions (databases, roles, application_name).
+		hideActivitySQL,
 	}
 	for _, q := range inner {
 		if _, err := conn.Exec(ctx, q); err != nil {
@@ -220,7 +234,7 @@ func (s *Store) ensureAdminMemberships(ctx context.Context) {
 func (s *Store) finishDeletes(ctx context.Context) {
 	rows, err := s.DB.Query(ctx, `SELECT d.pg_name FROM databases d WHERE d.deleted_at IS NOT NULL
 		AND (EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = d.pg_name)
-			OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname IN `+rolesOfD+`))`, roleSuffixArgs...)
+			OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname IN `+rolesOfD+` OR rolname = d.pg_name))`, roleSuffixArgs...)
 	if err != nil {
 		s.log.Warn("cannot look for deleted databases left behind", "err", err)
 		return
@@ -250,7 +264,8 @@ const restrictedFunctions = `'lo_creat', 'lo_create', 'lo_from_bytea', 'pg_logic
 // with the fix.
 func (s *Store) checkRestrictedFunctions(ctx context.Context, conn *pgx.Conn, pgName, reader string) {
 	var open string
-	err := conn.QueryRow(ctx, `SELECT coalesce(string_agg(DISTINCT p.proname, ', ' ORDER BY p.proname), '')
+	err := conn.QueryRow(ctx, `SELECT concat_ws(', ', nullif(string_agg(DISTINCT p.proname, ', ' ORDER BY p.proname), ''),
+			CASE WHEN has_table_privilege($1, 'pg_catalog.pg_stat_activity', 'SELECT') THEN 'pg_stat_activity' END)
 		FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'pg_catalog'::regnamespace
 		AND p.proname IN (`+restrictedFunctions+`) AND has_function_privilege($1, p.oid, 'EXECUTE')`, reader).Scan(&open)
 	if err != nil {
@@ -261,11 +276,12 @@ func (s *Store) checkRestrictedFunctions(ctx context.Context, conn *pgx.Conn, pg
 		return
 	}
 	s.log.Warn("readers of platform databases can run "+open+" (create large objects; write WAL records, which fill the "+
-		"cluster's disk): bitd's admin role is not a superuser, so provisioning could not revoke them from PUBLIC. "+
+		"cluster's disk; see other tenants' sessions): bitd's admin role is not a superuser, so provisioning could not revoke them from PUBLIC. "+
 		"Fix: give --database-url a superuser, or as a superuser run, in template1 (databases created afterwards "+
 		"inherit it) and in every existing platform database: "+
 		"DO $$DECLARE f regprocedure; BEGIN FOR f IN SELECT oid::regprocedure FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace "+
-		"AND proname IN ("+restrictedFunctions+") LOOP EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f); END LOOP; END$$",
+		"AND proname IN ("+restrictedFunctions+") LOOP EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f); END LOOP; END$$ "+
+		"and then "+strings.Join(strings.Fields(hideActivitySQL), " "),
 		"database", pgName)
 }
 
@@ -279,14 +295,14 @@ func scrub(err error) error {
 	return errors.New("role statement failed")
 }
 
-// dropPhysical drops a PostgreSQL database and its three roles, ignoring
-// objects that do not exist.
+// dropPhysical drops a PostgreSQL database, its three roles and its group
+// role, ignoring objects that do not exist.
 func (s *Store) dropPhysical(ctx context.Context, pgName string) error {
 	var errs []error
 	if _, err := s.admin.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident(pgName))); err != nil {
 		errs = append(errs, fmt.Errorf("drop database: %w", err))
 	}
-	for _, suf := range []string{OwnerSuffix, WriterSuffix, ReaderSuffix} {
+	for _, suf := range []string{OwnerSuffix, WriterSuffix, ReaderSuffix, ""} { // "": the group role (lockdown.go)
 		if _, err := s.admin.Exec(ctx, "DROP ROLE IF EXISTS "+ident(pgName+suf)); err != nil {
 			errs = append(errs, fmt.Errorf("drop role: %w", err))
 		}

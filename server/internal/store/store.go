@@ -66,6 +66,7 @@ type Store struct {
 	metaName  string
 	secret    []byte
 	connLimit int
+	maxDBs    int // Options.MaxDatabasesPerAccount
 	log       *slog.Logger
 	// tempLimit is Options.TempFileLimit; tempLimitOK says the admin may
 	// set temp_file_limit (superuser, or SET ON PARAMETER granted).
@@ -87,6 +88,9 @@ type Options struct {
 	Secret []byte
 	// RoleConnLimit caps connections per platform role (default 32).
 	RoleConnLimit int
+	// MaxDatabasesPerAccount caps the live databases of an account
+	// (CreateDatabase answers *TooManyDatabasesError); 0 means no cap.
+	MaxDatabasesPerAccount int
 	// TempFileLimit is the temp_file_limit set on every platform database,
 	// in config.ParseTempFileLimit's canonical form ("5GB", "1536kB"), or
 	// "-1" for none (bitd then removes the setting it made). When it is
@@ -127,7 +131,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{admin: admin, adminCfg: acfg, metaName: o.MetadataDB, secret: o.Secret, connLimit: o.RoleConnLimit,
+	s := &Store{admin: admin, adminCfg: acfg, metaName: o.MetadataDB, secret: o.Secret, connLimit: o.RoleConnLimit, maxDBs: o.MaxDatabasesPerAccount,
 		log: o.Logger, tempLimit: o.TempFileLimit}
 	if err := s.ensureDatabase(ctx, o.MetadataDB, o.MustExist); err != nil {
 		admin.Close()
@@ -156,6 +160,8 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		s.initTempFileLimit(ctx)
 	}
 	s.ensureAdminMemberships(ctx)
+	s.ensureTenantGroups(ctx)
+	s.hideActivityEverywhere(ctx)
 	s.finishDeletes(ctx)
 	return s, nil
 }

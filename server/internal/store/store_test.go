@@ -107,7 +107,7 @@ func TestDatabaseLifecycle(t *testing.T) {
 	}{{"OWNER", true}, {"WRITER", true}, {"READER", false}} {
 		perm, canWrite := pc.perm, pc.canWrite
 		role := RoleFor(d.PGName, perm)
-		cfg, _ := pgx.ParseConfig(testURL(t))
+		cfg := tenantConfig(t, testURL(t))
 		cfg.User, cfg.Password, cfg.Database = role, secret.RolePassword(s.secret, role), d.PGName
 		c, err := pgx.ConnectConfig(ctx, cfg)
 		if err != nil {

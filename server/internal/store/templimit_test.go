@@ -60,10 +60,7 @@ func dbTempLimit(t *testing.T, s *Store, pgName string) string {
 func connectAs(t *testing.T, d *Database, permission string, params map[string]string) (*pgx.Conn, error) {
 	t.Helper()
 	role := RoleFor(d.PGName, permission)
-	cfg, err := pgx.ParseConfig(testURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := tenantConfig(t, testURL(t))
 	cfg.User, cfg.Password, cfg.Database = role, secret.RolePassword(testSecret, role), d.PGName
 	for k, v := range params {
 		cfg.RuntimeParams[k] = v

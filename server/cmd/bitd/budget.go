@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/bitkit-dev/bitkit/server/internal/config"
+	"github.com/bitkit-dev/bitkit/server/internal/connbudget"
+	"github.com/bitkit-dev/bitkit/server/internal/store"
+)
+
+// Connections bitd keeps out of the connection budget for its own work:
+// the metadata pool (which river's job queue shares), the admin pool, and
+// admin connections made on their own (role repairs, provisioning).
+const (
+	ownMetadataConns = 16
+	ownAdminConns    = 4
+	ownAdHocConns    = 4
+)
+
+// budgetShares derives the connection budget from the cluster's settings:
+// max is cfgMax, or max_connections less the connections PostgreSQL
+// reserves (superuser_reserved_connections, reserved_connections), bitd's
+// own connections and a margin for operators (5, plus one in twenty); the
+// per-account share is cfgPer, or a quarter of max, at least 10 (at most
+// max). It fails when nothing is left to derive from.
+func budgetShares(maxConns, reserved, cfgMax, cfgPer int) (total, per int, err error) {
+	total = cfgMax
+	if total == 0 {
+		margin := 5 + maxConns/20
+		total = maxConns - reserved - ownMetadataConns - ownAdminConns - ownAdHocConns - margin
+		if total < 4 {
+			return 0, 0, fmt.Errorf("the cluster's max_connections (%d) leaves no room for tenant connections "+
+				"(%d are reserved, bitd keeps %d for itself and %d for operators): raise max_connections, "+
+				"or set --max-backend-conns", maxConns, reserved, ownMetadataConns+ownAdminConns+ownAdHocConns, margin)
+		}
+	}
+	per = cfgPer
+	if per == 0 {
+		per = min(max(total/4, 10), total)
+	}
+	return total, min(per, total), nil
+}
+
+// newBudget reads max_connections and the reserved connections of the
+// cluster, builds the connection budget (--max-backend-conns,
+// --max-backend-conns-per-account) and logs it. reclaim closes idle pool
+// connections (pgpool.Manager.ReleaseIdle).
+func newBudget(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger,
+	reclaim func(match func(pgDatabase string) bool) int) (*connbudget.Budget, error) {
+	var maxConns, superRes, res int
+	err := st.DB.QueryRow(ctx, `SELECT current_setting('max_connections')::int,
+		current_setting('superuser_reserved_connections')::int,
+		coalesce(current_setting('reserved_connections', true), '0')::int`).Scan(&maxConns, &superRes, &res)
+	if err != nil {
+		return nil, fmt.Errorf("read the cluster's max_connections: %w", err)
+	}
+	total, per, err := budgetShares(maxConns, superRes+res, cfg.MaxBackendConns, cfg.MaxBackendConnsPerAccount)
+	if err != nil {
+		return nil, err
+	}
+	if room := maxConns - superRes - res - ownMetadataConns - ownAdminConns - ownAdHocConns; total > room {
+		log.Warn("--max-backend-conns is more than the cluster can serve: tenants may fill max_connections and lock out bitd's own work and other clients; lower it or raise max_connections",
+			"max_backend_conns", total, "cluster_max_connections", maxConns, "room", room)
+	}
+	log.Info("connection budget", "max_backend_conns", total, "per_account", per, "derived", cfg.MaxBackendConns == 0,
+		"cluster_max_connections", maxConns, "reserved", superRes+res, "max_databases_per_account", cfg.MaxDatabasesPerAccount)
+	return connbudget.New(connbudget.Config{Max: total, PerAccount: per, Reclaim: reclaim,
+		Lookup: st.AccountOfPGDatabase}), nil
+}

@@ -1,4 +1,4 @@
-# mk/jobs.mk — import and export jobs (issue 5, server half):
+# mk/jobs.mk — import and export jobs:
 # server/internal/{jobs,ingest,export,blob}.
 #
 #   make bench-jobs     server/cmd/bitbench-import: a generated 1,000,000-row

@@ -1,4 +1,4 @@
-# mk/pgdirect.mk — the PostgreSQL wire proxy and pgdirect (issue 6).
+# mk/pgdirect.mk — the PostgreSQL wire proxy and pgdirect.
 #
 #   make bench-pgdirect   scripts/bench/pgbench.sh: pgbench -S and TPC-B through
 #                         the bitd proxy (TLS off and on) vs direct PostgreSQL vs

@@ -1,10 +1,13 @@
-# mk/query.mk — bitd's SQL execution engine (issues 2 and 3): POST /v2beta/query,
+# mk/query.mk — bitd's SQL execution engine: POST /v2beta/query,
 # NDJSON streaming, POST /v2beta/query/batch (server/internal/query, pgpool, pgjson).
 #
 #   make bench-query   server/cmd/bitbench against a fresh `bitd dev --ephemeral`:
 #                      SELECT 1 and point-query req/s vs direct pgx, latency vs a bare
-#                      net/http handler, 1M-row NDJSON stream vs COPY and pgx SELECT;
-#                      then the value encoder's Go benchmarks
+#                      net/http handler, 1M-row NDJSON stream vs COPY and pgx SELECT,
+#                      SELECT 1 and the point query at 8 and 64 clients vs a reference
+#                      gateway (net/http + pgxpool, no auth/lookup/reset: req/s, p50,
+#                      p99 and CPU µs per request as ratios); then the value
+#                      encoder's Go benchmarks
 #
 # The tests (server/internal/{query,pgpool,pgjson}, server/e2e_query_test.go) run in
 # `make test-go` with the server module.

@@ -1,4 +1,4 @@
-# Serverless adapters (issue 8): the AWS Lambda function (lambda/) and the
+# Serverless adapters: the AWS Lambda function (lambda/) and the
 # Cloudflare Worker (workers/). See docs/serverless.md.
 
 LAMBDA_ARCHES := amd64 arm64

@@ -1,4 +1,4 @@
-# Issue 9: the stress suite. Its fast parts run in `make test` (the stress
+# The stress suite. Its fast parts run in `make test` (the stress
 # module is one of MODULES; fuzz-short below); `make stress` runs the long
 # versions (BITKIT_STRESS=1 and -tags stress: 200 clients for 60 s, SIGKILL during jobs) and
 # regenerates docs/reliability.md from the rows the tests recorded, also when

@@ -57,6 +57,19 @@ func apiCall(t *testing.T, s *bitdtest.Server, path string, body any, accept str
 	return resp
 }
 
+// createDatabase creates database name for s's demo user and returns its
+// full name.
+func createDatabase(t *testing.T, s *bitdtest.Server, name string) string {
+	t.Helper()
+	resp := apiCall(t, s, "/v2beta/db/", map[string]any{"name": name}, "")
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create database: status %d: %s", resp.StatusCode, b)
+	}
+	return s.User + "/" + name
+}
+
 // streamRows streams n mixed-type rows through bitd and checks every line.
 func streamRows(t *testing.T, s *bitdtest.Server, db string, n int) {
 	t.Helper()
@@ -104,13 +117,7 @@ FROM (SELECT generate_series(1, %d) AS g) s`, n)
 // count.
 func TestQueryStreamMemoryBounded(t *testing.T) {
 	s := bitdtest.Start(t)
-	resp := apiCall(t, s, "/v2beta/db/", map[string]any{"name": "streammem"}, "")
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("create database: status %d: %s", resp.StatusCode, b)
-	}
-	db := s.User + "/streammem"
+	db := createDatabase(t, s, "streammem")
 
 	streamRows(t, s, db, 200_000)
 	small := vmHWM(t, s.Pid())
@@ -128,13 +135,7 @@ func TestQueryStreamMemoryBounded(t *testing.T) {
 func TestQueryThroughBitd(t *testing.T) {
 	t.Parallel()
 	s := bitdtest.Start(t, bitdtest.Args("--max-result-rows", "100"))
-	resp := apiCall(t, s, "/v2beta/db/", map[string]any{"name": "wired"}, "")
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("create database: status %d: %s", resp.StatusCode, b)
-	}
-	db := s.User + "/wired"
+	db := createDatabase(t, s, "wired")
 	call := func(path string, body map[string]any) (int, string) {
 		resp := apiCall(t, s, path, body, "")
 		defer resp.Body.Close()

@@ -1,6 +1,6 @@
 package stress
 
-// Issue 22 items 3 and 4: one tenant tries to take every PostgreSQL
+// The connection budget: one tenant tries to take every PostgreSQL
 // connection, over the wire proxy (idle sessions across many of its
 // databases) and over HTTP alone (concurrent long queries). bitd's
 // connection budget refuses the attacker once its account holds its share,

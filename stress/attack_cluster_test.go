@@ -17,8 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// TestAttackClusterDirectLogin (issue 22, items 1, 2, 9 and the
-// pg_stat_activity part of "also seen"): a reader of another user's public
+// TestAttackClusterDirectLogin (no way in but through bitd, and what
+// neighbours can see in pg_stat_activity): a reader of another user's public
 // database sets its backend role's password through the wire proxy, as
 // PostgreSQL lets every role do, then tries to log in to the cluster
 // directly with it: on every TCP address the cluster listens on (to its own
@@ -162,7 +162,7 @@ func TestAttackClusterDirectLogin(t *testing.T) {
 		}
 	}
 	record(t, "tenant role on the Unix socket (as bitd's OS user) to template1, postgres, the metadata db", "refused by pg_hba.conf (samerole), SQLSTATE 28000")
-	record(t, "reach template1 to plant an object (a large object) that lands in every later database (issue 22 item 2)",
+	record(t, "reach template1 to plant an object (a large object) that lands in every later database",
 		"no login to template1 on any address or the socket, so nothing to plant")
 
 	// Neighbours' sessions are hidden.
@@ -180,7 +180,7 @@ func TestAttackClusterDirectLogin(t *testing.T) {
 	if r.Status != 200 || !strings.Contains(string(r.Raw), "[[2]]") {
 		t.Fatalf("bob over HTTP after mallory's password change: %d %s", r.Status, r.Raw)
 	}
-	// Issue 22 item 9: mallory flips the shared reader role's password in
+	// The shared reader role: mallory flips the shared reader role's password in
 	// a loop while bob opens new wire sessions; none of bob's may fail.
 	flipCtx, stopFlip := context.WithCancel(ctx)
 	flips := make(chan int, 1)
@@ -213,7 +213,7 @@ func TestAttackClusterDirectLogin(t *testing.T) {
 	if nflips == 0 {
 		t.Fatal("mallory's password flips all failed: the test proved nothing")
 	}
-	record(t, "other readers while a reader flips the shared role's password in a loop (issue 22 item 9)",
+	record(t, "other readers while a reader flips the shared role's password in a loop",
 		fmt.Sprintf("HTTP works; %d of %d new wire logins work during %d password changes", logins, logins, nflips))
 	if !strings.Contains(s.Logs(), "PostgreSQL refuses tenant roles at") {
 		t.Errorf("bitd's start-up lock-down check did not report the cluster locked:\n%s", lastLines(s.Logs(), 40))

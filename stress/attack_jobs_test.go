@@ -12,7 +12,7 @@ import (
 	"github.com/bitkit-dev/bitkit/internal/bitdtest"
 )
 
-// Attacks on the job queue (issue 22, items 6, 11 and 12): one tenant
+// Attacks on the job queue: one tenant
 // starving every other tenant's jobs, a queued job outliving the key that
 // created it, and an export that writes.
 

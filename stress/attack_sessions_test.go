@@ -17,8 +17,7 @@ import (
 )
 
 // Wire sessions follow permissions, readers cannot hold the owner's DDL
-// hostage, and a reader cannot change its shared role for the others
-// (issue 22, items 7, 9 and 10).
+// hostage, and a reader cannot change its shared role for the others.
 
 // waitEnded blocks until bitd ends the wire session conn and returns the
 // error the client got; it fails the test when the session is still open

@@ -1,4 +1,4 @@
-// Package stress is bitkit's proof-under-stress suite (issue 9): tenant
+// Package stress is bitkit's proof-under-stress suite: tenant
 // isolation and attack tests, a mixed load, and fault injection, all against
 // real bitd processes on a real PostgreSQL.
 //

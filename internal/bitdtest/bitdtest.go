@@ -54,6 +54,8 @@ type Server struct {
 	DataDir  string // --data directory
 	Env      map[string]string
 	LogPath  string // bitd's combined stdout/stderr
+	// MetadataDB is the metadata database name (--metadata-db).
+	MetadataDB string
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -62,8 +64,9 @@ type Server struct {
 }
 
 type config struct {
-	args []string
-	env  []string
+	args       []string
+	env        []string
+	metadataDB string
 }
 
 // Option changes how Start runs bitd.
@@ -74,6 +77,27 @@ func Args(a ...string) Option { return func(c *config) { c.args = append(c.args,
 
 // Env adds KEY=VALUE entries to bitd's environment.
 func Env(kv ...string) Option { return func(c *config) { c.env = append(c.env, kv...) } }
+
+// SharedSecret gives bitd a fresh random BITD_SECRET, so that Replica can
+// start more replicas of it.
+func SharedSecret() Option {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return Env("BITD_SECRET=" + hex.EncodeToString(b[:]))
+}
+
+// Replica makes Start run another replica of primary: the same metadata
+// database and environment (primary must have been started with
+// SharedSecret), its own data directory and ports, and no --ephemeral
+// clean-up (primary drops the metadata database). Stop replicas before
+// primary (t.Cleanup does, when they were started after it).
+func Replica(primary *Server) Option {
+	return func(c *config) {
+		c.env = append(c.env, primary.env...)
+		c.metadataDB = primary.MetadataDB
+		c.args = append(c.args, "--ephemeral=false")
+	}
+}
 
 // RepoRoot is the root of the bitkit checkout.
 func RepoRoot() string {
@@ -162,12 +186,15 @@ func Start(t testing.TB, opts ...Option) *Server {
 	}
 	bin := Bitd(t)
 	data := t.TempDir()
-	s := &Server{DataDir: data, LogPath: filepath.Join(data, "bitd.log")}
+	if c.metadataDB == "" {
+		c.metadataDB = UniqueName("bitkit_t_")
+	}
+	s := &Server{DataDir: data, LogPath: filepath.Join(data, "bitd.log"), MetadataDB: c.metadataDB}
 	// The admin URL goes through the environment, not argv, where ps
 	// would show its password.
 	env := append([]string{"BITD_DATABASE_URL=" + DatabaseURL(t)}, c.env...)
 	s.args = append([]string{"dev",
-		"--metadata-db", UniqueName("bitkit_t_"),
+		"--metadata-db", c.metadataDB,
 		"--http", "127.0.0.1:0",
 		"--pg", "127.0.0.1:0",
 		"--data", data,

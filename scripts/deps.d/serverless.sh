@@ -1,3 +1,3 @@
-# Serverless adapters (issue 8): workerd (and wrangler for deploys) from npm,
+# Serverless adapters: workerd (and wrangler for deploys) from npm,
 # pinned in workers/package.json and workers/package-lock.json.
 NPM_DIRS+=("$here/../workers")

@@ -8,7 +8,12 @@
 //	    core.QueryStream vs COPY (SELECT …) TO STDOUT read by pgx vs a pgx
 //	    SELECT decoded into Go values;
 //	(c) a parameterised point query, 8 concurrent, vs 8 direct pgx
-//	    connections.
+//	    connections;
+//	(d) SELECT 1 and the point query at 8 and 64 clients against a
+//	    reference gateway (reference.go: net/http + pgxpool + the same
+//	    JSON shape, no auth, lookup or reset, in a child process): bitd's
+//	    req/s, p50 and p99 and CPU µs per request (from /proc) as ratios
+//	    of the reference's.
 //
 // Usage:
 //
@@ -54,16 +59,31 @@ const (
 	bulkRows    = 1_000_000
 )
 
+// refClients are the client counts of the reference comparison (d).
+var refClients = []int{8, 64}
+
 var (
 	endpoint    = flag.String("endpoint", "", "bitd endpoint (empty: start ../bin/bitd dev --ephemeral)")
 	apiKey      = flag.String("key", "", "API key for --endpoint")
 	databaseURL = flag.String("database-url", os.Getenv("TEST_DATABASE_URL"), "superuser URL of the PostgreSQL cluster bitd uses")
 	duration    = flag.Duration("duration", 4*time.Second, "length of each throughput measurement")
 	bitdPath    = flag.String("bitd", "", "bitd binary to start (default: ../bin/bitd, bin/bitd or ../../bin/bitd)")
+	bitdArgs    = flag.String("bitd-args", "", "extra flags for the bitd bitbench starts, e.g. \"--pprof 127.0.0.1:6060\"")
+	bitdPID     = flag.Int("bitd-pid", 0, "process ID of the bitd at --endpoint, for CPU per request (default: the bitd bitbench starts)")
+	onlyRef     = flag.Bool("reference-only", false, "run only the reference comparison (d)")
+	refUnnamed  = flag.Bool("reference-unnamed", false, "the reference gateway runs every statement as the unnamed one (parsed and planned each time, as bitd must) instead of pgx's statement cache")
+	refGateway  = flag.String("reference-gateway", "", "internal: serve the reference gateway on this address (database URL in $BITBENCH_REFERENCE_DB)")
 )
 
 func main() {
 	flag.Parse()
+	if *refGateway != "" {
+		if err := serveReference(*refGateway, os.Getenv("BITBENCH_REFERENCE_DB")); err != nil {
+			fmt.Fprintln(os.Stderr, "bitbench reference gateway:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bitbench:", err)
 		os.Exit(1)
@@ -83,12 +103,13 @@ func run() error {
 	ctx := context.Background()
 	ep, key, user := *endpoint, *apiKey, ""
 	if ep == "" {
-		stop, e, k, u, err := startBitd(*databaseURL)
+		stop, e, k, u, pid, err := startBitd(*databaseURL)
 		if err != nil {
 			return err
 		}
 		defer stop()
 		ep, key, user = e, k, u
+		*bitdPID = pid
 	} else if key == "" {
 		return errors.New("--key is required with --endpoint")
 	}
@@ -133,7 +154,10 @@ ANALYZE points`, pointRows)
 	}
 
 	fmt.Printf("bitbench: bitd %s, %d concurrent clients, %s per throughput run, GOMAXPROCS-bound machine\n\n", ep, concurrency, *duration)
-	httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * concurrency, MaxConnsPerHost: 2 * concurrency}}
+	httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * refClients[len(refClients)-1], MaxConnsPerHost: 2 * refClients[len(refClients)-1]}}
+	if *onlyRef {
+		return compareReference(httpc, ep, key, db, scratchURL)
+	}
 
 	// (a) SELECT 1.
 	selectBody := fmt.Sprintf(`{"database_name":%q,"query_string":"SELECT 1"}`, db)
@@ -203,12 +227,53 @@ FROM (SELECT generate_series(1, %d) AS g) s`, bulkRows)
 	fmt.Println("(c) parameterised point query, 8 concurrent")
 	fmt.Printf("    bitd POST /query   %8.0f req/s  p50 %-9s p99 %s\n", apiC.rate(), apiC.pct(50), apiC.pct(99))
 	fmt.Printf("    direct pgx         %8.0f req/s  p50 %-9s p99 %s\n", pgC.rate(), pgC.pct(50), pgC.pct(99))
-	fmt.Printf("    ratio bitd/pgx req/s %.2f\n", apiC.rate()/pgC.rate())
+	fmt.Printf("    ratio bitd/pgx req/s %.2f\n\n", apiC.rate()/pgC.rate())
 	for _, m := range []*stats{apiA, bareA, apiC} {
 		if m.errs > 0 {
 			return fmt.Errorf("%d requests failed during the run; first: %v", m.errs, m.firstErr)
 		}
 	}
+	return compareReference(httpc, ep, key, db, scratchURL)
+}
+
+// compareReference runs (d): bitd against the reference gateway, both on
+// the same table, at each of refClients.
+func compareReference(httpc *http.Client, ep, key, db, scratchURL string) error {
+	refEP, refPID, stopRef, err := startReference(scratchURL)
+	if err != nil {
+		return err
+	}
+	defer stopRef()
+	queries := []struct {
+		name string
+		body func(db string) string
+	}{
+		{"SELECT 1", func(db string) string {
+			return fmt.Sprintf(`{"database_name":%q,"query_string":"SELECT 1"}`, db)
+		}},
+		{"point query", func(db string) string {
+			return fmt.Sprintf(`{"database_name":%q,"query_string":"SELECT id, name, v, at FROM points WHERE id = $1","params":[%d]}`, db, 1+mrand.IntN(pointRows))
+		}},
+	}
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Printf("(d) bitd vs the reference gateway (net/http + pgxpool of %d, same JSON, no auth/lookup/reset); load average %s", referencePoolConns, load)
+	for _, q := range queries {
+		for _, n := range refClients {
+			b := measureCPU(*bitdPID, n, *duration, func() error { _, err := post(httpc, ep, key, q.body(db)); return err })
+			r := measureCPU(refPID, n, *duration, func() error { _, err := post(httpc, refEP, "", q.body(db)); return err })
+			for _, m := range []*stats{b, r} {
+				if m.errs > 0 {
+					return fmt.Errorf("%s at %d clients: %d requests failed; first: %v", q.name, n, m.errs, m.firstErr)
+				}
+			}
+			fmt.Printf("    %-11s %2d clients  bitd %7.0f req/s p50 %-8s p99 %-8s %4.0f µs CPU/req | reference %7.0f req/s p50 %-8s p99 %-8s %4.0f µs CPU/req\n",
+				q.name, n, b.rate(), b.pct(50), b.pct(99), b.cpuPerReq(), r.rate(), r.pct(50), r.pct(99), r.cpuPerReq())
+			fmt.Printf("    %-11s %2d clients  ratios bitd/reference: req/s %.2f  p50 %.2f  p99 %.2f  CPU/req %.2f\n",
+				q.name, n, b.rate()/r.rate(), ratio(b.pct(50), r.pct(50)), ratio(b.pct(99), r.pct(99)), b.cpuPerReq()/r.cpuPerReq())
+		}
+	}
+	load, _ = os.ReadFile("/proc/loadavg")
+	fmt.Printf("    load average after: %s", load)
 	return nil
 }
 
@@ -224,7 +289,9 @@ func post(c *http.Client, ep, key, body string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+key)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.Do(req)
 	if err != nil {
@@ -248,6 +315,23 @@ type stats struct {
 	elapsed  time.Duration
 	errs     int
 	firstErr error
+	cpu      time.Duration // CPU time of the measured server process (measureCPU)
+}
+
+// cpuPerReq is the server's CPU µs per request (NaN when unknown).
+func (s *stats) cpuPerReq() float64 {
+	if s.cpu == 0 || len(s.lat) == 0 {
+		return math.NaN()
+	}
+	return float64(s.cpu.Microseconds()) / float64(len(s.lat))
+}
+
+// measureCPU is measureN that also records the CPU time process pid used.
+func measureCPU(pid, clients int, d time.Duration, f func() error) *stats {
+	before := cpuTime(pid)
+	s := measureN(clients, d, f)
+	s.cpu = cpuTime(pid) - before
+	return s
 }
 
 func (s *stats) rate() float64 { return float64(len(s.lat)) / s.elapsed.Seconds() }
@@ -261,12 +345,15 @@ func (s *stats) pct(p float64) time.Duration {
 }
 
 // measure runs f from 8 goroutines for d.
-func measure(d time.Duration, f func() error) *stats {
+func measure(d time.Duration, f func() error) *stats { return measureN(concurrency, d, f) }
+
+// measureN runs f from clients goroutines for d.
+func measureN(clients int, d time.Duration, f func() error) *stats {
 	s := &stats{}
 	start := time.Now()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
-	for range concurrency {
+	for range clients {
 		wg.Go(func() {
 			var local []time.Duration
 			for time.Now().Before(deadline) {
@@ -416,7 +503,7 @@ func withDatabase(dbURL, db string) (string, error) {
 
 // startBitd runs `bitd dev --ephemeral` against the cluster and returns its
 // endpoint, the demo user's API key and name, and a function that stops it.
-func startBitd(dbURL string) (stop func(), ep, key, user string, err error) {
+func startBitd(dbURL string) (stop func(), ep, key, user string, pid int, err error) {
 	bin := *bitdPath
 	if bin == "" {
 		for _, p := range []string{"../bin/bitd", "bin/bitd", "../../bin/bitd"} {
@@ -427,22 +514,23 @@ func startBitd(dbURL string) (stop func(), ep, key, user string, err error) {
 		}
 	}
 	if bin == "" {
-		return nil, "", "", "", errors.New("no bitd binary at ../bin/bitd: run `make bin/bitd` or pass --endpoint/--key or --bitd")
+		return nil, "", "", "", 0, errors.New("no bitd binary at ../bin/bitd: run `make bin/bitd` or pass --endpoint/--key or --bitd")
 	}
 	data, err := os.MkdirTemp("", "bitbench-")
 	if err != nil {
-		return nil, "", "", "", err
+		return nil, "", "", "", 0, err
 	}
 	logf, err := os.Create(filepath.Join(data, "bitd.log"))
 	if err != nil {
-		return nil, "", "", "", err
+		return nil, "", "", "", 0, err
 	}
-	cmd := exec.Command(bin, "dev", "--metadata-db", "bitbench_meta_"+randomSuffix(),
-		"--http", "127.0.0.1:0", "--pg", "", "--data", data, "--ephemeral")
+	args := append([]string{"dev", "--metadata-db", "bitbench_meta_" + randomSuffix(),
+		"--http", "127.0.0.1:0", "--pg", "", "--data", data, "--ephemeral"}, strings.Fields(*bitdArgs)...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "BITD_DATABASE_URL="+dbURL) // not argv: ps shows it
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		return nil, "", "", "", fmt.Errorf("start %s: %w", bin, err)
+		return nil, "", "", "", 0, fmt.Errorf("start %s: %w", bin, err)
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
@@ -467,18 +555,18 @@ func startBitd(dbURL string) (stop func(), ep, key, user string, err error) {
 				k, v, _ := strings.Cut(sc.Text(), "=")
 				env[k] = v
 			}
-			return stop, env["BITKIT_ENDPOINT"], env["BITKIT_API_KEY"], env["BITKIT_DEMO_USER"], nil
+			return stop, env["BITKIT_ENDPOINT"], env["BITKIT_API_KEY"], env["BITKIT_DEMO_USER"], cmd.Process.Pid, nil
 		}
 		select {
 		case <-done:
 			logs, _ := os.ReadFile(logf.Name())
 			stop()
-			return nil, "", "", "", fmt.Errorf("bitd exited during start-up:\n%s", logs)
+			return nil, "", "", "", 0, fmt.Errorf("bitd exited during start-up:\n%s", logs)
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return nil, "", "", "", errors.New("bitd did not become ready within 90s")
+			return nil, "", "", "", 0, errors.New("bitd did not become ready within 90s")
 		}
 	}
 }

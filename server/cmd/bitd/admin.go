@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
-	"github.com/bitkit-dev/bitkit/server/internal/api"
+	"github.com/bitkit-dev/bitkit/server/internal/access"
 	"github.com/bitkit-dev/bitkit/server/internal/secret"
 	"github.com/bitkit-dev/bitkit/server/internal/store"
 )
@@ -123,7 +123,7 @@ func cmdAdmin(args []string) error {
 		if err := need(1, "NAME"); err != nil {
 			return err
 		}
-		if err := api.ValidateAccountName(rest[0]); err != nil {
+		if err := access.ValidateAccountName(rest[0]); err != nil {
 			return exitUsage{"user name: " + err.Error()}
 		}
 		pw, err := readPassword()
@@ -174,7 +174,7 @@ func cmdAdmin(args []string) error {
 		if *owner == "" {
 			return exitUsage{"account create needs --owner USER"}
 		}
-		if err := api.ValidateAccountName(rest[0]); err != nil {
+		if err := access.ValidateAccountName(rest[0]); err != nil {
 			return exitUsage{"account name: " + err.Error()}
 		}
 		u, err := user(*owner)

@@ -7,16 +7,18 @@ import (
 
 	"github.com/bitkit-dev/bitkit/server/internal/config"
 	"github.com/bitkit-dev/bitkit/server/internal/connbudget"
+	"github.com/bitkit-dev/bitkit/server/internal/jobs"
 	"github.com/bitkit-dev/bitkit/server/internal/store"
 )
 
 // Connections bitd keeps out of the connection budget for its own work:
 // the metadata pool (which river's job queue shares), the admin pool, and
-// admin connections made on their own (role repairs, provisioning).
+// admin connections made on their own (role repairs, provisioning, the
+// access cache's LISTEN connection).
 const (
 	ownMetadataConns = 16
 	ownAdminConns    = 4
-	ownAdHocConns    = 4
+	ownAdHocConns    = 5
 )
 
 // budgetShares derives the connection budget from the cluster's settings:
@@ -56,16 +58,23 @@ func newBudget(ctx context.Context, cfg *config.Config, st *store.Store, log *sl
 	if err != nil {
 		return nil, fmt.Errorf("read the cluster's max_connections: %w", err)
 	}
-	total, per, err := budgetShares(maxConns, superRes+res, cfg.MaxBackendConns, cfg.MaxBackendConnsPerAccount)
+	// Each running job also holds a metadata connection for its fairness
+	// slot (jobs.Config.Workers of them, plus one for the scheduler).
+	workers := cfg.JobWorkers
+	if workers <= 0 {
+		workers = jobs.DefaultWorkers
+	}
+	reserved := superRes + res + workers + 1
+	total, per, err := budgetShares(maxConns, reserved, cfg.MaxBackendConns, cfg.MaxBackendConnsPerAccount)
 	if err != nil {
 		return nil, err
 	}
-	if room := maxConns - superRes - res - ownMetadataConns - ownAdminConns - ownAdHocConns; total > room {
+	if room := maxConns - reserved - ownMetadataConns - ownAdminConns - ownAdHocConns; total > room {
 		log.Warn("--max-backend-conns is more than the cluster can serve: tenants may fill max_connections and lock out bitd's own work and other clients; lower it or raise max_connections",
 			"max_backend_conns", total, "cluster_max_connections", maxConns, "room", room)
 	}
 	log.Info("connection budget", "max_backend_conns", total, "per_account", per, "derived", cfg.MaxBackendConns == 0,
-		"cluster_max_connections", maxConns, "reserved", superRes+res, "max_databases_per_account", cfg.MaxDatabasesPerAccount)
+		"cluster_max_connections", maxConns, "reserved", reserved, "max_databases_per_account", cfg.MaxDatabasesPerAccount)
 	return connbudget.New(connbudget.Config{Max: total, PerAccount: per, Reclaim: reclaim,
 		Lookup: st.AccountOfPGDatabase}), nil
 }

@@ -370,6 +370,9 @@ func TestAPI(t *testing.T) {
 		if out := s.Admin(t, "key", "revoke", k); !strings.Contains(out, `"revoked":true`) {
 			t.Fatalf("key revoke printed %q", out)
 		}
+		// bitd admin is another process: bitd drops its cached key when
+		// the revoke's notification arrives (docs/bitd.md, "Access cache").
+		eventually(t, "key revoked by bitd admin refused", func() bool { return call(t, "GET", E+"/v2beta/db/", k, nil).Status == 401 })
 		want(t, call(t, "GET", E+"/v2beta/db/", k, nil), 401, "unauthorized")
 		if _, err := s.AdminE(t.Context(), "user", "create", "pat"); err == nil || !strings.Contains(err.Error(), "already exists") {
 			t.Fatalf("duplicate user create: %v", err)

@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"time"
 
+	"github.com/bitkit-dev/bitkit/server/internal/access"
 	"github.com/bitkit-dev/bitkit/server/internal/api"
 	"github.com/bitkit-dev/bitkit/server/internal/blob"
 	"github.com/bitkit-dev/bitkit/server/internal/config"
@@ -17,17 +17,17 @@ import (
 // cancelling them.
 const jobsStopWait = 3 * time.Second
 
-// wireJobs migrates the job tables, opens the blob store, starts the job
-// workers and registers their routes. The returned function stops the
-// workers and closes the blob store.
-func wireJobs(ctx context.Context, cfg *config.Config, st *store.Store, srv *api.Server, pools jobs.PoolSource,
-	resolver *api.Resolver, log *slog.Logger) (func(), error) {
+// newJobs migrates the job tables, opens the blob store and starts the
+// job workers. The returned function stops the workers and closes the
+// blob store.
+func newJobs(ctx context.Context, cfg *config.Config, st *store.Store, pools jobs.PoolSource,
+	resolver *access.Access, log *slog.Logger) (*jobs.Service, func(), error) {
 	if err := jobs.Migrate(ctx, st.DB); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	bucket, err := blob.Open(ctx, cfg.BlobURL, cfg.DataDir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	jc := jobs.Config{PublicURL: cfg.PublicURL, Secret: cfg.Secret, AllowPrivateURLs: cfg.AllowPrivateFileURLs,
 		DownloadURLTTL: cfg.DownloadURLTTL, ExportRetention: cfg.ExportRetention,
@@ -39,26 +39,9 @@ func wireJobs(ctx context.Context, cfg *config.Config, st *store.Store, srv *api
 	svc, err := jobs.New(ctx, jc, st.DB, pools, resolver, bucket, log)
 	if err != nil {
 		bucket.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	for _, rt := range svc.Routes() {
-		if strings.HasSuffix(rt.Pattern, "/{$}") {
-			continue // api.Server.Handle registers the trailing-slash form itself
-		}
-		var opts []api.RouteOption
-		if rt.Public {
-			opts = append(opts, api.Public)
-		}
-		h := rt.Handler
-		if strings.HasSuffix(rt.Pattern, "/import") {
-			opts = append(opts, api.NoBodyLimit) // multipart uploads; jobs caps them
-			// An upload may take long while it keeps arriving; silence
-			// for --http-read-timeout ends it.
-			h = api.StallDeadline(cfg.HTTPReadTimeout, h)
-		}
-		srv.Handle(rt.Pattern, h, opts...)
-	}
-	return func() {
+	return svc, func() {
 		// Running jobs get jobsStopWait to finish; then river cancels them
 		// (a cancelled job runs again, from the start, after a restart).
 		sctx, cancel := context.WithTimeout(context.Background(), jobsStopWait)
@@ -68,4 +51,26 @@ func wireJobs(ctx context.Context, cfg *config.Config, st *store.Store, srv *api
 		}
 		_ = bucket.Close()
 	}, nil
+}
+
+// routeJobs registers the job routes on srv, with the options each route
+// declares.
+func routeJobs(cfg *config.Config, srv *api.Server, svc *jobs.Service) {
+	for _, rt := range svc.Routes() {
+		if rt.SlashOf != "" {
+			continue // api.Server.Handle registers the trailing-slash form itself
+		}
+		var opts []api.RouteOption
+		if rt.Public {
+			opts = append(opts, api.Public)
+		}
+		h := rt.Handler
+		if rt.Upload {
+			opts = append(opts, api.NoBodyLimit) // multipart uploads; jobs caps them
+			// An upload may take long while it keeps arriving; silence
+			// for --http-read-timeout ends it.
+			h = api.StallDeadline(cfg.HTTPReadTimeout, h)
+		}
+		srv.Handle(rt.Pattern, h, opts...)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/bitkit-dev/bitkit/server/internal/access"
 	"github.com/bitkit-dev/bitkit/server/internal/api"
 	"github.com/bitkit-dev/bitkit/server/internal/config"
 	"github.com/bitkit-dev/bitkit/server/internal/query"
@@ -12,7 +13,7 @@ import (
 // wireQuery registers POST /v2beta/query and POST /v2beta/query/batch. The
 // returned function, run after the HTTP server stopped, flushes pending
 // usage counts.
-func wireQuery(cfg *config.Config, srv *api.Server, resolver *api.Resolver, usage *api.Usage, log *slog.Logger) (func(), error) {
+func wireQuery(cfg *config.Config, srv *api.Server, resolver *access.Access, usage *access.Usage, log *slog.Logger) func() {
 	qh := query.New(query.Config{
 		StatementTimeout:    cfg.StatementTimeout,
 		MaxStatementTimeout: cfg.MaxStatementTimeout,
@@ -27,5 +28,5 @@ func wireQuery(cfg *config.Config, srv *api.Server, resolver *api.Resolver, usag
 	// The query handler limits its own request body (query.MaxRequestBytes).
 	srv.Handle("POST /v2beta/query", http.HandlerFunc(qh.ServeQuery), api.NoBodyLimit)
 	srv.Handle("POST /v2beta/query/batch", http.HandlerFunc(qh.ServeBatch), api.NoBodyLimit)
-	return qh.FlushUsage, nil
+	return qh.FlushUsage
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
+	"github.com/bitkit-dev/bitkit/server/internal/access"
 	"github.com/bitkit-dev/bitkit/server/internal/api"
 	"github.com/bitkit-dev/bitkit/server/internal/config"
 	"github.com/bitkit-dev/bitkit/server/internal/cors"
@@ -68,7 +69,7 @@ func cmdServe(args []string, dev bool) error {
 	cfg.Dev = dev
 	cfg.AllowPlaintextLoopback = dev
 	if dev {
-		if err := api.ValidateAccountName(d.user); err != nil {
+		if err := access.ValidateAccountName(d.user); err != nil {
 			return exitUsage{"--user: " + err.Error()}
 		}
 	}
@@ -181,43 +182,66 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, d devOptions, log 
 	if err != nil {
 		return err
 	}
-	pools = pgpool.New(pgpool.Config{ConnString: cfg.DatabaseURL, TenantAddr: cfg.PGBackend, Secret: cfg.Secret, Logger: log, Budget: budget})
+	pools = pgpool.New(pgpool.Config{ConnString: cfg.DatabaseURL, TenantAddr: cfg.PGBackend, Secret: cfg.Secret, Logger: log, Budget: budget,
+		MaxConnsPerPool: int32(cfg.PoolMaxConns)})
 	defer pools.Close()
+	stopPprof, err := startPprof(cfg.PprofAddr, log)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 
-	hooks := &lateHooks{}
-	srv := api.New(api.Options{
-		Store: st, Logger: log, TokenTTL: cfg.TokenTTL,
-		OnDeleteDatabase: func(pgDB, id string) {
-			hooks.deleteDatabase(id)
-			// CloseDatabase waits for connections in use; DROP DATABASE
-			// WITH (FORCE), which runs next, ends their queries.
-			go pools.CloseDatabase(pgDB)
-		},
-		OnRevokeCredential: hooks.revokeCredential,
-		OnAccessChanged:    hooks.accessChanged,
-	})
-	resolver := &api.Resolver{Store: st, Pools: pools}
-	usage := &api.Usage{Store: st, Log: log.Warn}
-	origins, _ := cors.ParseOrigins(cfg.AllowedOrigins)
-	srv.Use(cors.Middleware(origins))
-	srv.SetFallback(webui.Handler())
+	// The access layer: principals and database resolutions, cached and
+	// kept true by LISTEN on the store's access-change channel.
+	acc := access.New(access.Config{Store: st, Pools: pools, Logger: log})
 
+	// The HTTP listener is bound before the job service, which needs the
+	// public URL; it serves once every component is built. Components are
+	// built in order (store, pools, access, jobs, wire proxy, HTTP API) and
+	// the defers stop them in reverse, after the HTTP server.
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s (--http): %w", cfg.HTTPAddr, err)
 	}
+	defer ln.Close() // when serving never started
 	endpoint := "http://" + ln.Addr().String()
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = endpoint
 	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
 
-	stopExtras, err := wireExtras(ctx, cfg, st, srv, resolver, usage, hooks, log)
+	jobSvc, stopJobs, err := newJobs(ctx, cfg, st, pools, acc, log)
 	if err != nil {
-		ln.Close()
 		return err
 	}
-	defer stopExtras()
+	defer stopJobs()
+	wire, err := newWire(cfg, acc, pools, log)
+	if err != nil {
+		return err
+	}
+	defer wire.stop()
+	// Listening starts once its subscribers (the wire proxy) are in place;
+	// until then every lookup goes to the store.
+	acc.Start()
+	defer acc.Stop()
+
+	srv := api.New(api.Options{
+		Store: st, Access: acc, Logger: log, TokenTTL: cfg.TokenTTL,
+		OnDeleteDatabase: func(pgDB, id string) {
+			wire.terminateDatabase(id)
+			// CloseDatabase waits for connections in use; DROP DATABASE
+			// WITH (FORCE), which runs next, ends their queries.
+			go pools.CloseDatabase(pgDB)
+		},
+		OnRevokeCredential: wire.terminateCredential,
+		OnAccessChanged:    wire.recheck,
+	})
+	origins, _ := cors.ParseOrigins(cfg.AllowedOrigins)
+	srv.Use(cors.Middleware(origins))
+	srv.SetFallback(webui.Handler())
+	flushUsage := wireQuery(cfg, srv, acc, &access.Usage{Store: st, Log: log.Warn}, log)
+	defer flushUsage()
+	routeJobs(cfg, srv, jobSvc)
 
 	// Every request context derives from reqCtx, so shutdown can end
 	// in-flight requests (NDJSON streams, long queries) after a grace period.
@@ -231,10 +255,10 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, d devOptions, log 
 		BaseContext: func(net.Listener) context.Context { return reqCtx }}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
-	log.Info("bitd listening", "http", endpoint, "pg", hooks.pgAddr, "metadata_db", cfg.MetadataDB, "version", version)
+	log.Info("bitd listening", "http", endpoint, "pg", wire.addr(), "metadata_db", cfg.MetadataDB, "version", version)
 
 	if dev {
-		if err := devBootstrap(ctx, cfg, st, d, endpoint, hooks.pgAddr); err != nil {
+		if err := devBootstrap(ctx, cfg, st, d, endpoint, wire.addr()); err != nil {
 			_ = hs.Close()
 			return err
 		}
@@ -276,33 +300,6 @@ func shutdownHTTP(hs *http.Server, cancelRequests context.CancelFunc, log *slog.
 	if err := hs.Shutdown(sctx); err != nil {
 		log.Warn("http shutdown did not finish in time; closing connections", "err", err)
 		_ = hs.Close()
-	}
-}
-
-// lateHooks forwards revocations and deletions to components created after
-// the API server (the wire proxy).
-type lateHooks struct {
-	onRevoke []func(id string)
-	onDelete []func(id string)
-	onAccess []func(id string)
-	pgAddr   string
-}
-
-func (h *lateHooks) accessChanged(id string) {
-	for _, f := range h.onAccess {
-		f(id)
-	}
-}
-
-func (h *lateHooks) revokeCredential(id string) {
-	for _, f := range h.onRevoke {
-		f(id)
-	}
-}
-
-func (h *lateHooks) deleteDatabase(id string) {
-	for _, f := range h.onDelete {
-		f(id)
 	}
 }
 

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -46,27 +45,13 @@ func (s *Server) authenticate(next http.Handler, required bool) http.Handler {
 			apierr.Write(w, r, apierr.Unauthorized("malformed Authorization header: use \"Authorization: Bearer <API key or access token>\""))
 			return
 		}
-		p, err := s.principal(r, cred)
+		p, err := s.acc.Principal(r.Context(), cred)
 		if err != nil {
 			apierr.Write(w, r, err)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(authn.With(r.Context(), p)))
 	})
-}
-
-// Principal looks up an API key or access token (used by the wire proxy
-// authorizer too). Unknown, revoked and expired credentials are a 401 that
-// never echoes the credential.
-func (s *Server) principal(r *http.Request, cred string) (*authn.Principal, error) {
-	p, err := lookupPrincipal(r.Context(), s.st, cred)
-	if errors.Is(err, store.ErrNotFound) {
-		if secret.IsAccessToken(cred) {
-			return nil, apierr.Unauthorized("the access token is invalid, expired or revoked: log in again (POST /auth/v1/login)")
-		}
-		return nil, apierr.Unauthorized("the API key is invalid or revoked: create a new key (bit key create, or bitd admin key create USER)")
-	}
-	return p, err
 }
 
 type loginReq struct {
@@ -108,11 +93,15 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	// Reserve, then settle: the attempt counts as a failure before the
 	// password is verified, so a concurrent burst gets at most the limit
 	// verified. Each path below settles the reservation once, before it answers.
-	att, wait := s.limiter.reserve(userKey, addrKey)
+	att, wait, busy := s.limiter.reserve(userKey, addrKey)
 	if wait > 0 {
 		e := apierr.New(http.StatusTooManyRequests, "rate_limited", "too many failed logins; try again in %d seconds", int((wait+time.Second-1)/time.Second))
 		e.RetryAfter = wait
 		apierr.Write(w, r, e)
+		return
+	}
+	if busy {
+		apierr.Write(w, r, loginBusy())
 		return
 	}
 	settled := false
@@ -139,9 +128,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	// then 429 (not 5xx: the server is healthy, just busy).
 	ok, verr := secret.VerifyPasswordWait(r.Context(), loginHashWait, hash, req.Password)
 	if errors.Is(verr, secret.ErrBusy) {
-		e := apierr.New(http.StatusTooManyRequests, "login_busy", "the server is busy checking other logins; retry in a second")
-		e.RetryAfter = time.Second
-		apierr.Write(w, r, e)
+		apierr.Write(w, r, loginBusy())
 		return
 	}
 	if verr != nil && r.Context().Err() != nil {
@@ -167,6 +154,15 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		secs = 1
 	}
 	apierr.WriteJSON(w, http.StatusOK, map[string]any{"access_token": tok, "expires_in": secs, "token_type": "Bearer"})
+}
+
+// loginBusy is the 429 of a login that was not checked because the server
+// is busy with others (hashing slots, or as many attempts for the same
+// user or address in flight as the limit allows): retry in a second.
+func loginBusy() *apierr.Error {
+	e := apierr.New(http.StatusTooManyRequests, "login_busy", "the server is busy checking other logins; retry in a second")
+	e.RetryAfter = time.Second
+	return e
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
@@ -231,11 +227,13 @@ func (l *loginLimiter) limit(key string) int {
 	return l.perAddr
 }
 
-// reserve counts one attempt against every key, atomically. When any key
-// is at its limit nothing is counted and wait is how long the caller must
-// wait; otherwise wait is 0 and the attempt must be settled with fail,
-// succeed or cancel.
-func (l *loginLimiter) reserve(keys ...string) (a *attempt, wait time.Duration) {
+// reserve counts one attempt against every key, atomically. When a key's
+// settled failures reach its limit nothing is counted and wait is how long
+// the caller must wait; when a key is at its limit only because of attempts
+// still in flight, nothing is counted and busy is true (their outcome is
+// not known yet: retry shortly). Otherwise the attempt must be settled with
+// fail, succeed or cancel.
+func (l *loginLimiter) reserve(keys ...string) (a *attempt, wait time.Duration, busy bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
@@ -248,12 +246,20 @@ func (l *loginLimiter) reserve(keys ...string) (a *attempt, wait time.Duration) 
 	}
 	for _, k := range keys {
 		c := l.counters[k]
-		if c != nil && !now.After(c.reset) && c.n >= l.limit(k) {
+		if c == nil || now.After(c.reset) || c.n < l.limit(k) {
+			continue
+		}
+		if c.n-c.inFlight >= l.limit(k) {
 			wait = max(wait, c.reset.Sub(now))
+		} else {
+			busy = true
 		}
 	}
 	if wait > 0 {
-		return nil, wait
+		return nil, wait, false
+	}
+	if busy {
+		return nil, 0, true
 	}
 	a = &attempt{keys: keys, wins: make([]*window, len(keys))}
 	for i, k := range keys {
@@ -268,7 +274,7 @@ func (l *loginLimiter) reserve(keys ...string) (a *attempt, wait time.Duration) 
 		c.inFlight++
 		a.wins[i] = c
 	}
-	return a, 0
+	return a, 0, false
 }
 
 // fail settles a as a failed login: it stays counted.
@@ -303,13 +309,4 @@ func (l *loginLimiter) cancel(a *attempt) {
 		c.inFlight--
 		c.n--
 	}
-}
-
-// lookupPrincipal finds the principal of an API key or access token;
-// store.ErrNotFound when it is unknown, revoked or expired.
-func lookupPrincipal(ctx context.Context, st *store.Store, cred string) (*authn.Principal, error) {
-	if secret.IsAccessToken(cred) {
-		return st.PrincipalByAccessToken(ctx, cred)
-	}
-	return st.PrincipalByAPIKey(ctx, cred)
 }

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
+	"github.com/bitkit-dev/bitkit/server/internal/access"
 	"github.com/bitkit-dev/bitkit/server/internal/apierr"
 	"github.com/bitkit-dev/bitkit/server/internal/authn"
 	"github.com/bitkit-dev/bitkit/server/internal/store"
@@ -17,60 +17,6 @@ import (
 // request gives none (3 GiB). The limit is recorded and reported; bitd
 // does not enforce it.
 const DefaultStorageLimit = 3 << 30
-
-var (
-	nameCharsRE  = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
-	accountFirst = regexp.MustCompile(`^[A-Za-z0-9_]`)
-)
-
-// ValidateAccountName checks an account (and user) name: 1–38 characters of
-// [A-Za-z0-9_-], starting with a letter, digit or underscore.
-func ValidateAccountName(n string) error {
-	switch {
-	case n == "":
-		return apierr.BadRequest("invalid_name", "the account name is empty: use 1-38 characters of A-Z a-z 0-9 _ -")
-	case len(n) > 38:
-		return apierr.BadRequest("invalid_name", "the account name is %d characters long: the maximum is 38", len(n))
-	case !nameCharsRE.MatchString(n):
-		return apierr.BadRequest("invalid_name", "the account name %q may only contain A-Z a-z 0-9 _ -", n)
-	case !accountFirst.MatchString(n):
-		return apierr.BadRequest("invalid_name", "the account name %q must start with a letter, digit or underscore", n)
-	}
-	return nil
-}
-
-// ValidateDatabaseName checks a database name (the part after "account/"):
-// 1–23 characters of [A-Za-z0-9_-].
-func ValidateDatabaseName(n string) error {
-	switch {
-	case n == "":
-		return apierr.BadRequest("invalid_name", "the database name is empty: use 1-23 characters of A-Z a-z 0-9 _ -")
-	case len(n) > 23:
-		return apierr.BadRequest("invalid_name", "the database name is %d characters long: the maximum is 23", len(n))
-	case !nameCharsRE.MatchString(n):
-		return apierr.BadRequest("invalid_name", "the database name %q may only contain A-Z a-z 0-9 _ -", n)
-	}
-	return nil
-}
-
-// SplitFullName splits "account/db" and validates both parts. A bare "db"
-// takes defaultAccount.
-func SplitFullName(full, defaultAccount string) (account, db string, err error) {
-	account, db, ok := strings.Cut(full, "/")
-	if !ok {
-		account, db = defaultAccount, full
-	}
-	if strings.Contains(db, "/") {
-		return "", "", apierr.BadRequest("invalid_name", "the database name %q has more than one '/': use account/db", full)
-	}
-	if err := ValidateAccountName(account); err != nil {
-		return "", "", err
-	}
-	if err := ValidateDatabaseName(db); err != nil {
-		return "", "", err
-	}
-	return account, db, nil
-}
 
 type usageJSON struct {
 	RowsQueried int64     `json:"rows_queried"`
@@ -103,9 +49,7 @@ func (s *Server) databaseJSON(ctx context.Context, d *store.Database) (*database
 	}, nil
 }
 
-func notFoundDB(account, db string) error {
-	return apierr.NotFound("database %s/%s not found, or you have no access to it", account, db)
-}
+func notFoundDB(account, db string) error { return access.NotFoundDB(account, db) }
 
 func (s *Server) listDatabases(w http.ResponseWriter, r *http.Request) {
 	dbs, err := s.st.ListDatabases(r.Context(), authn.From(r.Context()))
@@ -139,7 +83,7 @@ func (s *Server) accountForWrite(ctx context.Context, p *authn.Principal, name s
 	if name == "" || strings.EqualFold(name, p.AccountName) {
 		return &store.Account{ID: p.AccountID, Name: p.AccountName}, nil
 	}
-	if err := ValidateAccountName(name); err != nil {
+	if err := access.ValidateAccountName(name); err != nil {
 		return nil, err
 	}
 	acc, err := s.st.AccountByName(ctx, name)
@@ -180,7 +124,7 @@ func (s *Server) createDatabase(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		account, name = a, n
-		if err := ValidateAccountName(account); err != nil {
+		if err := access.ValidateAccountName(account); err != nil {
 			apierr.Write(w, r, err)
 			return
 		}
@@ -188,7 +132,7 @@ func (s *Server) createDatabase(w http.ResponseWriter, r *http.Request) {
 	if account == "" {
 		account = r.Header.Get("X-Bitkit-Account")
 	}
-	if err := ValidateDatabaseName(name); err != nil {
+	if err := access.ValidateDatabaseName(name); err != nil {
 		apierr.Write(w, r, err)
 		return
 	}
@@ -246,10 +190,10 @@ func dbNameError(err error, account, name string) error {
 // visible).
 func (s *Server) lookup(r *http.Request) (*store.Database, error) {
 	account, db := r.PathValue("account"), r.PathValue("db")
-	if err := ValidateAccountName(account); err != nil {
+	if err := access.ValidateAccountName(account); err != nil {
 		return nil, err
 	}
-	if err := ValidateDatabaseName(db); err != nil {
+	if err := access.ValidateDatabaseName(db); err != nil {
 		return nil, err
 	}
 	d, err := s.st.DatabaseFor(r.Context(), authn.From(r.Context()), account, db)
@@ -310,7 +254,7 @@ func (s *Server) updateDatabase(w http.ResponseWriter, r *http.Request) {
 			}
 			n = rest
 		}
-		if err := ValidateDatabaseName(n); err != nil {
+		if err := access.ValidateDatabaseName(n); err != nil {
 			apierr.Write(w, r, err)
 			return
 		}

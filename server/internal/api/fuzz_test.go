@@ -26,22 +26,3 @@ func FuzzDecodeJSON(f *testing.F) {
 		}
 	})
 }
-
-// FuzzSplitFullName checks that accepted names obey the naming rules.
-func FuzzSplitFullName(f *testing.F) {
-	for _, s := range []string{"a/b", "b", "-a/b", "a/b/c", "é/x", ""} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		a, d, err := SplitFullName(s, "def")
-		if err != nil {
-			if apierr.As(err).Code != "invalid_name" {
-				t.Fatalf("%q: code %q", s, apierr.As(err).Code)
-			}
-			return
-		}
-		if ValidateAccountName(a) != nil || ValidateDatabaseName(d) != nil {
-			t.Fatalf("%q accepted as %q/%q", s, a, d)
-		}
-	})
-}

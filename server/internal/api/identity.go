@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bitkit-dev/bitkit/server/internal/access"
 	"github.com/bitkit-dev/bitkit/server/internal/apierr"
 	"github.com/bitkit-dev/bitkit/server/internal/authn"
 	"github.com/bitkit-dev/bitkit/server/internal/store"
@@ -28,7 +29,7 @@ func (s *Server) accountIDByName(w http.ResponseWriter, r *http.Request) {
 		apierr.WriteJSON(w, http.StatusOK, map[string]string{"account_id": p.AccountID})
 		return
 	}
-	if p.Kind == authn.KindServiceAccount || ValidateAccountName(name) != nil {
+	if p.Kind == authn.KindServiceAccount || access.ValidateAccountName(name) != nil {
 		apierr.Write(w, r, notFound)
 		return
 	}
@@ -197,7 +198,7 @@ func (s *Server) createServiceAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, n := range req.Databases {
-		a, _, err := SplitFullName(n, acc.Name)
+		a, _, err := access.SplitFullName(n, acc.Name)
 		if err != nil {
 			apierr.Write(w, r, err)
 			return

@@ -27,24 +27,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bitkit-dev/bitkit/server/internal/access"
 	"github.com/bitkit-dev/bitkit/server/internal/apierr"
 	"github.com/bitkit-dev/bitkit/server/internal/authn"
 	"github.com/bitkit-dev/bitkit/server/internal/store"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // MaxJSONBody is the largest JSON request body accepted (16 MiB).
 const MaxJSONBody = 16 << 20
 
-// PoolProvider hands out a pool logged in as pgRole on pgDatabase (the
-// pgpool.Manager satisfies it).
-type PoolProvider interface {
-	Pool(ctx context.Context, pgDatabase, pgRole string) (*pgxpool.Pool, error)
-}
-
 // Options configure a Server.
 type Options struct {
-	Store  *store.Store
+	Store *store.Store
+	// Access answers who a credential belongs to; nil means an uncached
+	// access layer over Store.
+	Access *access.Access
 	Logger *slog.Logger
 	// TokenTTL is the lifetime of access tokens from /auth/v1/login.
 	TokenTTL time.Duration
@@ -70,6 +67,7 @@ type Options struct {
 type Server struct {
 	o        Options
 	st       *store.Store
+	acc      *access.Access
 	log      *slog.Logger
 	mux      *http.ServeMux
 	fallback http.Handler
@@ -81,6 +79,9 @@ type Server struct {
 func New(o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Access == nil && o.Store != nil { // an uncached access layer
+		o.Access = access.New(access.Config{Store: o.Store, Logger: o.Logger, MaxEntries: -1})
 	}
 	if o.TokenTTL <= 0 {
 		o.TokenTTL = time.Hour
@@ -94,7 +95,7 @@ func New(o Options) *Server {
 	if o.LoginWindow <= 0 {
 		o.LoginWindow = time.Minute
 	}
-	s := &Server{o: o, st: o.Store, log: o.Logger, mux: http.NewServeMux(),
+	s := &Server{o: o, st: o.Store, acc: o.Access, log: o.Logger, mux: http.NewServeMux(),
 		limiter: newLoginLimiter(o.LoginFailuresPerUser, o.LoginFailuresPerAddr, o.LoginWindow)}
 	s.routes()
 	return s
@@ -334,6 +335,7 @@ func (s *Server) routes() {
 
 	s.HandleFunc("POST /v2beta/api-key/", s.createAPIKey, UserOnly)
 	s.HandleFunc("DELETE /v2beta/api-key/", s.revokeAPIKeys, UserOnly)
+	s.apiKeyRoutes()
 	s.HandleFunc("GET /v2beta/service-account/", s.listServiceAccounts, UserOnly)
 	s.HandleFunc("POST /v2beta/service-account/", s.createServiceAccount, UserOnly)
 	s.HandleFunc("GET /v2beta/service-account/{id}", s.getServiceAccount, UserOnly)

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -141,6 +142,13 @@ type Config struct {
 	TempFileLimit string
 	// Secret is the server secret (BITD_SECRET or DataDir/secret).
 	Secret []byte
+	// PoolMaxConns bounds each HTTP query pool, one per (platform
+	// database, role) (--pool-max-conns; 0 means pgpool's default, 10).
+	PoolMaxConns int
+	// PprofAddr, when set, serves net/http/pprof on its own listener
+	// (--pprof). It must be a loopback address unless PprofAnyAddr.
+	PprofAddr    string
+	PprofAnyAddr bool
 }
 
 // Default returns the defaults.
@@ -241,6 +249,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", envOr("ALLOWED_ORIGINS", c.AllowedOrigins), "comma-separated CORS origins, * for any (env BITD_ALLOWED_ORIGINS)")
 	fs.StringVar(&c.LogFormat, "log-format", envOr("LOG_FORMAT", c.LogFormat), "log format: text or json (env BITD_LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("LOG_LEVEL", c.LogLevel), "log level: debug, info, warn, error (env BITD_LOG_LEVEL)")
+	fs.IntVar(&c.PoolMaxConns, "pool-max-conns", int(envInt("POOL_MAX_CONNS", int64(c.PoolMaxConns))), "connections of each HTTP query pool (one per database and role); 0 = 10 (env BITD_POOL_MAX_CONNS)")
+	fs.StringVar(&c.PprofAddr, "pprof", envOr("PPROF", c.PprofAddr), "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060; empty = off (env BITD_PPROF)")
+	fs.BoolVar(&c.PprofAnyAddr, "pprof-any-addr", envBool("PPROF_ANY_ADDR", c.PprofAnyAddr), "let --pprof listen on a non-loopback address (profiles reveal internals: keep it private) (env BITD_PPROF_ANY_ADDR)")
 }
 
 // Validate checks values that flags cannot, and rewrites TempFileLimit in
@@ -268,6 +279,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBackendConns > 0 && c.MaxBackendConnsPerAccount > c.MaxBackendConns {
 		return fmt.Errorf("--max-backend-conns-per-account (%d) must not exceed --max-backend-conns (%d)", c.MaxBackendConnsPerAccount, c.MaxBackendConns)
+	}
+	if c.PoolMaxConns < 0 {
+		return fmt.Errorf("--pool-max-conns must not be negative (0 means the default, 10), not %d", c.PoolMaxConns)
+	}
+	if err := checkPprofAddr(c.PprofAddr, c.PprofAnyAddr); err != nil {
+		return err
 	}
 	if c.DownloadURLTTL < 0 {
 		return fmt.Errorf("--download-url-ttl must not be negative (0 means the default, 1h), not %v", c.DownloadURLTTL)
@@ -335,4 +352,26 @@ func ParseTempFileLimit(s string) (string, error) {
 		}
 	}
 	return strconv.FormatInt(k, 10) + "kB", nil
+}
+
+// checkPprofAddr refuses a --pprof address that is not host:port, or not
+// loopback without anyAddr: profiles and goroutine dumps reveal internals.
+func checkPprofAddr(addr string, anyAddr bool) error {
+	if addr == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--pprof must be host:port such as 127.0.0.1:6060, not %q", addr)
+	}
+	if anyAddr {
+		return nil
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("--pprof must listen on a loopback address such as 127.0.0.1:6060, not %q: profiles reveal bitd's internals; add --pprof-any-addr to listen elsewhere on a private network", addr)
+	}
+	return nil
 }

@@ -94,15 +94,8 @@ func TestExportRetention(t *testing.T) {
 	if c := Default(); c.ExportRetention != 168*time.Hour {
 		t.Fatalf("default %v, want 168h", c.ExportRetention)
 	}
-	parse := func(args []string) (Config, error) {
-		c := Default()
-		c.DatabaseURL = "postgres://x@127.0.0.1/postgres"
-		fs := flag.NewFlagSet("t", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		c.RegisterFlags(fs)
-		if err := fs.Parse(args); err != nil {
-			t.Fatal(err)
-		}
+	parse := func(args []string) (*Config, error) {
+		c := parsed(t, args)
 		return c, c.Validate()
 	}
 	if c, err := parse(nil); err != nil || c.ExportRetention != 168*time.Hour {
@@ -151,14 +144,7 @@ func TestSlowClientAndBufferFlags(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c := Default()
-			c.DatabaseURL = "postgres://x@127.0.0.1/postgres"
-			fs := flag.NewFlagSet("t", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			c.RegisterFlags(fs)
-			if err := fs.Parse(tc.args); err != nil {
-				t.Fatal(err)
-			}
+			c := parsed(t, tc.args)
 			if c.HTTPReadHeaderTimeout != tc.hdr || c.HTTPReadTimeout != tc.read || c.HTTPIdleTimeout != tc.idle || c.MaxBufferedBytes != tc.buf {
 				t.Fatalf("got header %v read %v idle %v buffered %d; want %v %v %v %d",
 					c.HTTPReadHeaderTimeout, c.HTTPReadTimeout, c.HTTPIdleTimeout, c.MaxBufferedBytes, tc.hdr, tc.read, tc.idle, tc.buf)
@@ -172,4 +158,55 @@ func TestSlowClientAndBufferFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPprofAndPoolFlags checks --pprof (loopback only unless
+// --pprof-any-addr) and --pool-max-conns.
+func TestPprofAndPoolFlags(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args    []string
+		wantErr string
+	}{
+		{nil, ""},
+		{[]string{"--pprof", "127.0.0.1:6060"}, ""},
+		{[]string{"--pprof", "[::1]:6060"}, ""},
+		{[]string{"--pprof", "localhost:0"}, ""},
+		{[]string{"--pprof", "0.0.0.0:6060"}, "loopback"},
+		{[]string{"--pprof", ":6060"}, "loopback"},
+		{[]string{"--pprof", "10.0.0.5:6060"}, "loopback"},
+		{[]string{"--pprof", "10.0.0.5:6060", "--pprof-any-addr"}, ""},
+		{[]string{"--pprof", "6060"}, "host:port"},
+		{[]string{"--pool-max-conns", "1"}, ""},
+		{[]string{"--pool-max-conns", "-1"}, "--pool-max-conns"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Parallel()
+			c := parsed(t, tc.args)
+			err := c.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Validate() = %v; want an error mentioning %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// parsed returns the defaults with a database URL, then args applied.
+func parsed(t *testing.T, args []string) *Config {
+	t.Helper()
+	c := Default()
+	c.DatabaseURL = "postgres://x@127.0.0.1/postgres"
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return &c
 }

@@ -26,6 +26,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -73,11 +74,19 @@ type Error struct {
 	// Account is true when the account's share is the limit, false when
 	// bitd's total is.
 	Account bool
+	// Readers is true when the limit is the readers' share of the owning
+	// account (see AcquireReader).
+	Readers bool
 	InUse   int // slots in use (the account's, or bitd's total)
 	Limit   int // the limit that refused
 }
 
 func (e *Error) Error() string {
+	if e.Readers {
+		return fmt.Sprintf("too many connections for the readers of this database's account: they have %d of %d "+
+			"database connections in use (public readers and READER collaborators and service accounts share them); "+
+			"close idle connections or lower your clients' pool size or concurrency, then retry", e.InUse, e.Limit)
+	}
 	if e.Account {
 		return fmt.Sprintf("too many connections for this account: it has %d of %d database connections in use "+
 			"(HTTP queries, wire sessions and jobs of all its databases count together); close idle connections or "+
@@ -153,6 +162,30 @@ func (b *Budget) Account(ctx context.Context, pgDatabase string) string {
 	return a
 }
 
+// readersOf is the bucket of the reader-role connections to an account's
+// databases: readers (public readers, READER collaborators and service
+// accounts) share half the account's share, apart from it, so a reader of
+// a public database can never use up its owner's connections.
+func readersOf(account string) string { return account + " readers" }
+
+func isReaders(bucket string) bool { return strings.HasSuffix(bucket, " readers") }
+
+// limitOf is the cap of a bucket: the account share, or half of it (at
+// least one) for the readers of an account's databases.
+func (b *Budget) limitOf(bucket string) int {
+	if isReaders(bucket) {
+		return max(1, b.cfg.PerAccount/2)
+	}
+	return b.cfg.PerAccount
+}
+
+// AcquireReader is Acquire for a connection as a database's reader role:
+// it counts against the readers' bucket of the owning account, not the
+// account's own share.
+func (b *Budget) AcquireReader(ctx context.Context, pgDatabase string) (release func(), err error) {
+	return b.AcquireFor(ctx, readersOf(b.Account(ctx, pgDatabase)))
+}
+
 // Acquire takes a slot for a connection to pgDatabase. It returns the
 // function that gives the slot back (call it exactly once, when the
 // connection is closed; later calls do nothing), or an *Error when the
@@ -211,13 +244,13 @@ func (b *Budget) AcquireFor(ctx context.Context, account string) (release func()
 func (b *Budget) heavy(account string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return 2*b.accounts[account] >= b.cfg.PerAccount
+	return 2*b.accounts[account] >= b.limitOf(account)
 }
 
 // tryLocked takes a slot for account, or returns why not.
 func (b *Budget) tryLocked(account string) *Error {
-	if n := b.accounts[account]; n >= b.cfg.PerAccount {
-		return &Error{Account: true, InUse: n, Limit: b.cfg.PerAccount}
+	if n, limit := b.accounts[account], b.limitOf(account); n >= limit {
+		return &Error{Account: true, Readers: isReaders(account), InUse: n, Limit: limit}
 	}
 	if b.total >= b.cfg.Max {
 		return &Error{InUse: b.total, Limit: b.cfg.Max}

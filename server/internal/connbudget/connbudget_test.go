@@ -124,8 +124,7 @@ func TestReclaim(t *testing.T) {
 	var mu sync.Mutex
 	idle := map[string][]func(){} // idle "connections" per database
 	var calls atomic.Int32
-	var b *Budget
-	b = New(Config{Max: 100, PerAccount: 2, Wait: time.Minute,
+	b := New(Config{Max: 100, PerAccount: 2, Wait: time.Minute,
 		Lookup: owners(map[string]string{"a1": "A", "a2": "A", "v1": "V"}),
 		Reclaim: func(match func(string) bool) int {
 			calls.Add(1)
@@ -258,5 +257,42 @@ func TestHTTPAnswer(t *testing.T) {
 		if e.Status != tc.status || e.Code != "too_many_connections" || e.SQLState != "53300" || e.RetryAfter != time.Second || e.Message != tc.err.Error() {
 			t.Errorf("apierr.As(%v) = %+v, want %d too_many_connections", tc.err, e, tc.status)
 		}
+	}
+}
+
+// Readers of an account's databases (a public database's readers among
+// them) share half its share, apart from it: they can never use up the
+// owner's own connections.
+func TestReadersCannotTakeTheOwnersShare(t *testing.T) {
+	t.Parallel()
+	b := New(Config{Max: 20, PerAccount: 4, Wait: -1, Lookup: owners(map[string]string{"pub": "O"})})
+	var rels []func()
+	for range 2 {
+		rel, err := b.AcquireReader(t.Context(), "pub")
+		if err != nil {
+			t.Fatalf("reader slot: %v", err)
+		}
+		rels = append(rels, rel)
+	}
+	_, err := b.AcquireReader(t.Context(), "pub")
+	var be *Error
+	if !errors.As(err, &be) || !be.Readers || be.InUse != 2 || be.Limit != 2 || be.HTTPStatus() != 429 {
+		t.Fatalf("3rd reader slot: err %v (%#v), want a readers' refusal 2 of 2", err, be)
+	}
+	if !strings.Contains(err.Error(), "readers") || !strings.Contains(err.Error(), "2 of 2") {
+		t.Fatalf("message does not say the readers' share is full: %q", err)
+	}
+	// The owner still has its whole share.
+	for range 4 {
+		rels = append(rels, mustAcquire(t, b, "pub"))
+	}
+	if s := b.Stats(); s.InUse != 6 || s.Accounts["O"] != 4 {
+		t.Fatalf("stats %+v, want 6 in use, the owner 4", s)
+	}
+	for _, r := range rels {
+		r()
+	}
+	if s := b.Stats(); s.InUse != 0 {
+		t.Fatalf("stats %+v after releasing everything, want 0 in use", s)
 	}
 }

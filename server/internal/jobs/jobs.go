@@ -210,6 +210,14 @@ type Route struct {
 	// other route needs the auth middleware that puts the principal in the
 	// request context.
 	Public bool
+	// Upload routes stream a request body they limit themselves (multipart
+	// uploads): no fixed body limit, and a stall deadline instead of a
+	// fixed read timeout.
+	Upload bool
+	// SlashOf, when set, says this route is the trailing-slash form of the
+	// route with that pattern (a router that adds slash forms itself skips
+	// it).
+	SlashOf string
 }
 
 // Service runs import and export jobs and serves their routes.
@@ -322,14 +330,14 @@ func (s *Service) insertOpts() *river.InsertOpts {
 // slash ("…/{$}", so that nothing below it matches).
 func (s *Service) Routes() []Route {
 	var out []Route
-	add := func(pattern string, h http.HandlerFunc, public bool) {
-		out = append(out, Route{Pattern: pattern, Handler: h, Public: public},
-			Route{Pattern: pattern + "/{$}", Handler: h, Public: public})
+	add := func(pattern string, h http.HandlerFunc, public, upload bool) {
+		out = append(out, Route{Pattern: pattern, Handler: h, Public: public, Upload: upload},
+			Route{Pattern: pattern + "/{$}", Handler: h, Public: public, Upload: upload, SlashOf: pattern})
 	}
-	add("POST /v2beta/db/{account}/{db}/import", s.handleCreateImport, false)
-	add("GET /v2beta/import/{id}", s.handleGetImport, false)
-	add("POST /v2beta/db/{account}/{db}/export", s.handleCreateExport, false)
-	add("GET /v2beta/export/{id}", s.handleGetExport, false)
-	add("GET /v2beta/files/{token}", s.handleDownload, true)
+	add("POST /v2beta/db/{account}/{db}/import", s.handleCreateImport, false, true)
+	add("GET /v2beta/import/{id}", s.handleGetImport, false, false)
+	add("POST /v2beta/db/{account}/{db}/export", s.handleCreateExport, false, false)
+	add("GET /v2beta/export/{id}", s.handleGetExport, false, false)
+	add("GET /v2beta/files/{token}", s.handleDownload, true, false)
 	return out
 }

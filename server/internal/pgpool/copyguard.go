@@ -2,6 +2,7 @@ package pgpool
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
 	"sync/atomic"
 
@@ -31,6 +32,44 @@ type copyGuard struct {
 	// before it (a failed start-up: bad password, …) calls onStartupError.
 	ready          bool
 	onStartupError func()
+	// The pipelined session reset (reset.go), used by one goroutine at a
+	// time (the connection's holder, then the pool's release): queueReset
+	// makes the next Write carry DISCARD ALL behind the caller's bytes,
+	// resetSent records that it did, clean that its answer was read.
+	queueReset bool
+	resetSent  bool
+	clean      bool
+	wbuf       []byte
+	signals    *TestSignals // nil but in tests
+}
+
+// errUnreadReset refuses a message sent while a reset's answer is unread.
+var errUnreadReset = errors.New("pgpool: statement sent before the session reset's answer was read (FinishReset); the connection was closed")
+
+// Write sends p, followed by DISCARD ALL when a reset is queued. A write
+// while a reset's answer is unread would leave that answer to be read as
+// this message's: the connection is closed instead.
+func (g *copyGuard) Write(p []byte) (int, error) {
+	if g.signals != nil {
+		g.signals.Writes.Add(1)
+	}
+	if g.resetSent {
+		_ = g.Conn.Close()
+		return 0, errUnreadReset
+	}
+	if !g.queueReset {
+		return g.Conn.Write(p)
+	}
+	g.queueReset = false
+	g.wbuf = append(append(g.wbuf[:0], p...), discardAllMsg...)
+	n, err := g.Conn.Write(g.wbuf)
+	if n == len(g.wbuf) {
+		g.resetSent = true
+	}
+	if len(g.wbuf) > 64<<10 {
+		g.wbuf = nil // don't keep a large statement's copy
+	}
+	return min(n, len(p)), err
 }
 
 func (g *copyGuard) Read(p []byte) (int, error) {

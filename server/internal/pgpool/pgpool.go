@@ -15,6 +15,8 @@
 //     does this), otherwise DISCARD ALL runs (it drops SET values, temporary
 //     tables, prepared statements, cursors, LISTENs and advisory locks); a
 //     connection on which that fails, or that failed fatally, is destroyed.
+//     The query path sends the DISCARD ALL right behind its statement
+//     (QueueReset, FinishReset: reset.go), so the reset costs no round trip.
 //
 // While RefuseCopyIn is on for a connection, a statement that puts it into
 // COPY FROM STDIN mode (which the HTTP API cannot feed) closes it at once
@@ -55,7 +57,9 @@ import (
 	"log/slog"
 	"net"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bitkit-dev/bitkit/server/internal/connbudget"
@@ -103,6 +107,16 @@ type Config struct {
 	// Budget, when set, bounds the connections of every pool together
 	// (see the package comment); nil means no bound beyond MaxConnsPerPool.
 	Budget *connbudget.Budget
+	// TestSignals, when set, lets tests observe the pools' connections.
+	TestSignals *TestSignals
+}
+
+// TestSignals lets tests observe a Manager's connections; production
+// leaves Config.TestSignals nil.
+type TestSignals struct {
+	// Writes counts what the pools' connections sent to PostgreSQL, one
+	// per write: a round trip needs one.
+	Writes atomic.Int64
 }
 
 type key struct{ db, role string }
@@ -277,7 +291,7 @@ func (m *Manager) poolConfig(db, role string, tenant pgaddr.Addr) *pgxpool.Confi
 	cc.DescriptionCacheCapacity = 0
 	k := key{db, role}
 	guard := func(_ context.Context, _ *pgconn.Config, nc net.Conn) (net.Conn, error) {
-		return &copyGuard{Conn: nc, onStartupError: func() { m.markSuspect(k) }}, nil
+		return &copyGuard{Conn: nc, onStartupError: func() { m.markSuspect(k) }, signals: m.cfg.TestSignals}, nil
 	}
 	if prev := cc.AfterNetConnect; prev != nil {
 		cc.AfterNetConnect = func(ctx context.Context, c *pgconn.Config, nc net.Conn) (net.Conn, error) {
@@ -292,7 +306,7 @@ func (m *Manager) poolConfig(db, role string, tenant pgaddr.Addr) *pgxpool.Confi
 	}
 	pc.BeforeConnect = func(ctx context.Context, c *pgx.ConnConfig) error {
 		if m.cfg.Budget != nil {
-			c.DialFunc = budgetDial(m.cfg.Budget, db, c.DialFunc)
+			c.DialFunc = budgetDial(m.cfg.Budget, db, strings.HasSuffix(role, readerSuffix), c.DialFunc)
 		}
 		if m.takeSuspect(k) {
 			if err := m.repairRole(ctx, db, role); err != nil {
@@ -391,20 +405,6 @@ func (m *Manager) repairRole(ctx context.Context, db, role string) error {
 	return nil
 }
 
-// ResetSession is the AfterRelease hook of every pool: it reports whether
-// conn may go back to its pool. A closed connection, one with a transaction
-// open or failed, or one where DISCARD ALL fails is destroyed.
-func ResetSession(conn *pgx.Conn) bool {
-	pc := conn.PgConn()
-	if pc.IsClosed() || pc.IsBusy() || pc.TxStatus() != 'I' {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
-	defer cancel()
-	_, err := pc.Exec(ctx, "DISCARD ALL").ReadAll()
-	return err == nil && pc.TxStatus() == 'I'
-}
-
 // CloseDatabase closes every pool of pgDatabase (call it before DROP
 // DATABASE … WITH (FORCE)): later Pool calls create new pools, idle
 // connections close at once, and connections in use close when released. It
@@ -462,7 +462,11 @@ func (m *Manager) ReleaseIdle(match func(pgDatabase string) bool) int {
 // slot of b for pgDatabase before it is dialled and gives it back when its
 // socket closes. pgconn dials again for fallback configurations (TLS, then
 // plain); after a refusal they are refused at once instead of waiting again.
-func budgetDial(b *connbudget.Budget, pgDatabase string, dial pgconn.DialFunc) pgconn.DialFunc {
+// readerSuffix ends the name of a platform database's reader role
+// (store.ReaderSuffix): its connections count against the readers' share.
+const readerSuffix = "_reader"
+
+func budgetDial(b *connbudget.Budget, pgDatabase string, reader bool, dial pgconn.DialFunc) pgconn.DialFunc {
 	if dial == nil {
 		dial = (&net.Dialer{KeepAlive: 5 * time.Minute}).DialContext
 	}
@@ -471,7 +475,11 @@ func budgetDial(b *connbudget.Budget, pgDatabase string, dial pgconn.DialFunc) p
 		if refused != nil {
 			return nil, refused
 		}
-		release, err := b.Acquire(ctx, pgDatabase)
+		acquire := b.Acquire
+		if reader {
+			acquire = b.AcquireReader
+		}
+		release, err := acquire(ctx, pgDatabase)
 		if err != nil {
 			if connbudget.IsOver(err) {
 				refused = err

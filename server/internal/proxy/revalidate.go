@@ -51,6 +51,10 @@ func (s *Server) Recheck(ctx context.Context, databaseID string) error {
 	return s.revalidateCtx(ctx, func(ss *session) bool { return ss.target.DatabaseID == databaseID })
 }
 
+// RecheckAll re-checks every open session now (after an access change
+// this replica heard of but cannot map to sessions).
+func (s *Server) RecheckAll(ctx context.Context) error { return s.revalidateCtx(ctx, nil) }
+
 func (s *Server) revalidate(keep func(*session) bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

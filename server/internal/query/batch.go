@@ -10,6 +10,7 @@ import (
 
 	"github.com/bitkit-dev/bitkit/server/internal/apierr"
 	"github.com/bitkit-dev/bitkit/server/internal/dbaccess"
+	"github.com/bitkit-dev/bitkit/server/internal/pgpool"
 )
 
 // MaxBatchStatements bounds the statements of one batch.
@@ -121,7 +122,7 @@ func (h *Handler) runBatch(ctx context.Context, cancel context.CancelFunc, t *db
 	}()
 	out = append(out, `{"results":[`...)
 	for i, q := range req.Queries {
-		if err := h.runOn(ctx, cancel, conn, t, q.QueryString, q.Params, sink); err != nil {
+		if err := h.runOn(ctx, cancel, conn, t, q.QueryString, q.Params, sink, false); err != nil {
 			return nil, sink.returned, &batchError{i, err}
 		}
 		if st := pc.TxStatus(); st != 'T' {
@@ -136,6 +137,7 @@ func (h *Handler) runBatch(ctx context.Context, cancel context.CancelFunc, t *db
 		sink.usedBytes += int64(len(sink.data))
 	}
 	rows = sink.returned
+	pgpool.QueueReset(pc) // runs after the COMMIT; no round trip of its own
 	res, err := pc.Exec(ctx, "COMMIT").ReadAll()
 	if err != nil {
 		return nil, rows, err

@@ -37,14 +37,19 @@ type sink interface {
 
 // run acquires a connection and runs sql (with params: extended protocol)
 // into s. cancel cancels ctx: it is called when the sink refuses more rows,
-// which makes the context watcher cancel the backend.
+// which makes the context watcher cancel the backend. The session reset is
+// sent right behind the statement (pgpool.QueueReset), so a parameterless
+// query costs one round trip, and a parameterised one too once its
+// parameter types are cached (describe.go), else two.
 func (h *Handler) run(ctx context.Context, cancel context.CancelFunc, t *dbaccess.Target, sql string, params []jsonx.RawMessage, s sink) error {
 	conn, err := t.Pool.Acquire(ctx)
 	if err != nil {
 		return h.acquireError(ctx, err)
 	}
+	// The pool's release (pgpool.ResetSession, on a goroutine of its own)
+	// reads the reset's answer: the request does not wait for it.
 	defer conn.Release()
-	return h.runOn(ctx, cancel, conn, t, sql, params, s)
+	return h.runOn(ctx, cancel, conn, t, sql, params, s, true)
 }
 
 func (h *Handler) acquireError(ctx context.Context, err error) error {
@@ -61,16 +66,17 @@ func (h *Handler) acquireError(ctx context.Context, err error) error {
 	return e
 }
 
-// runOn runs sql on an acquired connection.
-func (h *Handler) runOn(ctx context.Context, cancel context.CancelFunc, conn *pgxpool.Conn, t *dbaccess.Target, sql string, params []jsonx.RawMessage, s sink) error {
+// runOn runs sql on an acquired connection. With reset, DISCARD ALL is
+// sent behind the statement, and the connection must be released next.
+func (h *Handler) runOn(ctx context.Context, cancel context.CancelFunc, conn *pgxpool.Conn, t *dbaccess.Target, sql string, params []jsonx.RawMessage, s sink, reset bool) error {
 	pc := conn.Conn().PgConn()
 	pgpool.RefuseCopyIn(pc, true)
 	defer pgpool.RefuseCopyIn(pc, false)
 	var err error
 	if len(params) > 0 {
-		err = h.runExtended(ctx, cancel, pc, t, sql, params, s)
+		err = h.runExtended(ctx, cancel, pc, t, sql, params, s, reset)
 	} else {
-		err = h.runSimple(ctx, cancel, pc, t, sql, s)
+		err = h.runSimple(ctx, cancel, pc, t, sql, s, reset)
 	}
 	if err != nil && pgpool.CopyInRefused(pc) {
 		return apierr.BadRequest("copy_from_stdin_not_supported",
@@ -80,7 +86,10 @@ func (h *Handler) runOn(ctx context.Context, cancel context.CancelFunc, conn *pg
 	return err
 }
 
-func (h *Handler) runSimple(ctx context.Context, cancel context.CancelFunc, pc *pgconn.PgConn, t *dbaccess.Target, sql string, s sink) error {
+func (h *Handler) runSimple(ctx context.Context, cancel context.CancelFunc, pc *pgconn.PgConn, t *dbaccess.Target, sql string, s sink, reset bool) error {
+	if reset {
+		pgpool.QueueReset(pc)
+	}
 	mrr := pc.Exec(ctx, sql)
 	var sinkErr error
 	for mrr.NextResult() {
@@ -111,7 +120,23 @@ func (h *Handler) runSimple(ctx context.Context, cancel context.CancelFunc, pc *
 	return err
 }
 
-func (h *Handler) runExtended(ctx context.Context, cancel context.CancelFunc, pc *pgconn.PgConn, t *dbaccess.Target, sql string, params []jsonx.RawMessage, s sink) error {
+func (h *Handler) runExtended(ctx context.Context, cancel context.CancelFunc, pc *pgconn.PgConn, t *dbaccess.Target, sql string, params []jsonx.RawMessage, s sink, reset bool) error {
+	// Outside a batch (reset: autocommit), the parameter types of a
+	// statement seen before let it run in one round trip (describe.go).
+	key := paramKey{t.PGDatabase, t.PGRole, sql}
+	if reset {
+		if oids, ok := h.paramTypes.get(key); ok && len(oids) == len(params) {
+			stale, err := h.runCached(ctx, cancel, pc, t, sql, oids, params, s)
+			if !stale {
+				return err
+			}
+			h.paramTypes.drop(key)
+			if err := pgpool.FinishReset(pc); err != nil {
+				return err
+			}
+			pgpool.ResetOnRelease(pc)
+		}
+	}
 	sd, err := pc.Prepare(ctx, "", sql, nil)
 	if err != nil {
 		return err
@@ -132,11 +157,20 @@ func (h *Handler) runExtended(ctx context.Context, cancel context.CancelFunc, pc
 	if err != nil {
 		return err
 	}
+	h.paramTypes.put(key, sd.ParamOIDs)
 	cols := h.columns(ctx, t, false, sd.Fields)
 	if err := s.begin(cols); err != nil {
 		return err
 	}
-	rr := pc.ExecPrepared(ctx, "", values, nil, nil)
+	if reset {
+		pgpool.QueueReset(pc)
+	}
+	return readRows(cancel, pc.ExecPrepared(ctx, "", values, nil, nil), s)
+}
+
+// readRows hands the rows of rr to s (which has begun the result) and ends
+// it with the command tag; a sink that refuses a row cancels the query.
+func readRows(cancel context.CancelFunc, rr *pgconn.ResultReader, s sink) error {
 	var sinkErr error
 	for rr.NextRow() {
 		if sinkErr = s.row(rr.Values()); sinkErr != nil {
@@ -214,6 +248,12 @@ func (h *Handler) columns(ctx context.Context, t *dbaccess.Target, load bool, fd
 // "x" becomes "x_2", the third "x_3", skipping names already taken.
 func uniqueNames(cols []column) []string {
 	out := make([]string, len(cols))
+	if len(cols) <= 16 && distinctNames(cols) {
+		for i, c := range cols {
+			out[i] = c.name
+		}
+		return out
+	}
 	taken := make(map[string]bool, len(cols))
 	for _, c := range cols {
 		taken[c.name] = true
@@ -235,6 +275,19 @@ func uniqueNames(cols []column) []string {
 		}
 	}
 	return out
+}
+
+// distinctNames reports whether no two columns share a name, without the
+// maps uniqueNames needs otherwise (for the few columns of most answers).
+func distinctNames(cols []column) bool {
+	for i := range cols {
+		for j := range i {
+			if cols[i].name == cols[j].name {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 type typeKey struct {
@@ -495,6 +548,8 @@ func (s *bufferSink) response(dst []byte, sql string) []byte {
 
 // parts returns the answer object around the encoded rows (s.data).
 func (s *bufferSink) parts(sql string) (pre, suf []byte) {
+	pre = make([]byte, 0, 64+len(sql)+64*len(s.cols)) // one allocation for most answers
+	suf = make([]byte, 0, 64)
 	pre = append(pre, `{"query_string":`...)
 	pre = pgjson.AppendStringString(pre, sql)
 	pre = append(pre, ',')

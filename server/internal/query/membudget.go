@@ -30,6 +30,14 @@ const (
 
 // byteBudget bounds bytes in flight in total and per account. It is safe
 // for concurrent use.
+//
+// Answers reserve as they grow, so several answers may each hold part of
+// the budget while they need more: if they all waited, none would finish.
+// So only the oldest answer that holds bytes waits for room (and answers
+// that hold nothing yet wait behind it); any other answer that holds bytes
+// and finds no room gives way at once (429), and what it held goes to the
+// others. The oldest always finishes or times out, so some answer always
+// gets through.
 type byteBudget struct {
 	total, perAccount int64
 	wait              time.Duration
@@ -37,31 +45,58 @@ type byteBudget struct {
 	mu       sync.Mutex
 	used     int64
 	accounts map[string]int64
-	changed  chan struct{} // closed (and replaced) whenever bytes are released
+	changed  chan struct{}       // closed (and replaced) whenever bytes are released
+	seq      uint64              // age of the last grant that began to hold bytes
+	holders  map[uint64]struct{} // ages of the grants holding bytes
+	yield    bool                // the oldest holder waits: newcomers wait behind it
 }
 
 func newByteBudget(total, perAccount int64, wait time.Duration) *byteBudget {
 	return &byteBudget{total: total, perAccount: perAccount, wait: wait,
-		accounts: map[string]int64{}, changed: make(chan struct{})}
+		accounts: map[string]int64{}, changed: make(chan struct{}), holders: map[uint64]struct{}{}}
 }
 
 // acquire reserves n bytes for account, waiting up to b.wait for them. It
 // returns a 429 *apierr.Error naming the limit when they cannot be had in
 // time, or ctx's error when ctx ends first.
 func (b *byteBudget) acquire(ctx context.Context, account string, n int64) error {
+	return b.grow(ctx, account, nil, n)
+}
+
+// grow reserves n more bytes for account on behalf of g (nil: a caller
+// that does not take part in the ordering above), waiting as the type's
+// comment says.
+func (b *byteBudget) grow(ctx context.Context, account string, g *bufferGrant, n int64) error {
 	var timer *time.Timer
 	for {
 		b.mu.Lock()
+		holds := g != nil && g.seq != 0
+		oldest := holds && g.seq == b.oldestLocked()
 		acct := b.accounts[account]
 		fitsAccount := acct+n <= b.perAccount
-		if fitsAccount && b.used+n <= b.total {
+		if fitsAccount && b.used+n <= b.total && (holds || !b.yield) {
 			b.accounts[account] = acct + n
 			b.used += n
+			if g != nil && !holds {
+				b.seq++
+				g.seq = b.seq
+				b.holders[g.seq] = struct{}{}
+			}
+			if oldest {
+				b.yield = false
+			}
 			b.mu.Unlock()
 			if timer != nil {
 				timer.Stop()
 			}
 			return nil
+		}
+		if holds && !oldest {
+			b.mu.Unlock()
+			return b.refusal(!fitsAccount)
+		}
+		if oldest {
+			b.yield = true
 		}
 		changed := b.changed
 		b.mu.Unlock()
@@ -72,11 +107,47 @@ func (b *byteBudget) acquire(ctx context.Context, account string, n int64) error
 		select {
 		case <-changed:
 		case <-ctx.Done():
+			b.stopYield(oldest)
 			return fmt.Errorf("waiting for buffered-answer memory: %w", ctx.Err())
 		case <-timer.C:
+			b.stopYield(oldest)
 			return b.refusal(!fitsAccount)
 		}
 	}
+}
+
+// oldestLocked returns the age of the oldest grant holding bytes (0: none).
+func (b *byteBudget) oldestLocked() uint64 {
+	var o uint64
+	for s := range b.holders {
+		if o == 0 || s < o {
+			o = s
+		}
+	}
+	return o
+}
+
+func (b *byteBudget) stopYield(oldest bool) {
+	if !oldest {
+		return
+	}
+	b.mu.Lock()
+	b.yield = false
+	close(b.changed) // newcomers waiting behind it may go
+	b.changed = make(chan struct{})
+	b.mu.Unlock()
+}
+
+// drop forgets grant age seq (its bytes were released).
+func (b *byteBudget) drop(seq uint64) {
+	if seq == 0 {
+		return
+	}
+	b.mu.Lock()
+	delete(b.holders, seq)
+	close(b.changed)
+	b.changed = make(chan struct{})
+	b.mu.Unlock()
 }
 
 // release gives back n bytes of account.
@@ -142,6 +213,7 @@ type bufferGrant struct {
 	budget   *byteBudget
 	account  string
 	reserved int64
+	seq      uint64 // its age among the grants holding bytes; 0 while it holds none
 }
 
 // need makes the reservation cover n bytes (rounded up to budgetChunk),
@@ -150,7 +222,7 @@ type bufferGrant struct {
 func (g *bufferGrant) need(ctx context.Context, n int64) (covered int64, err error) {
 	if n > g.reserved && n > budgetFree {
 		more := (n - g.reserved + budgetChunk - 1) / budgetChunk * budgetChunk
-		if err := g.budget.acquire(ctx, g.account, more); err != nil {
+		if err := g.budget.grow(ctx, g.account, g, more); err != nil {
 			return g.covered(), err
 		}
 		g.reserved += more
@@ -163,7 +235,8 @@ func (g *bufferGrant) covered() int64 { return max(g.reserved, budgetFree) }
 // release gives the whole reservation back; it may be called again.
 func (g *bufferGrant) release() {
 	g.budget.release(g.account, g.reserved)
-	g.reserved = 0
+	g.budget.drop(g.seq)
+	g.reserved, g.seq = 0, 0
 }
 
 // spend makes sink reserve its bytes from the memory budget for r's

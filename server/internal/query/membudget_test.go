@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -108,5 +109,55 @@ func TestBufferGrant(t *testing.T) {
 	g.release()
 	if total, _ := b.inUse("a"); total != 0 {
 		t.Fatalf("%d bytes still reserved after release", total)
+	}
+}
+
+// Answers that each hold part of the budget while they grow never wait for
+// one another: with room for one and a third answers, many concurrent
+// three-chunk answers still get some through (the oldest holder waits,
+// the others give way), and every one ends with an answer or a 429.
+func TestBufferGrantsCannotDeadlock(t *testing.T) {
+	t.Parallel()
+	b := newByteBudget(4*budgetChunk, 4*budgetChunk, 5*time.Second)
+	const n = 24
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		done    int
+		refused int
+	)
+	gate := make(chan struct{})
+	for range n {
+		wg.Go(func() {
+			g := &bufferGrant{budget: b, account: "a"}
+			defer g.release()
+			<-gate
+			for size := int64(budgetChunk); size <= 3*budgetChunk; size += budgetChunk / 2 {
+				if _, err := g.need(t.Context(), size); err != nil {
+					if e := apierr.As(err); e == nil || e.Status != http.StatusTooManyRequests {
+						t.Errorf("need(%d): %v, want a 429", size, err)
+					}
+					mu.Lock()
+					refused++
+					mu.Unlock()
+					return
+				}
+				runtime.Gosched()
+			}
+			mu.Lock()
+			done++
+			mu.Unlock()
+		})
+	}
+	close(gate)
+	wg.Wait()
+	if done == 0 || done+refused != n {
+		t.Fatalf("%d answers finished, %d refused of %d; want some finished and every one ended", done, refused, n)
+	}
+	if total, acct := b.inUse("a"); total != 0 || acct != 0 {
+		t.Fatalf("%d bytes (%d of the account) still reserved after every answer ended", total, acct)
+	}
+	if len(b.holders) != 0 || b.yield {
+		t.Fatalf("holders %v, yield %v after every answer ended", b.holders, b.yield)
 	}
 }

@@ -96,7 +96,9 @@ type Handler struct {
 	usage    *usageBuffer // nil without a recorder
 	typeMap  *pgtype.Map
 	types    sync.Map // typeKey → pgjson.Type, for OIDs not built in
-	budget   *byteBudget
+	// paramTypes holds the parameter types of statements seen (describe.go).
+	paramTypes paramTypeCache
+	budget     *byteBudget
 }
 
 // New returns a Handler. usage may be nil. Rows-queried counts reach usage

@@ -35,7 +35,8 @@ type env struct {
 	writer   string
 	reader   string
 	mgr      *pgpool.Manager
-	single   *pgpool.Manager // MaxConnsPerPool 1: session hygiene tests
+	single   *pgpool.Manager    // MaxConnsPerPool 1: session hygiene tests
+	signals  pgpool.TestSignals // of single
 	usage    *usageCounter
 	handler  *query.Handler
 	srv      *httptest.Server
@@ -155,7 +156,7 @@ func newEnv(url string) (*env, error) {
 		return nil, err
 	}
 	e.mgr = pgpool.New(pgpool.Config{ConnString: url, Secret: testSecret})
-	e.single = pgpool.New(pgpool.Config{ConnString: url, Secret: testSecret, MaxConnsPerPool: 1})
+	e.single = pgpool.New(pgpool.Config{ConnString: url, Secret: testSecret, MaxConnsPerPool: 1, TestSignals: &e.signals})
 	targets := map[string]*dbaccess.Target{}
 	add := func(name string, m *pgpool.Manager, role string, perm dbaccess.Permission) error {
 		p, err := m.Pool(ctx, e.db, role)

@@ -3,27 +3,36 @@ package query
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/bitkit-dev/bitkit/server/internal/dbaccess"
 )
 
+// usageFlushInterval paces the usage writes: at most one per database per
+// interval while queries keep coming.
+const usageFlushInterval = time.Second
+
 // usageBuffer coalesces rows-queried counts before they reach the
-// UsageRecorder. Recording a count is a metadata-database write, and
-// concurrent writes to one database's usage row serialize on its row lock:
-// done inline, every query would wait for the previous one's commit. Instead
-// a request adds its count to a pending map and returns; one goroutine, which
-// exists only while counts are pending, hands each database's summed count to
-// the recorder, then whatever accumulated meanwhile, until nothing is left.
+// UsageRecorder. Recording a count is a metadata-database write (a commit),
+// and concurrent writes to one database's usage row serialize on its row
+// lock: done inline, every query would wait for the previous one's commit,
+// and even off the request path, one write per query would spend as much
+// CPU as the queries. Instead a request adds its count to a pending map and
+// returns; one goroutine, which exists only while counts are pending, hands
+// each database's summed count to the recorder, pauses usageFlushInterval
+// (counts added meanwhile are summed), and starts over until nothing is
+// left. wait (shutdown) makes it finish without pausing.
 type usageBuffer struct {
 	rec      UsageRecorder
 	mu       sync.Mutex
 	pending  map[string]int64
 	flushing bool
 	idle     *sync.Cond
+	hurry    chan struct{} // closed by wait: no more pauses
 }
 
 func newUsageBuffer(rec UsageRecorder) *usageBuffer {
-	u := &usageBuffer{rec: rec, pending: map[string]int64{}}
+	u := &usageBuffer{rec: rec, pending: map[string]int64{}, hurry: make(chan struct{})}
 	u.idle = sync.NewCond(&u.mu)
 	return u
 }
@@ -47,11 +56,17 @@ func (u *usageBuffer) flush() {
 			u.mu.Unlock()
 			return
 		}
-		batch := u.pending
+		batch, hurry := u.pending, u.hurry
 		u.pending = map[string]int64{}
 		u.mu.Unlock()
 		for id, rows := range batch {
 			u.rec.AddRowsQueried(context.Background(), id, rows)
+		}
+		t := time.NewTimer(usageFlushInterval)
+		select {
+		case <-t.C:
+		case <-hurry:
+			t.Stop()
 		}
 	}
 }
@@ -60,9 +75,15 @@ func (u *usageBuffer) flush() {
 func (u *usageBuffer) wait() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	select {
+	case <-u.hurry: // another wait closed it
+	default:
+		close(u.hurry)
+	}
 	for u.flushing {
 		u.idle.Wait()
 	}
+	u.hurry = make(chan struct{})
 }
 
 func (h *Handler) recordUsage(_ context.Context, t *dbaccess.Target, rows int64) {

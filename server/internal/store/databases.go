@@ -186,21 +186,21 @@ func (s *Store) CheckNameFree(ctx context.Context, accountID, name, exceptID str
 // UpdateDatabase changes name, is_private and storage_limit_bytes (nil =
 // unchanged). A new name is checked against live names and reservations.
 func (s *Store) UpdateDatabase(ctx context.Context, id string, name *string, isPrivate *bool, limit *int64) error {
-	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+	err := s.changeAccess(ctx, func(tx pgx.Tx) ([]string, error) {
 		if name != nil {
 			var accountID, old string
 			if err := tx.QueryRow(ctx, `SELECT account_id, name FROM databases WHERE id = $1 FOR UPDATE`, id).Scan(&accountID, &old); err != nil {
-				return err
+				return nil, err
 			}
 			if !strings.EqualFold(old, *name) {
 				if err := s.checkReservation(ctx, tx, accountID, *name); err != nil {
-					return err
+					return nil, err
 				}
 			}
 		}
 		_, err := tx.Exec(ctx, `UPDATE databases SET name = coalesce($2, name), is_private = coalesce($3, is_private),
 			storage_limit_bytes = coalesce($4, storage_limit_bytes) WHERE id = $1 AND deleted_at IS NULL`, id, name, isPrivate, limit)
-		return err
+		return []string{DBTag(id)}, err
 	})
 	if isUniqueViolation(err) {
 		return ErrConflict
@@ -261,8 +261,11 @@ func (s *Store) UsageFor(ctx context.Context, databaseID string, now time.Time) 
 
 // AddCollaborator gives userID role on databaseID (or changes it).
 func (s *Store) AddCollaborator(ctx context.Context, databaseID, userID, role string) error {
-	_, err := s.DB.Exec(ctx, `INSERT INTO collaborators (database_id, user_id, role) VALUES ($1, $2, $3)
+	err := s.changeAccess(ctx, func(tx pgx.Tx) ([]string, error) {
+		_, err := tx.Exec(ctx, `INSERT INTO collaborators (database_id, user_id, role) VALUES ($1, $2, $3)
 		ON CONFLICT (database_id, user_id) DO UPDATE SET role = EXCLUDED.role`, databaseID, userID, role)
+		return []string{DBTag(databaseID)}, err
+	})
 	if err != nil {
 		return fmt.Errorf("add collaborator: %w", err)
 	}

@@ -142,8 +142,11 @@ func (s *Store) AccountByName(ctx context.Context, name string) (*Account, error
 
 // SetMember adds userID to accountID with role, or changes its role.
 func (s *Store) SetMember(ctx context.Context, accountID, userID, role string) error {
-	_, err := s.DB.Exec(ctx, `INSERT INTO account_members (account_id, user_id, role) VALUES ($1, $2, $3)
+	err := s.changeAccess(ctx, func(tx pgx.Tx) ([]string, error) {
+		_, err := tx.Exec(ctx, `INSERT INTO account_members (account_id, user_id, role) VALUES ($1, $2, $3)
 		ON CONFLICT (account_id, user_id) DO UPDATE SET role = EXCLUDED.role`, accountID, userID, role)
+		return []string{AccountTag(accountID), UserTag(userID)}, err
+	})
 	if err != nil {
 		return fmt.Errorf("add member: %w", err)
 	}
@@ -187,9 +190,12 @@ func (s *Store) CreateServiceAccountAPIKey(ctx context.Context, saID string) (st
 // ErrNotFound.
 func (s *Store) RevokeAPIKey(ctx context.Context, key, ownerUserID string) (string, error) {
 	var id string
-	err := s.DB.QueryRow(ctx, `UPDATE api_keys SET revoked_at = now()
+	err := s.changeAccess(ctx, func(tx pgx.Tx) ([]string, error) {
+		err := tx.QueryRow(ctx, `UPDATE api_keys SET revoked_at = now()
 		WHERE hash = $1 AND revoked_at IS NULL AND ($2 = '' OR user_id = $2) RETURNING id`,
-		secret.HashCredential(key), ownerUserID).Scan(&id)
+			secret.HashCredential(key), ownerUserID).Scan(&id)
+		return []string{CredTag(id)}, err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", ErrNotFound
 	}
@@ -201,20 +207,25 @@ func (s *Store) RevokeAPIKey(ctx context.Context, key, ownerUserID string) (stri
 
 // RevokeUserAPIKeys revokes every live key of a user and returns their ids.
 func (s *Store) RevokeUserAPIKeys(ctx context.Context, userID string) ([]string, error) {
-	return s.revokeKeys(ctx, `UPDATE api_keys SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL RETURNING id`, userID)
+	return s.revokeKeys(ctx, `UPDATE api_keys SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL RETURNING id`, userID, UserTag(userID))
 }
 
 // RevokeServiceAccountAPIKeys revokes every live key of a service account.
 func (s *Store) RevokeServiceAccountAPIKeys(ctx context.Context, saID string) ([]string, error) {
-	return s.revokeKeys(ctx, `UPDATE api_keys SET revoked_at = now() WHERE service_account_id = $1 AND revoked_at IS NULL RETURNING id`, saID)
+	return s.revokeKeys(ctx, `UPDATE api_keys SET revoked_at = now() WHERE service_account_id = $1 AND revoked_at IS NULL RETURNING id`, saID, SATag(saID))
 }
 
-func (s *Store) revokeKeys(ctx context.Context, q, id string) ([]string, error) {
-	rows, err := s.DB.Query(ctx, q, id)
-	if err != nil {
-		return nil, fmt.Errorf("revoke API keys: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+// revokeKeys runs the revoking statement q for id and announces tag.
+func (s *Store) revokeKeys(ctx context.Context, q, id, tag string) ([]string, error) {
+	var ids []string
+	err := s.changeAccess(ctx, func(tx pgx.Tx) ([]string, error) {
+		rows, err := tx.Query(ctx, q, id)
+		if err != nil {
+			return nil, err
+		}
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return []string{tag}, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("revoke API keys: %w", err)
 	}
@@ -271,23 +282,34 @@ func (s *Store) CreateAccessToken(ctx context.Context, userID string, ttl time.D
 
 // PrincipalByAccessToken returns the principal of a live, unexpired token.
 func (s *Store) PrincipalByAccessToken(ctx context.Context, token string) (*authn.Principal, error) {
+	p, _, err := s.AccessTokenPrincipal(ctx, token)
+	return p, err
+}
+
+// AccessTokenPrincipal is PrincipalByAccessToken that also returns when
+// the token expires.
+func (s *Store) AccessTokenPrincipal(ctx context.Context, token string) (*authn.Principal, time.Time, error) {
 	p := &authn.Principal{Kind: authn.KindUser, Credential: authn.CredToken}
-	err := s.DB.QueryRow(ctx, `SELECT t.id, u.id, u.name, a.id, a.name
+	var expires time.Time
+	err := s.DB.QueryRow(ctx, `SELECT t.id, u.id, u.name, a.id, a.name, t.expires_at
 		FROM access_tokens t JOIN users u ON u.id = t.user_id JOIN accounts a ON a.id = u.default_account
 		WHERE t.hash = $1 AND t.revoked_at IS NULL AND t.expires_at > now()`, secret.HashCredential(token)).
-		Scan(&p.CredentialID, &p.UserID, &p.Name, &p.AccountID, &p.AccountName)
+		Scan(&p.CredentialID, &p.UserID, &p.Name, &p.AccountID, &p.AccountName, &expires)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
+		return nil, time.Time{}, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("look up access token: %w", err)
+		return nil, time.Time{}, fmt.Errorf("look up access token: %w", err)
 	}
-	return p, nil
+	return p, expires, nil
 }
 
 // RevokeAccessToken revokes a token by id.
 func (s *Store) RevokeAccessToken(ctx context.Context, id string) error {
-	_, err := s.DB.Exec(ctx, `UPDATE access_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL`, id)
+	err := s.changeAccess(ctx, func(tx pgx.Tx) ([]string, error) {
+		_, err := tx.Exec(ctx, `UPDATE access_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL`, id)
+		return []string{CredTag(id)}, err
+	})
 	if err != nil {
 		return fmt.Errorf("revoke access token: %w", err)
 	}
@@ -325,17 +347,17 @@ type SADatabase struct {
 // databaseIDs at role.
 func (s *Store) CreateServiceAccount(ctx context.Context, accountID, createdBy, name, role string, databaseIDs []string) (string, error) {
 	var id string
-	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+	err := s.changeAccess(ctx, func(tx pgx.Tx) ([]string, error) {
 		if err := tx.QueryRow(ctx, `INSERT INTO service_accounts (account_id, created_by, name, role) VALUES ($1, $2, $3, $4) RETURNING id`,
 			accountID, createdBy, name, role).Scan(&id); err != nil {
-			return err
+			return nil, err
 		}
 		for _, d := range databaseIDs {
 			if _, err := tx.Exec(ctx, `INSERT INTO service_account_databases (service_account_id, database_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, id, d); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		return nil
+		return []string{SATag(id)}, nil
 	})
 	if err != nil {
 		return "", fmt.Errorf("create service account: %w", err)

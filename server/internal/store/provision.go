@@ -314,15 +314,15 @@ func (s *Store) dropPhysical(ctx context.Context, pgName string) error {
 // ReservationPeriod, and drops the PostgreSQL database and roles. The caller
 // closes pools and relayed sessions first.
 func (s *Store) DeleteDatabase(ctx context.Context, d *Database) (reservedUntil time.Time, err error) {
-	err = pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+	err = s.changeAccess(ctx, func(tx pgx.Tx) ([]string, error) {
 		tag, err := tx.Exec(ctx, `UPDATE databases SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL`, d.ID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if tag.RowsAffected() == 0 {
-			return ErrNotFound
+			return nil, ErrNotFound
 		}
-		return tx.QueryRow(ctx, `INSERT INTO name_reservations (account_id, name_lower, reserved_until)
+		return []string{DBTag(d.ID)}, tx.QueryRow(ctx, `INSERT INTO name_reservations (account_id, name_lower, reserved_until)
 			VALUES ($1, lower($2), now() + $3::interval)
 			ON CONFLICT (account_id, name_lower) DO UPDATE SET reserved_until = EXCLUDED.reserved_until
 			RETURNING reserved_until`, d.AccountID, d.Name, fmt.Sprintf("%d hours", int(ReservationPeriod/time.Hour))).Scan(&reservedUntil)

@@ -75,6 +75,8 @@ type Store struct {
 	// fnWarned: the warning that provisioning could not revoke the
 	// large-object and WAL-message functions was logged.
 	fnWarned atomic.Bool
+	// hooks are the in-process subscribers of access changes (notify.go).
+	hooks accessHooks
 }
 
 // Options configure Open.

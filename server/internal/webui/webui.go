@@ -36,7 +36,8 @@ func Available() bool {
 // Handler returns the handler that serves the dashboard for GET and HEAD
 // requests (other methods get 405). Paths without a file extension that match
 // no file serve index.html, so the dashboard's own links work; missing assets
-// are 404. bitkit.wasm is sent gzip-compressed to clients that accept gzip.
+// are 404. Files with a .gz copy beside them (bitkit.wasm, app.js, style.css)
+// are sent gzip-compressed to clients that accept gzip.
 // It is safe for concurrent use.
 func Handler() http.Handler {
 	sub, err := fs.Sub(embedded, "dist")
@@ -73,21 +74,23 @@ func handler(sub fs.FS) http.Handler {
 		switch path.Ext(name) {
 		case ".wasm":
 			h.Set("Content-Type", "application/wasm")
-			h.Add("Vary", "Accept-Encoding")
-			if acceptsGzip(r) {
-				if f, err := sub.Open(name + ".gz"); err == nil {
-					defer f.Close()
-					if rs, ok := f.(io.ReadSeeker); ok { // embedded files seek: no copy
-						h.Set("Content-Encoding", "gzip")
-						http.ServeContent(w, r, name, time.Time{}, rs)
-						return
-					}
-				}
-			}
 		case ".mjs", ".js":
 			h.Set("Content-Type", "text/javascript; charset=utf-8")
+		case ".css":
+			h.Set("Content-Type", "text/css; charset=utf-8")
 		case ".ts":
 			h.Set("Content-Type", "text/plain; charset=utf-8")
+		}
+		// A file with a gzipped copy beside it (make web writes them for the
+		// wasm, the JS bundle and the CSS) is sent compressed when accepted.
+		if f, err := sub.Open(name + ".gz"); err == nil {
+			defer f.Close()
+			h.Add("Vary", "Accept-Encoding")
+			if rs, ok := f.(io.ReadSeeker); ok && acceptsGzip(r) { // embedded files seek: no copy
+				h.Set("Content-Encoding", "gzip")
+				http.ServeContent(w, r, name, time.Time{}, rs)
+				return
+			}
 		}
 		files.ServeHTTP(w, r)
 	})

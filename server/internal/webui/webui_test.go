@@ -29,7 +29,9 @@ func TestHandlerBuilt(t *testing.T) {
 	wasm := []byte("\x00asm\x01\x00\x00\x00 module bytes")
 	h := handler(fstest.MapFS{
 		"index.html":     {Data: []byte("<!doctype html><title>bitkit dashboard</title>")},
-		"app.js":         {Data: []byte("export {}")},
+		"app.js":         {Data: []byte("export const dashboard = 1")},
+		"app.js.gz":      {Data: gz(t, []byte("export const dashboard = 1"))},
+		"style.css":      {Data: []byte("body{margin:0}")},
 		"bitkit.mjs":     {Data: []byte("export {}")},
 		"bitkit.wasm":    {Data: wasm},
 		"bitkit.wasm.gz": {Data: gz(t, wasm)},
@@ -45,6 +47,9 @@ func TestHandlerBuilt(t *testing.T) {
 		{name: "wasm gzip", method: "GET", path: "/bitkit.wasm", acceptEncoding: "gzip, br", wantStatus: 200, wantType: "application/wasm", wantEncoding: "gzip", wantBody: string(wasm)},
 		{name: "wasm identity", method: "GET", path: "/bitkit.wasm", acceptEncoding: "br", wantStatus: 200, wantType: "application/wasm", wantBody: string(wasm)},
 		{name: "gzip refused", method: "GET", path: "/bitkit.wasm", acceptEncoding: "gzip;q=0", wantStatus: 200, wantType: "application/wasm", wantBody: string(wasm)},
+		{name: "bundle gzip", method: "GET", path: "/app.js", acceptEncoding: "gzip", wantStatus: 200, wantType: "text/javascript", wantEncoding: "gzip", wantBody: "export const dashboard"},
+		{name: "bundle identity", method: "GET", path: "/app.js", wantStatus: 200, wantType: "text/javascript", wantBody: "export const dashboard"},
+		{name: "css", method: "GET", path: "/style.css", acceptEncoding: "gzip", wantStatus: 200, wantType: "text/css", wantBody: "margin:0"},
 		{name: "missing asset", method: "GET", path: "/nope.js", wantStatus: 404},
 		{name: "post", method: "POST", path: "/", wantStatus: 405},
 	} {

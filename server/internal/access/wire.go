@@ -1,4 +1,4 @@
-package api
+package access
 
 import (
 	"context"
@@ -15,12 +15,12 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// WireAuthorizer implements proxy.Authorizer over the metadata store: the
+// WireAuthorizer implements proxy.Authorizer over the access layer: the
 // password is an API key or access token, the database "account/db", and
 // the backend role is the one the caller's permission maps to, with its
 // password derived from the server secret.
 type WireAuthorizer struct {
-	Store       *store.Store
+	Access      *Access
 	Secret      []byte
 	BackendAddr string // host:port of the cluster holding platform databases
 	// Repair resets a login role after the server refused bitd's login as
@@ -64,7 +64,7 @@ func BackendAddr(connString, override string) (string, error) {
 
 // AuthorizeWire checks the credential and the caller's access to database.
 func (a *WireAuthorizer) AuthorizeWire(ctx context.Context, password, database string) (*proxy.WireTarget, error) {
-	p, err := lookupPrincipal(ctx, a.Store, password)
+	p, err := a.Access.lookupPrincipal(ctx, password)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, proxy.ErrBadPassword
 	}
@@ -75,7 +75,7 @@ func (a *WireAuthorizer) AuthorizeWire(ctx context.Context, password, database s
 	if !ok || ValidateAccountName(account) != nil || ValidateDatabaseName(db) != nil {
 		return nil, fmt.Errorf("%w: use account/db", proxy.ErrUnknownDatabase)
 	}
-	d, err := a.Store.DatabaseFor(ctx, p, account, db)
+	d, err := a.Access.database(ctx, p, account, db)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, proxy.ErrUnknownDatabase
 	}
@@ -100,18 +100,28 @@ func (a *WireAuthorizer) StillAuthorized(ctx context.Context, grants []proxy.Gra
 	for i, g := range grants {
 		in[i] = store.Grant{CredentialID: g.CredentialID, DatabaseID: g.DatabaseID}
 	}
-	states, err := a.Store.Grants(ctx, in)
+	states, err := a.Access.st.Grants(ctx, in)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]proxy.GrantStatus, len(grants))
+	var stale []string
 	for i, st := range states {
 		switch {
 		case !st.CredentialValid:
 			out[i] = proxy.GrantCredentialInvalid
 		case st.Role == "" || st.PGName == "" || wireRole(st.PGName, st.Role) != grants[i].PGRole:
 			out[i] = proxy.GrantWithdrawn
+		default:
+			continue
 		}
+		stale = append(stale, store.CredTag(grants[i].CredentialID))
+	}
+	if len(stale) > 0 {
+		// The store's fresh answer disagrees with what the session was
+		// granted: drop what this replica cached for those credentials,
+		// in case the change was made without its notification.
+		a.Access.cache.invalidate(stale)
 	}
 	return out, nil
 }

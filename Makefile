@@ -27,8 +27,11 @@ build: $(BUILD_TARGETS)
 
 bin/bitd: FORCE
 	cd server && $(GO) build -trimpath -o ../bin/bitd ./cmd/bitd
+# The CLI's `bit --version`: the nearest tag and commit (git describe), or
+# "dev" outside a git checkout. Override with `make bin/bit BIT_VERSION=v1.2.3`.
+BIT_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 bin/bit: FORCE
-	cd cmd/bit && $(GO) build -trimpath -o ../../bin/bit .
+	cd cmd/bit && $(GO) build -trimpath -ldflags "-X main.version=$(BIT_VERSION)" -o ../../bin/bit .
 FORCE:
 
 ## deps: install what the suite needs (apt and npm packages, Go modules)

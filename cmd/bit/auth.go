@@ -53,7 +53,12 @@ func accountCommand() *command {
 }
 
 func keyCommand() *command {
-	return group("key", "create and revoke your API keys",
+	return group("key", "list, create and revoke your API keys",
+		&command{
+			name:    "list",
+			summary: "list your API keys (id, label, created, last used; never the key itself)",
+			run:     runKeyList,
+		},
 		&command{
 			name:    "create",
 			summary: "create an API key (printed once: store it now)",
@@ -61,10 +66,11 @@ func keyCommand() *command {
 		},
 		&command{
 			name:     "revoke",
-			synopsis: "(KEY | --all)",
+			synopsis: "(KEY | --id ID | --all)",
 			summary:  "revoke one of your API keys, or all of them",
 			maxArgs:  1,
 			flags: func(fs *flagSet) {
+				fs.add(&option{names: []string{"--id"}, metavar: "ID", help: "revoke the key with this id (see `bit key list`) instead of giving the key"})
 				fs.add(&option{names: []string{"--all"}, help: "revoke every API key of yours (including the one in use)"})
 			},
 			run: runKeyRevoke,
@@ -284,21 +290,49 @@ func runKeyCreate(ctx context.Context, inv *invocation) error {
 	return inv.emit(k, keyTable(k))
 }
 
+func runKeyList(ctx context.Context, inv *invocation) error {
+	c, err := inv.tabularClient()
+	if err != nil {
+		return err
+	}
+	keys, err := c.ListAPIKeys(ctx)
+	if err != nil {
+		return err
+	}
+	return inv.emit(map[string]any{"api_keys": keys}, func() tabular {
+		t := tabular{cols: []string{"id", "label", "date_created", "last_used", "current"}}
+		for _, k := range keys {
+			t.rows = append(t.rows, []any{k.ID, k.Label, k.DateCreated, k.LastUsed, k.Current})
+		}
+		return t
+	})
+}
+
 func runKeyRevoke(ctx context.Context, inv *invocation) error {
 	all := inv.opt("--all").on()
+	id := inv.str("--id")
+	given := 0
+	for _, g := range []bool{all, id != "", len(inv.args) == 1} {
+		if g {
+			given++
+		}
+	}
 	switch {
-	case all && len(inv.args) == 1:
-		return usagef(inv.cmd, "give either KEY or --all, not both")
-	case !all && len(inv.args) == 0:
-		return usagef(inv.cmd, "missing KEY to revoke (or --all for every key)")
+	case given > 1:
+		return usagef(inv.cmd, "give one of KEY, --id ID and --all")
+	case given == 0:
+		return usagef(inv.cmd, "missing KEY to revoke (or --id ID from `bit key list`, or --all for every key)")
 	}
 	c, err := inv.tabularClient()
 	if err != nil {
 		return err
 	}
-	if all {
+	switch {
+	case all:
 		err = c.RevokeAllAPIKeys(ctx)
-	} else {
+	case id != "":
+		err = c.RevokeAPIKeyByID(ctx, id)
+	default:
 		err = c.RevokeAPIKey(ctx, inv.args[0])
 	}
 	if err != nil {

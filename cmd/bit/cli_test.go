@@ -67,7 +67,7 @@ func TestHelpAndUsage(t *testing.T) {
 		{"db update bad bool", []string{"db", "update", "-d", "a/b", "-p", "maybe"}, 2, "", "-p/--is_private/--is-private takes true or false", false},
 		{"db update contradiction", []string{"db", "update", "-d", "a/b", "-p", "true", "--public", "true"}, 2, "", "contradict", false},
 		{"db create two privacies", []string{"db", "create", "-n", "x", "-p", "--is_private", "true"}, 2, "", "only one of --public, -p and --is_private", false},
-		{"key revoke both", []string{"key", "revoke", "v2_x", "--all"}, 2, "", "either KEY or --all", false},
+		{"key revoke both", []string{"key", "revoke", "v2_x", "--all"}, 2, "", "give one of KEY, --id ID and --all", false},
 		{"key revoke nothing", []string{"key", "revoke"}, 2, "", "missing KEY", false},
 		{"sa create bad role", []string{"sa", "create", "-n", "x", "--role", "god"}, 2, "", "--role must be", false},
 		{"sa info no id", []string{"sa", "info"}, 2, "", "missing the service account ID", false},
@@ -412,17 +412,35 @@ func TestWriteFileAtomicKeepsOldOnFailure(t *testing.T) {
 func TestRenderProgress(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		state             string
+		phase, state      string
+		frac              float64
 		done, total, rows int64
+		elapsed           time.Duration
 		want              string
 	}{
-		{"UPLOADING", 512, 1024, 0, "import [############------------]  50%  512 B/1.0 KiB  UPLOADING"},
-		{"PROCESSING", 0, 0, 42, "import  42 rows  PROCESSING"},
-		{"DONE", 3 << 20, 3 << 20, 7, "import [########################] 100%  3.0 MiB/3.0 MiB  7 rows  DONE"},
+		{"upload", "UPLOADING", 0.25, 512, 1024, 0, 300 * time.Millisecond,
+			"import [######------------------]  25%  upload 512 B/1.0 KiB  UPLOADING  0.3 s"},
+		{"", "PROCESSING", 0.5, 0, 0, 42, time.Second, "import [############------------]  50%  42 rows  PROCESSING  1.0 s"},
+		{"processing", "DONE", 1, 3 << 20, 3 << 20, 200_000, 61 * time.Second,
+			"import [########################] 100%  processing 3.0 MiB/3.0 MiB  200,000 rows  DONE  1m1s"},
 	}
 	for _, tc := range tests {
-		if got := renderProgress("import", tc.state, tc.done, tc.total, tc.rows); got != tc.want {
+		if got := renderProgress("import", tc.phase, tc.state, tc.frac, tc.done, tc.total, tc.rows, tc.elapsed, 0); got != tc.want {
 			t.Errorf("got  %q\nwant %q", got, tc.want)
+		}
+	}
+	// On a narrow terminal the line fits: the bytes go first, then the time,
+	// the rows and the state.
+	for width, want := range map[int]string{
+		200: "import [########################] 100%  processing 3.0 MiB/3.0 MiB  200,000 rows  DONE  1.0 s",
+		80:  "import [########################] 100%  200,000 rows  DONE  1.0 s",
+		60:  "import [########################] 100%  200,000 rows  DONE",
+		50:  "import [########################] 100%  DONE",
+		20:  "import [########################] 100%",
+	} {
+		got := renderProgress("import", "processing", "DONE", 1, 3<<20, 3<<20, 200_000, time.Second, width)
+		if got != want {
+			t.Errorf("width %d: got %q, want %q", width, got, want)
 		}
 	}
 }
@@ -430,8 +448,9 @@ func TestRenderProgress(t *testing.T) {
 func TestProgressQuietWithoutTerminal(t *testing.T) {
 	t.Parallel()
 	var errb bytes.Buffer
-	p := newProgressBar(&app{stderr: &errb}, "import")
-	p.update("PROCESSING", 1, 2, 3)
+	p := newProgressBar(&app{stderr: &errb}, "import", "upload", "processing")
+	p.update(1, "PROCESSING", 1, 2, 3)
+	p.complete("DONE")
 	p.finish()
 	if errb.Len() != 0 {
 		t.Errorf("progress drawn without a terminal: %q", errb.String())
@@ -499,11 +518,13 @@ func TestProgressDrawsOnTerminal(t *testing.T) {
 	var errb bytes.Buffer
 	p := newProgressBar(&app{stderr: &errb, stderrTTY: true}, "export")
 	p.minStep = time.Hour
-	p.update("PROCESSING", -1, -1, 5)
-	p.update("DONE", -1, -1, 9) // within minStep of the first: not drawn
-	p.finish()
-	want := "\r\033[Kexport  5 rows  PROCESSING\r\033[K"
-	if errb.String() != want {
-		t.Errorf("drawn %q, want %q", errb.String(), want)
+	p.update(0, "PROCESSING", -1, -1, 5)
+	p.update(0, "DONE", -1, -1, 9) // within minStep of the first: not drawn
+	p.finish()                     // draws the last state and keeps it
+	p.finish()                     // a second call does nothing
+	draws := strings.Split(errb.String(), "\r\033[K")
+	if len(draws) != 3 || draws[0] != "" || !strings.HasPrefix(draws[1], "export [") || !strings.Contains(draws[1], "5 rows  PROCESSING") ||
+		!strings.Contains(draws[2], "9 rows  DONE") || !strings.HasSuffix(draws[2], "\n") || strings.Count(errb.String(), "\n") != 1 {
+		t.Errorf("drawn %q", errb.String())
 	}
 }

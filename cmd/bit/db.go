@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -64,11 +68,16 @@ For python-bitdotio compatibility, -p followed by true or false is is_private:
 		},
 		&command{
 			name:     "delete",
-			synopsis: "-d NAME",
+			synopsis: "-d NAME [-y|--yes]",
 			summary:  "delete a database and all its data (the name stays reserved for 30 days)",
-			maxArgs:  1,
-			flags:    dbFlag,
-			run:      runDBDelete,
+			long: `On a terminal, bit asks for confirmation first (--yes skips the question).
+Without a terminal on stdin (scripts, CI) it does not ask.`,
+			maxArgs: 1,
+			flags: func(fs *flagSet) {
+				dbFlag(fs)
+				fs.add(&option{names: []string{"-y", "--yes"}, help: "delete without asking for confirmation"})
+			},
+			run: runDBDelete,
 		},
 	)
 }
@@ -246,12 +255,56 @@ func runDBDelete(ctx context.Context, inv *invocation) error {
 	if name, err = fullDBName(ctx, c, inv, name); err != nil {
 		return err
 	}
+	if inv.app.stdinTTY && !inv.opt("--yes").on() {
+		ok, err := inv.confirm(ctx, fmt.Sprintf("Delete the database %s and all its data? This cannot be undone. [y/N] ", name))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%s was not deleted: the deletion was not confirmed (answer y, or pass --yes)", name)
+		}
+	}
 	if err := c.DeleteDatabase(ctx, name); err != nil {
 		return err
 	}
 	return inv.emit(map[string]any{"deleted": name}, func() tabular {
 		return tabular{cols: []string{"deleted"}, rows: [][]any{{name}}}
 	})
+}
+
+// confirm asks question on stderr and reads the answer from stdin: true for
+// y or yes (any case), false for anything else, including an empty line or
+// the end of the input. Ctrl-C while it waits ends the wait with ctx's error.
+func (inv *invocation) confirm(ctx context.Context, question string) (bool, error) {
+	fmt.Fprint(inv.app.stderr, question)
+	type answer struct {
+		line string
+		err  error
+	}
+	got := make(chan answer, 1)
+	go func() { // abandoned when ctx ends first: the process is about to exit
+		line, err := bufio.NewReader(inv.app.stdin).ReadString('\n')
+		got <- answer{line, err}
+	}()
+	var a answer
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(inv.app.stderr)
+		return false, fmt.Errorf("waiting for confirmation: %w", ctx.Err())
+	case a = <-got:
+	}
+	if a.err != nil && a.line == "" {
+		fmt.Fprintln(inv.app.stderr)
+		if errors.Is(a.err, io.EOF) {
+			return false, nil
+		}
+		return false, fmt.Errorf("read the answer: %w", a.err)
+	}
+	switch strings.ToLower(strings.TrimSpace(a.line)) {
+	case "y", "yes":
+		return true, nil
+	}
+	return false, nil
 }
 
 // boolFlag reads a flag holding true|false; given is false when absent.

@@ -6,6 +6,7 @@ replace github.com/bitkit-dev/bitkit => ../../
 
 require (
 	github.com/bitkit-dev/bitkit v0.0.0
+	github.com/creack/pty v1.1.24
 	golang.org/x/term v0.47.0
 )
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/bitkit-dev/bitkit/core"
 )
@@ -15,14 +16,18 @@ import (
 func importCommand() *command {
 	return &command{
 		name:     "import",
-		synopsis: "-d DB -t TABLE [--schema S] [--header auto|first_row|no_header] (FILE | - | --url URL)",
+		synopsis: "-d DB -t TABLE [--schema S] [--header auto|first_row|no_header] (FILE | - | --url URL) [--json]",
 		summary:  "import a file (CSV, JSON, XLS/XLSX, Parquet, ...) into a table",
 		long: `The file is uploaded (streamed, never read into memory), then the job is
-polled until it ends. A progress bar is drawn on stderr when stderr is a
-terminal. The final job object is printed as JSON on stdout; a job that ends
-FAILED exits with status 3 and its error type and details on stderr. The
-server detects the format from the file name's extension (--file-name sets the
-name sent, e.g. for stdin). The table is created when missing.`,
+polled until it ends. When stderr is a terminal, one progress bar covers the
+upload and the server's processing and stays on screen at the end. When stdout
+is a terminal, bit ends with one line such as
+  ✓ imported 200,000 rows into demo/cli.big in 0.9 s
+otherwise (a pipe or a file, or with --json) it prints the final job object as
+JSON. A job that ends FAILED exits with status 3 and its error type and details
+on stderr. The server detects the format from the file name's extension
+(--file-name sets the name sent, e.g. for stdin). The table is created when
+missing.`,
 		maxArgs: 1,
 		flags: func(fs *flagSet) {
 			dbFlag(fs)
@@ -32,6 +37,7 @@ name sent, e.g. for stdin). The table is created when missing.`,
 				help: "whether the first row holds column names: auto (default), first_row or no_header"})
 			fs.add(&option{names: []string{"--url"}, metavar: "URL", help: "let the server fetch the file from URL instead of uploading one"})
 			fs.add(&option{names: []string{"--file-name"}, metavar: "NAME", help: "file name sent with the upload (default: FILE's base name; upload.csv for stdin)"})
+			jsonFlag(fs)
 		},
 		run: runImport,
 	}
@@ -40,12 +46,16 @@ name sent, e.g. for stdin). The table is created when missing.`,
 func exportCommand() *command {
 	return &command{
 		name:     "export",
-		synopsis: "-d DB (-q SQL | -t TABLE [--schema S]) [--format csv|json|xls|parquet] [-o FILE|-]",
+		synopsis: "-d DB (-q SQL | -t TABLE [--schema S]) [--format csv|json|xls|parquet] [-o FILE|-] [--json]",
 		summary:  "export a query result or a table to a file",
-		long: `The export runs as a job on the server; bit waits for it (progress bar on a
-terminal's stderr), then downloads the file to -o FILE (written to a temporary
-file first, renamed when complete) and prints the final job object as JSON on
-stdout. With -o - the file goes to stdout and the job is not printed. Without
+		long: `The export runs as a job on the server; bit waits for it, then downloads the
+file to -o FILE (written to a temporary file first, renamed when complete).
+When stderr is a terminal, one progress bar covers the processing and the
+download and stays on screen at the end. When stdout is a terminal, bit ends
+with one line such as
+  ✓ exported 3 rows from demo/cli to out.csv (1.2 KiB) in 0.4 s
+otherwise (or with --json) it prints the final job object as JSON on stdout.
+With -o - the file goes to stdout and the job is not printed. Without
 -o the file is saved in the current directory under the job's file name
 (never over an existing file). Here --format is the format of the exported
 file (default csv), not of bit's output.`,
@@ -57,6 +67,7 @@ file (default csv), not of bit's output.`,
 			fs.add(&option{names: []string{"--format"}, metavar: "FORMAT", choices: []string{"csv", "json", "xls", "parquet"},
 				help: "file format: csv (default), json, xls or parquet"})
 			fs.add(&option{names: []string{"-o", "--output"}, metavar: "FILE", help: "where to save the file (- for stdout)"})
+			jsonFlag(fs)
 		},
 		run: runExport,
 	}
@@ -81,6 +92,11 @@ func runImport(ctx context.Context, inv *invocation) error {
 	}
 	req := core.ImportRequest{Table: table, Schema: inv.str("--schema"), InferHeader: inv.str("--header"), FileURL: url}
 	bar := newProgressBar(inv.app, "import")
+	processing := 0
+	if file != "" {
+		bar = newProgressBar(inv.app, "import", "upload", "processing")
+		processing = 1
+	}
 	defer bar.finish()
 	if file != "" {
 		var r io.Reader
@@ -101,7 +117,7 @@ func runImport(ctx context.Context, inv *invocation) error {
 			}
 			r = f
 		}
-		req.File = &countingReader{r: r, total: req.Size, bar: bar, state: "UPLOADING"}
+		req.File = &countingReader{r: r, total: req.Size, bar: bar, phase: 0, state: "UPLOADING"}
 	}
 	c, err := inv.client()
 	if err != nil {
@@ -111,31 +127,75 @@ func runImport(ctx context.Context, inv *invocation) error {
 	if err != nil {
 		return err
 	}
-	job, err := c.Import(ctx, db, req, jobProgress(bar))
+	job, err := c.Import(ctx, db, req, jobProgress(bar, processing))
+	if err != nil {
+		bar.finish()
+		return finishJob(inv, job, err)
+	}
+	bar.complete(job.State)
 	bar.finish()
-	return finishJob(inv, job, err)
+	if !inv.human() {
+		return writeJSON(inv.app.out, job)
+	}
+	target := table
+	if req.Schema != "" {
+		target = req.Schema + "." + table
+	}
+	rows := jobRows(job)
+	_, err = fmt.Fprintf(inv.app.out, "✓ imported %s %s into %s.%s in %s\n",
+		groupDigits(rows), plural(rows, "row", "rows"), db, target, humanSeconds(time.Since(bar.start)))
+	return err
 }
 
-// jobProgress feeds job states into the bar.
-func jobProgress(bar *progressBar) func(*core.Job) {
+// jobProgress feeds job states into phase of the bar.
+func jobProgress(bar *progressBar, phase int) func(*core.Job) {
 	return func(j *core.Job) {
 		if j.Progress != nil {
-			bar.update(j.State, j.Progress.BytesDone, j.Progress.BytesTotal, j.Progress.Rows)
+			bar.update(phase, j.State, j.Progress.BytesDone, j.Progress.BytesTotal, j.Progress.Rows)
 		} else {
-			bar.update(j.State, -1, -1, -1)
+			bar.update(phase, j.State, -1, -1, -1)
 		}
 	}
 }
 
-// finishJob prints the final job (also a FAILED one) and returns err.
+// finishJob prints the final job of a failed command as JSON when stdout is
+// not a terminal (on a terminal, stderr's error says it all) and returns err.
 func finishJob(inv *invocation, job *core.Job, err error) error {
 	var failed *core.JobFailedError
-	if job != nil && (err == nil || errors.As(err, &failed)) {
-		if werr := writeJSON(inv.app.out, job); werr != nil && err == nil {
-			err = werr
+	if job != nil && errors.As(err, &failed) && !inv.human() {
+		if werr := writeJSON(inv.app.out, job); werr != nil {
+			return errors.Join(err, werr)
 		}
 	}
 	return err
+}
+
+// jsonFlag registers --json, for commands that print a sentence for people
+// on a terminal.
+func jsonFlag(fs *flagSet) {
+	fs.add(&option{names: []string{"--json"}, help: "print the final job as JSON even when stdout is a terminal"})
+}
+
+// human reports whether the command prints a sentence rather than JSON:
+// stdout is a terminal and --json was not given.
+func (inv *invocation) human() bool {
+	return inv.app.stdoutTTY && !inv.opt("--json").on()
+}
+
+// jobRows is the rows a finished job wrote (0 when it reported none).
+func jobRows(j *core.Job) int64 {
+	if j.Progress == nil {
+		return 0
+	}
+	return j.Progress.Rows
+}
+
+// plural picks the singular or plural word for n.
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func runExport(ctx context.Context, inv *invocation) error {
@@ -174,9 +234,9 @@ func runExport(ctx context.Context, inv *invocation) error {
 	if err != nil {
 		return err
 	}
-	bar := newProgressBar(inv.app, "export")
+	bar := newProgressBar(inv.app, "export", "processing", "download")
 	defer bar.finish()
-	job, err := c.Export(ctx, db, req, jobProgress(bar))
+	job, err := c.Export(ctx, db, req, jobProgress(bar, 0))
 	if err != nil {
 		bar.finish()
 		return finishJob(inv, job, err)
@@ -185,13 +245,18 @@ func runExport(ctx context.Context, inv *invocation) error {
 	if job.Progress != nil {
 		total = job.Progress.BytesTotal
 	}
+	var size int64
 	download := func(w io.Writer) error {
-		_, err := c.Download(ctx, job, &countingWriter{w: w, total: total, bar: bar})
+		n, err := c.Download(ctx, job, &countingWriter{w: w, total: total, bar: bar, phase: 1})
+		size = n
 		return err
 	}
 	switch out {
 	case "-":
 		err = download(inv.app.out)
+		if err == nil {
+			bar.complete("DONE")
+		}
 		bar.finish()
 		return err
 	case "":
@@ -204,12 +269,20 @@ func runExport(ctx context.Context, inv *invocation) error {
 			return fmt.Errorf("%s already exists in the current directory: run again with -o FILE (or -o - for stdout)", out)
 		}
 	}
-	err = writeFileAtomic(out, download)
+	if err = writeFileAtomic(out, download); err == nil {
+		bar.complete("DONE")
+	}
 	bar.finish()
 	if err != nil {
 		return err
 	}
-	return writeJSON(inv.app.out, job)
+	if !inv.human() {
+		return writeJSON(inv.app.out, job)
+	}
+	rows := jobRows(job)
+	_, err = fmt.Fprintf(inv.app.out, "✓ exported %s %s from %s to %s (%s) in %s\n",
+		groupDigits(rows), plural(rows, "row", "rows"), db, out, humanBytes(size), humanSeconds(time.Since(bar.start)))
+	return err
 }
 
 // defaultExportName is the file name used without -o before the job names one.

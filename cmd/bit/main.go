@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -37,19 +38,42 @@ const (
 	exitError = 3
 )
 
-// version is the CLI's version; release builds set it with
-// -ldflags "-X main.version=v1.2.3". When unset, the module version recorded
-// in the binary is used.
+// version is the CLI's version; the Makefile's bin/bit rule sets it with
+// -ldflags "-X main.version=$(git describe)". When unset, cliVersion falls
+// back on what the Go toolchain recorded in the binary.
 var version = ""
 
 func cliVersion() string {
 	if version != "" {
 		return version
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
 	}
-	return "(devel)"
+	return buildInfoVersion(bi)
+}
+
+// buildInfoVersion is the module version of a `go install …@version` build,
+// else "devel" with the VCS revision the toolchain recorded (and "-dirty"
+// when the tree had changes), else "devel".
+func buildInfoVersion(bi *debug.BuildInfo) string {
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch {
+		case s.Key == "vcs.revision":
+			rev = s.Value
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "-dirty"
+		}
+	}
+	if rev == "" {
+		return "devel"
+	}
+	return "devel-" + rev[:min(len(rev), 12)] + dirty
 }
 
 func main() {
@@ -60,7 +84,15 @@ func main() {
 		stderr:    os.Stderr,
 		getenv:    os.Getenv,
 		stdinTTY:  term.IsTerminal(int(os.Stdin.Fd())),
+		stdoutTTY: term.IsTerminal(int(os.Stdout.Fd())),
 		stderrTTY: term.IsTerminal(int(os.Stderr.Fd())),
+		stderrWidth: func() int {
+			w, _, err := term.GetSize(int(os.Stderr.Fd()))
+			if err != nil {
+				return 0
+			}
+			return w
+		},
 		readPassword: func() (string, error) {
 			b, err := term.ReadPassword(int(os.Stdin.Fd()))
 			return string(b), err
@@ -78,7 +110,9 @@ type app struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	stdinTTY       bool                   // stdin is a terminal (prompts allowed)
+	stdoutTTY      bool                   // stdout is a terminal (sentences instead of JSON where a command says so)
 	stderrTTY      bool                   // stderr is a terminal (progress bars)
+	stderrWidth    func() int             // stderr's terminal width in columns, 0 when unknown; may be nil
 	readPassword   func() (string, error) // reads a line without echo from the terminal
 
 	out *bufio.Writer // buffered stdout, flushed at the end of run
@@ -95,7 +129,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 		return exitOK
 	}
 	if inv != nil && inv.opt("--version").on() && err == nil {
-		fmt.Fprintf(a.out, "bit %s\n", cliVersion())
+		fmt.Fprintf(a.out, "bit %s (%s %s/%s)\n", cliVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		a.out.Flush()
 		return exitOK
 	}
@@ -274,7 +308,7 @@ func parse(root *command, args []string) (*invocation, error) {
 				if name == "" {
 					fail(usagef(inv.cmd, "malformed flag %q", arg))
 				} else {
-					fail(usagef(inv.cmd, "unknown flag %s for %s (see %s --help)", spelled, inv.cmd.fullName(), inv.cmd.fullName()))
+					fail(usagef(inv.cmd, "unknown flag %s for %s%s (see %s --help)", spelled, inv.cmd.fullName(), didYouMean(spelled, fs.spellings()), inv.cmd.fullName()))
 				}
 				continue
 			}
@@ -304,7 +338,7 @@ func parse(root *command, args []string) (*invocation, error) {
 		if len(inv.cmd.subs) > 0 {
 			sub := inv.cmd.sub(arg)
 			if sub == nil {
-				fail(usagef(inv.cmd, "unknown command %q for %s (one of: %s)", arg, inv.cmd.fullName(), subNames(inv.cmd)))
+				fail(unknownCommand(inv.cmd, arg))
 				continue
 			}
 			inv.cmd = sub
@@ -381,7 +415,7 @@ func helpCommand() *command {
 			for _, w := range inv.args {
 				s := c.sub(w)
 				if s == nil {
-					return usagef(c, "unknown command %q for %s (one of: %s)", w, c.fullName(), subNames(c))
+					return unknownCommand(c, w)
 				}
 				c = s
 			}

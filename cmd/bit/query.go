@@ -156,11 +156,11 @@ func runQuery(ctx context.Context, inv *invocation) error {
 	return inv.writeOutput(func(w io.Writer) error {
 		switch format {
 		case fmtNDJSON, fmtCSV:
-			return streamQuery(ctx, c, req, w, format, objects)
+			return withSQL(sql, streamQuery(ctx, c, req, w, format, objects))
 		}
 		res, err := c.QueryWith(ctx, req)
 		if err != nil {
-			return err
+			return withSQL(sql, err)
 		}
 		if format == fmtTable {
 			return writeResultTable(w, res)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -205,7 +204,7 @@ func (c *Client) login(ctx context.Context, user, password string) (CachedToken,
 		return CachedToken{}, errors.New("core: UsernamePassword: the user name or the password is empty")
 	}
 	now := c.clock.Now()
-	req, err := c.newRequest(ctx, &request{method: http.MethodPost, path: "/auth/v1/login",
+	req, err := c.newRequest(&request{method: "POST", path: "/auth/v1/login",
 		body: loginRequest{Username: user, Password: password}, idem: true})
 	if err != nil {
 		return CachedToken{}, errors.New("core: building the login request failed")
@@ -215,8 +214,8 @@ func (c *Client) login(ctx context.Context, user, password string) (CachedToken,
 		return CachedToken{}, fmt.Errorf("core: logging in as %q: %w", user, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		err := c.readError(resp).(*APIError)
-		if err.StatusCode == http.StatusUnauthorized {
+		err := c.readError(req, resp).(*APIError)
+		if err.StatusCode == 401 {
 			err.Message = fmt.Sprintf("logging in as %q failed: %s; check the user name and password", user, strings.TrimSuffix(err.Message, "."))
 		}
 		return CachedToken{}, err
@@ -270,7 +269,7 @@ func (c *Client) Logout(ctx context.Context) error {
 	}
 	var serverErr error
 	if tok.AccessToken != "" {
-		req, err := c.newRequest(ctx, &request{method: http.MethodDelete, path: "/auth/v1/token"})
+		req, err := c.newRequest(&request{method: "DELETE", path: "/auth/v1/token"})
 		if err != nil {
 			return err
 		}
@@ -278,10 +277,10 @@ func (c *Client) Logout(ctx context.Context) error {
 		resp, err := c.send(ctx, c.plain, req)
 		if err != nil {
 			serverErr = err
-		} else if resp.StatusCode == http.StatusUnauthorized || (resp.StatusCode >= 200 && resp.StatusCode < 300) {
+		} else if resp.StatusCode == 401 || (resp.StatusCode >= 200 && resp.StatusCode < 300) {
 			drain(resp)
 		} else {
-			serverErr = c.readError(resp)
+			serverErr = c.readError(req, resp)
 		}
 	}
 	if err := a.forget(ctx); err != nil {

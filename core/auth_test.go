@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -88,7 +87,7 @@ func TestUsernamePasswordSingleFlight(t *testing.T) {
 	t.Parallel()
 	as := newAuthServer()
 	as.loginWait = 20 * time.Millisecond
-	srv := httptest.NewServer(as)
+	srv := startServer(as)
 	defer srv.Close()
 	clk := newFakeClock()
 	c, err := NewClient(srv.URL, WithCredentials(UsernamePassword(testUser, testPassword)), WithClock(clk))
@@ -126,7 +125,7 @@ func TestUsernamePasswordSingleFlight(t *testing.T) {
 func TestUsernamePassword401Relogin(t *testing.T) {
 	t.Parallel()
 	as := newAuthServer()
-	srv := httptest.NewServer(as)
+	srv := startServer(as)
 	defer srv.Close()
 	c, err := NewClient(srv.URL, WithCredentials(UsernamePassword(testUser, testPassword)), WithClock(newFakeClock()))
 	if err != nil {
@@ -165,7 +164,7 @@ func TestUsernamePassword401Relogin(t *testing.T) {
 	}
 	// Still rejected after a re-login: only one replay, then the 401.
 	as2 := newAuthServer()
-	srv2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv2 := startServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/auth/v1/login" {
 			as2.ServeHTTP(w, r)
 			return
@@ -187,7 +186,7 @@ func TestUsernamePassword401Relogin(t *testing.T) {
 func TestWrongPasswordError(t *testing.T) {
 	t.Parallel()
 	as := newAuthServer()
-	srv := httptest.NewServer(as)
+	srv := startServer(as)
 	defer srv.Close()
 	const wrong = "Wr0ng-Pa55word-xyz"
 	c, _ := NewClient(srv.URL, WithCredentials(UsernamePassword(testUser, wrong)))
@@ -203,7 +202,7 @@ func TestWrongPasswordError(t *testing.T) {
 func TestStaticToken401Message(t *testing.T) {
 	t.Parallel()
 	as := newAuthServer()
-	srv := httptest.NewServer(as)
+	srv := startServer(as)
 	defer srv.Close()
 	const tok = "tok-static-secret-123456"
 	c, _ := NewClient(srv.URL, WithToken(tok))
@@ -223,7 +222,7 @@ func TestStaticToken401Message(t *testing.T) {
 func TestLogout(t *testing.T) {
 	t.Parallel()
 	as := newAuthServer()
-	srv := httptest.NewServer(as)
+	srv := startServer(as)
 	defer srv.Close()
 	cache := NewMemoryTokenCache()
 	c, _ := NewClient(srv.URL, WithCredentials(UsernamePassword(testUser, testPassword, WithTokenCache(cache))))
@@ -265,7 +264,7 @@ func TestLogout(t *testing.T) {
 func TestNoSecretsInErrors(t *testing.T) {
 	t.Parallel()
 	key := "v2_SECRETKEY" + strings.Repeat("k", 36)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := startServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(500)
 		io.WriteString(w, `{"error":"boom","code":"internal"}`)
 	}))

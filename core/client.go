@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/http"
 	"net/url"
 	"runtime"
 	"strings"
@@ -30,9 +29,10 @@ const apiPrefix = "/v2beta"
 // concurrent use by many goroutines; create one and reuse it.
 type Client struct {
 	endpoint  *url.URL
-	hc        *http.Client // full stack: user agent → auth → retry → base
-	plain     *http.Client // user agent → retry → base, for login and downloads elsewhere
-	base      http.RoundTripper
+	full      Fetcher // user agent → auth → retry → base
+	plain     Fetcher // user agent → retry → base, for login
+	base      Fetcher
+	native    nativeConfig // WithHTTPClient / WithTransport (native builds)
 	userAgent string
 	retry     RetryPolicy
 	clock     Clock
@@ -79,36 +79,6 @@ func WithCredentials(cr Credentials) Option {
 			return errors.New("core: WithCredentials: nil credentials")
 		}
 		c.creds, c.auth, c.credKind = cr, nil, "password"
-		return nil
-	}
-}
-
-// WithHTTPClient makes the client use a copy of hc: its Transport becomes the
-// base transport (http.DefaultTransport when nil) and its Timeout and Jar are
-// kept; redirects are never followed (the API answers none, and following
-// one could carry credentials elsewhere). hc itself is never modified.
-func WithHTTPClient(hc *http.Client) Option {
-	return func(c *Client) error {
-		if hc == nil {
-			return errors.New("core: WithHTTPClient: nil *http.Client")
-		}
-		cp := *hc
-		c.hc = &cp
-		if hc.Transport != nil {
-			c.base = hc.Transport
-		}
-		return nil
-	}
-}
-
-// WithTransport sets the base transport that the client's user-agent, auth
-// and retry layers wrap (default http.DefaultTransport).
-func WithTransport(rt http.RoundTripper) Option {
-	return func(c *Client) error {
-		if rt == nil {
-			return errors.New("core: WithTransport: nil http.RoundTripper")
-		}
-		c.base = rt
 		return nil
 	}
 }
@@ -207,7 +177,10 @@ func NewClient(endpoint string, opts ...Option) (*Client, error) {
 		endpoint = DefaultEndpoint
 	}
 	u, err := url.Parse(strings.TrimRight(endpoint, "/"))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if err != nil {
+		return nil, fmt.Errorf("core: the endpoint is not a URL (it cannot be parsed); give an http(s) URL such as %s", DefaultEndpoint)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("core: endpoint %q is not an http(s) URL such as %s", sanitizeEndpoint(endpoint), DefaultEndpoint)
 	}
 	if u.User != nil || u.RawQuery != "" {
@@ -229,27 +202,21 @@ func NewClient(endpoint string, opts ...Option) (*Client, error) {
 		}
 	}
 	if c.base == nil {
-		c.base = http.DefaultTransport
+		if c.base = c.native.fetcher(); c.base == nil {
+			c.base = DefaultFetcher
+		}
 	}
-	if c.hc == nil {
-		c.hc = &http.Client{}
+	if c.base == nil {
+		return nil, errors.New("core: no HTTP transport: this js/wasm program has not set core.DefaultFetcher; pass WithFetcher, or load bitkit through the wasm client or Worker, which supply one built on fetch")
 	}
-	retryRT := &retryTransport{base: c.base, policy: c.retry, clock: c.clock}
-	plain := *c.hc
-	plain.Transport = &uaTransport{base: retryRT, ua: c.userAgent}
-	c.plain = &plain
-	c.hc.Transport = &uaTransport{base: &authTransport{base: retryRT, c: c}, ua: c.userAgent}
-	c.hc.CheckRedirect = noRedirect
-	c.plain.CheckRedirect = noRedirect
+	retry := &retryFetcher{base: c.base, policy: c.retry, clock: c.clock}
+	c.plain = &uaFetcher{base: retry, ua: c.userAgent}
+	c.full = &uaFetcher{base: &authFetcher{base: retry, c: c}, ua: c.userAgent}
 	if c.creds != nil {
 		c.auth = c.creds.authenticator(c)
 	}
 	return c, nil
 }
-
-// noRedirect stops at redirects: the API never answers one, and following a
-// redirect could carry the Authorization header somewhere else.
-func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 func sanitizeEndpoint(s string) string {
 	u, err := url.Parse(s)
@@ -289,7 +256,7 @@ type request struct {
 	query   url.Values
 	body    any    // JSON-encoded when non-nil
 	raw     []byte // sent as is when body is nil and raw is non-nil
-	header  http.Header
+	header  Header
 	idem    bool // add an Idempotency-Key (safe to replay)
 	noAuth  bool
 	stream  bool // caller reads the body; do returns the open response
@@ -310,29 +277,30 @@ func newIdempotencyKey() string {
 	return string(out)
 }
 
-// newRequest builds the *http.Request of r with a replayable body.
-func (c *Client) newRequest(ctx context.Context, r *request) (*http.Request, error) {
-	var body io.Reader
+// newRequest builds the Request of r with a replayable body.
+func (c *Client) newRequest(r *request) (*Request, error) {
+	req := &Request{Method: r.method, URL: c.url(r.path, r.query).String(), Header: Header{}, ContentLength: -1}
+	var b []byte
 	if r.body != nil {
-		b, err := jsonx.Marshal(r.body)
-		if err != nil {
+		var err error
+		if b, err = jsonx.Marshal(r.body); err != nil {
 			return nil, fmt.Errorf("core: encoding the %s %s request: %w", r.method, r.path, err)
 		}
-		body = bytes.NewReader(b)
-	} else if r.raw != nil {
-		body = bytes.NewReader(r.raw)
-	} else if r.rawBody != nil {
-		body = r.rawBody
-	}
-	req, err := http.NewRequestWithContext(ctx, r.method, c.url(r.path, r.query).String(), body)
-	if err != nil {
-		return nil, fmt.Errorf("core: building the %s %s request: %w", r.method, r.path, err)
-	}
-	if r.body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	} else if r.raw != nil {
+		b = r.raw
 	}
-	if r.rawBody != nil && r.length > 0 {
-		req.ContentLength = r.length
+	switch {
+	case b != nil:
+		req.Body = bytes.NewReader(b)
+		req.GetBody = func() (io.Reader, error) { return bytes.NewReader(b), nil }
+		req.ContentLength = int64(len(b))
+	case r.rawBody != nil:
+		req.Body = r.rawBody
+		req.ContentLength = 0
+		if r.length > 0 {
+			req.ContentLength = r.length
+		}
 	}
 	req.Header.Set("Accept", "application/json")
 	for k, vs := range r.header {
@@ -350,17 +318,17 @@ func (c *Client) newRequest(ctx context.Context, r *request) (*http.Request, err
 // do sends r and decodes a 2xx JSON answer into out (when non-nil). A non-2xx
 // answer becomes an *APIError. With r.stream the open response is returned
 // and the caller closes its body.
-func (c *Client) do(ctx context.Context, r *request, out any) (*http.Response, error) {
-	req, err := c.newRequest(ctx, r)
+func (c *Client) do(ctx context.Context, r *request, out any) (*Response, error) {
+	req, err := c.newRequest(r)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.send(ctx, c.hc, req)
+	resp, err := c.send(ctx, c.full, req)
 	if err != nil {
 		return nil, err
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, c.readError(resp)
+		return nil, c.readError(req, resp)
 	}
 	if r.stream {
 		return resp, nil
@@ -374,21 +342,24 @@ func (c *Client) do(ctx context.Context, r *request, out any) (*http.Response, e
 	dec.UseNumber()
 	if err := dec.Decode(out); err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("core: %s %s: reading the answer: %w", req.Method, sanitizeURL(req.URL), ctxErr)
+			return nil, fmt.Errorf("core: %s %s: reading the answer: %w", req.Method, sanitizeRawURL(req.URL), ctxErr)
 		}
-		return nil, fmt.Errorf("core: %s %s: decoding the answer: %w", req.Method, sanitizeURL(req.URL), err)
+		return nil, fmt.Errorf("core: %s %s: decoding the answer: %w", req.Method, sanitizeRawURL(req.URL), err)
 	}
 	return resp, nil
 }
 
-// send runs req through hc and turns transport errors into errors that name
-// the request without any secret (url.Error would print the full URL).
-func (c *Client) send(ctx context.Context, hc *http.Client, req *http.Request) (*http.Response, error) {
-	resp, err := hc.Do(req)
+// send runs req through f and turns transport errors into errors that name
+// the request without any secret (a url.Error would print the full URL).
+func (c *Client) send(ctx context.Context, f Fetcher, req *Request) (*Response, error) {
+	resp, err := f.Fetch(ctx, req)
 	if err == nil {
+		if resp.Header == nil {
+			resp.Header = Header{}
+		}
 		return resp, nil
 	}
-	where := req.Method + " " + sanitizeURL(req.URL)
+	where := req.Method + " " + sanitizeRawURL(req.URL)
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return nil, fmt.Errorf("core: %s: %w", where, ctxErr)
 	}
@@ -400,16 +371,18 @@ func (c *Client) send(ctx context.Context, hc *http.Client, req *http.Request) (
 }
 
 // readError reads a non-2xx answer into an *APIError and closes the body.
-func (c *Client) readError(resp *http.Response) error {
+func (c *Client) readError(req *Request, resp *Response) error {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody+1))
-	e := newAPIError(resp, body)
-	if resp.StatusCode == http.StatusUnauthorized {
+	e := newAPIError(req, resp, body)
+	if resp.StatusCode == 401 {
 		switch c.credKind {
 		case "token":
 			e.Message = strings.TrimSuffix(e.Message, ".") + "; the access token given with WithToken is no longer valid (expired or revoked): get a new one with `bit login` or POST /auth/v1/login, or use UsernamePassword, which refreshes tokens by itself"
 		case "apikey":
-			e.Message = strings.TrimSuffix(e.Message, ".") + "; check the API key (it may have been revoked): create a new one with `bit key create`"
+			if !strings.Contains(e.Message, "bit key create") { // bitd's own message already says how
+				e.Message = strings.TrimSuffix(e.Message, ".") + "; check the API key (it may have been revoked): create a new one with `bit key create`"
+			}
 		case "":
 			e.Message = strings.TrimSuffix(e.Message, ".") + "; no credentials were given: use WithAPIKey, WithToken or WithCredentials"
 		}

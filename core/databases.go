@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"errors"
-	"net/http"
 	"time"
 )
 
@@ -62,7 +61,7 @@ func (c *Client) ListDatabases(ctx context.Context) ([]Database, error) {
 	var ans struct {
 		Databases []Database `json:"databases"`
 	}
-	if _, err := c.do(ctx, &request{method: http.MethodGet, path: apiPrefix + "/db/"}, &ans); err != nil {
+	if _, err := c.do(ctx, &request{method: "GET", path: apiPrefix + "/db/"}, &ans); err != nil {
 		return nil, err
 	}
 	if ans.Databases == nil {
@@ -78,7 +77,7 @@ func (c *Client) GetDatabase(ctx context.Context, name string) (*Database, error
 		return nil, err
 	}
 	var db Database
-	if _, err := c.do(ctx, &request{method: http.MethodGet, path: apiPrefix + "/db/" + p}, &db); err != nil {
+	if _, err := c.do(ctx, &request{method: "GET", path: apiPrefix + "/db/" + p}, &db); err != nil {
 		return nil, err
 	}
 	return &db, nil
@@ -94,7 +93,7 @@ func (c *Client) CreateDatabase(ctx context.Context, r CreateDatabaseRequest) (*
 		r.Account = c.account
 	}
 	var db Database
-	if _, err := c.do(ctx, &request{method: http.MethodPost, path: apiPrefix + "/db/", body: r, idem: true}, &db); err != nil {
+	if _, err := c.do(ctx, &request{method: "POST", path: apiPrefix + "/db/", body: r, idem: true}, &db); err != nil {
 		return nil, err
 	}
 	return &db, nil
@@ -107,7 +106,7 @@ func (c *Client) UpdateDatabase(ctx context.Context, name string, r UpdateDataba
 		return nil, err
 	}
 	var db Database
-	if _, err := c.do(ctx, &request{method: http.MethodPatch, path: apiPrefix + "/db/" + p, body: r}, &db); err != nil {
+	if _, err := c.do(ctx, &request{method: "PATCH", path: apiPrefix + "/db/" + p, body: r}, &db); err != nil {
 		return nil, err
 	}
 	return &db, nil
@@ -120,6 +119,6 @@ func (c *Client) DeleteDatabase(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.do(ctx, &request{method: http.MethodDelete, path: apiPrefix + "/db/" + p}, nil)
+	_, err = c.do(ctx, &request{method: "DELETE", path: apiPrefix + "/db/" + p}, nil)
 	return err
 }

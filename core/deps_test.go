@@ -50,3 +50,29 @@ func TestDependencies(t *testing.T) {
 		})
 	}
 }
+
+// TestNoNetHTTPUnderJS keeps net/http (and the net package it drags in) out
+// of the js/wasm build of core: a browser has fetch, and net/http is most of
+// the wasm client's weight. The program supplies a Fetcher instead.
+func TestNoNetHTTPUnderJS(t *testing.T) {
+	t.Parallel()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to list core's dependencies: %v", err)
+	}
+	cmd := exec.CommandContext(t.Context(), gobin, "list", "-deps", ".", "../jsfetch")
+	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 10 {
+		t.Fatalf("go list listed too little:\n%s", out)
+	}
+	for _, p := range deps {
+		if p == "net" || p == "net/http" || p == "mime/multipart" || p == "crypto/tls" {
+			t.Errorf("the js/wasm build of core or jsfetch links %s: keep net/http behind //go:build !js (core.Fetcher is the transport)", p)
+		}
+	}
+}

@@ -3,8 +3,9 @@
 // service accounts, accounts, and import/export jobs.
 //
 // It depends only on the standard library and bitkit's internal JSON
-// package, and builds for GOOS=js GOARCH=wasm (browsers, Workers), where it
-// uses net/http's fetch-based transport.
+// package, and builds for GOOS=js GOARCH=wasm (browsers, Workers) without
+// net/http: requests go through a Fetcher, which the program supplies there
+// (DefaultFetcher; package jsfetch has one on the host's fetch).
 //
 // # Creating a client
 //

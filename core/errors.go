@@ -3,7 +3,6 @@ package core
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -89,7 +88,7 @@ func (e *APIError) Error() string {
 	}
 	msg := e.Message
 	if msg == "" {
-		msg = http.StatusText(e.StatusCode)
+		msg = statusText(e.StatusCode)
 	}
 	b.WriteString(": ")
 	b.WriteString(msg)
@@ -115,23 +114,23 @@ func (e *APIError) Error() string {
 func (e *APIError) Is(target error) bool {
 	switch target {
 	case ErrBadRequest:
-		return e.StatusCode == http.StatusBadRequest && e.Code != "query_timeout"
+		return e.StatusCode == 400 && e.Code != "query_timeout"
 	case ErrUnauthorized:
-		return e.StatusCode == http.StatusUnauthorized
+		return e.StatusCode == 401
 	case ErrForbidden:
-		return e.StatusCode == http.StatusForbidden
+		return e.StatusCode == 403
 	case ErrNotFound:
-		return e.StatusCode == http.StatusNotFound
+		return e.StatusCode == 404
 	case ErrConflict:
-		return e.StatusCode == http.StatusConflict
+		return e.StatusCode == 409
 	case ErrTooLarge:
-		return e.StatusCode == http.StatusRequestEntityTooLarge
+		return e.StatusCode == 413
 	case ErrRateLimited:
-		return e.StatusCode == http.StatusTooManyRequests
+		return e.StatusCode == 429
 	case ErrTimeout:
-		return e.StatusCode == http.StatusRequestTimeout || e.StatusCode == http.StatusGatewayTimeout || e.Code == "query_timeout"
+		return e.StatusCode == 408 || e.StatusCode == 504 || e.Code == "query_timeout"
 	case ErrUnavailable:
-		return e.StatusCode == http.StatusServiceUnavailable
+		return e.StatusCode == 503
 	}
 	return false
 }
@@ -180,6 +179,15 @@ func (e *accountNotFoundError) Unwrap() error        { return e.err }
 var secretParams = []string{"key", "token", "password", "secret", "auth", "signature", "sig", "credential"}
 
 // sanitizeURL drops user info and redacts secret-looking query values.
+// sanitizeRawURL is sanitizeURL of an unparsed URL.
+func sanitizeRawURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return sanitizeURL(u)
+}
+
 func sanitizeURL(u *url.URL) string {
 	if u == nil {
 		return ""
@@ -225,11 +233,11 @@ type errorBody struct {
 }
 
 // newAPIError builds the APIError of a non-2xx answer from its (capped) body.
-func newAPIError(resp *http.Response, body []byte) *APIError {
+func newAPIError(req *Request, resp *Response, body []byte) *APIError {
 	e := &APIError{StatusCode: resp.StatusCode, RequestID: resp.Header.Get("X-Request-Id")}
-	if resp.Request != nil {
-		e.Method = resp.Request.Method
-		e.URL = sanitizeURL(resp.Request.URL)
+	if req != nil {
+		e.Method = req.Method
+		e.URL = sanitizeRawURL(req.URL)
 	}
 	if len(body) > maxErrorBody {
 		body = body[:maxErrorBody]

@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -55,10 +54,10 @@ func (f *fakeClock) Sleeps() []time.Duration {
 	return append([]time.Duration(nil), f.sleeps...)
 }
 
-// newHTTPServer starts an httptest server for h and returns its URL.
+// newHTTPServer starts a test server for h (startServer) and returns its URL.
 func newHTTPServer(t *testing.T, h http.Handler) string {
 	t.Helper()
-	srv := httptest.NewServer(h)
+	srv := startServer(h)
 	t.Cleanup(srv.Close)
 	return srv.URL
 }

@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"errors"
-	"net/http"
 	"net/url"
 	"time"
 )
@@ -58,7 +57,7 @@ func (c *Client) Account(ctx context.Context) (*Account, error) {
 	var ans struct {
 		Account Account `json:"account"`
 	}
-	if _, err := c.do(ctx, &request{method: http.MethodGet, path: "/iam/v2/account"}, &ans); err != nil {
+	if _, err := c.do(ctx, &request{method: "GET", path: "/iam/v2/account"}, &ans); err != nil {
 		return nil, err
 	}
 	return &ans.Account, nil
@@ -78,7 +77,7 @@ func (c *Client) AccountID(ctx context.Context) (string, error) {
 	var ans struct {
 		AccountID string `json:"account_id"`
 	}
-	_, err := c.do(ctx, &request{method: http.MethodGet, path: "/iam/v2/accounts:getIdByName",
+	_, err := c.do(ctx, &request{method: "GET", path: "/iam/v2/accounts:getIdByName",
 		query: url.Values{"account_name": {c.account}}}, &ans)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -92,7 +91,7 @@ func (c *Client) AccountID(ctx context.Context) (string, error) {
 // CreateAPIKey creates an API key for the caller.
 func (c *Client) CreateAPIKey(ctx context.Context) (*APIKey, error) {
 	var k APIKey
-	if _, err := c.do(ctx, &request{method: http.MethodPost, path: apiPrefix + "/api-key/"}, &k); err != nil {
+	if _, err := c.do(ctx, &request{method: "POST", path: apiPrefix + "/api-key/"}, &k); err != nil {
 		return nil, err
 	}
 	return &k, nil
@@ -103,14 +102,14 @@ func (c *Client) RevokeAPIKey(ctx context.Context, key string) error {
 	if key == "" {
 		return errors.New("core: RevokeAPIKey: no key given (RevokeAllAPIKeys revokes them all)")
 	}
-	_, err := c.do(ctx, &request{method: http.MethodDelete, path: apiPrefix + "/api-key/", query: url.Values{"api_key": {key}}}, nil)
+	_, err := c.do(ctx, &request{method: "DELETE", path: apiPrefix + "/api-key/", query: url.Values{"api_key": {key}}}, nil)
 	return err
 }
 
 // RevokeAllAPIKeys revokes every API key of the caller, including the one
 // the client may be using.
 func (c *Client) RevokeAllAPIKeys(ctx context.Context) error {
-	_, err := c.do(ctx, &request{method: http.MethodDelete, path: apiPrefix + "/api-key/"}, nil)
+	_, err := c.do(ctx, &request{method: "DELETE", path: apiPrefix + "/api-key/"}, nil)
 	return err
 }
 
@@ -119,7 +118,7 @@ func (c *Client) ListServiceAccounts(ctx context.Context) ([]ServiceAccount, err
 	var ans struct {
 		ServiceAccounts []ServiceAccount `json:"service_accounts"`
 	}
-	if _, err := c.do(ctx, &request{method: http.MethodGet, path: apiPrefix + "/service-account/"}, &ans); err != nil {
+	if _, err := c.do(ctx, &request{method: "GET", path: apiPrefix + "/service-account/"}, &ans); err != nil {
 		return nil, err
 	}
 	if ans.ServiceAccounts == nil {
@@ -134,7 +133,7 @@ func (c *Client) GetServiceAccount(ctx context.Context, id string) (*ServiceAcco
 		return nil, errors.New("core: GetServiceAccount: no service account ID given")
 	}
 	var sa ServiceAccount
-	if _, err := c.do(ctx, &request{method: http.MethodGet, path: apiPrefix + "/service-account/" + url.PathEscape(id)}, &sa); err != nil {
+	if _, err := c.do(ctx, &request{method: "GET", path: apiPrefix + "/service-account/" + url.PathEscape(id)}, &sa); err != nil {
 		return nil, err
 	}
 	return &sa, nil
@@ -149,7 +148,7 @@ func (c *Client) CreateServiceAccount(ctx context.Context, r CreateServiceAccoun
 		r.Databases = []string{}
 	}
 	var sa ServiceAccount
-	if _, err := c.do(ctx, &request{method: http.MethodPost, path: apiPrefix + "/service-account/", body: r}, &sa); err != nil {
+	if _, err := c.do(ctx, &request{method: "POST", path: apiPrefix + "/service-account/", body: r}, &sa); err != nil {
 		return nil, err
 	}
 	return &sa, nil
@@ -161,7 +160,7 @@ func (c *Client) CreateServiceAccountKey(ctx context.Context, id string) (*APIKe
 		return nil, errors.New("core: CreateServiceAccountKey: no service account ID given")
 	}
 	var k APIKey
-	if _, err := c.do(ctx, &request{method: http.MethodPost, path: apiPrefix + "/service-account/" + url.PathEscape(id) + "/api-key/"}, &k); err != nil {
+	if _, err := c.do(ctx, &request{method: "POST", path: apiPrefix + "/service-account/" + url.PathEscape(id) + "/api-key/"}, &k); err != nil {
 		return nil, err
 	}
 	return &k, nil
@@ -172,6 +171,6 @@ func (c *Client) RevokeServiceAccountKeys(ctx context.Context, id string) error 
 	if id == "" {
 		return errors.New("core: RevokeServiceAccountKeys: no service account ID given")
 	}
-	_, err := c.do(ctx, &request{method: http.MethodDelete, path: apiPrefix + "/service-account/" + url.PathEscape(id) + "/api-key/"}, nil)
+	_, err := c.do(ctx, &request{method: "DELETE", path: apiPrefix + "/service-account/" + url.PathEscape(id) + "/api-key/"}, nil)
 	return err
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime/multipart"
-	"net/http"
 	"net/url"
 	"path"
 	"strings"
@@ -124,46 +122,66 @@ func multipartUpload(fields [][2]string, r ImportRequest) (io.ReadCloser, string
 	}
 	name = path.Base(strings.ReplaceAll(name, "\\", "/"))
 	file := io.Reader(&countingReader{r: r.File, total: r.Size, fn: r.OnUpload})
-	// Lay out the envelope once to learn the boundary and the overhead.
-	var head strings.Builder
-	mw := multipart.NewWriter(&head)
-	for _, f := range fields {
-		_ = mw.WriteField(f[0], f[1])
+	f := newForm()
+	for _, kv := range fields {
+		f.field(kv[0], kv[1])
 	}
-	_, _ = mw.CreateFormFile("file", name)
-	headLen := int64(head.Len())
-	var tail strings.Builder
-	tw := multipart.NewWriter(&tail)
-	_ = tw.SetBoundary(mw.Boundary())
-	_ = tw.Close()
+	f.file("file", name)
+	head, tail := f.b.String(), f.end()
 	length := int64(-1)
 	if r.Size > 0 {
-		length = headLen + r.Size + int64(tail.Len())
+		length = int64(len(head)) + r.Size + int64(len(tail))
 		file = io.LimitReader(file, r.Size)
 	}
 	pr, pw := io.Pipe()
 	go func() {
-		w := multipart.NewWriter(pw)
-		err := w.SetBoundary(mw.Boundary())
-		for _, f := range fields {
-			if err == nil {
-				err = w.WriteField(f[0], f[1])
-			}
-		}
-		var part io.Writer
+		_, err := io.WriteString(pw, head)
 		if err == nil {
-			part, err = w.CreateFormFile("file", name)
+			_, err = io.Copy(pw, file)
 		}
 		if err == nil {
-			_, err = io.Copy(part, file)
-		}
-		if err == nil {
-			err = w.Close()
+			_, err = io.WriteString(pw, tail)
 		}
 		pw.CloseWithError(err)
 	}()
-	return pr, mw.FormDataContentType(), length
+	return pr, f.contentType(), length
 }
+
+// form lays out a multipart/form-data body (RFC 7578) as mime/multipart
+// does, without its dependency on the net package (kept out of js/wasm).
+type form struct {
+	boundary string
+	b        strings.Builder
+}
+
+func newForm() *form { return &form{boundary: newIdempotencyKey() + newIdempotencyKey()[:14]} }
+
+var quoteEscaper = strings.NewReplacer("\\", "\\\\", `"`, "\\\"", "\r", "%0D", "\n", "%0A")
+
+// part starts a part: the delimiter (with the line break ending the
+// previous part's content) and the Content-Disposition.
+func (f *form) part(disposition string) {
+	if f.b.Len() > 0 {
+		f.b.WriteString("\r\n")
+	}
+	fmt.Fprintf(&f.b, "--%s\r\nContent-Disposition: form-data; %s\r\n", f.boundary, disposition)
+}
+
+func (f *form) field(name, value string) {
+	f.part(`name="` + quoteEscaper.Replace(name) + `"`)
+	f.b.WriteString("\r\n" + value)
+}
+
+// file starts a file part; its bytes follow, then end().
+func (f *form) file(name, fileName string) {
+	f.part(`name="` + quoteEscaper.Replace(name) + `"; filename="` + quoteEscaper.Replace(fileName) + `"`)
+	f.b.WriteString("Content-Type: application/octet-stream\r\n\r\n")
+}
+
+// end is the closing delimiter, after the last part.
+func (f *form) end() string { return "\r\n--" + f.boundary + "--\r\n" }
+
+func (f *form) contentType() string { return "multipart/form-data; boundary=" + f.boundary }
 
 // ExportRequest describes an export: Query, or Table (with Schema).
 type ExportRequest struct {
@@ -200,19 +218,16 @@ func (c *Client) CreateImportJob(ctx context.Context, database string, r ImportR
 	if r.InferHeader != "" {
 		fields = append(fields, [2]string{"infer_header", r.InferHeader})
 	}
-	req := &request{method: http.MethodPost, path: apiPrefix + "/db/" + p + "/import/", header: http.Header{}}
+	req := &request{method: "POST", path: apiPrefix + "/db/" + p + "/import/", header: Header{}}
 	if r.FileURL != "" {
 		// Small form: buffered, replayable, retried with an Idempotency-Key.
-		var sb strings.Builder
-		mw := multipart.NewWriter(&sb)
-		for _, f := range fields {
-			_ = mw.WriteField(f[0], f[1])
+		f := newForm()
+		for _, kv := range append(fields, [2]string{"file_url", r.FileURL}) {
+			f.field(kv[0], kv[1])
 		}
-		_ = mw.WriteField("file_url", r.FileURL)
-		_ = mw.Close()
-		req.raw = []byte(sb.String())
+		req.raw = []byte(f.b.String() + f.end())
 		req.idem = true
-		req.header.Set("Content-Type", mw.FormDataContentType())
+		req.header.Set("Content-Type", f.contentType())
 	} else {
 		body, ctype, length := multipartUpload(fields, r)
 		defer body.Close() // stops the writer goroutine if the request ends early
@@ -242,7 +257,7 @@ func (c *Client) getJob(ctx context.Context, kind, id string) (*Job, error) {
 		return nil, errors.New("core: no job ID given")
 	}
 	var job Job
-	if _, err := c.do(ctx, &request{method: http.MethodGet, path: apiPrefix + kind + url.PathEscape(id)}, &job); err != nil {
+	if _, err := c.do(ctx, &request{method: "GET", path: apiPrefix + kind + url.PathEscape(id)}, &job); err != nil {
 		return nil, err
 	}
 	return &job, nil
@@ -259,7 +274,7 @@ func (c *Client) CreateExportJob(ctx context.Context, database string, r ExportR
 		return nil, errors.New("core: export: give exactly one of Query and Table")
 	}
 	var job Job
-	if _, err := c.do(ctx, &request{method: http.MethodPost, path: apiPrefix + "/db/" + p + "/export/", body: r, idem: true}, &job); err != nil {
+	if _, err := c.do(ctx, &request{method: "POST", path: apiPrefix + "/db/" + p + "/export/", body: r, idem: true}, &job); err != nil {
 		return nil, err
 	}
 	return &job, nil
@@ -392,16 +407,13 @@ func (c *Client) Download(ctx context.Context, job *Job, w io.Writer) (int64, er
 		u = c.url("/"+ref.Path, nil)
 		u.RawQuery = ref.RawQuery
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return 0, fmt.Errorf("core: Download: %w", err)
-	}
-	resp, err := c.send(ctx, c.hc, req)
+	req := &Request{Method: "GET", URL: u.String(), Header: Header{}, ContentLength: -1}
+	resp, err := c.send(ctx, c.full, req)
 	if err != nil {
 		return 0, err
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return 0, c.readError(resp)
+		return 0, c.readError(req, resp)
 	}
 	defer resp.Body.Close()
 	n, err := io.Copy(w, resp.Body)

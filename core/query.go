@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -173,7 +172,7 @@ func (c *Client) QueryWith(ctx context.Context, q QueryRequest) (*Result, error)
 	default:
 		return nil, fmt.Errorf("core: query: DataFormat %q is neither \"rows\" nor \"objects\"", q.DataFormat)
 	}
-	resp, err := c.do(ctx, &request{method: http.MethodPost, path: apiPrefix + "/query", query: query, stream: true,
+	resp, err := c.do(ctx, &request{method: "POST", path: apiPrefix + "/query", query: query, stream: true,
 		body: queryBody{Database: q.Database, SQL: q.SQL, Params: q.Params, TimeoutMS: c.timeoutMS(ctx, q.Timeout)}}, nil)
 	if err != nil {
 		return nil, err
@@ -311,7 +310,7 @@ func (c *Client) Batch(ctx context.Context, b BatchRequest) ([]*Result, error) {
 	var ans struct {
 		Results []resultBody `json:"results"`
 	}
-	_, err := c.do(ctx, &request{method: http.MethodPost, path: apiPrefix + "/query/batch",
+	_, err := c.do(ctx, &request{method: "POST", path: apiPrefix + "/query/batch",
 		body: batchBody{Database: b.Database, Queries: b.Queries, IsolationLevel: b.IsolationLevel,
 			ReadOnly: b.ReadOnly, TimeoutMS: c.timeoutMS(ctx, b.Timeout)}}, &ans)
 	if err != nil {

@@ -1,11 +1,9 @@
 package core
 
 import (
-	"database/sql"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"math/big"
 	"reflect"
 	"strconv"
 	"strings"
@@ -57,8 +55,6 @@ var (
 	timeType      = reflect.TypeFor[time.Time]()
 	numberType    = reflect.TypeFor[jsonx.Number]()
 	rawType       = reflect.TypeFor[jsonx.RawMessage]()
-	bigIntType    = reflect.TypeFor[big.Int]()
-	bigFloatType  = reflect.TypeFor[big.Float]()
 	byteSliceType = reflect.TypeFor[[]byte]()
 )
 
@@ -167,38 +163,11 @@ func convertAssign(d any, v any, col Column) error {
 		t, err := toTime(v)
 		*p = t
 		return err
-	case *big.Int:
-		if v == nil {
-			return errNull
-		}
-		s, err := numText(v)
-		if err != nil {
-			return err
-		}
-		if _, ok := p.SetString(s, 10); !ok {
-			return fmt.Errorf("%q is not an integer", s)
-		}
-		return nil
-	case *big.Float:
-		if v == nil {
-			return errNull
-		}
-		s, err := numText(v)
-		if err != nil {
-			return err
-		}
-		prec := uint(len(s)*4 + 64)
-		if p.Prec() > prec {
-			prec = p.Prec()
-		}
-		if _, _, err := big.ParseFloat(s, 10, prec, big.ToNearestEven); err != nil {
-			return fmt.Errorf("%q is not a number", s)
-		}
-		f, _, _ := big.ParseFloat(s, 10, prec, big.ToNearestEven)
-		p.Set(f)
-		return nil
-	case sql.Scanner:
+	case sqlScanner:
 		return p.Scan(driverValue(v, col))
+	}
+	if ok, err := assignBig(d, v); ok {
+		return err
 	}
 	rv := reflect.ValueOf(d)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
@@ -215,6 +184,12 @@ func isSpecialFloat(s string) bool {
 		return true
 	}
 	return false
+}
+
+// sqlScanner is database/sql's Scanner (declared here so that the js/wasm
+// build does not link database/sql); any sql.Scanner implements it.
+type sqlScanner interface {
+	Scan(src any) error
 }
 
 // driverValue converts v into a database/sql driver value for a sql.Scanner.
@@ -246,7 +221,7 @@ func driverValue(v any, col Column) any {
 // assignValue handles destinations by kind, pointers to pointers and the JSON fallback.
 func assignValue(dv reflect.Value, v any, col Column) error {
 	if dv.CanAddr() {
-		if s, ok := dv.Addr().Interface().(sql.Scanner); ok && dv.Kind() != reflect.Pointer {
+		if s, ok := dv.Addr().Interface().(sqlScanner); ok && dv.Kind() != reflect.Pointer {
 			return s.Scan(driverValue(v, col))
 		}
 	}
@@ -274,7 +249,7 @@ func assignValue(dv reflect.Value, v any, col Column) error {
 		return nil
 	}
 	switch dv.Type() {
-	case timeType, numberType, rawType, bigIntType, bigFloatType, byteSliceType:
+	case timeType, numberType, rawType, byteSliceType, bigIntType, bigFloatType:
 		return convertAssign(dv.Addr().Interface(), v, col)
 	}
 	switch dv.Kind() {

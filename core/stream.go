@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"iter"
-	"net/http"
 	"reflect"
 	"strings"
 
@@ -69,8 +68,8 @@ func (c *Client) QueryStream(ctx context.Context, q QueryRequest) (*Stream, erro
 	if err := checkQuery(q.Database, q.SQL); err != nil {
 		return nil, err
 	}
-	resp, err := c.do(ctx, &request{method: http.MethodPost, path: apiPrefix + "/query", stream: true,
-		header: http.Header{"Accept": {"application/x-ndjson"}},
+	resp, err := c.do(ctx, &request{method: "POST", path: apiPrefix + "/query", stream: true,
+		header: Header{"Accept": {"application/x-ndjson"}},
 		body:   queryBody{Database: q.Database, SQL: q.SQL, Params: q.Params, TimeoutMS: c.timeoutMS(ctx, q.Timeout)}}, nil)
 	if err != nil {
 		return nil, err
@@ -363,15 +362,15 @@ func streamError(m map[string]any) error {
 	if e.StatusCode == 0 {
 		switch {
 		case e.Code == "query_timeout":
-			e.StatusCode = http.StatusRequestTimeout
+			e.StatusCode = 408
 		case e.Code == "result_too_large" || e.Code == "body_too_large" || e.Code == "too_large":
-			e.StatusCode = http.StatusRequestEntityTooLarge
+			e.StatusCode = 413
 		case e.Code == "database_busy" || e.Code == "database_unavailable":
-			e.StatusCode = http.StatusServiceUnavailable
+			e.StatusCode = 503
 		case e.SQLState != "":
-			e.StatusCode = http.StatusBadRequest
+			e.StatusCode = 400
 		default:
-			e.StatusCode = http.StatusInternalServerError
+			e.StatusCode = 500
 		}
 	}
 	if e.Message == "" {

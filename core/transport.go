@@ -5,7 +5,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
-	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 )
@@ -14,19 +14,19 @@ import (
 // auth transport removes it.
 const noAuthHeader = "X-Bitkit-No-Auth"
 
-// uaTransport sets the User-Agent header.
-type uaTransport struct {
-	base http.RoundTripper
+// uaFetcher sets the User-Agent header.
+type uaFetcher struct {
+	base Fetcher
 	ua   string
 }
 
-func (t *uaTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t *uaFetcher) Fetch(ctx context.Context, req *Request) (*Response, error) {
 	if t.ua == "" || req.Header.Get("User-Agent") != "" {
-		return t.base.RoundTrip(req)
+		return t.base.Fetch(ctx, req)
 	}
-	r := req.Clone(req.Context())
+	r := req.clone()
 	r.Header.Set("User-Agent", t.ua)
-	return t.base.RoundTrip(r)
+	return t.base.Fetch(ctx, r)
 }
 
 // authenticator supplies the Authorization token of a client.
@@ -44,66 +44,61 @@ type staticAuth struct{ tok string }
 func (s staticAuth) token(context.Context, string) (string, error) { return s.tok, nil }
 func (staticAuth) refreshable() bool                               { return false }
 
-// authTransport adds the Authorization header to requests for the client's
+// authFetcher adds the Authorization header to requests for the client's
 // own endpoint (never to another host, such as a download URL elsewhere) and,
 // for refreshable credentials, logs in again once and replays the request
 // once after a 401 when its body can be replayed.
-type authTransport struct {
-	base http.RoundTripper
+type authFetcher struct {
+	base Fetcher
 	c    *Client
 }
 
-func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t *authFetcher) Fetch(ctx context.Context, req *Request) (*Response, error) {
 	skip := req.Header.Get(noAuthHeader) != ""
 	a := t.c.auth
-	if skip || a == nil || req.URL.Host != t.c.endpoint.Host || req.URL.Scheme != t.c.endpoint.Scheme {
+	if skip || a == nil || !t.c.sameOrigin(req.URL) {
 		if skip {
-			r := req.Clone(req.Context())
-			r.Header.Del(noAuthHeader)
-			req = r
+			req = req.clone()
+			req.Header.Del(noAuthHeader)
 		}
-		return t.base.RoundTrip(req)
+		return t.base.Fetch(ctx, req)
 	}
-	tok, err := a.token(req.Context(), "")
+	tok, err := a.token(ctx, "")
 	if err != nil {
-		closeBody(req)
+		req.closeBody()
 		return nil, err
 	}
-	r := req.Clone(req.Context())
+	r := req.clone()
 	r.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := t.base.RoundTrip(r)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized || !a.refreshable() {
+	resp, err := t.base.Fetch(ctx, r)
+	if err != nil || resp.StatusCode != 401 || !a.refreshable() {
 		return resp, err
 	}
-	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+	if req.Body != nil && req.GetBody == nil {
 		return resp, nil // a streamed body cannot be sent twice
 	}
-	tok2, err := a.token(req.Context(), tok)
+	tok2, err := a.token(ctx, tok)
 	if err != nil || tok2 == tok {
 		return resp, nil
 	}
 	drain(resp)
-	r2 := req.Clone(req.Context())
-	if req.GetBody != nil {
-		b, err := req.GetBody()
-		if err != nil {
-			return nil, err
-		}
-		r2.Body = b
+	r2, err := req.replay()
+	if err != nil {
+		return nil, err
 	}
 	r2.Header.Set("Authorization", "Bearer "+tok2)
-	return t.base.RoundTrip(r2)
+	return t.base.Fetch(ctx, r2)
 }
 
-func closeBody(req *http.Request) {
-	if req.Body != nil {
-		req.Body.Close()
-	}
+// sameOrigin reports whether rawURL has the scheme and host of the endpoint.
+func (c *Client) sameOrigin(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	return err == nil && u.Host == c.endpoint.Host && u.Scheme == c.endpoint.Scheme
 }
 
 // drain reads a little of an unwanted answer (so the connection can be
 // reused) and closes it.
-func drain(resp *http.Response) {
+func drain(resp *Response) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 }
@@ -169,26 +164,26 @@ func (p RetryPolicy) Backoff(n int) time.Duration {
 	return time.Duration(p.Rand() * float64(ceil))
 }
 
-// retryTransport retries failed requests according to a RetryPolicy.
-type retryTransport struct {
-	base   http.RoundTripper
+// retryFetcher retries failed requests according to a RetryPolicy.
+type retryFetcher struct {
+	base   Fetcher
 	policy RetryPolicy
 	clock  Clock
 }
 
-func replayable(req *http.Request) bool {
+func replayable(req *Request) bool {
 	switch req.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete:
+	case "GET", "HEAD", "OPTIONS", "PUT", "DELETE":
 	default:
 		if req.Header.Get("Idempotency-Key") == "" {
 			return false
 		}
 	}
-	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	return req.Body == nil || req.GetBody != nil
 }
 
 func retryableStatus(code int) bool {
-	return code == http.StatusTooManyRequests || (code >= 500 && code != http.StatusNotImplemented && code <= 599)
+	return code == 429 || (code >= 500 && code != 501 && code <= 599)
 }
 
 // retryAfter parses a Retry-After header (seconds or an HTTP date).
@@ -199,7 +194,7 @@ func retryAfter(h string, now time.Time) (time.Duration, bool) {
 	if s, err := strconv.Atoi(h); err == nil && s >= 0 {
 		return time.Duration(s) * time.Second, true
 	}
-	if t, err := http.ParseTime(h); err == nil {
+	if t, ok := parseHTTPDate(h); ok {
 		d := t.Sub(now)
 		if d < 0 {
 			d = 0
@@ -209,24 +204,19 @@ func retryAfter(h string, now time.Time) (time.Duration, bool) {
 	return 0, false
 }
 
-func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
+func (t *retryFetcher) Fetch(ctx context.Context, req *Request) (*Response, error) {
 	if t.policy.MaxAttempts <= 1 || !replayable(req) {
-		return t.base.RoundTrip(req)
+		return t.base.Fetch(ctx, req)
 	}
 	for attempt := 1; ; attempt++ {
 		r := req
 		if attempt > 1 {
-			r = req.Clone(ctx)
-			if req.GetBody != nil {
-				b, err := req.GetBody()
-				if err != nil {
-					return nil, err
-				}
-				r.Body = b
+			var err error
+			if r, err = req.replay(); err != nil {
+				return nil, err
 			}
 		}
-		resp, err := t.base.RoundTrip(r)
+		resp, err := t.base.Fetch(ctx, r)
 		if attempt >= t.policy.MaxAttempts || ctx.Err() != nil {
 			return resp, err
 		}
@@ -239,7 +229,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			wait = t.policy.Backoff(attempt)
 		case retryableStatus(resp.StatusCode):
 			wait = t.policy.Backoff(attempt)
-			if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+			if resp.StatusCode == 429 || resp.StatusCode == 503 {
 				if d, ok := retryAfter(resp.Header.Get("Retry-After"), t.clock.Now()); ok {
 					if d > t.policy.MaxRetryAfter || pastDeadline(ctx, d) {
 						return resp, nil // waiting cannot help: answer now

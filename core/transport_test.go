@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -104,7 +103,7 @@ func TestRetryMatrix(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			rec := &recorder{statuses: tc.statuses}
-			srv := httptest.NewServer(rec)
+			srv := startServer(rec)
 			defer srv.Close()
 			clk := newFakeClock()
 			c := newTestClient(t, srv.URL, clk)
@@ -143,7 +142,7 @@ func TestRetryMatrix(t *testing.T) {
 func TestIdempotencyKeyReusedAndFresh(t *testing.T) {
 	t.Parallel()
 	rec := &recorder{statuses: []int{503, 503, 201, 201}}
-	srv := httptest.NewServer(rec)
+	srv := startServer(rec)
 	defer srv.Close()
 	c := newTestClient(t, srv.URL, newFakeClock())
 	for range 2 {
@@ -166,7 +165,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 	t.Parallel()
 	for _, st := range []int{429, 503} {
 		rec := &recorder{statuses: []int{st, 200}, header: http.Header{"Retry-After": {"7"}}}
-		srv := httptest.NewServer(rec)
+		srv := startServer(rec)
 		clk := newFakeClock()
 		c := newTestClient(t, srv.URL, clk)
 		if _, err := c.ListDatabases(t.Context()); err != nil {
@@ -180,7 +179,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 	// A Retry-After beyond the context's deadline is returned at once.
 	{
 		rec := &recorder{statuses: []int{503, 200}, header: http.Header{"Retry-After": {"30"}}}
-		srv := httptest.NewServer(rec)
+		srv := startServer(rec)
 		clk := newFakeClock()
 		c := newTestClient(t, srv.URL, clk)
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -193,7 +192,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 	}
 	// A Retry-After beyond MaxRetryAfter is returned at once.
 	rec := &recorder{statuses: []int{429, 200}, header: http.Header{"Retry-After": {"3600"}}}
-	srv := httptest.NewServer(rec)
+	srv := startServer(rec)
 	defer srv.Close()
 	clk := newFakeClock()
 	c := newTestClient(t, srv.URL, clk)
@@ -223,7 +222,7 @@ func TestBackoffCappedWithJitter(t *testing.T) {
 
 	// Through the transport: the sleeps follow the policy.
 	rec := &recorder{statuses: []int{500, 500, 500, 500, 500, 500}}
-	srv := httptest.NewServer(rec)
+	srv := startServer(rec)
 	defer srv.Close()
 	clk := newFakeClock()
 	c := newTestClient(t, srv.URL, clk, WithRetryPolicy(RetryPolicy{MaxAttempts: 6, BaseDelay: 100 * time.Millisecond, MaxDelay: 300 * time.Millisecond, Rand: func() float64 { return 0.5 }}))
@@ -247,7 +246,7 @@ func TestBackoffCappedWithJitter(t *testing.T) {
 func TestCancelDuringBackoff(t *testing.T) {
 	t.Parallel()
 	rec := &recorder{statuses: []int{503, 503, 503, 503}}
-	srv := httptest.NewServer(rec)
+	srv := startServer(rec)
 	defer srv.Close()
 	clk := newFakeClock()
 	clk.block = true
@@ -266,31 +265,29 @@ func TestCancelDuringBackoff(t *testing.T) {
 	}
 }
 
-// failingTransport fails the first n requests with a transport error.
-type failingTransport struct {
+// failingFetcher fails the first n requests with a transport error.
+type failingFetcher struct {
 	n     atomic.Int32
 	fails int32
-	base  http.RoundTripper
+	base  Fetcher
 }
 
-func (f *failingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+func (f *failingFetcher) Fetch(ctx context.Context, r *Request) (*Response, error) {
 	if f.n.Add(1) <= f.fails {
-		if r.Body != nil {
-			r.Body.Close()
-		}
+		r.closeBody()
 		return nil, errors.New("connection refused (simulated)")
 	}
-	return f.base.RoundTrip(r)
+	return f.base.Fetch(ctx, r)
 }
 
 func TestTransportErrorRetried(t *testing.T) {
 	t.Parallel()
 	rec := &recorder{}
-	srv := httptest.NewServer(rec)
+	srv := startServer(rec)
 	defer srv.Close()
-	ft := &failingTransport{fails: 2, base: http.DefaultTransport}
+	ft := &failingFetcher{fails: 2, base: DefaultFetcher}
 	clk := newFakeClock()
-	c := newTestClient(t, srv.URL, clk, WithTransport(ft))
+	c := newTestClient(t, srv.URL, clk, WithFetcher(ft))
 	if _, err := c.ListDatabases(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -298,8 +295,8 @@ func TestTransportErrorRetried(t *testing.T) {
 		t.Fatalf("server calls %d, transport calls %d", rec.Calls(), ft.n.Load())
 	}
 	// A query (POST without key) is not retried after a transport error.
-	ft2 := &failingTransport{fails: 1, base: http.DefaultTransport}
-	c2 := newTestClient(t, srv.URL, clk, WithTransport(ft2))
+	ft2 := &failingFetcher{fails: 1, base: DefaultFetcher}
+	c2 := newTestClient(t, srv.URL, clk, WithFetcher(ft2))
 	_, err := c2.Query(t.Context(), "a/b", "select 1")
 	if err == nil || !strings.Contains(err.Error(), "simulated") || ft2.n.Load() != 1 {
 		t.Fatalf("err = %v, transport calls %d", err, ft2.n.Load())
@@ -309,27 +306,12 @@ func TestTransportErrorRetried(t *testing.T) {
 func TestStreamedUploadNeverRetried(t *testing.T) {
 	t.Parallel()
 	rec := &recorder{statuses: []int{503, 202}}
-	srv := httptest.NewServer(rec)
+	srv := startServer(rec)
 	defer srv.Close()
 	c := newTestClient(t, srv.URL, newFakeClock())
 	_, err := c.CreateImportJob(t.Context(), "a/b", ImportRequest{Table: "t", File: strings.NewReader("a,b\n1,2\n")})
 	if !errors.Is(err, ErrUnavailable) || rec.Calls() != 1 {
 		t.Fatalf("err = %v, calls = %d: a streamed upload must not be retried", err, rec.Calls())
-	}
-}
-
-func TestWithHTTPClientCopies(t *testing.T) {
-	t.Parallel()
-	hc := &http.Client{Timeout: 3 * time.Second}
-	c, err := NewClient("", WithHTTPClient(hc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if hc.Transport != nil || hc.CheckRedirect != nil {
-		t.Fatal("WithHTTPClient modified the caller's client")
-	}
-	if c.hc.Timeout != 3*time.Second || c.Endpoint() != DefaultEndpoint {
-		t.Fatalf("timeout %v endpoint %s", c.hc.Timeout, c.Endpoint())
 	}
 }
 
@@ -342,8 +324,7 @@ func TestOptionValidation(t *testing.T) {
 	}{
 		{"empty key", "", WithAPIKey("")},
 		{"empty token", "", WithToken(" ")},
-		{"nil client", "", WithHTTPClient(nil)},
-		{"nil transport", "", WithTransport(nil)},
+		{"nil fetcher", "", WithFetcher(nil)},
 		{"bad account", "", WithAccount("-bad/name")},
 		{"negative retry", "", WithRetryPolicy(RetryPolicy{MaxAttempts: -1})},
 		{"bad endpoint", "ftp://x", nil},

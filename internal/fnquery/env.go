@@ -36,8 +36,9 @@ type ClientConfig struct {
 	// How tells the operator how to set a variable, completing
 	// "BITKIT_API_KEY is not set: ..." (e.g. "set it in the function's environment").
 	How func(name string) string
-	// Transport is the client's base transport; nil means http.DefaultTransport.
-	Transport http.RoundTripper
+	// Fetcher is the client's base transport; nil means core.DefaultFetcher
+	// (net/http natively; the Worker sets one built on fetch).
+	Fetcher core.Fetcher
 	// UserAgent is sent with every request; "" keeps core's default.
 	UserAgent string
 }
@@ -55,8 +56,8 @@ func NewClient(cfg ClientConfig) (*core.Client, *Error) {
 		return nil, MissingConfig(EnvEndpoint, how(EnvEndpoint)+` to bitd's URL, e.g. "https://bitd.example.com"`)
 	}
 	opts := []core.Option{}
-	if cfg.Transport != nil {
-		opts = append(opts, core.WithTransport(cfg.Transport))
+	if cfg.Fetcher != nil {
+		opts = append(opts, core.WithFetcher(cfg.Fetcher))
 	}
 	if cfg.UserAgent != "" {
 		opts = append(opts, core.WithUserAgent(cfg.UserAgent))

@@ -147,6 +147,10 @@ func Run(ctx context.Context, c *core.Client, req Request, limit time.Duration, 
 }
 
 func timeoutError(limit time.Duration, limitName string) *Error {
+	if limit <= 0 || limitName == "" {
+		return &Error{Status: http.StatusGatewayTimeout, Code: "timeout",
+			Message: "the query did not finish in time: make it faster, raise the limit, or run it as an export job"}
+	}
 	return &Error{Status: http.StatusGatewayTimeout, Code: "timeout",
 		Message: fmt.Sprintf("the query did not finish within %s (%s): make it faster, raise the limit, or run it as an export job", limit.Round(time.Millisecond), limitName)}
 }

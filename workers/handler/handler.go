@@ -41,6 +41,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bitkit-dev/bitkit/core"
 	"github.com/bitkit-dev/bitkit/internal/fnquery"
 )
 
@@ -52,10 +53,10 @@ type Config struct {
 	// Getenv looks up a Worker variable or secret ("" when unset); it is
 	// called per request. In the Worker it is cloudflare.Getenv. Required.
 	Getenv func(string) string
-	// Transport carries the requests to bitd; nil means http.DefaultTransport
-	// (in the Worker: Go's fetch-based transport, which aborts the fetch when
-	// the query's context ends).
-	Transport http.RoundTripper
+	// Fetcher carries the requests to bitd; nil means core.DefaultFetcher
+	// (in the Worker: jsfetch's transport on the Worker's fetch,
+	// which aborts the fetch when the query's context ends).
+	Fetcher core.Fetcher
 }
 
 // New returns the Worker's handler.
@@ -148,7 +149,7 @@ func query(w http.ResponseWriter, r *http.Request, cfg Config) {
 			}
 			return "add it with `wrangler secret put " + name + "`"
 		},
-		Transport: cfg.Transport,
+		Fetcher:   cfg.Fetcher,
 		UserAgent: "bitkit-worker",
 	})
 	if e != nil {

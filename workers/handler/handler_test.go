@@ -1,12 +1,16 @@
 package handler
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/bitkit-dev/bitkit/core"
 )
 
 // answer is what a test reads back from the handler.
@@ -17,9 +21,9 @@ type answer struct {
 	m      map[string]any
 }
 
-func serve(t *testing.T, env map[string]string, rt http.RoundTripper, method, path, body, auth string) answer {
+func serve(t *testing.T, env map[string]string, rt core.Fetcher, method, path, body, auth string) answer {
 	t.Helper()
-	h := New(Config{Getenv: func(k string) string { return env[k] }, Transport: rt})
+	h := New(Config{Getenv: func(k string) string { return env[k] }, Fetcher: rt})
 	req := httptest.NewRequestWithContext(t.Context(), method, path, strings.NewReader(body))
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
@@ -64,9 +68,9 @@ func withEnv(base, extra map[string]string) map[string]string {
 // workers/workerdtest.
 func TestHandlerLocalAnswers(t *testing.T) {
 	t.Parallel()
-	noNetwork := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	noNetwork := core.FetcherFunc(func(_ context.Context, r *core.Request) (*core.Response, error) {
 		t.Errorf("unexpected request to %s", r.URL)
-		return nil, http.ErrUseLastResponse
+		return nil, errors.New("no network in this test")
 	})
 	// full is a complete configuration, caller token included; bearer is
 	// what a caller who knows the token sends.
@@ -180,10 +184,10 @@ func TestHandlerAuthorizedReachesBitd(t *testing.T) {
 			t.Parallel()
 			var calls int
 			var sawKey string
-			rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			rt := core.FetcherFunc(func(_ context.Context, r *core.Request) (*core.Response, error) {
 				calls++
 				sawKey = r.Header.Get("Authorization")
-				return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}}, Request: r,
+				return &core.Response{StatusCode: 200, Header: core.Header{"Content-Type": {"application/json"}},
 					Body: io.NopCloser(strings.NewReader(`{"query_string":"select 1","metadata":{"x":"integer"},"columns":[{"name":"x","type":"integer","type_oid":23}],"data":[[1]],"row_count":1,"command":"SELECT 1"}`))}, nil
 			})
 			a := serve(t, tc.env, rt, "POST", "/query", `{"database":"a/b","query":"select 1"}`, tc.auth)
@@ -196,7 +200,3 @@ func TestHandlerAuthorizedReachesBitd(t *testing.T) {
 		})
 	}
 }
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -44,31 +44,49 @@ type Binding struct {
 	Name, Value string
 }
 
+type build struct {
+	once sync.Once
+	dir  string
+	err  error
+	log  []byte
+}
+
 var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
-	buildLog  []byte
+	buildsMu sync.Mutex
+	builds   = map[string]*build{}
 )
 
-// Build builds the bundle once per test process with build.sh and returns the
-// directory holding worker.mjs, runtime.mjs, wasm_exec.js and app.wasm.
-func Build(t testing.TB) string {
+// Build builds bitkit's Worker bundle once per test process with build.sh
+// and returns the directory holding worker.mjs, runtime.mjs, wasm_exec.js
+// and app.wasm.
+func Build(t testing.TB) string { t.Helper(); return BuildPackage(t, ".") }
+
+// BuildPackage builds the bundle of the Worker main package pkg (a path
+// relative to workers/, such as "./examples/customroute") once per test
+// process.
+func BuildPackage(t testing.TB, pkg string) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	buildsMu.Lock()
+	b := builds[pkg]
+	if b == nil {
+		b = &build{}
+		builds[pkg] = b
+	}
+	buildsMu.Unlock()
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "bitkit-worker-")
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		buildDir = filepath.Join(dir, "build")
-		cmd := exec.Command(filepath.Join(Dir(), "build.sh"), buildDir)
-		buildLog, buildErr = cmd.CombinedOutput()
+		b.dir = filepath.Join(dir, "build")
+		cmd := exec.Command(filepath.Join(Dir(), "build.sh"), b.dir, pkg)
+		b.log, b.err = cmd.CombinedOutput()
 	})
-	if buildErr != nil {
-		t.Fatalf("workers/build.sh: %v\n%s", buildErr, buildLog)
+	if b.err != nil {
+		t.Fatalf("workers/build.sh %s: %v\n%s", pkg, b.err, b.log)
 	}
-	return buildDir
+	return b.dir
 }
 
 // Binary is the path of the workerd binary installed by npm in workers/.
@@ -131,12 +149,18 @@ func capnpString(s string) (string, error) {
 	return b.String(), nil
 }
 
-// Start builds the bundle (once) and serves it in workerd with bindings,
-// waiting until workerd answers GET /healthz. The process group is killed
-// in t.Cleanup.
+// Start builds bitkit's bundle (once) and serves it in workerd with
+// bindings, waiting until workerd answers GET /healthz. The process group is
+// killed in t.Cleanup.
 func Start(t testing.TB, bindings ...Binding) *Worker {
 	t.Helper()
-	bundle := Build(t)
+	return StartBundle(t, Build(t), bindings...)
+}
+
+// StartBundle serves the bundle in directory bundle (from BuildPackage) in
+// workerd, as Start does; the Worker must answer GET /healthz with 200.
+func StartBundle(t testing.TB, bundle string, bindings ...Binding) *Worker {
+	t.Helper()
 	bin := Binary(t)
 	tmpl, err := template.New("workerd.capnp.tmpl").Funcs(template.FuncMap{"quote": capnpString}).
 		ParseFiles(filepath.Join(Dir(), "workerd.capnp.tmpl"))

@@ -21,7 +21,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/bitkit-dev/bitkit/core"
 	"github.com/bitkit-dev/bitkit/internal/bitdtest"
-	"github.com/bitkit-dev/bitkit/lambda/internal/runtimeapi"
+	"github.com/bitkit-dev/bitkit/lambda/lambdatest"
 )
 
 var (
@@ -54,7 +54,7 @@ func bootstrapBinary(t testing.TB) string {
 
 // function is a running bootstrap process behind a local Runtime API.
 type function struct {
-	api     *runtimeapi.Server
+	api     *lambdatest.Server
 	spawned time.Time
 	out     *bytes.Buffer
 	mu      sync.Mutex
@@ -79,7 +79,7 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 func startFunction(t testing.TB, env ...string) *function {
 	t.Helper()
 	bin := bootstrapBinary(t)
-	api, err := runtimeapi.Start()
+	api, err := lambdatest.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func startFunction(t testing.TB, env ...string) *function {
 }
 
 // invoke sends payload with the given deadline and returns the result.
-func (f *function) invoke(t testing.TB, payload []byte, timeout time.Duration) runtimeapi.Result {
+func (f *function) invoke(t testing.TB, payload []byte, timeout time.Duration) lambdatest.Result {
 	t.Helper()
 	ctx := t.Context()
 	r, err := f.api.Invoke(ctx, payload, timeout)
@@ -155,7 +155,7 @@ func httpEvent(t testing.TB, method, path, body string, b64 bool) []byte {
 }
 
 // httpAnswer decodes the function's API Gateway v2 response and its JSON body.
-func httpAnswer(t testing.TB, r runtimeapi.Result) (int, map[string]any, string) {
+func httpAnswer(t testing.TB, r lambdatest.Result) (int, map[string]any, string) {
 	t.Helper()
 	if r.Err != nil {
 		t.Fatalf("function error %s: %s", r.Err.ErrorType, r.Err.ErrorMessage)
@@ -315,26 +315,26 @@ func TestBootstrap(t *testing.T) {
 		payload string
 		timeout time.Duration
 		errType string // "" for success
-		check   func(t *testing.T, r runtimeapi.Result)
+		check   func(t *testing.T, r lambdatest.Result)
 	}{
-		{"query", fn, sel, 10 * time.Second, "", func(t *testing.T, r runtimeapi.Result) {
+		{"query", fn, sel, 10 * time.Second, "", func(t *testing.T, r lambdatest.Result) {
 			if !bytes.Contains(r.Payload, []byte(`"data":`+exact)) {
 				t.Errorf("result: %s", r.Payload)
 			}
 		}},
-		{"SQL error", fn, queryJSON(db, "select * from no_such_table", ""), 10 * time.Second, "sql_error", func(t *testing.T, r runtimeapi.Result) {
+		{"SQL error", fn, queryJSON(db, "select * from no_such_table", ""), 10 * time.Second, "sql_error", func(t *testing.T, r lambdatest.Result) {
 			if !strings.Contains(r.Err.ErrorMessage, "42P01") {
 				t.Errorf("error: %+v", r.Err)
 			}
 		}},
-		{"bad event", fn, `{"sql":"select 1"}`, 10 * time.Second, "bad_request", func(t *testing.T, r runtimeapi.Result) {
+		{"bad event", fn, `{"sql":"select 1"}`, 10 * time.Second, "bad_request", func(t *testing.T, r lambdatest.Result) {
 			if !strings.Contains(r.Err.ErrorMessage, "sql") {
 				t.Errorf("error does not name the unknown field: %+v", r.Err)
 			}
 		}},
-		{"not an object", fn, `"select 1"`, 10 * time.Second, "bad_request", func(t *testing.T, r runtimeapi.Result) {}},
-		{"deadline exceeded", fn, queryJSON(db, "select pg_sleep(10)", ""), time.Second, "timeout", func(t *testing.T, r runtimeapi.Result) {}},
-		{"missing credentials", noCreds, sel, 10 * time.Second, "missing_configuration", func(t *testing.T, r runtimeapi.Result) {
+		{"not an object", fn, `"select 1"`, 10 * time.Second, "bad_request", func(t *testing.T, r lambdatest.Result) {}},
+		{"deadline exceeded", fn, queryJSON(db, "select pg_sleep(10)", ""), time.Second, "timeout", func(t *testing.T, r lambdatest.Result) {}},
+		{"missing credentials", noCreds, sel, 10 * time.Second, "missing_configuration", func(t *testing.T, r lambdatest.Result) {
 			if !strings.Contains(r.Err.ErrorMessage, "BITKIT_API_KEY") {
 				t.Errorf("error does not name the variable: %+v", r.Err)
 			}

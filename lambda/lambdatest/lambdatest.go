@@ -1,8 +1,14 @@
-// Package runtimeapi is a local implementation of the AWS Lambda Runtime API
+// Package lambdatest is a local implementation of the AWS Lambda Runtime API
 // (version 2018-06-01), the HTTP interface a custom runtime such as a
-// provided.al2023 "bootstrap" polls for invocations. Tests and benchmarks run
-// the real bootstrap binary with AWS_LAMBDA_RUNTIME_API set to Server.Addr
-// and drive it with Server.Invoke.
+// provided.al2023 "bootstrap" polls for invocations: a test harness for
+// Lambda handlers, yours or bitkit's. Start a Server, run your handler's
+// binary with AWS_LAMBDA_RUNTIME_API set to Server.Addr and drive it with
+// Server.Invoke; StartFunction does the three steps for a main package
+// (aws-lambda-go's lambda.Start, built with -tags lambda.norpc):
+//
+//	fn := lambdatest.StartFunction(t, "./cmd/myfunc", "BITKIT_ENDPOINT="+url)
+//	res := fn.Invoke(t, []byte(`{"name":"x"}`), 10*time.Second)
+//	// res.Payload (the handler's answer) or res.Err (its error)
 //
 // Implemented, as documented by AWS:
 //
@@ -16,7 +22,7 @@
 // It checks our reading of the contract, not AWS's emulator: one invocation
 // is handed out at a time, like one Lambda execution environment, and the
 // deadline is only announced (the process is not frozen or killed at it).
-package runtimeapi
+package lambdatest
 
 import (
 	"context"
@@ -86,7 +92,7 @@ type Server struct {
 func Start() (*Server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, fmt.Errorf("runtimeapi: listen: %w", err)
+		return nil, fmt.Errorf("lambdatest: listen: %w", err)
 	}
 	s := &Server{
 		ln:        ln,
@@ -144,15 +150,15 @@ func (s *Server) Invoke(ctx context.Context, payload []byte, timeout time.Durati
 	select {
 	case s.queue <- inv:
 	case <-s.initErrCh:
-		return Result{}, fmt.Errorf("runtimeapi: the runtime reported an init error: %w", s.InitErr())
+		return Result{}, fmt.Errorf("lambdatest: the runtime reported an init error: %w", s.InitErr())
 	case <-ctx.Done():
-		return Result{}, fmt.Errorf("runtimeapi: no runtime polled /next for %s: %w", inv.id, ctx.Err())
+		return Result{}, fmt.Errorf("lambdatest: no runtime polled /next for %s: %w", inv.id, ctx.Err())
 	}
 	select {
 	case r := <-inv.done:
 		return r, nil
 	case <-ctx.Done():
-		return Result{}, fmt.Errorf("runtimeapi: no answer for %s: %w", inv.id, ctx.Err())
+		return Result{}, fmt.Errorf("lambdatest: no answer for %s: %w", inv.id, ctx.Err())
 	}
 }
 

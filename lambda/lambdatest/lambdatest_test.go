@@ -1,4 +1,4 @@
-package runtimeapi
+package lambdatest
 
 import (
 	"net/http"

@@ -3,23 +3,34 @@
 // Value mapping of query results, per column type (decided by the column's
 // type OID, so it does not depend on how the server spells type names). Exact:
 // never rounded.
-//   smallint, integer, bigint (int2/int4/int8) and their arrays
-//        int64: "bigint" (default) → BigInt, e.g. 9223372036854775807n
-//        int64: "string"           → bigint as a string ("9223372036854775807"),
-//                                    smallint/integer as numbers
-//   numeric (and numeric[]) ..... string, always, e.g. "12345678901234567890.000001"
+//   smallint, integer (int2/int4) and arrays ... number
+//   bigint (int8) and bigint[], by the client option int8:
+//        "number-if-safe" (default) → number when the number prints back as the
+//                                     same digits (|n| ≤ 2^53), else the digits as a string
+//        "bigint"                   → BigInt, e.g. 9223372036854775807n
+//        "string"                   → the digits as a string ("9223372036854775807")
+//   numeric (and numeric[]), by the client option numeric:
+//        "number-if-safe" (default) → number when it prints back as the same text
+//                                     ("2.5" → 2.5; "2.50", "0.1000", 30 digits → string)
+//        "string"                   → the exact text, e.g. "12345678901234567890.000001"
 //   real, double precision ...... number ("NaN", "Infinity", "-Infinity" arrive as strings)
 //   boolean ..................... boolean
 //   json, jsonb ................. nested objects/arrays (numbers inside JSON are numbers)
 //   bytea ....................... base64 string
-//   timestamps, dates, text, uuid and every other type ... string (timestamps RFC 3339)
+//   timestamps, dates ........... string (RFC 3339), or Date with timestamps: "date"
+//                                 (a timestamp without time zone is read as UTC)
+//   text, uuid and every other type ... string
 //   NULL ........................ null
+// With the defaults every result survives JSON.stringify. The types option
+// replaces the mapping of a type by a parser of your own, keyed by type OID
+// or lower-case type name ({ 1700: (v) => new Decimal(v), jsonb: (v) => v }):
+// it receives each non-null value as sent (int8 and numeric as digit strings).
 // Query parameters: bigint values are sent as exact JSON integers, Date as an
 // RFC 3339 string; numbers, strings, booleans, null, arrays and plain objects
 // as JSON.
 
 /** A value in a query result row (see the mapping above). */
-export type Value = null | boolean | number | bigint | string | Value[] | { [key: string]: Value };
+export type Value = null | boolean | number | bigint | string | Date | Value[] | { [key: string]: Value };
 
 /** A query parameter ($1, $2, …). bigint is sent as an exact integer. */
 export type Param = null | boolean | number | bigint | string | Param[] | { [key: string]: Param };
@@ -30,7 +41,7 @@ export type TokenCacheMode = "session" | "local" | "none";
 export interface ClientOptions {
   /** Base URL of bitd, e.g. "http://127.0.0.1:8080". Default: the page's origin. */
   endpoint?: string;
-  /** An API key ("v2_…"). Exactly one of apiKey, token or username+password. */
+  /** An API key ("v2_…"). At most one of apiKey, token or username+password; none for public databases only. */
   apiKey?: string;
   /** A static access token from /auth/v1/login (never refreshed). */
   token?: string;
@@ -40,9 +51,20 @@ export interface ClientOptions {
   tokenCache?: TokenCacheMode;
   /** The account (owner) to act as; default: the caller's default account. */
   account?: string;
-  /** How integer columns arrive: "bigint" (default) or "string". */
-  int64?: "bigint" | "string";
+  /** How bigint (int8) values arrive; default "number-if-safe" (see the mapping above). */
+  int8?: NumberMode;
+  /** How numeric values arrive; default "number-if-safe". */
+  numeric?: Exclude<NumberMode, "bigint">;
+  /** Timestamps and dates as RFC 3339 strings (default) or Date objects. */
+  timestamps?: "string" | "date";
+  /** Parsers of your own by type OID or lower-case type name; they get each non-null value as sent. */
+  types?: Record<string | number, (value: any) => unknown>;
+  /** @deprecated The former name of int8. */
+  int64?: NumberMode;
 }
+
+/** The JS form of int8 and numeric values. */
+export type NumberMode = "number-if-safe" | "bigint" | "string";
 
 export interface Column {
   name: string;
@@ -70,6 +92,12 @@ export interface QueryOptions {
   format?: "rows" | "objects";
   /** Server-side statement timeout in milliseconds. */
   timeoutMs?: number;
+}
+
+/** Options of queryStream and stream. */
+export interface StreamOptions extends QueryOptions {
+  /** Rows per batch handed from Go to JavaScript (default 1000); a batch also closes 50 ms after its first row. */
+  batchRows?: number;
 }
 
 export interface Statement {
@@ -184,6 +212,30 @@ export interface APIKey {
   username: string;
 }
 
+/** One of the caller's live API keys as listApiKeys shows it; never the key itself (the server keeps only a hash). */
+export interface APIKeyInfo {
+  /** Names the key in revokeApiKeyById; not a secret. */
+  id: string;
+  /** A name for people ("key 1a2b3c4d"). */
+  label: string;
+  dateCreated: string;
+  /** null when the key has never authenticated a request. */
+  lastUsed: string | null;
+  /** True for the key the listing request was made with. */
+  current: boolean;
+}
+
+export interface ServiceAccount {
+  id: string;
+  name: string;
+  dateCreated: string;
+  role: string;
+  /** The databases the service account can reach; name is "account/db". */
+  databases: { id: string; name: string }[] | null;
+  tokenCount: number;
+  activeTokenCount: number;
+}
+
 export interface Account {
   id: string;
   name: string;
@@ -196,15 +248,18 @@ export interface StreamResult {
 
 export interface Client {
   readonly endpoint: string;
+  /** Runs one statement (several, even with semicolons between them, reject with "invalid_argument": use batch). */
   query<R = Value[]>(database: string, sql: string, params?: Param[], opts?: QueryOptions): Promise<QueryResult<R>>;
-  /** Streams rows to onRow as they arrive; when onRow returns a Promise the stream waits for it. */
+  /** Streams the rows of one statement to onRow as they arrive; when onRow returns a Promise the stream waits for it. A throw or rejection of onRow ends the stream with code "callback_error". */
   queryStream<R = Value[]>(
     database: string,
     sql: string,
     params: Param[] | undefined,
-    onRow: (row: R, index: number, columns: Column[]) => void | Promise<void>,
-    opts?: QueryOptions,
+    onRow: ((row: R, index: number, columns: Column[]) => void | Promise<void>) | { onRows: (rows: R[], columns: Column[]) => void | Promise<void> },
+    opts?: StreamOptions,
   ): Promise<StreamResult>;
+  /** The rows of one statement as an async iterable: for await (const row of client.stream(db, sql)) …; leaving the loop early aborts the stream. */
+  stream<R = Value[]>(database: string, sql: string, params?: Param[], opts?: StreamOptions): AsyncIterable<R>;
   /** Runs the statements in one transaction: all or nothing. */
   batch(database: string, statements: (Statement | string)[], opts?: BatchOptions): Promise<QueryResult[]>;
   listDatabases(): Promise<Database[]>;
@@ -219,6 +274,12 @@ export interface Client {
   createApiKey(): Promise<APIKey>;
   revokeApiKey(key: string): Promise<void>;
   revokeAllApiKeys(): Promise<void>;
+  /** The caller's live API keys, oldest first; needs a user's credentials (API key or username/password), not a service account's. */
+  listApiKeys(): Promise<APIKeyInfo[]>;
+  /** Revokes one of the caller's keys by the id listApiKeys shows; an id naming no live key of the caller's rejects with status 404. */
+  revokeApiKeyById(id: string): Promise<void>;
+  /** The service accounts the caller manages. */
+  listServiceAccounts(): Promise<ServiceAccount[]>;
   account(): Promise<Account>;
   /** Logs in with username/password now (otherwise done on first use). */
   login(): Promise<void>;
@@ -226,13 +287,37 @@ export interface Client {
   logout(): Promise<void>;
 }
 
+/** The codes of a BitkitError: the client's own, then bitd's (docs/web.md). */
+export type ErrorCode =
+  | "invalid_argument" | "network_error" | "canceled" | "callback_error" | "job_failed" | "load_failed" | "client_error"
+  | "sql_error" | "query_timeout" | "unauthorized" | "forbidden" | "permission_denied" | "not_found" | "conflict"
+  | "invalid_request" | "database_busy" | "database_unavailable" | "client_closed_request" | "internal"
+  | "cors_origin_not_allowed";
+
+/** The fields a BitkitError is built from. */
+export interface BitkitErrorFields {
+  status?: number;
+  code?: ErrorCode;
+  sqlstate?: string;
+  detail?: string;
+  hint?: string;
+  position?: number;
+  requestId?: string;
+  job?: Job;
+  /** The original error, such as the exception your callback threw. */
+  cause?: unknown;
+}
+
 /** Every rejection of the API is a BitkitError. */
 export declare class BitkitError extends Error {
+  constructor(message: string, fields?: BitkitErrorFields);
   readonly name: "BitkitError";
   /** HTTP status; 0 when no answer arrived (network, CORS, bad input). */
   readonly status: number;
-  /** Stable snake_case code: "not_found", "sql_error", "unauthorized", "network_error", "invalid_argument", "job_failed", … */
-  readonly code: string;
+  /** Stable snake_case code. "callback_error": your onRow/onProgress threw or rejected (see cause). */
+  readonly code: ErrorCode;
+  /** The original error for "callback_error". */
+  readonly cause?: unknown;
   readonly sqlstate: string;
   readonly detail: string;
   readonly hint: string;
@@ -253,6 +338,14 @@ export interface LoadOptions {
   wasmURL?: string | URL;
   /** URL of wasm_exec.js; default new URL("./wasm_exec.js", import.meta.url). Skipped when globalThis.Go exists. */
   wasmExecURL?: string | URL;
+  /**
+   * Run the Go instance in a dedicated Web Worker (default in a page) or on the main thread (false; the default
+   * elsewhere). In a Worker the API is the same, except that createClient's option errors reject the first call
+   * instead of throwing, and the types and tokenCache options need worker: false.
+   */
+  worker?: boolean;
+  /** URL of bitkit.mjs for the Worker; default new URL("./bitkit.mjs", import.meta.url) (beside your bundle when bundled). */
+  workerURL?: string | URL;
 }
 
 /** Loads and starts the wasm module once; resolves with the API namespace (also globalThis.bitkit). */

@@ -14,7 +14,7 @@ import (
 // jsClient is one createClient() result.
 type jsClient struct {
 	c      *core.Client
-	bigint bool
+	values valueOptions
 }
 
 // str reads an optional string property of an options object.
@@ -60,7 +60,7 @@ func newJSClient(o js.Value) (*jsClient, error) {
 	}
 	fail := func(err error) (*jsClient, error) { return nil, err }
 	if n > 1 {
-		return fail(argErrorf("bitkit: createClient: give exactly one of apiKey, token or username+password"))
+		return fail(argErrorf("bitkit: createClient: give at most one of apiKey, token or username+password (none: public databases only)"))
 	}
 	switch {
 	case apiKey != "":
@@ -86,19 +86,58 @@ func newJSClient(o js.Value) (*jsClient, error) {
 	if acct := str(o, "account"); acct != "" {
 		opts = append(opts, core.WithAccount(acct))
 	}
-	bigint := true
-	switch m := str(o, "int64"); m {
-	case "", "bigint":
-	case "string":
-		bigint = false
-	default:
-		return fail(argErrorf("bitkit: createClient: int64 must be \"bigint\" or \"string\", got %q", m))
-	}
-	c, err := core.NewClient(endpoint, opts...)
+	vo, err := readValueOptions(o)
 	if err != nil {
 		return fail(err)
 	}
-	return &jsClient{c: c, bigint: bigint}, nil
+	c, err := core.NewClient(endpoint, opts...)
+	if err != nil {
+		return fail(argErrorf("bitkit: createClient: %s", strings.TrimPrefix(err.Error(), "core: ")))
+	}
+	return &jsClient{c: c, values: vo}, nil
+}
+
+// numberModes are the choices of createClient's int8 and numeric options.
+var numberModes = map[string]bool{"bigint": true, "string": true, "number-if-safe": true}
+
+// readValueOptions reads int8, numeric (default "number-if-safe"; int64 is
+// the older name of int8), timestamps ("string" default, or "date") and
+// types (per-type parsers keyed by type OID or name).
+func readValueOptions(o js.Value) (valueOptions, error) {
+	vo := valueOptions{int8: "number-if-safe", numeric: "number-if-safe", types: js.Undefined()}
+	for _, opt := range []struct {
+		name string
+		dst  *string
+	}{{"int64", &vo.int8}, {"int8", &vo.int8}, {"numeric", &vo.numeric}} {
+		m := str(o, opt.name)
+		if m == "" {
+			continue
+		}
+		if !numberModes[m] || (opt.name == "numeric" && m == "bigint") {
+			allowed := `"bigint", "string" or "number-if-safe"`
+			if opt.name == "numeric" {
+				allowed = `"string" or "number-if-safe"`
+			}
+			return vo, argErrorf("bitkit: createClient: %s must be %s, got %q", opt.name, allowed, m)
+		}
+		*opt.dst = m
+	}
+	switch m := str(o, "timestamps"); m {
+	case "", "string":
+	case "date":
+		vo.dates = true
+	default:
+		return vo, argErrorf("bitkit: createClient: timestamps must be \"string\" or \"date\", got %q", m)
+	}
+	if is(o, "object") {
+		if t := o.Get("types"); !t.IsUndefined() && !t.IsNull() {
+			if !is(t, "object") {
+				return vo, argErrorf("bitkit: createClient: types must be an object of parsers keyed by type OID or name, such as { 1700: Number, jsonb: (v) => v }")
+			}
+			vo.types = t
+		}
+	}
+	return vo, nil
 }
 
 // method wraps fn as a JS function returning a Promise.
@@ -172,22 +211,25 @@ func (jc *jsClient) object() js.Value {
 	o := js.Global().Get("Object").New()
 	o.Set("endpoint", jc.c.Endpoint())
 	for name, fn := range map[string]func(context.Context, []js.Value) (any, error){
-		"query":            jc.query,
-		"queryStream":      jc.queryStream,
-		"batch":            jc.batch,
-		"listDatabases":    jc.listDatabases,
-		"getDatabase":      jc.getDatabase,
-		"createDatabase":   jc.createDatabase,
-		"updateDatabase":   jc.updateDatabase,
-		"deleteDatabase":   jc.deleteDatabase,
-		"importFile":       jc.importFile,
-		"exportData":       jc.exportData,
-		"createApiKey":     jc.createAPIKey,
-		"revokeApiKey":     jc.revokeAPIKey,
-		"revokeAllApiKeys": jc.revokeAllAPIKeys,
-		"account":          jc.account,
-		"login":            jc.login,
-		"logout":           jc.logout,
+		"query":               jc.query,
+		"queryStream":         jc.queryStream,
+		"batch":               jc.batch,
+		"listDatabases":       jc.listDatabases,
+		"getDatabase":         jc.getDatabase,
+		"createDatabase":      jc.createDatabase,
+		"updateDatabase":      jc.updateDatabase,
+		"deleteDatabase":      jc.deleteDatabase,
+		"importFile":          jc.importFile,
+		"exportData":          jc.exportData,
+		"createApiKey":        jc.createAPIKey,
+		"revokeApiKey":        jc.revokeAPIKey,
+		"revokeAllApiKeys":    jc.revokeAllAPIKeys,
+		"listApiKeys":         jc.listAPIKeys,
+		"revokeApiKeyById":    jc.revokeAPIKeyByID,
+		"listServiceAccounts": jc.listServiceAccounts,
+		"account":             jc.account,
+		"login":               jc.login,
+		"logout":              jc.logout,
 	} {
 		o.Set(name, method(fn))
 	}

@@ -1,19 +1,19 @@
 //go:build !js
 
 // The end-to-end test of the browser client: it builds bitkit.wasm, serves
-// the dashboard and the test pages from a local static server (a second
-// origin, so every API call is a CORS request), starts a real bitd with
-// that origin in --allowed-origins, and runs web/test/run.mjs, which drives
-// headless Chromium (apt chromium, npm playwright-core) through the JS API
-// and the dashboard. Screenshots land in test-artifacts/web/.
+// the test pages from a local static server (a second origin, so every API
+// call is a CORS request), starts a real bitd with that origin in
+// --allowed-origins, and runs web/test/run.mjs, which drives headless
+// Chromium (apt chromium, npm playwright-core) through the JS API (the
+// dashboard has its own suite, web/dashboard_test.go). Screenshots land in
+// test-artifacts/web/.
 package main
 
 import (
 	"bytes"
 	"context"
 	"io"
-	"net"
-	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,17 +30,7 @@ import (
 func site(t testing.TB, root string) string {
 	t.Helper()
 	dir := t.TempDir()
-	build := exec.CommandContext(t.Context(), "go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(dir, "bitkit.wasm"), "./wasm")
-	build.Dir = root
-	build.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building bitkit.wasm: %v\n%s", err, out)
-	}
-	goroot, err := exec.CommandContext(t.Context(), "go", "env", "GOROOT").Output()
-	if err != nil {
-		t.Fatalf("go env GOROOT: %v", err)
-	}
-	copyFile(t, filepath.Join(strings.TrimSpace(string(goroot)), "lib", "wasm", "wasm_exec.js"), filepath.Join(dir, "wasm_exec.js"))
+	buildWasm(t, root, dir)
 	for _, f := range []string{"wasm/bitkit.mjs", "wasm/bitkit.d.ts", "web/index.html", "web/app.js", "web/style.css"} {
 		copyFile(t, filepath.Join(root, f), filepath.Join(dir, filepath.Base(f)))
 	}
@@ -57,6 +47,22 @@ func site(t testing.TB, root string) string {
 	return dir
 }
 
+// buildWasm builds bitkit.wasm into dir and copies Go's wasm_exec.js beside it.
+func buildWasm(t testing.TB, root, dir string) {
+	t.Helper()
+	build := exec.CommandContext(t.Context(), "go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(dir, "bitkit.wasm"), "./wasm")
+	build.Dir = root
+	build.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building bitkit.wasm: %v\n%s", err, out)
+	}
+	goroot, err := exec.CommandContext(t.Context(), "go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatalf("go env GOROOT: %v", err)
+	}
+	copyFile(t, filepath.Join(strings.TrimSpace(string(goroot)), "lib", "wasm", "wasm_exec.js"), filepath.Join(dir, "wasm_exec.js"))
+}
+
 func copyFile(t testing.TB, from, to string) {
 	t.Helper()
 	b, err := os.ReadFile(from)
@@ -66,26 +72,6 @@ func copyFile(t testing.TB, from, to string) {
 	if err := os.WriteFile(to, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// serve starts a static file server on 127.0.0.1 and returns its origin.
-func serve(t testing.TB, dir string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := http.FileServer(http.Dir(dir))
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		if strings.HasSuffix(r.URL.Path, ".mjs") {
-			w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-		}
-		files.ServeHTTP(w, r)
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return "http://" + ln.Addr().String()
 }
 
 func node(t testing.TB) string {
@@ -124,8 +110,8 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("headless Chromium not found at %s: install the Debian package chromium (scripts/deps.sh) or set CHROMIUM", chromium)
 	}
 	dir := site(t, root)
-	allowed := serve(t, dir)
-	denied := serve(t, dir) // same files, an origin bitd does not allow
+	allowed := bitdtest.ServeDir(t, dir)
+	denied := bitdtest.ServeDir(t, dir) // same files, an origin bitd does not allow
 	s := bitdtest.Start(t, bitdtest.Args("--allowed-origins", allowed))
 	const pwUser, pwPassword = "webpw", "correct horse battery staple"
 	pwKey := s.NewUser(t, pwUser, pwPassword)
@@ -180,7 +166,7 @@ func TestBrowser(t *testing.T) {
 func BenchmarkBrowserLoad(b *testing.B) {
 	root := bitdtest.RepoRoot()
 	dir := site(b, root)
-	origin := serve(b, dir)
+	origin := bitdtest.ServeDir(b, dir)
 	s := bitdtest.Start(b, bitdtest.Args("--allowed-origins", origin))
 	db := "bench" + strings.ReplaceAll(bitdtest.UniqueName(""), "-", "")
 	create := exec.CommandContext(b.Context(), node(b), "-e", `fetch(process.env.E + "/v2beta/db/", {method: "POST", headers: {Authorization: "Bearer " + process.env.K, "Content-Type": "application/json"}, body: JSON.stringify({name: process.env.D})}).then(r => { if (!r.ok) process.exit(1) })`)
@@ -202,7 +188,8 @@ func BenchmarkBrowserLoad(b *testing.B) {
 			b.Fatalf("bench.mjs: %v\n%s", err, out)
 		}
 		var r map[string]struct {
-			ReadyMs, QueryMs, ReadyMinMs, ReadyMaxMs float64
+			ReadyMs, QueryMs, ReadyMinMs, ReadyMaxMs  float64
+			StreamFirstMs, StreamLastMs, StreamFrames float64
 		}
 		if err := jsonx.Unmarshal(out, &r); err != nil {
 			b.Fatalf("bench.mjs printed %q: %v", out, err)
@@ -212,7 +199,122 @@ func BenchmarkBrowserLoad(b *testing.B) {
 		b.ReportMetric(r["fetch"].QueryMs, "fetch-query-ms")
 		b.Logf("navigation → ready / first result (medians): wasm %v / %v ms (ready %v–%v ms); plain fetch – / %v ms; bitkit.wasm %d bytes raw",
 			r["wasm"].ReadyMs, r["wasm"].QueryMs, r["wasm"].ReadyMinMs, r["wasm"].ReadyMaxMs, r["fetch"].QueryMs, wasm.Size())
+		b.ReportMetric(r["wasm"].StreamLastMs, "wasm-stream-last-ms")
+		b.ReportMetric(r["fetch"].StreamLastMs, "fetch-stream-last-ms")
+		b.Logf("200k-row stream, first / last row, frames drawn (medians): wasm %v / %v ms, %v frames; plain fetch + JSON.parse %v / %v ms, %v frames",
+			r["wasm"].StreamFirstMs, r["wasm"].StreamLastMs, r["wasm"].StreamFrames, r["fetch"].StreamFirstMs, r["fetch"].StreamLastMs, r["fetch"].StreamFrames)
 	}
 	b.ReportMetric(float64(wasm.Size()), "wasm-bytes")
 	b.ReportMetric(0, "ns/op")
+}
+
+// TestPackage installs the client the way a developer does: `npm pack` of
+// the package (wasm/package.json: ESM, exports with types as .d.mts, the
+// wasm files as assets) into a fresh TypeScript project by its tarball, with
+// no import map or `paths`; `tsc --strict` type-checks wasm/testdata/pkgapp,
+// esbuild bundles it, and headless Chromium runs it against a real bitd:
+// default values (JSON-ready), int8 "bigint", a stream, a SQL error as a
+// BitkitError, the one-statement rule.
+func TestPackage(t *testing.T) {
+	t.Parallel()
+	root := bitdtest.RepoRoot()
+	npm, err := exec.LookPath("npm")
+	if err != nil {
+		t.Fatal("npm is not installed: the package test needs Node 20+ with npm (scripts/deps.sh)")
+	}
+	tsc := filepath.Join(root, "web", "test", "node_modules", "typescript", "bin", "tsc")
+	esbuild := filepath.Join(root, "web", "node_modules", ".bin", "esbuild")
+	for _, p := range []string{tsc, esbuild, filepath.Join(root, "web", "test", "node_modules", "playwright-core")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%s is missing: run scripts/deps.sh (npm ci in web/ and web/test/)", p)
+		}
+	}
+	run := func(dir string, name string, args ...string) {
+		t.Helper()
+		cmd := exec.CommandContext(t.Context(), name, args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out)
+		}
+	}
+
+	// The package directory, as `make wasm` lays it out.
+	pkg := filepath.Join(t.TempDir(), "dist")
+	if err := os.MkdirAll(pkg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	buildWasm(t, root, pkg)
+	copyFile(t, filepath.Join(root, "wasm", "bitkit.mjs"), filepath.Join(pkg, "bitkit.mjs"))
+	copyFile(t, filepath.Join(root, "wasm", "bitkit.d.ts"), filepath.Join(pkg, "bitkit.d.mts"))
+	copyFile(t, filepath.Join(root, "wasm", "package.json"), filepath.Join(pkg, "package.json"))
+	run(pkg, node(t), filepath.Join(root, "scripts", "precompress.mjs"), "bitkit.wasm")
+	tarballs := t.TempDir()
+	run(pkg, npm, "pack", "--silent", "--pack-destination", tarballs)
+	tgz, _ := filepath.Glob(filepath.Join(tarballs, "bitkit-dev-client-*.tgz"))
+	if len(tgz) != 1 {
+		t.Fatalf("npm pack made %v", tgz)
+	}
+
+	// A fresh project that installs the tarball.
+	app := t.TempDir()
+	for _, f := range []string{"app.ts", "tsconfig.json"} {
+		copyFile(t, filepath.Join(root, "wasm", "testdata", "pkgapp", f), filepath.Join(app, f))
+	}
+	if err := os.WriteFile(filepath.Join(app, "package.json"), []byte(`{"name": "pkgapp", "private": true, "type": "module"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(app, npm, "install", "--offline", "--no-audit", "--no-fund", "--no-package-lock", tgz[0])
+	for _, f := range []string{"bitkit.d.mts", "bitkit.wasm", "bitkit.wasm.gz", "bitkit.wasm.br", "wasm_exec.js"} {
+		if _, err := os.Stat(filepath.Join(app, "node_modules", "@bitkit-dev", "client", f)); err != nil {
+			t.Fatalf("the installed package lacks %s: %v", f, err)
+		}
+	}
+	run(app, node(t), tsc, "-p", ".")
+	out := filepath.Join(app, "out")
+	run(app, esbuild, "app.ts", "--bundle", "--format=esm", "--target=es2022", "--outfile="+filepath.Join(out, "app.js"))
+	for _, f := range []string{"bitkit.mjs", "bitkit.wasm", "wasm_exec.js"} { // the Worker's entry and assets beside the bundle
+		copyFile(t, filepath.Join(app, "node_modules", "@bitkit-dev", "client", f), filepath.Join(out, f))
+	}
+	copyFile(t, filepath.Join(root, "wasm", "testdata", "pkgapp", "index.html"), filepath.Join(out, "index.html"))
+
+	origin := bitdtest.ServeDir(t, out)
+	s := bitdtest.Start(t, bitdtest.Args("--allowed-origins", origin))
+	db := "pkg" + strings.ReplaceAll(bitdtest.UniqueName(""), "-", "")
+	q := url.Values{"endpoint": {s.Endpoint}, "key": {s.APIKey}, "user": {s.User}, "db": {db}}
+	cmd := exec.CommandContext(t.Context(), node(t), filepath.Join(root, "wasm", "testdata", "pkgapp", "run.mjs"))
+	cmd.Dir = filepath.Join(root, "web", "test")
+	cmd.Env = append(os.Environ(), "APP_URL="+origin+"/index.html?"+q.Encode())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	b, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("run.mjs: %v\n%s%s\nbitd log:\n%s", err, b, stderr.Bytes(), s.Logs())
+	}
+	var got struct {
+		Outcome struct {
+			Fatal, JSON, Multi, Bigint string
+			Streamed, RowCount         int
+			SQLError                   *struct {
+				Code, Sqlstate string
+				IsError        bool
+			}
+		}
+		Errors []string
+	}
+	if err := jsonx.Unmarshal(b, &got); err != nil {
+		t.Fatalf("run.mjs printed %s: %v", b, err)
+	}
+	o := got.Outcome
+	if o.Fatal != "" || len(got.Errors) > 0 {
+		t.Fatalf("the app failed: %q, page errors %q", o.Fatal, got.Errors)
+	}
+	if o.JSON != `[[1,"9007199254740993",2.5,[1,2]]]` {
+		t.Errorf("default values = %s", o.JSON)
+	}
+	if o.Bigint != "9223372036854775807" || o.Streamed != 500500 || o.RowCount != 1000 || o.Multi != "invalid_argument" {
+		t.Errorf("outcome %+v", o)
+	}
+	if o.SQLError == nil || o.SQLError.Code != "sql_error" || o.SQLError.Sqlstate != "42P01" || !o.SQLError.IsError {
+		t.Errorf("SQL error %+v", o.SQLError)
+	}
 }

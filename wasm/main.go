@@ -3,10 +3,10 @@
 package main
 
 import (
-	"net/http"
 	"syscall/js"
 
 	"github.com/bitkit-dev/bitkit/core"
+	"github.com/bitkit-dev/bitkit/jsfetch"
 )
 
 // Provided by bitkit.mjs through globalThis.__bitkitInit.
@@ -14,20 +14,22 @@ var (
 	errorClass js.Value // class BitkitError
 	decodeRows js.Value // (jsonText, spec) → rows
 	jsTypeOf   js.Value // (v) → typeof v
+	eachRow    js.Value // (rows, onRow, start, columns) → undefined | Promise
 )
 
 func main() {
 	boot := js.Global().Get("__bitkitInit")
-	if boot.Type() != js.TypeObject || boot.Get("decodeRows").Type() != js.TypeFunction || boot.Get("typeOf").Type() != js.TypeFunction {
+	if boot.Type() != js.TypeObject || boot.Get("decodeRows").Type() != js.TypeFunction || boot.Get("typeOf").Type() != js.TypeFunction || boot.Get("eachRow").Type() != js.TypeFunction {
 		js.Global().Get("console").Call("error", "bitkit: load bitkit.wasm through bitkit.mjs (load()), which supplies BitkitError and the row decoder")
 		return
 	}
 	errorClass = boot.Get("BitkitError")
 	decodeRows = boot.Get("decodeRows")
 	jsTypeOf = boot.Get("typeOf")
-	// The standard js/wasm transport (fetch) carries everything but import
-	// uploads, which go through XMLHttpRequest (upload.go).
-	http.DefaultTransport = uploadTransport{next: http.DefaultTransport}
+	eachRow = boot.Get("eachRow")
+	// fetch (jsfetch) carries everything but import uploads, which
+	// go through XMLHttpRequest (upload.go); no net/http is linked.
+	core.DefaultFetcher = uploadFetcher{next: jsfetch.Fetcher{}}
 
 	ns := js.Global().Get("Object").New()
 	ns.Set("version", core.Version)

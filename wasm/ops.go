@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"syscall/js"
+	"time"
 
 	"github.com/bitkit-dev/bitkit/core"
 )
@@ -18,6 +19,9 @@ func (jc *jsClient) query(ctx context.Context, a []js.Value) (any, error) {
 	}
 	sql, err := reqString(a, 1, "query: the SQL text")
 	if err != nil {
+		return nil, err
+	}
+	if err := oneStatement("query", sql); err != nil {
 		return nil, err
 	}
 	p, err := params(arg(a, 2))
@@ -35,7 +39,7 @@ func (jc *jsClient) query(ctx context.Context, a []js.Value) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return jsResult(r, jc.bigint, objects)
+	return jsResult(r, jc.values, objects)
 }
 
 func format(o js.Value) (objects bool, err error) {
@@ -49,9 +53,13 @@ func format(o js.Value) (objects bool, err error) {
 	}
 }
 
-// queryStream implements client.queryStream(db, sql, params, onRow, opts):
-// rows are read from the NDJSON stream one at a time and handed to onRow;
-// when onRow returns a Promise the next row waits for it.
+// queryStream implements client.queryStream(db, sql, params, onRow | {onRows}, opts):
+// rows are read from the NDJSON stream and cross into JavaScript in batches
+// (one JSON text each: batchRows rows, default 1000, or what arrived within
+// 50 ms of the batch's first row, checked as rows arrive, and the rest at the
+// end). onRow(row, index, columns) is called per row by the loader's eachRow;
+// onRows(rows, columns) once per batch. When the callback returns a Promise
+// the stream waits for it.
 func (jc *jsClient) queryStream(ctx context.Context, a []js.Value) (any, error) {
 	db, err := reqString(a, 0, "queryStream: the database name (\"account/db\")")
 	if err != nil {
@@ -61,18 +69,29 @@ func (jc *jsClient) queryStream(ctx context.Context, a []js.Value) (any, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := oneStatement("queryStream", sql); err != nil {
+		return nil, err
+	}
 	p, err := params(arg(a, 2))
 	if err != nil {
 		return nil, err
 	}
-	onRow := arg(a, 3)
-	if !is(onRow, "function") {
-		return nil, argErrorf("bitkit: queryStream: onRow must be a function (row, index, columns)")
+	onRow, onRows := arg(a, 3), js.Undefined()
+	if is(onRow, "object") && is(onRow.Get("onRows"), "function") {
+		onRow, onRows = js.Undefined(), onRow.Get("onRows")
+	} else if !is(onRow, "function") {
+		return nil, argErrorf("bitkit: queryStream: the fourth argument must be onRow(row, index, columns) or { onRows(rows, columns) }")
 	}
 	o := optObject(a, 4)
 	objects, err := format(o)
 	if err != nil {
 		return nil, err
+	}
+	batchRows := 1000
+	if is(o, "object") && is(o.Get("batchRows"), "number") {
+		if batchRows = o.Get("batchRows").Int(); batchRows < 1 {
+			return nil, argErrorf("bitkit: queryStream: batchRows must be a positive number of rows")
+		}
 	}
 	ctx, stop := withSignal(ctx, o)
 	defer stop()
@@ -84,18 +103,44 @@ func (jc *jsClient) queryStream(ctx context.Context, a []js.Value) (any, error) 
 	cols := s.Columns()
 	jcols := jsColumns(cols)
 	n := 0
+	var pending [][]any
+	var started time.Time
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err // aborted while rows were still buffered
+		}
+		rows, err := jsRows(pending, cols, jc.values, objects)
+		if err != nil {
+			return err
+		}
+		if onRows.Truthy() {
+			_, err = invoke(onRows, rows, jcols)
+		} else {
+			_, err = invoke(eachRow, rows, onRow, n, jcols)
+		}
+		n += len(pending)
+		pending = pending[:0]
+		return err
+	}
 	for row, err := range s.All() {
 		if err != nil {
 			return nil, err
 		}
-		rows, err := jsRows([][]any{row.Values()}, cols, jc.bigint, objects)
-		if err != nil {
-			return nil, err
+		if len(pending) == 0 {
+			started = time.Now()
 		}
-		if _, err := await(onRow.Invoke(rows.Index(0), n, jcols)); err != nil {
-			return nil, err
+		pending = append(pending, row.Values())
+		if len(pending) >= batchRows || time.Since(started) >= 50*time.Millisecond {
+			if err := flush(); err != nil {
+				return nil, err
+			}
 		}
-		n++
+	}
+	if err := flush(); err != nil {
+		return nil, err
 	}
 	return js.ValueOf(map[string]any{"rowCount": float64(s.RowCount()), "columns": jcols}), nil
 }
@@ -148,7 +193,7 @@ func (jc *jsClient) batch(ctx context.Context, a []js.Value) (any, error) {
 	}
 	out := make([]any, len(results))
 	for i, r := range results {
-		v, err := jsResult(r, jc.bigint, false)
+		v, err := jsResult(r, jc.values, false)
 		if err != nil {
 			return nil, err
 		}
@@ -382,6 +427,34 @@ func (jc *jsClient) revokeAPIKey(ctx context.Context, a []js.Value) (any, error)
 		return nil, err
 	}
 	return js.Undefined(), jc.c.RevokeAPIKey(ctx, key)
+}
+
+// listAPIKeys implements client.listApiKeys(): the caller's live keys
+// ({id, label, dateCreated, lastUsed, current}), never the keys themselves.
+func (jc *jsClient) listAPIKeys(ctx context.Context, _ []js.Value) (any, error) {
+	keys, err := jc.c.ListAPIKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return toJS(keys), nil
+}
+
+// revokeAPIKeyByID implements client.revokeApiKeyById(id), id as listApiKeys shows it.
+func (jc *jsClient) revokeAPIKeyByID(ctx context.Context, a []js.Value) (any, error) {
+	id, err := reqString(a, 0, "revokeApiKeyById: the key ID (listApiKeys shows them)")
+	if err != nil {
+		return nil, err
+	}
+	return js.Undefined(), jc.c.RevokeAPIKeyByID(ctx, id)
+}
+
+// listServiceAccounts implements client.listServiceAccounts().
+func (jc *jsClient) listServiceAccounts(ctx context.Context, _ []js.Value) (any, error) {
+	sas, err := jc.c.ListServiceAccounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return toJS(sas), nil
 }
 
 func (jc *jsClient) revokeAllAPIKeys(ctx context.Context, _ []js.Value) (any, error) {

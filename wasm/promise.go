@@ -11,6 +11,7 @@ import (
 	"syscall/js"
 
 	"github.com/bitkit-dev/bitkit/core"
+	"github.com/bitkit-dev/bitkit/jsfetch"
 )
 
 // argError is an invalid argument passed from JavaScript.
@@ -92,8 +93,9 @@ func await(v js.Value) (js.Value, error) {
 	return s.v, s.err
 }
 
-// jsRejection is a JS Promise rejection (from a user callback); it is passed
-// back to JavaScript unchanged.
+// jsRejection is an exception thrown by a caller's callback, or the
+// rejection of the Promise it returned: the API rejects with a BitkitError
+// of code "callback_error" whose cause is the original value.
 type jsRejection struct {
 	msg    string
 	reason js.Value
@@ -108,18 +110,44 @@ func arg(a []js.Value, i int) js.Value {
 	return js.Undefined()
 }
 
+// invoke calls a caller's callback and waits for the Promise it may return;
+// a throw and a rejection both become a *jsRejection.
+func invoke(fn js.Value, args ...any) (v js.Value, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			je, ok := r.(js.Error)
+			if !ok {
+				panic(r)
+			}
+			err = &jsRejection{msg: je.Value.Get("message").String(), reason: je.Value}
+		}
+	}()
+	return await(fn.Invoke(args...))
+}
+
+// jsTerms rewrites the Go names in core's messages into the JS API's.
+var jsTerms = strings.NewReplacer(
+	"use WithAPIKey, WithToken or WithCredentials", "pass apiKey, token, or username and password to createClient",
+	"pass credentials with WithAPIKey, WithToken or WithCredentials", "pass credentials as createClient's apiKey, token, or username and password",
+	"the access token given with WithToken", "the token given to createClient",
+	"or use UsernamePassword, which refreshes tokens by itself", "or pass username and password, with which the client logs in again by itself",
+)
+
 // jsError converts err into a BitkitError (see bitkit.d.ts).
 func jsError(err error) js.Value {
-	var rej *jsRejection
-	if errors.As(err, &rej) && !rej.reason.IsUndefined() {
-		return rej.reason
-	}
 	f := map[string]any{}
+	var rej *jsRejection
+	if errors.As(err, &rej) {
+		f["code"] = "callback_error"
+		f["cause"] = rej.reason
+		return errorClass.New("bitkit: your callback failed: "+rej.msg, js.ValueOf(f))
+	}
 	msg := err.Error()
 	var ae *core.APIError
 	var jf *core.JobFailedError
 	var ue *url.Error
 	var ag *argError
+	var ne *jsfetch.NetworkError
 	switch {
 	case errors.As(err, &jf):
 		f["code"] = "job_failed"
@@ -144,7 +172,7 @@ func jsError(err error) js.Value {
 		f["code"] = "canceled"
 	case errors.As(err, &ag):
 		f["code"] = "invalid_argument"
-	case errors.As(err, &ue), strings.Contains(msg, "fetch() failed"), strings.Contains(msg, "XMLHttpRequest"):
+	case errors.As(err, &ne), errors.As(err, &ue), strings.Contains(msg, "XMLHttpRequest"):
 		// core reports transport failures as "core: METHOD URL: cause" with a
 		// sanitized URL; a bare *url.Error (from elsewhere) may hold a query
 		// with a key, so only its scheme, host and path are named.
@@ -160,6 +188,7 @@ func jsError(err error) js.Value {
 	default:
 		f["code"] = "client_error"
 	}
+	msg = jsTerms.Replace(strings.TrimPrefix(msg, "core: "))
 	e := errorClass.New(msg, js.ValueOf(f))
 	if idx, ok := f["index"]; ok {
 		e.Set("index", idx)

@@ -7,10 +7,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
-	"strconv"
 	"strings"
 	"syscall/js"
+
+	"github.com/bitkit-dev/bitkit/core"
 )
 
 // blobUpload describes the multipart import form of one importFile call. The
@@ -30,21 +30,35 @@ type uploadKey struct{}
 // carries a *blobUpload and that POST an import form go out through
 // XMLHttpRequest; everything else through the standard js/wasm transport
 // (fetch, with streamed response bodies).
-type uploadTransport struct{ next http.RoundTripper }
+type uploadFetcher struct{ next core.Fetcher }
 
-func (t uploadTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	up, _ := req.Context().Value(uploadKey{}).(*blobUpload)
-	if up == nil || req.Method != http.MethodPost || !strings.HasSuffix(strings.TrimSuffix(req.URL.Path, "/"), "/import") {
-		return t.next.RoundTrip(req)
+func (t uploadFetcher) Fetch(ctx context.Context, req *core.Request) (*core.Response, error) {
+	up, _ := ctx.Value(uploadKey{}).(*blobUpload)
+	if up == nil || req.Method != "POST" || !strings.HasSuffix(strings.TrimSuffix(urlPath(req.URL), "/"), "/import") {
+		return t.next.Fetch(ctx, req)
 	}
-	if req.Body != nil {
-		req.Body.Close() // core's own multipart body is replaced by the FormData below
+	if c, ok := req.Body.(io.Closer); ok {
+		c.Close() // core's own multipart body is replaced by the FormData below
 	}
-	return xhr(req, up)
+	return xhr(ctx, req, up)
+}
+
+// urlPath is the path of an absolute URL (without query).
+func urlPath(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		u = u[i+3:]
+		if j := strings.IndexByte(u, '/'); j >= 0 {
+			u = u[j:]
+		} else {
+			u = "/"
+		}
+	}
+	u, _, _ = strings.Cut(u, "?")
+	return u
 }
 
 // xhr sends the import form and waits for the answer.
-func xhr(req *http.Request, up *blobUpload) (*http.Response, error) {
+func xhr(ctx context.Context, req *core.Request, up *blobUpload) (*core.Response, error) {
 	form := js.Global().Get("FormData").New()
 	for _, f := range up.fields {
 		form.Call("append", f[0], f[1])
@@ -52,10 +66,10 @@ func xhr(req *http.Request, up *blobUpload) (*http.Response, error) {
 	form.Call("append", "file", up.blob, up.fileName)
 
 	x := js.Global().Get("XMLHttpRequest").New()
-	x.Call("open", req.Method, req.URL.String())
+	x.Call("open", req.Method, req.URL)
 	x.Set("responseType", "arraybuffer")
 	for k, vs := range req.Header {
-		switch http.CanonicalHeaderKey(k) {
+		switch core.CanonicalHeaderKey(k) {
 		case "Content-Type", "Content-Length", "User-Agent":
 			continue // the browser sets the multipart boundary; User-Agent is its own
 		}
@@ -64,7 +78,7 @@ func xhr(req *http.Request, up *blobUpload) (*http.Response, error) {
 		}
 	}
 	type outcome struct {
-		resp *http.Response
+		resp *core.Response
 		err  error
 	}
 	done := make(chan outcome, 1)
@@ -88,28 +102,23 @@ func xhr(req *http.Request, up *blobUpload) (*http.Response, error) {
 		buf := js.Global().Get("Uint8Array").New(x.Get("response"))
 		body := make([]byte, buf.Length())
 		js.CopyBytesToGo(body, buf)
-		h := http.Header{}
+		h := core.Header{}
 		for _, line := range strings.Split(x.Call("getAllResponseHeaders").String(), "\r\n") {
 			if k, v, ok := strings.Cut(line, ":"); ok {
 				h.Add(strings.TrimSpace(k), strings.TrimSpace(v))
 			}
 		}
 		status := x.Get("status").Int()
-		done <- outcome{resp: &http.Response{
-			Status: strconv.Itoa(status) + " " + http.StatusText(status), StatusCode: status,
-			Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-			Header: h, Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)), Request: req,
-		}}
+		done <- outcome{resp: &core.Response{StatusCode: status, Header: h, Body: io.NopCloser(bytes.NewReader(body))}}
 	})
 	fail := func(what string) func(js.Value) {
 		return func(js.Value) {
-			done <- outcome{err: fmt.Errorf("net/http: XMLHttpRequest %s: %s", what, "the upload did not complete")}
+			done <- outcome{err: fmt.Errorf("XMLHttpRequest %s: the upload did not complete", what)}
 		}
 	}
 	on(x, "error", fail("error"))
 	on(x, "abort", fail("aborted"))
 	on(x, "timeout", fail("timed out"))
-	ctx := req.Context()
 	x.Call("send", form)
 	select {
 	case o := <-done:

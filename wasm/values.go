@@ -157,43 +157,87 @@ type colKind int
 
 const (
 	kindPlain  colKind = iota // JSON as is
-	kindBigInt                // digits written as a string, made BigInt by the decoder
-	kindString                // numbers written as strings (numeric; int8 in "string" mode)
+	kindString                // numbers written as strings of their exact digits; the decoder makes them BigInt, keeps them, or makes them numbers where exact
 )
 
-// PostgreSQL type OIDs of the integer and numeric types and their arrays.
+// PostgreSQL type OIDs of the types whose JS form is an option.
 const (
-	oidInt8         = 20
-	oidInt2         = 21
-	oidInt4         = 23
-	oidInt2Array    = 1005
-	oidInt4Array    = 1007
-	oidInt8Array    = 1016
-	oidNumeric      = 1700
-	oidNumericArray = 1231
+	oidInt8           = 20
+	oidInt8Array      = 1016
+	oidNumeric        = 1700
+	oidNumericArray   = 1231
+	oidDate           = 1082
+	oidTimestamp      = 1114
+	oidTimestamptz    = 1184
+	oidDateArray      = 1182
+	oidTimestampArray = 1115
+	oidTimestamptzArr = 1185
 )
 
-// kinds classifies the columns of a result for the int64 mode.
-func kinds(cols []core.Column, bigint bool) (k []colKind, spec js.Value) {
+// valueOptions are a client's value choices (createClient's int8, numeric,
+// timestamps and types).
+type valueOptions struct {
+	int8, numeric string   // "bigint" | "string" | "number-if-safe"
+	dates         bool     // timestamps: "date"
+	types         js.Value // {oid or type name: parser}, or undefined
+}
+
+// parser returns the caller's parser for the column's type (by OID, then
+// by lower-case type name), or undefined.
+func (o valueOptions) parser(c core.Column) js.Value {
+	if !is(o.types, "object") {
+		return js.Undefined()
+	}
+	for _, key := range []string{fmt.Sprint(c.TypeOID), strings.ToLower(c.Type)} {
+		if p := o.types.Get(key); is(p, "function") {
+			return p
+		}
+	}
+	return js.Undefined()
+}
+
+func isTimeOID(oid uint32) bool {
+	switch oid {
+	case oidDate, oidTimestamp, oidTimestamptz, oidDateArray, oidTimestampArray, oidTimestamptzArr:
+		return true
+	}
+	return false
+}
+
+// kinds classifies the columns of a result and builds the decoder's spec:
+// {bigint, safe, date, parse: [[column, parser]], names}.
+func kinds(cols []core.Column, o valueOptions) (k []colKind, spec js.Value) {
 	k = make([]colKind, len(cols))
-	var big []any
+	var big, safe, date, parse []any
 	names := make([]any, len(cols))
 	for i, c := range cols {
 		names[i] = c.Name
+		mode := ""
 		switch c.TypeOID {
-		case oidInt2, oidInt4, oidInt8, oidInt2Array, oidInt4Array, oidInt8Array:
-			switch {
-			case bigint:
-				k[i] = kindBigInt
-				big = append(big, i)
-			case c.TypeOID == oidInt8 || c.TypeOID == oidInt8Array:
-				k[i] = kindString
-			}
+		case oidInt8, oidInt8Array:
+			mode = o.int8
 		case oidNumeric, oidNumericArray:
+			mode = o.numeric
+		}
+		if mode != "" {
 			k[i] = kindString
 		}
+		if p := o.parser(c); p.Truthy() {
+			// A parser of the caller's gets the value as sent (int8 and
+			// numeric as their exact digits), no other conversion.
+			parse = append(parse, []any{i, p})
+			continue
+		}
+		switch {
+		case mode == "bigint" && (c.TypeOID == oidInt8 || c.TypeOID == oidInt8Array):
+			big = append(big, i)
+		case mode == "number-if-safe":
+			safe = append(safe, i)
+		case o.dates && isTimeOID(c.TypeOID):
+			date = append(date, i)
+		}
 	}
-	return k, js.ValueOf(map[string]any{"bigint": big, "names": names})
+	return k, js.ValueOf(map[string]any{"bigint": big, "safe": safe, "date": date, "parse": parse, "names": names})
 }
 
 // appendValue writes one value as JSON; numbers of kindBigInt and kindString
@@ -253,8 +297,8 @@ func appendRow(buf *bytes.Buffer, row []any, k []colKind) error {
 // loader's decodeRows parses it, makes BigInts and, for "objects", builds
 // the objects. This costs a few calls across the JS boundary per result
 // instead of several per value, which keeps 100k-row results fast.
-func jsRows(rows [][]any, cols []core.Column, bigint, objects bool) (js.Value, error) {
-	k, spec := kinds(cols, bigint)
+func jsRows(rows [][]any, cols []core.Column, vo valueOptions, objects bool) (js.Value, error) {
+	k, spec := kinds(cols, vo)
 	spec.Set("objects", objects)
 	var buf bytes.Buffer
 	buf.WriteByte('[')
@@ -280,8 +324,8 @@ func jsColumns(cols []core.Column) js.Value {
 }
 
 // jsResult converts a core.Result.
-func jsResult(r *core.Result, bigint, objects bool) (js.Value, error) {
-	rows, err := jsRows(r.Rows, r.Columns, bigint, objects)
+func jsResult(r *core.Result, vo valueOptions, objects bool) (js.Value, error) {
+	rows, err := jsRows(r.Rows, r.Columns, vo, objects)
 	if err != nil {
 		return js.Null(), err
 	}

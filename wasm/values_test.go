@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"syscall/js"
 	"testing"
 
 	"github.com/bitkit-dev/bitkit/core"
@@ -44,35 +45,39 @@ func TestCamelizeKeepsDataKeys(t *testing.T) {
 func TestAppendRow(t *testing.T) {
 	t.Parallel()
 	cols := []core.Column{
-		{Name: "big", TypeOID: oidInt8}, {Name: "i4", TypeOID: oidInt4}, {Name: "n", TypeOID: oidNumeric},
+		{Name: "big", TypeOID: oidInt8}, {Name: "i4", TypeOID: 23}, {Name: "n", TypeOID: oidNumeric},
 		{Name: "f", TypeOID: 701}, {Name: "arr", TypeOID: oidInt8Array}, {Name: "j", TypeOID: 3802}, {Name: "s", TypeOID: 25},
+		{Name: "ts", TypeOID: oidTimestamptz},
 	}
 	row := []any{jsonx.Number("9223372036854775807"), jsonx.Number("7"), jsonx.Number("1.50"), jsonx.Number("2.5"),
-		[]any{jsonx.Number("9007199254740993"), nil}, map[string]any{"a": jsonx.Number("1")}, "x\"y"}
+		[]any{jsonx.Number("9007199254740993"), nil}, map[string]any{"a": jsonx.Number("1")}, "x\"y", "2026-01-02T03:04:05Z"}
+	// int4, float8 and jsonb numbers stay JSON numbers in every mode; int8
+	// and numeric are written as exact digit strings for the decoder.
+	const written = `["9223372036854775807",7,"1.50",2.5,["9007199254740993",null],{"a":1},"x\"y","2026-01-02T03:04:05Z"]`
 	for _, tc := range []struct {
-		name   string
-		bigint bool
-		want   string
+		name                 string
+		vo                   valueOptions
+		big, safe, date, str int
 	}{
-		{"bigint", true, `["9223372036854775807","7","1.50",2.5,["9007199254740993",null],{"a":1},"x\"y"]`},
-		{"string", false, `["9223372036854775807",7,"1.50",2.5,["9007199254740993",null],{"a":1},"x\"y"]`},
+		{"defaults", valueOptions{int8: "number-if-safe", numeric: "number-if-safe"}, 0, 3, 0, 0},
+		{"int8 bigint, dates", valueOptions{int8: "bigint", numeric: "string", dates: true}, 2, 0, 1, 0},
+		{"strings", valueOptions{int8: "string", numeric: "string"}, 0, 0, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			k, spec := kinds(cols, tc.bigint)
+			tc.vo.types = js.Undefined()
+			k, spec := kinds(cols, tc.vo)
 			var buf bytes.Buffer
 			if err := appendRow(&buf, row, k); err != nil {
 				t.Fatal(err)
 			}
-			if buf.String() != tc.want {
-				t.Fatalf("appendRow = %s\nwant        %s", buf.String(), tc.want)
+			if buf.String() != written {
+				t.Fatalf("appendRow = %s\nwant        %s", buf.String(), written)
 			}
-			wantBig := 0
-			if tc.bigint {
-				wantBig = 3 // big, i4, arr
-			}
-			if got := spec.Get("bigint").Length(); got != wantBig {
-				t.Fatalf("spec.bigint has %d columns, want %d", got, wantBig)
+			for name, want := range map[string]int{"bigint": tc.big, "safe": tc.safe, "date": tc.date, "parse": 0} {
+				if got := spec.Get(name).Length(); got != want {
+					t.Errorf("spec.%s has %d columns, want %d", name, got, want)
+				}
 			}
 		})
 	}

@@ -1,5 +1,6 @@
-// bench.mjs: navigation → API-ready and → first query result, bitkit.wasm vs
-// a plain fetch() of the same query, in headless Chromium. Run by
+// bench.mjs: navigation → API-ready and → first query result, then the
+// first and last row of a 200k-row stream and the frames drawn during it,
+// bitkit.wasm vs a plain fetch() of the same queries, in headless Chromium. Run by
 // BenchmarkBrowserLoad in wasm/e2e_test.go (make bench-web), which passes
 // BITKIT_ENDPOINT, BITKIT_API_KEY, BITKIT_DB, SITE_URL, RUNS, CHROMIUM.
 // Prints one JSON line: {"wasm": {...medians}, "fetch": {...medians}}.
@@ -21,7 +22,7 @@ const context = await chromium.launchPersistentContext(profile, {
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 const out = {};
 for (const mode of ["fetch", "wasm"]) {
-  const ready = [], query = [];
+  const ready = [], query = [], first = [], last = [], frames = [];
   for (let i = 0; i < runs; i++) {
     const page = await context.newPage();
     await page.route("**/*", (r) => r.continue()); // no HTTP cache between runs
@@ -30,12 +31,16 @@ for (const mode of ["fetch", "wasm"]) {
     await page.goto(u.href);
     const r = await page.waitForFunction(() => window.benchResult, null, { timeout: 60000 }).then((h) => h.jsonValue());
     await page.close();
-    if (r.error || r.rows !== 1000) throw new Error(`${mode} run ${i}: ${JSON.stringify(r)}`);
+    if (r.error || r.rows !== 1000 || r.streamRows !== 200000) throw new Error(`${mode} run ${i}: ${JSON.stringify(r)}`);
     ready.push(r.ready);
     query.push(r.query);
+    first.push(r.streamFirst);
+    last.push(r.streamLast);
+    frames.push(r.streamFrames);
   }
   out[mode] = { runs, readyMs: Math.round(median(ready)), queryMs: Math.round(median(query)),
-    readyMinMs: Math.round(Math.min(...ready)), readyMaxMs: Math.round(Math.max(...ready)) };
+    readyMinMs: Math.round(Math.min(...ready)), readyMaxMs: Math.round(Math.max(...ready)),
+    streamFirstMs: Math.round(median(first)), streamLastMs: Math.round(median(last)), streamFrames: median(frames) };
 }
 await context.close();
 rmSync(profile, { recursive: true, force: true });

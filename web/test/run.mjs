@@ -153,20 +153,20 @@ await check("api: databases CRUD", async () => {
   eq(r.badArg.code, "invalid_argument", "empty name code");
 });
 
-await check("api: query values are exact (int64 bigint)", async () => {
+await check("api: query values are exact (int8 bigint)", async () => {
   const r = await api.evaluate(async (c) => {
-    const k = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.apiKey });
+    const k = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.apiKey, int8: "bigint", numeric: "string" });
     const res = await k.query(`${c.user}/${c.db}`,
       "select 9223372036854775807::int8 as big, (-9223372036854775808)::int8 as small, 7::int4 as i4, 12345678901234567890.000001::numeric as n, 1.5::float8 as f, 'x' as t, null::text as z, true as b, '{\"a\":[1,2]}'::jsonb as j, array[9007199254740993,2]::int8[] as arr, $1::int8 as p1, $2::text as p2",
       [9223372036854775806n, "hello"]);
     const row = res.rows[0];
     return { types: row.map((v) => (v === null ? "null" : Array.isArray(v) ? "array" : typeof v)),
-      big: row[0] === 9223372036854775807n, small: row[1] === -9223372036854775808n, i4: row[2] === 7n,
+      big: row[0] === 9223372036854775807n, small: row[1] === -9223372036854775808n, i4: row[2] === 7,
       n: row[3], f: row[4], t: row[5], z: row[6], b: row[7], j: JSON.stringify(row[8]),
       arr: row[9].map(String).join(","), p1: row[10] === 9223372036854775806n, p2: row[11],
       columns: res.columns.map((c) => `${c.name}:${c.type}`).join(","), rowCount: res.rowCount, metaBig: res.metadata.big, command: res.command };
   }, cfg);
-  eq(r.types.join(","), "bigint,bigint,bigint,string,number,string,null,boolean,object,array,bigint,string", "value types");
+  eq(r.types.join(","), "bigint,bigint,number,string,number,string,null,boolean,object,array,bigint,string", "value types");
   assert(r.big && r.small && r.i4 && r.p1, `exact int8: ${JSON.stringify(r)}`);
   eq(r.n, "12345678901234567890.000001", "numeric");
   eq(r.f, 1.5, "float8");
@@ -188,6 +188,46 @@ await check("api: int64 string mode and objects format", async () => {
   eq(r.big, "9223372036854775807", "int8 as string");
   eq(r.i4, 5, "int4 as number");
   eq(r.n, "2.50", "numeric as string");
+});
+
+await check("api: default values are JSON-ready numbers where exact; value options", async () => {
+  const r = await api.evaluate(async (c) => {
+    const db = `${c.user}/${c.db}`;
+    const sql = "select 1 as one, 9007199254740993::int8 as unsafe, 2.5::numeric as n, 2.50::numeric as n2, array[1,2]::int8[] as arr, '2026-01-02 03:04:05+00'::timestamptz as ts";
+    const d = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.apiKey });
+    const res = await d.query(db, sql);
+    const dates = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.apiKey, timestamps: "date",
+      types: { 1700: (v) => `N:${v}`, integer: (v) => v * 10 } });
+    const row2 = (await dates.query(db, sql)).rows[0];
+    return { json: JSON.stringify(res.rows), isDate: row2[5] instanceof Date, year: row2[5].getUTCFullYear(), parsed: [row2[0], row2[2], row2[3]].join(","),
+      bad: await window.rejection((async () => window.bitkit.createClient({ endpoint: c.endpoint, int8: "float" }))()) };
+  }, cfg);
+  eq(r.json, '[[1,"9007199254740993",2.5,"2.50",[1,2],"2026-01-02T03:04:05+00:00"]]', "default values");
+  assert(r.isDate && r.year === 2026, `timestamps: "date": ${JSON.stringify(r)}`);
+  eq(r.parsed, "10,N:2.5,N:2.50", "types parsers by OID and by name");
+  eq(r.bad.code, "invalid_argument", "bad int8 mode");
+});
+
+await check("api: one statement per query; callback failures are BitkitErrors with a cause", async () => {
+  const r = await api.evaluate(async (c) => {
+    const db = `${c.user}/${c.db}`;
+    const k = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.apiKey });
+    const thrown = new Error("mine");
+    const syncErr = await window.rejection(k.queryStream(db, "select 1", [], () => { throw thrown; }));
+    const asyncErr = await window.rejection(k.queryStream(db, "select 1", [], async () => { throw thrown; }));
+    const withParams = await window.rejection(k.query(db, "select $1::int; select 2", [1]));
+    const without = await window.rejection(k.query(db, "select 1; select 2"));
+    const ok = await k.query(db, "select ';' as s; -- trailing comment");
+    return { syncErr, asyncErr, withParams, without, ok: ok.rows[0][0],
+      causeSame: await k.queryStream(db, "select 1", [], async () => { throw thrown; }).catch((e) => e instanceof window.bitkit.BitkitError && e.cause === thrown) };
+  }, cfg);
+  eq(r.syncErr.code, "callback_error", "sync throw code");
+  eq(r.asyncErr.code, "callback_error", "async rejection code");
+  assert(r.causeSame, "the cause is the thrown value");
+  eq(r.withParams.code, "invalid_argument", "two statements with params");
+  eq(r.without.code, "invalid_argument", "two statements without params");
+  assert(r.without.message.includes("batch()"), `message ${r.without.message}`);
+  eq(r.ok, ";", "a semicolon inside a string is one statement");
 });
 
 await check("api: query errors carry status, code, sqlstate", async () => {
@@ -230,7 +270,7 @@ await check("api: queryStream", async () => {
     let sum = 0n;
     let last = -1;
     const res = await k.queryStream(`${c.user}/${c.db}`, "select g::int8 as g, 'r' || g as s from generate_series(1, $1::int) g", [2000],
-      async (row, i) => { sum += row[0]; last = i; if (i % 500 === 0) await new Promise((ok) => setTimeout(ok, 1)); });
+      async (row, i) => { sum += BigInt(row[0]); last = i; if (i % 500 === 0) await new Promise((ok) => setTimeout(ok, 1)); });
     const objs = [];
     await k.queryStream(`${c.user}/${c.db}`, "select 1::int8 as a, 'x' as b", undefined, (row) => objs.push(row), { format: "objects" });
     const bad = await window.rejection(k.queryStream(`${c.user}/${c.db}`, "select * from missing_t", [], () => {}));
@@ -243,7 +283,82 @@ await check("api: queryStream", async () => {
   eq(r.cols, "g,s", "columns");
   eq(r.obj, "1/x", "objects format");
   eq(r.bad.sqlstate, "42P01", "stream error sqlstate");
-  eq(r.cbErr.message, "callback said no", "callback rejection passed through");
+  eq(r.cbErr.code, "callback_error", "callback rejection code");
+  assert(r.cbErr.message.endsWith("callback said no"), `callback rejection message ${r.cbErr.message}`);
+});
+
+await check("api: batched streams (onRows, for await) keep frames coming", async () => {
+  const sql = "select g, 'row ' || g as s, g * 0.5 as h from generate_series(1, $1::int) g";
+  const b = await api.evaluate(async ([c, sql]) => {
+    const k = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.apiKey });
+    const sizes = [];
+    await k.queryStream(`${c.user}/${c.db}`, sql, [2500], { onRows: (batch) => { sizes.push(batch.length); } }, { batchRows: 1000 });
+    return sizes;
+  }, [cfg, sql]);
+  assert(b.every((n) => n <= 1000) && b.reduce((x, y) => x + y, 0) === 2500, `batch sizes ${b}`);
+  const r = await api.evaluate(async ([c, sql]) => {
+    const k = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.apiKey });
+    let frames = 0, counting = true;
+    const tick = () => { frames++; if (counting) requestAnimationFrame(tick); };
+    requestAnimationFrame(tick);
+    let rows = 0, sum = 0;
+    const t0 = performance.now();
+    for await (const row of k.stream(`${c.user}/${c.db}`, sql, [200000])) { rows++; sum += row[0]; }
+    const ms = performance.now() - t0;
+    counting = false;
+    return { rows, sum, frames, ms };
+  }, [cfg, sql]);
+  eq(r.rows, 200000, "rows from for await");
+  eq(r.sum, (200000 * 200001) / 2, "sum of g");
+  assert(r.frames > 0, `frames drawn during the 200k-row stream: ${r.frames}`);
+  const e = await api.evaluate(async ([c, sql]) => {
+    const k = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.apiKey });
+    let seen = 0;
+    for await (const row of k.stream(`${c.user}/${c.db}`, sql, [100000])) { if (++seen === 10) break; }
+    const after = await k.query(`${c.user}/${c.db}`, "select 1");
+    const t1 = performance.now();
+    const resp = await fetch(`${c.endpoint}/v2beta/query`, { method: "POST", headers: { Authorization: `Bearer ${c.apiKey}`, Accept: "application/x-ndjson", "Content-Type": "application/json" },
+      body: JSON.stringify({ database_name: `${c.user}/${c.db}`, query_string: sql, params: [200000] }) });
+    const lines = (await resp.text()).split("\n").filter((l) => l).map((l) => JSON.parse(l));
+    return { seen, after: after.rows[0][0], fetchMs: performance.now() - t1, lines: lines.length };
+  }, [cfg, sql]);
+  eq(e.seen, 10, "break after 10 rows");
+  eq(e.after, 1, "the client works after an early break");
+  console.log(`     200k-row stream: ${Math.round(r.ms)} ms, ${r.frames} frames; plain fetch + JSON.parse of the same NDJSON: ${Math.round(e.fetchMs)} ms (${e.lines} lines)`);
+});
+
+await check("api: worker mode (load({ worker: true })): same API off the main thread", async () => {
+  const r = await api.evaluate(async (c) => {
+    const mod = await import(new URL("../bitkit.mjs", location.href));
+    const wb = await mod.load({ worker: true });
+    const k = wb.createClient({ endpoint: c.endpoint, apiKey: c.apiKey });
+    const db = `${c.user}/${c.db}`;
+    const q = await k.query(db, "select 1 as one, $1::int8 as big, $2::timestamptz as ts", [9223372036854775807n, new Date(Date.UTC(2026, 0, 2))]);
+    let perRow = 0;
+    await k.queryStream(db, "select g from generate_series(1, 3000) g", [], async (row, i) => { perRow += row[0]; if (i === 5) await new Promise((ok) => setTimeout(ok, 1)); });
+    const thrown = new Error("worker-side no");
+    const cbErr = await k.queryStream(db, "select 1", [], () => { throw thrown; }).catch((e) => ({ code: e.code, same: e.cause === thrown, cls: e instanceof mod.BitkitError }));
+    const sqlErr = await k.query(db, "select * from nope_t").catch((e) => ({ code: e.code, sqlstate: e.sqlstate, cls: e instanceof mod.BitkitError }));
+    const aborted = await k.query(db, "select pg_sleep(5)", [], { signal: AbortSignal.timeout(200) }).catch((e) => e.code);
+    let frames = 0, counting = true;
+    const tick = () => { frames++; if (counting) requestAnimationFrame(tick); };
+    requestAnimationFrame(tick);
+    const t0 = performance.now();
+    let rows = 0, sum = 0;
+    for await (const row of k.stream(db, "select g, 'row ' || g as s, g * 0.5 as h from generate_series(1, $1::int) g", [200000])) { rows++; sum += row[0]; }
+    const ms = performance.now() - t0;
+    counting = false;
+    return { q: JSON.stringify(q.rows), perRow, cbErr, sqlErr, aborted, rows, sum, frames, ms, endpoint: k.endpoint === c.endpoint };
+  }, cfg);
+  eq(r.q, '[[1,"9223372036854775807","2026-01-02T00:00:00+00:00"]]', "values through the worker");
+  eq(r.perRow, (3000 * 3001) / 2, "onRow per row through the worker");
+  assert(r.cbErr.code === "callback_error" && r.cbErr.same && r.cbErr.cls, `callback error ${JSON.stringify(r.cbErr)}`);
+  assert(r.sqlErr.code === "sql_error" && r.sqlErr.sqlstate === "42P01" && r.sqlErr.cls, `sql error ${JSON.stringify(r.sqlErr)}`);
+  eq(r.aborted, "canceled", "AbortSignal through the worker");
+  eq(r.rows, 200000, "200k rows through the worker");
+  eq(r.sum, (200000 * 200001) / 2, "sum through the worker");
+  assert(r.frames > 0 && r.endpoint, `frames ${r.frames}`);
+  console.log(`     worker mode: 200k-row stream ${Math.round(r.ms)} ms, ${r.frames} frames`);
 });
 
 await check("api: batch all or nothing", async () => {
@@ -332,6 +447,55 @@ await check("api: username/password, token cache, login, logout", async () => {
   eq(r.badTok.status, 401, "bad token status");
 });
 
+await check("api: listApiKeys, revokeApiKeyById, listServiceAccounts (main thread, Worker, password sign-in)", async () => {
+  const r = await api.evaluate(async (c) => {
+    const main = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.pwKey });
+    const made = await main.createApiKey();
+    const pw = window.bitkit.createClient({ endpoint: c.endpoint, username: c.pwUser, password: c.pwPassword });
+    const listed = await main.listApiKeys();
+    const byPassword = await pw.listApiKeys();
+    const mod = await import(new URL("../bitkit.mjs", location.href));
+    const wk = (await mod.load({ worker: true })).createClient({ endpoint: c.endpoint, apiKey: c.pwKey });
+    const inWorker = await wk.listApiKeys();
+    // The key just made is the newest one that is not the caller's own.
+    const target = listed.filter((k) => !k.current).at(-1);
+    const newWorks = (await window.bitkit.createClient({ endpoint: c.endpoint, apiKey: made.apiKey }).account()).name;
+    await wk.revokeApiKeyById(target.id);
+    const afterRevoke = await window.rejection(window.bitkit.createClient({ endpoint: c.endpoint, apiKey: made.apiKey }).account());
+    const again = await window.rejection(main.revokeApiKeyById(target.id));
+    const empty = await window.rejection(main.revokeApiKeyById(""));
+    const afterIds = (await pw.listApiKeys()).map((k) => k.id);
+    const saName = `sa${Date.now().toString(36)}`;
+    const made2 = await fetch(`${c.endpoint}/v2beta/service-account/`, { method: "POST", headers: { Authorization: `Bearer ${c.pwKey}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ name: saName, role: "READER", databases: [] }) });
+    const sas = await pw.listServiceAccounts();
+    const sasWorker = await wk.listServiceAccounts();
+    const sa = sas.find((s) => s.name === saName);
+    return { listed, byPassword, inWorker: inWorker.map((k) => k.id), target: target.id, newWorks, afterRevoke, again, empty, afterIds,
+      saStatus: made2.status, sa, saWorker: sasWorker.some((s) => s.name === saName), leaked: JSON.stringify(listed).includes(made.apiKey) };
+  }, cfg);
+  assert(r.listed.length >= 2, `listApiKeys: ${JSON.stringify(r.listed)}`);
+  const cur = r.listed.filter((k) => k.current);
+  eq(cur.length, 1, "exactly one key is the caller's own");
+  for (const k of r.listed) {
+    assert(typeof k.id === "string" && k.id && typeof k.label === "string" && k.label, `key fields ${JSON.stringify(k)}`);
+    assert(!Number.isNaN(Date.parse(k.dateCreated)), `dateCreated ${k.dateCreated}`);
+    assert(k.lastUsed === null || !Number.isNaN(Date.parse(k.lastUsed)), `lastUsed ${k.lastUsed}`);
+  }
+  eq(r.leaked, false, "listApiKeys never shows a key itself");
+  eq(JSON.stringify(r.byPassword.map((k) => k.id)), JSON.stringify(r.listed.map((k) => k.id)), "the same keys after a username/password sign-in");
+  eq(r.byPassword.some((k) => k.current), false, "no key is current for a password sign-in");
+  eq(JSON.stringify(r.inWorker), JSON.stringify(r.listed.map((k) => k.id)), "the same keys through the Worker");
+  eq(r.newWorks, cfg.pwUser, "the new key works before it is revoked");
+  eq(r.afterRevoke.status, 401, "revokeApiKeyById (through the Worker) ended the key");
+  eq(r.again.status, 404, "revoking the same id again");
+  eq(r.empty.code, "invalid_argument", "revokeApiKeyById('')");
+  eq(r.afterIds.includes(r.target), false, "the revoked key is gone from the list");
+  eq(r.saStatus, 201, "creating a service account");
+  assert(r.sa && r.sa.role === "READER" && typeof r.sa.id === "string" && r.sa.activeTokenCount === 0, `listServiceAccounts: ${JSON.stringify(r.sa)}`);
+  eq(r.saWorker, true, "the service account through the Worker");
+});
+
 await check("api: API keys create, revoke, revoke all", async () => {
   const r = await api.evaluate(async (c) => {
     const main = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.pwKey });
@@ -407,10 +571,7 @@ await check("cors: bitd preflight answers (allowed 204, refused 403)", async () 
   eq((await no.json()).code, "cors_origin_not_allowed", "refused preflight code");
 });
 
-if (!only || only.test("dashboard")) {
-  const { dashboardTests } = await import("./dashboard.mjs");
-  await dashboardTests({ context, cfg, check, assert, eq, env });
-}
+// The dashboard has its own suite: web/test/dashboard.mjs, run by go test ./web.
 
 await check("api: deleteDatabase", async () => {
   await api.bringToFront();

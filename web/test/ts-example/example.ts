@@ -1,7 +1,7 @@
 // A TypeScript program against wasm/bitkit.d.ts; `tsc --noEmit` checks it
 // (make test-web, and TestTypeScriptExample in wasm/e2e_test.go). In a real
 // project, map "bitkit" to the served bitkit.mjs (an import map or bundler alias).
-import { load, BitkitError, type Client, type Database, type Job, type QueryResult, type Value } from "bitkit";
+import { load, BitkitError, type APIKeyInfo, type Client, type Database, type Job, type QueryResult, type Value } from "bitkit";
 
 interface Score {
   id: bigint;
@@ -11,7 +11,7 @@ interface Score {
 
 export async function main(endpoint: string, apiKey: string): Promise<void> {
   const bitkit = await load({ wasmURL: "/bitkit.wasm", wasmExecURL: "/wasm_exec.js" });
-  const client: Client = bitkit.createClient({ endpoint, apiKey, int64: "bigint" });
+  const client: Client = bitkit.createClient({ endpoint, apiKey, int8: "bigint" });
   const me = await client.account();
   const db: Database = await client.createDatabase("scores", { isPrivate: true });
   console.log(me.name, db.name, db.isPrivate, db.storageLimitBytes);
@@ -47,6 +47,10 @@ export async function main(endpoint: string, apiKey: string): Promise<void> {
 
   const key = await client.createApiKey();
   await client.revokeApiKey(key.apiKey);
+  const keys: APIKeyInfo[] = await client.listApiKeys();
+  const stale = keys.find((k) => !k.current && k.lastUsed === null);
+  if (stale) await client.revokeApiKeyById(stale.id);
+  for (const sa of await client.listServiceAccounts()) console.log(sa.name, sa.role, sa.activeTokenCount, sa.databases?.map((d) => d.name));
   await client.updateDatabase(db.name, { name: "scores2", isPrivate: false });
   const all: Database[] = await client.listDatabases();
   console.log(all.map((d) => d.usageCurrent?.rowsQueried ?? 0));
@@ -59,9 +63,13 @@ export async function main(endpoint: string, apiKey: string): Promise<void> {
       console.log(fields, err.message, err.job?.state);
     }
   }
+  const own = new BitkitError("my check failed", { code: "invalid_argument", cause: new Error("inner") });
+  if (own.code === "invalid_argument" && own.cause instanceof Error) console.log(own.message);
+  // @ts-expect-error: "no_such_code" is not an ErrorCode
+  new BitkitError("x", { code: "no_such_code" });
   // The typings are strict: each line below must be a type error (tsc fails on an unused @ts-expect-error).
-  // @ts-expect-error: int64 is "bigint" or "string"
-  bitkit.createClient({ endpoint, apiKey, int64: "number" });
+  // @ts-expect-error: int8 is "number-if-safe", "bigint" or "string"
+  bitkit.createClient({ endpoint, apiKey, int8: "number" });
   // @ts-expect-error: format is "rows" or "objects"
   await client.query(db.name, "select 1", [], { format: "csv" });
   // @ts-expect-error: a Symbol is not a query parameter

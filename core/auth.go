@@ -250,11 +250,36 @@ func (c *Client) Login(ctx context.Context) error {
 	return err
 }
 
+// AccessToken returns the access token the client authenticates with: with
+// UsernamePassword the current one (logging in first when there is none or
+// it is about to expire), with WithToken that token, and "" with an API key
+// or without credentials. It lets a caller keep a session without keeping
+// the password (a later client uses it with WithToken); the token is a
+// secret like the password, valid until it expires or Logout revokes it.
+func (c *Client) AccessToken(ctx context.Context) (string, error) {
+	switch a := c.auth.(type) {
+	case *passwordAuth:
+		return a.token(ctx, "")
+	case staticAuth:
+		if c.credKind == "token" {
+			return a.tok, nil
+		}
+	}
+	return "", nil
+}
+
 // Logout revokes the current access token on the server (DELETE
-// /auth/v1/token) and deletes it from the token cache. With other
-// credentials than UsernamePassword it does nothing. A token the server no
+// /auth/v1/token) and deletes it from the token cache. With WithToken it
+// revokes that token (later calls of the client fail with ErrUnauthorized);
+// with an API key or no credentials it does nothing. A token the server no
 // longer knows is not an error.
 func (c *Client) Logout(ctx context.Context) error {
+	if s, ok := c.auth.(staticAuth); ok && c.credKind == "token" {
+		if err := c.revokeToken(ctx, s.tok); err != nil {
+			return fmt.Errorf("core: logout: the server did not revoke the token: %w", err)
+		}
+		return nil
+	}
 	a, ok := c.auth.(*passwordAuth)
 	if !ok {
 		return nil
@@ -269,19 +294,7 @@ func (c *Client) Logout(ctx context.Context) error {
 	}
 	var serverErr error
 	if tok.AccessToken != "" {
-		req, err := c.newRequest(&request{method: "DELETE", path: "/auth/v1/token"})
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-		resp, err := c.send(ctx, c.plain, req)
-		if err != nil {
-			serverErr = err
-		} else if resp.StatusCode == 401 || (resp.StatusCode >= 200 && resp.StatusCode < 300) {
-			drain(resp)
-		} else {
-			serverErr = c.readError(req, resp)
-		}
+		serverErr = c.revokeToken(ctx, tok.AccessToken)
 	}
 	if err := a.forget(ctx); err != nil {
 		return fmt.Errorf("core: logout: deleting the cached token: %w", err)
@@ -290,6 +303,25 @@ func (c *Client) Logout(ctx context.Context) error {
 		return fmt.Errorf("core: logout: the token was dropped locally but the server did not revoke it: %w", serverErr)
 	}
 	return nil
+}
+
+// revokeToken sends DELETE /auth/v1/token with tok; a token the server no
+// longer knows (401) is not an error.
+func (c *Client) revokeToken(ctx context.Context, tok string) error {
+	req, err := c.newRequest(&request{method: "DELETE", path: "/auth/v1/token"})
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := c.send(ctx, c.plain, req)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode == 401 || (resp.StatusCode >= 200 && resp.StatusCode < 300) {
+		drain(resp)
+		return nil
+	}
+	return c.readError(req, resp)
 }
 
 // memoryCache is a TokenCache in process memory.

@@ -299,3 +299,50 @@ func TestNoSecretsInErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestAccessToken keeps a session without the password: the token of a
+// password client works in a WithToken client, whose Logout revokes it.
+func TestAccessToken(t *testing.T) {
+	t.Parallel()
+	as := newAuthServer()
+	srv := startServer(as)
+	defer srv.Close()
+	c, _ := NewClient(srv.URL, WithCredentials(UsernamePassword(testUser, testPassword)))
+	tok, err := c.AccessToken(t.Context())
+	if err != nil || tok != "tok-1" {
+		t.Fatalf("AccessToken of a password client = %q, %v; want tok-1 (logged in)", tok, err)
+	}
+	again, _ := c.AccessToken(t.Context())
+	as.mu.Lock()
+	logins := as.logins
+	as.mu.Unlock()
+	if again != tok || logins != 1 {
+		t.Fatalf("second AccessToken = %q after %d logins; want the same token, one login", again, logins)
+	}
+	resumed, err := NewClient(srv.URL, WithToken(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := resumed.AccessToken(t.Context()); got != tok {
+		t.Fatalf("AccessToken of a token client = %q", got)
+	}
+	if _, err := resumed.ListDatabases(t.Context()); err != nil {
+		t.Fatalf("the kept token does not work: %v", err)
+	}
+	if err := resumed.Logout(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	as.mu.Lock()
+	live := as.valid[tok]
+	as.mu.Unlock()
+	if live {
+		t.Fatal("Logout of a token client did not revoke the token")
+	}
+	if _, err := resumed.ListDatabases(t.Context()); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("a revoked token: err = %v, want ErrUnauthorized", err)
+	}
+	key, _ := NewClient(srv.URL, WithAPIKey("v2_x"))
+	if got, err := key.AccessToken(t.Context()); got != "" || err != nil {
+		t.Fatalf("AccessToken with an API key = %q, %v; want empty", got, err)
+	}
+}

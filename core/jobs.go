@@ -74,6 +74,12 @@ type ImportRequest struct {
 	Schema string
 	// InferHeader is "auto" (default), "first_row" or "no_header".
 	InferHeader string
+	// IfExists is what happens to an existing table: "append" (default,
+	// also "") adds the file's rows; "replace" empties the table and loads
+	// the file in one transaction, keeping its columns, indexes,
+	// constraints and grants (a file that does not fit it fails the job
+	// and leaves the old rows).
+	IfExists string
 	// File is streamed as the upload without being buffered; the caller
 	// closes it if needed. An upload from File is never retried.
 	File io.Reader
@@ -217,6 +223,9 @@ func (c *Client) CreateImportJob(ctx context.Context, database string, r ImportR
 	}
 	if r.InferHeader != "" {
 		fields = append(fields, [2]string{"infer_header", r.InferHeader})
+	}
+	if r.IfExists != "" {
+		fields = append(fields, [2]string{"if_exists", r.IfExists})
 	}
 	req := &request{method: "POST", path: apiPrefix + "/db/" + p + "/import/", header: Header{}}
 	if r.FileURL != "" {

@@ -183,6 +183,13 @@ export interface ImportOptions {
   schema?: string;
   /** "auto" (default), "first_row" or "no_header". */
   inferHeader?: "auto" | "first_row" | "no_header";
+  /**
+   * What happens to an existing table: "append" (default) adds the rows;
+   * "replace" empties it and loads the file in one transaction on the server,
+   * keeping its columns, indexes, constraints and grants (a file that does not
+   * fit the table fails the job and leaves the old rows).
+   */
+  ifExists?: "append" | "replace";
   /** File name sent to the server; default the File's name or "upload.csv". */
   fileName?: string;
   onProgress?: (ev: ProgressEvent) => void;
@@ -283,8 +290,18 @@ export interface Client {
   account(): Promise<Account>;
   /** Logs in with username/password now (otherwise done on first use). */
   login(): Promise<void>;
-  /** Forgets the access token (and its cached copy). */
+  /**
+   * Revokes the access token on the server and forgets it (and its cached copy);
+   * with a token client it revokes that token; with an API key it does nothing.
+   */
   logout(): Promise<void>;
+  /**
+   * The access token a username/password client uses (logging in first when it has
+   * none or it is about to expire), or a token client's token; null with an API key
+   * or none. Keep it instead of the password and resume with createClient({ token })
+   * (never refreshed: once it expires calls reject with code "unauthorized").
+   */
+  accessToken(): Promise<string | null>;
 }
 
 /** The codes of a BitkitError: the client's own, then bitd's (docs/web.md). */

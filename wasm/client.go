@@ -230,6 +230,7 @@ func (jc *jsClient) object() js.Value {
 		"account":             jc.account,
 		"login":               jc.login,
 		"logout":              jc.logout,
+		"accessToken":         jc.accessToken,
 	} {
 		o.Set(name, method(fn))
 	}

@@ -280,7 +280,7 @@ func (jc *jsClient) deleteDatabase(ctx context.Context, a []js.Value) (any, erro
 	return js.Undefined(), jc.c.DeleteDatabase(ctx, name)
 }
 
-// importFile implements client.importFile(db, blob, {table, schema, inferHeader, fileName, onProgress}).
+// importFile implements client.importFile(db, blob, {table, schema, inferHeader, ifExists, fileName, onProgress}).
 func (jc *jsClient) importFile(ctx context.Context, a []js.Value) (any, error) {
 	db, err := reqString(a, 0, "importFile: the database name")
 	if err != nil {
@@ -304,7 +304,7 @@ func (jc *jsClient) importFile(ctx context.Context, a []js.Value) (any, error) {
 	}
 	onProgress := optFunc(o, "onProgress")
 	req := core.ImportRequest{Table: table, Schema: str(o, "schema"), InferHeader: str(o, "inferHeader"),
-		FileName: fileName, Size: int64(blob.Get("size").Float()), File: &blobReader{blob: blob}}
+		IfExists: str(o, "ifExists"), FileName: fileName, Size: int64(blob.Get("size").Float()), File: &blobReader{blob: blob}}
 	up := &blobUpload{blob: blob, fileName: fileName, onProgress: onProgress,
 		fields: [][2]string{{"table_name", table}}}
 	if req.Schema != "" {
@@ -312,6 +312,9 @@ func (jc *jsClient) importFile(ctx context.Context, a []js.Value) (any, error) {
 	}
 	if req.InferHeader != "" {
 		up.fields = append(up.fields, [2]string{"infer_header", req.InferHeader})
+	}
+	if req.IfExists != "" {
+		up.fields = append(up.fields, [2]string{"if_exists", req.IfExists})
 	}
 	ctx, stop := withSignal(ctx, o)
 	defer stop()
@@ -471,6 +474,16 @@ func (jc *jsClient) account(ctx context.Context, _ []js.Value) (any, error) {
 
 func (jc *jsClient) login(ctx context.Context, _ []js.Value) (any, error) {
 	return js.Undefined(), jc.c.Login(ctx)
+}
+
+// accessToken implements client.accessToken(): the access token of a
+// username/password or token client (string), null with an API key or none.
+func (jc *jsClient) accessToken(ctx context.Context, _ []js.Value) (any, error) {
+	t, err := jc.c.AccessToken(ctx)
+	if err != nil || t == "" {
+		return js.Null(), err
+	}
+	return t, nil
 }
 
 func (jc *jsClient) logout(ctx context.Context, _ []js.Value) (any, error) {

@@ -143,6 +143,8 @@ async function signIn(ev) {
   await act(btn, { error: $("signin-error") }, async () => {
     const c = state.bitkit.createClient(opts);
     const acct = await c.account();
+    // A password sign-in keeps its access token, never the password: a reload signs in with it.
+    if (method() !== "key") session.token = await c.accessToken();
     localStorage.setItem(ENDPOINT_KEY, endpoint);
     forgetSession();
     (remember ? localStorage : sessionStorage).setItem(SESSION_KEY, JSON.stringify(session));
@@ -156,22 +158,25 @@ async function signIn(ev) {
 async function resume() {
   const s = savedSession();
   if (!s) return false;
-  if (!s.apiKey) {
-    // The password is never stored: ask for it again, the rest filled in.
+  // The password is never stored: without a key or a session token, ask for it again, the rest filled in.
+  const askPassword = (notice) => {
     document.querySelector("input[name=method][value=password]").checked = true;
     methodChanged();
     $("username").value = s.username || "";
-    $("signin-notice").textContent = "Enter your password to continue.";
+    $("signin-notice").textContent = notice;
     show($("signin-notice"));
     return false;
-  }
+  };
+  if (!s.apiKey && !s.token) return askPassword("Enter your password to continue.");
   try {
-    const c = state.bitkit.createClient({ endpoint: s.endpoint, apiKey: s.apiKey });
+    const c = state.bitkit.createClient(s.apiKey ? { endpoint: s.endpoint, apiKey: s.apiKey } : { endpoint: s.endpoint, token: s.token });
     const acct = await c.account();
     await enter(c, acct.name, s);
     return true;
-  } catch {
+  } catch (err) {
     forgetSession();
+    // An expired or revoked session token (401): back to the password, with a sentence.
+    if (s.token && err && (err.status === 401 || err.code === "unauthorized")) return askPassword("Your session has ended; sign in again.");
     return false;
   }
 }
@@ -645,7 +650,7 @@ function drawChart() {
 const MODE_HELP = {
   create: "Create: a new table is made from the file; if the table already exists, nothing is imported.",
   append: "Append: the rows are added to the existing table (created if it does not exist); the file's columns must match the table's.",
-  replace: "Replace: the file is loaded into a new table, which takes the old table's place in one transaction once the load succeeded; the old rows, indexes, constraints and grants are gone. If the import fails, the old table stays as it was.",
+  replace: "Replace: the table's rows are deleted and the file's rows loaded in their place, in one transaction; the table keeps its columns, indexes, constraints and grants, and the file's columns must match them. If the import fails, the old rows stay as they were.",
 };
 function importMode() { return document.querySelector("input[name=import-mode]:checked").value; }
 function modeChanged() { $("import-mode-help").textContent = MODE_HELP[importMode()]; }
@@ -736,37 +741,26 @@ async function importFile() {
   await act($("import-go"), { status }, async () => {
     try {
       const exists = await tableExists(db, table);
-      if (mode === "create" && exists) throw new Error(`The table ${table} already exists: choose Append to add the rows to it, or Replace to swap it for the file.`);
+      if (mode === "create" && exists) throw new Error(`The table ${table} already exists: choose Append to add the rows to it, or Replace to load the file in place of its rows.`);
       if (mode === "replace" && !exists) throw new Error(`There is no table ${table} to replace: choose Create.`);
-      // Replace loads into a fresh table first and swaps it in one transaction afterwards.
-      const target = mode === "replace" ? `${table}__import_${Date.now().toString(36)}` : table;
       bar.value = 0;
       show(bar);
       show($("import-preview"), false);
       setStatus(status, `Uploading ${pending.file.name} (${pending.file.size.toLocaleString("en-US")} bytes)…`);
       // One bar across both phases: the upload fills the first half, the job's loading pass the second.
-      let job;
-      try {
-        job = await state.client.importFile(db, pending.file, {
-          table: target, inferHeader: $("import-header").value,
-          onProgress: (e) => {
-            if (e.phase === "upload") bar.value = Math.min(50, (e.loaded / (e.total || 1)) * 50);
-            else if (e.phase === "job") {
-              const p = e.job.progress;
-              if (p && p.bytesTotal) bar.value = Math.max(bar.value, 50 + (p.bytesDone / p.bytesTotal) * 50);
-              else bar.value = Math.max(bar.value, 50);
-              setStatus(status, `Loading: ${e.job.state.toLowerCase()}${p && p.rows ? ` · ${plural(p.rows, "row")}` : ""}…`);
-            }
-          },
-        });
-        if (mode === "replace") {
-          setStatus(status, `Swapping ${table} for the new rows…`);
-          await state.client.batch(db, [`drop table ${quoteIdent(table)}`, `alter table ${quoteIdent(target)} rename to ${quoteIdent(table)}`]);
-        }
-      } catch (err) {
-        if (mode === "replace") state.client.query(db, `drop table if exists ${quoteIdent(target)}`).catch(() => {});
-        throw err;
-      }
+      // Replace is done by the server: TRUNCATE and load in one transaction.
+      const job = await state.client.importFile(db, pending.file, {
+        table, inferHeader: $("import-header").value, ifExists: mode === "replace" ? "replace" : "append",
+        onProgress: (e) => {
+          if (e.phase === "upload") bar.value = Math.min(50, (e.loaded / (e.total || 1)) * 50);
+          else if (e.phase === "job") {
+            const p = e.job.progress;
+            if (p && p.bytesTotal) bar.value = Math.max(bar.value, 50 + (p.bytesDone / p.bytesTotal) * 50);
+            else bar.value = Math.max(bar.value, 50);
+            setStatus(status, `Loading: ${e.job.state.toLowerCase()}${p && p.rows ? ` · ${plural(p.rows, "row")}` : ""}…`);
+          }
+        },
+      });
       bar.value = 100;
       const rows = job.progress && job.progress.rows ? plural(job.progress.rows, "row") : "the rows";
       setStatus(status, `Imported ${rows} into ${table} (${{ create: "created", append: "appended", replace: "replaced" }[mode]}).`, true);

@@ -285,6 +285,7 @@ for (const pass of passes) {
       await importAs("Append", "(appended)");
       await page.getByRole("tab", { name: "SQL" }).click();
       eq(await sql("select count(*) as n from cities").then(() => page.getByRole("gridcell").first().innerText()), "600", "rows after append");
+      await sql("create index cities_city_idx on cities (city)");
       await page.getByRole("tab", { name: "Import" }).click();
       await importAs("Replace", "(replaced)");
       await page.getByRole("radio", { name: "Create" }).check();
@@ -294,6 +295,7 @@ for (const pass of passes) {
       assert(/already exists/.test(await page.getByRole("alert").filter({ hasText: "Import failed" }).innerText()), "create over an existing table is refused");
       await page.getByRole("tab", { name: "SQL" }).click();
       eq(await sql("select count(*) as n from cities").then(() => page.getByRole("gridcell").first().innerText()), "300", "rows after replace");
+      eq(await sql("select count(*) as n from pg_indexes where indexname = 'cities_city_idx'").then(() => page.getByRole("gridcell").first().innerText()), "1", "the table keeps its index after replace");
       await page.getByRole("tab", { name: "Import" }).click();
       await page.getByRole("tabpanel", { name: "Import" }).getByLabel("Table", { exact: true }).fill("broken");
       await choose("broken.csv", Buffer.from('a,b\n1,2,3,4\n"unterminated\n'));
@@ -373,12 +375,31 @@ for (const pass of passes) {
       await page.getByRole("table", { name: "Service accounts" }).getByRole("row").first().waitFor();
       eq(await page.getByRole("tabpanel", { name: "API keys" }).getByRole("alert").count(), 0, "no error beside the password session's key list");
       await shot("keys-password");
+      // The session (its access token, never the password) outlives a reload.
+      const saved = await page.evaluate(() => sessionStorage.getItem("bitkit.dashboard.session"));
+      assert(saved && !saved.includes(password) && JSON.parse(saved).token, "the session keeps a token, not the password");
+      await page.reload();
+      await page.getByRole("heading", { name: full }).waitFor();
+      eq(await page.getByRole("heading", { name: "Sign in" }).isVisible(), false, "still signed in after a reload");
+      await page.getByRole("tab", { name: "API keys" }).click();
+      await page.getByRole("table", { name: "Your API keys" }).getByText("No live keys.").waitFor();
+      eq(await page.getByRole("tabpanel", { name: "API keys" }).getByRole("alert").count(), 0, "no error beside the key list after a reload");
+      await shot("password-reloaded");
+      // Signing out revokes the token: a reload with it asks to sign in again, in a sentence.
+      await button("Sign out").click();
+      await page.getByRole("heading", { name: "Sign in" }).waitFor();
+      eq(await page.evaluate(() => sessionStorage.getItem("bitkit.dashboard.session")), null, "sign-out forgets the session");
+      const { token } = JSON.parse(saved);
+      await until(async () => (await fetch(`${env.BITKIT_ENDPOINT}/iam/v2/account`, { headers: { Authorization: `Bearer ${token}` } })).status === 401, "the token revoked by the sign-out", 10000);
+      await page.evaluate((v) => sessionStorage.setItem("bitkit.dashboard.session", v), saved);
       await page.reload();
       await page.getByRole("heading", { name: "Sign in" }).waitFor();
       const again = await page.getByRole("form", { name: "Sign in" }).getByRole("status").innerText();
-      assert(/Enter your password/.test(again), `after a reload of a password session: ${again}`);
+      eq(again, "Your session has ended; sign in again.", "after a reload with a refused token");
       eq(await page.getByRole("textbox", { name: "Username" }).inputValue(), user, "the username is kept");
       eq(await page.getByLabel("Password", { exact: true }).inputValue(), "", "the password is not");
+      eq(await page.evaluate(() => sessionStorage.getItem("bitkit.dashboard.session")), null, "the refused session is forgotten");
+      await shot("session-ended-reload");
     });
 
     await step("a key revoked elsewhere signs out with a sentence", async () => {

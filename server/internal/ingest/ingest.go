@@ -87,6 +87,10 @@ type Options struct {
 	// CSVProfile, when set (see ProfileCSV) and matching the file, replaces
 	// the CSV inference pass.
 	CSVProfile *CSVProfile
+	// Replace empties an existing target table (TRUNCATE, in the load's
+	// transaction) before loading into it, keeping its columns, indexes,
+	// constraints and grants. False (the default): the rows are appended.
+	Replace bool
 }
 
 // Column is a target column.
@@ -121,6 +125,9 @@ type Plan struct {
 	Delimiter string // CSV only
 	Tables    []*TablePlan
 	Bytes     int64 // file size
+	// Replace is Options.Replace: Load truncates each existing table
+	// before loading into it.
+	Replace bool
 }
 
 // rowReader is one pass over one table of a file.
@@ -230,7 +237,7 @@ func Analyze(ctx context.Context, src Source, opts Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{Format: format, Bytes: src.Size()}
+	p := &Plan{Format: format, Bytes: src.Size(), Replace: opts.Replace}
 	if src.Size() == 0 {
 		return nil, &Error{Type: "empty_file", Message: "the file is empty"}
 	}

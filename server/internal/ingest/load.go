@@ -21,7 +21,8 @@ type Progress struct {
 	Rows      int64 // rows loaded so far
 }
 
-// Load creates (or appends to) every table of the plan inside tx with COPY.
+// Load creates (or appends to, or with Replace empties and reloads) every
+// table of the plan inside tx with COPY.
 // It sets the transaction's TimeZone to UTC, so timestamps without an offset
 // are read as UTC. progress, when non-nil, is called every few thousand rows
 // from the calling goroutine. The caller commits or rolls back tx; on any
@@ -32,7 +33,7 @@ func (p *Plan) Load(ctx context.Context, tx pgx.Tx, progress func(Progress)) (in
 	}
 	var total, base int64
 	for _, t := range p.Tables {
-		n, err := t.load(ctx, tx, func(pr Progress) {
+		n, err := t.load(ctx, tx, p.Replace, func(pr Progress) {
 			if progress != nil {
 				progress(Progress{BytesDone: base + pr.BytesDone, Rows: total + pr.Rows})
 			}
@@ -54,8 +55,8 @@ func (p *Plan) Load(ctx context.Context, tx pgx.Tx, progress func(Progress)) (in
 func qualified(schema, table string) string { return pgx.Identifier{schema, table}.Sanitize() }
 
 // load runs the COPY of one table.
-func (t *TablePlan) load(ctx context.Context, tx pgx.Tx, progress func(Progress)) (int64, error) {
-	cols, err := t.prepare(ctx, tx)
+func (t *TablePlan) load(ctx context.Context, tx pgx.Tx, replace bool, progress func(Progress)) (int64, error) {
+	cols, err := t.prepare(ctx, tx, replace)
 	if err != nil {
 		return 0, err
 	}
@@ -88,9 +89,9 @@ func (t *TablePlan) load(ctx context.Context, tx pgx.Tx, progress func(Progress)
 }
 
 // prepare creates the table, or matches the file's columns with the
-// existing table's, and returns the quoted target column of each file
-// column.
-func (t *TablePlan) prepare(ctx context.Context, tx pgx.Tx) ([]string, error) {
+// existing table's (and, with replace, empties it), and returns the quoted
+// target column of each file column.
+func (t *TablePlan) prepare(ctx context.Context, tx pgx.Tx, replace bool) ([]string, error) {
 	var exists bool
 	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p'))`, t.Schema, t.Table).Scan(&exists)
@@ -105,6 +106,13 @@ func (t *TablePlan) prepare(ctx context.Context, tx pgx.Tx) ([]string, error) {
 	if exists {
 		if target, err = t.matchColumns(ctx, tx); err != nil {
 			return nil, err
+		}
+		// TRUNCATE keeps the table (indexes, constraints, grants); the
+		// caller's rollback on any later error brings the old rows back.
+		if replace {
+			if _, err := tx.Exec(ctx, "TRUNCATE "+qualified(t.Schema, t.Table)); err != nil {
+				return nil, pgError(err, t)
+			}
 		}
 	} else {
 		var sb strings.Builder

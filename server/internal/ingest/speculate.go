@@ -493,7 +493,7 @@ func (s *Speculation) Plan(opts Options) (*Plan, error) {
 	}
 	t.plain = &plainCSV{delim: s.dialect.Delimiter}
 	t.open = func() (rowReader, error) { return nil, errors.New("ingest: a speculative plan has no row reader") }
-	return &Plan{Format: FormatCSV, Encoding: p.Encoding, Delimiter: p.Delimiter, Tables: []*TablePlan{t}}, nil
+	return &Plan{Format: FormatCSV, Encoding: p.Encoding, Delimiter: p.Delimiter, Tables: []*TablePlan{t}, Replace: opts.Replace}, nil
 }
 
 // loadSpeculative runs the COPYs of a speculative plan into the prepared

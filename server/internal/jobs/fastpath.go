@@ -75,7 +75,8 @@ type fastLoad struct {
 
 // fastParams are the form fields the fast path's plan depends on.
 func fastParams(p params) ingest.Options {
-	return ingest.Options{Table: p.Table, Schema: p.Schema, Header: p.Header, Format: p.Format, FileName: p.UploadName}
+	return ingest.Options{Table: p.Table, Schema: p.Schema, Header: p.Header, Format: p.Format, FileName: p.UploadName,
+		Replace: p.IfExists == ifExistsReplace}
 }
 
 // newFastLoad starts a fast-path attempt for an upload whose form fields
@@ -83,6 +84,13 @@ func fastParams(p params) ingest.Options {
 // does not apply.
 func (s *Service) newFastLoad(ctx context.Context, rec *record, p params) *fastLoad {
 	if s.fastOff.Load() || p.Table == "" || p.FileURL != "" || validateImport(&p, true) != nil {
+		return nil
+	}
+	// A replace would hold the table's ACCESS EXCLUSIVE lock (TRUNCATE)
+	// for the whole upload, blocking its readers: the job path loads it
+	// once the file is stored. (A replace field sent after the file part
+	// changes fastParams, so finishFast rolls the attempt back.)
+	if p.IfExists == ifExistsReplace {
 		return nil
 	}
 	// the format field or the file name's extension may already rule CSV out

@@ -243,6 +243,12 @@ func multipartReader(r *http.Request) (*multipart.Reader, error) {
 	return multipart.NewReader(bufio.NewReaderSize(r.Body, 256<<10), boundary), nil
 }
 
+// The values of an import's if_exists field.
+const (
+	ifExistsAppend  = "append"  // add the file's rows to an existing table (the default)
+	ifExistsReplace = "replace" // TRUNCATE an existing table and load the file, in one transaction
+)
+
 // importParams reads an import's form fields.
 func importParams(fields map[string]string) params {
 	p := params{
@@ -253,6 +259,10 @@ func importParams(fields map[string]string) params {
 		Format:      strings.TrimSpace(fields["format"]),
 		Sheet:       fields["sheet"],
 		SQLiteTable: fields["sqlite_table"],
+		IfExists:    strings.TrimSpace(fields["if_exists"]),
+	}
+	if p.IfExists == ifExistsAppend {
+		p.IfExists = ""
 	}
 	if p.Schema == "" {
 		p.Schema = "public"
@@ -276,6 +286,11 @@ func validateImport(p *params, uploaded bool) error {
 	case ingest.HeaderAuto, ingest.HeaderFirstRow, ingest.HeaderNone:
 	default:
 		return &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "infer_header", Message: fmt.Sprintf("infer_header must be auto, first_row or no_header, not %q", p.Header)}
+	}
+	switch p.IfExists {
+	case "", ifExistsReplace:
+	default:
+		return &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "if_exists", Message: fmt.Sprintf("if_exists must be append or replace, not %q", p.IfExists)}
 	}
 	if p.Format != "" {
 		if _, err := ingest.DetectFormat(p.Format, "", nil); err != nil {

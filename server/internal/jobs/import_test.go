@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"database/sql"
 	"fmt"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"unicode/utf16"
 
+	"github.com/bitkit-dev/bitkit/internal/jsonx"
 	"github.com/xuri/excelize/v2"
 	"golang.org/x/text/encoding/charmap"
 	_ "modernc.org/sqlite"
@@ -410,5 +412,72 @@ func TestJobIDOR(t *testing.T) {
 	code, _ := e.do(t, "owner", "GET", "/v2beta/import/"+j.ID+"/", "", nil)
 	if code != http.StatusOK {
 		t.Errorf("GET with trailing slash: %d", code)
+	}
+}
+
+func TestImportReplace(t *testing.T) {
+	t.Parallel()
+	e := getEnv(t)
+	e.importOK(t, "owner", map[string]string{"table_name": "repl"}, "a.csv", []byte("id,name\n1,a\n2,b\n3,c\n"))
+	if _, err := e.admin.Exec(t.Context(), `CREATE UNIQUE INDEX repl_name_idx ON repl (name)`); err != nil {
+		t.Fatal(err)
+	}
+	index := func() string {
+		return joinRows(e.text(t, `SELECT indexname FROM pg_indexes WHERE tablename = 'repl'`))
+	}
+	// the writer replaces the rows; the table keeps its index
+	j := e.importOK(t, "writer", map[string]string{"table_name": "repl", "if_exists": "replace"}, "b.csv", []byte("NAME,id\nx,10\ny,11\n"))
+	if j.Progress.Rows != 2 {
+		t.Errorf("rows = %d, want 2", j.Progress.Rows)
+	}
+	if o := e.fastOutcome(j.ID); o != "" {
+		t.Errorf("a replace took the upload fast path (outcome %q)", o)
+	}
+	if got := joinRows(e.text(t, "SELECT id, name FROM repl ORDER BY id")); got != "10|x\n11|y\n" {
+		t.Fatalf("rows after replace:\n%s", got)
+	}
+	if got := index(); got != "repl_name_idx\n" {
+		t.Fatalf("indexes after replace = %q, want repl_name_idx", got)
+	}
+	// a file that does not fit the table fails and leaves the old rows
+	e.importFailed(t, "owner", map[string]string{"table_name": "repl", "if_exists": "replace"}, "c.csv", []byte("id,name\n12,z\nthirteen,w\n"), "type_mismatch")
+	e.importFailed(t, "owner", map[string]string{"table_name": "repl", "if_exists": "replace"}, "d.csv", []byte("id,other\n12,z\n"), "column_mismatch")
+	// the unique index is enforced on the replaced rows too
+	e.importFailed(t, "owner", map[string]string{"table_name": "repl", "if_exists": "replace"}, "e.csv", []byte("id,name\n12,z\n13,z\n"), "constraint_violation")
+	if got := joinRows(e.text(t, "SELECT id, name FROM repl ORDER BY id")); got != "10|x\n11|y\n" {
+		t.Fatalf("a failed replace changed the rows:\n%s", got)
+	}
+	// a replace of a missing table creates it; append is the explicit default
+	e.importOK(t, "owner", map[string]string{"table_name": "repl_new", "if_exists": "replace"}, "f.csv", []byte("k\n1\n"))
+	e.importOK(t, "owner", map[string]string{"table_name": "repl_new", "if_exists": "append"}, "g.csv", []byte("k\n2\n"))
+	if got := joinRows(e.text(t, "SELECT k FROM repl_new ORDER BY k")); got != "1\n2\n" {
+		t.Fatalf("repl_new rows:\n%s", got)
+	}
+	// if_exists=replace after the file part: the fast path (started as an
+	// append) is rolled back and the job path replaces.
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	_ = mw.WriteField("table_name", "repl")
+	fw, _ := mw.CreateFormFile("file", "late.csv")
+	_, _ = fw.Write([]byte("id,name\n20,p\n"))
+	_ = mw.WriteField("if_exists", "replace")
+	_ = mw.Close()
+	code, b := e.do(t, "owner", "POST", "/v2beta/db/acct/db/import/", mw.FormDataContentType(), &buf)
+	var late job
+	if code != http.StatusAccepted || jsonx.Unmarshal(b, &late) != nil {
+		t.Fatalf("late if_exists: %d %s", code, b)
+	}
+	if late = e.wait(t, "owner", "import", late.ID); late.State != StateDone {
+		t.Fatalf("late if_exists: %+v", late)
+	}
+	if o := e.fastOutcome(late.ID); o == "loaded" {
+		t.Errorf("late if_exists: the fast path committed an append (outcome %q), want a fallback", o)
+	}
+	if got := joinRows(e.text(t, "SELECT id, name FROM repl ORDER BY id")); got != "20|p\n" {
+		t.Fatalf("rows after a replace sent after the file:\n%s", got)
+	}
+	code, _, b = e.startImport(t, "owner", map[string]string{"table_name": "repl", "if_exists": "overwrite"}, "h.csv", []byte("id\n1\n"))
+	if code != http.StatusBadRequest || !strings.Contains(string(b), "if_exists") {
+		t.Fatalf("if_exists=overwrite: %d %s", code, b)
 	}
 }

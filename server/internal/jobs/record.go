@@ -71,6 +71,9 @@ type params struct {
 	Format      string `json:"format,omitempty"`
 	Sheet       string `json:"sheet,omitempty"`
 	SQLiteTable string `json:"sqlite_table,omitempty"`
+	// IfExists is what an import does to an existing table: append
+	// (default, stored as "") or replace.
+	IfExists string `json:"if_exists,omitempty"`
 	// CSVProfile is the CSV inference pass, run while the file was uploaded.
 	CSVProfile *ingest.CSVProfile `json:"csv_profile,omitempty"`
 	// export

@@ -298,7 +298,7 @@ func (s *Service) runImport(ctx context.Context, rec *record) error {
 	plan, err := ingest.Analyze(ctx, src, ingest.Options{
 		Format: rec.Params.Format, FileName: fileName, Schema: rec.Params.Schema, Table: rec.Params.Table,
 		Header: rec.Params.Header, Sheet: rec.Params.Sheet, SQLiteTable: rec.Params.SQLiteTable,
-		CSVProfile: rec.Params.CSVProfile,
+		CSVProfile: rec.Params.CSVProfile, Replace: rec.Params.IfExists == ifExistsReplace,
 	})
 	if err != nil {
 		return err

@@ -123,7 +123,7 @@ func TestAttackClusterDirectLogin(t *testing.T) {
 	}
 	t.Run("socket as another OS user", func(t *testing.T) {
 		if os.Geteuid() != 0 {
-			t.Skip("acting as the OS user nobody needs root (the cluster then runs as another user than the test)")
+			t.Fatal("acting as the OS user nobody needs root: run the stress suite as root, as CI and make test do (the cluster then runs as another OS user than the test)")
 		}
 		setpriv, err := exec.LookPath("setpriv")
 		if err != nil {

@@ -11,8 +11,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"io"
 	"net/url"
 	"os"
 	"os/exec"
@@ -74,15 +72,6 @@ func copyFile(t testing.TB, from, to string) {
 	}
 }
 
-func node(t testing.TB) string {
-	t.Helper()
-	p, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatal("node is not installed: the browser tests need Node 20+ (scripts/deps.sh)")
-	}
-	return p
-}
-
 func TestTypeScriptExample(t *testing.T) {
 	t.Parallel()
 	root := bitdtest.RepoRoot()
@@ -90,7 +79,7 @@ func TestTypeScriptExample(t *testing.T) {
 	if _, err := os.Stat(tsc); err != nil {
 		t.Fatal("typescript is not installed in web/test: run scripts/deps.sh (npm ci in web/test)")
 	}
-	cmd := exec.CommandContext(t.Context(), node(t), tsc, "--noEmit", "-p", "ts-example")
+	cmd := exec.CommandContext(t.Context(), bitdtest.Node(t), tsc, "--noEmit", "-p", "ts-example")
 	cmd.Dir = filepath.Join(root, "web", "test")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("tsc --noEmit over web/test/ts-example failed: %v\n%s", err, out)
@@ -99,34 +88,15 @@ func TestTypeScriptExample(t *testing.T) {
 
 func TestBrowser(t *testing.T) {
 	root := bitdtest.RepoRoot()
-	if _, err := os.Stat(filepath.Join(root, "web", "test", "node_modules", "playwright-core")); err != nil {
-		t.Fatal("playwright-core is not installed in web/test: run scripts/deps.sh (npm ci in web/test)")
-	}
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("headless Chromium not found at %s: install the Debian package chromium (scripts/deps.sh) or set CHROMIUM", chromium)
-	}
+	bitdtest.Chromium(t)
 	dir := site(t, root)
 	allowed := bitdtest.ServeDir(t, dir)
 	denied := bitdtest.ServeDir(t, dir) // same files, an origin bitd does not allow
 	s := bitdtest.Start(t, bitdtest.Args("--allowed-origins", allowed))
 	const pwUser, pwPassword = "webpw", "correct horse battery staple"
 	pwKey := s.NewUser(t, pwUser, pwPassword)
-	artifacts := filepath.Join(root, "test-artifacts", "web")
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// run.mjs fails each check that hangs; this bounds the whole run so that
-	// its output is still reported before go test's own -timeout.
-	ctx, cancel := context.WithTimeout(t.Context(), 12*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node(t), filepath.Join(root, "web", "test", "run.mjs"))
-	cmd.WaitDelay = 10 * time.Second
-	cmd.Dir = filepath.Join(root, "web", "test")
-	cmd.Env = append(os.Environ(),
+	// run.mjs fails each check that hangs; the limit bounds the whole run.
+	out, err := bitdtest.RunWebScript(t, "run.mjs", "run.log", 12*time.Minute,
 		"BITKIT_ENDPOINT="+s.Endpoint,
 		"BITKIT_API_KEY="+s.APIKey,
 		"BITKIT_USER="+s.User,
@@ -135,20 +105,7 @@ func TestBrowser(t *testing.T) {
 		"BITKIT_PW_KEY="+pwKey,
 		"SITE_URL="+allowed,
 		"DENIED_SITE_URL="+denied,
-		"ARTIFACTS="+artifacts,
-		"CHROMIUM="+chromium,
 	)
-	// The output goes to the test log and, live, to test-artifacts/web/run.log.
-	live, err := os.Create(filepath.Join(artifacts, "run.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer live.Close()
-	var buf bytes.Buffer
-	cmd.Stdout = io.MultiWriter(&buf, live)
-	cmd.Stderr = cmd.Stdout
-	err = cmd.Run()
-	out := buf.Bytes()
 	t.Logf("run.mjs output:\n%s", out)
 	if err != nil {
 		t.Fatalf("browser tests failed (%v); bitd log:\n%s", err, s.Logs())
@@ -169,7 +126,7 @@ func BenchmarkBrowserLoad(b *testing.B) {
 	origin := bitdtest.ServeDir(b, dir)
 	s := bitdtest.Start(b, bitdtest.Args("--allowed-origins", origin))
 	db := "bench" + strings.ReplaceAll(bitdtest.UniqueName(""), "-", "")
-	create := exec.CommandContext(b.Context(), node(b), "-e", `fetch(process.env.E + "/v2beta/db/", {method: "POST", headers: {Authorization: "Bearer " + process.env.K, "Content-Type": "application/json"}, body: JSON.stringify({name: process.env.D})}).then(r => { if (!r.ok) process.exit(1) })`)
+	create := exec.CommandContext(b.Context(), bitdtest.Node(b), "-e", `fetch(process.env.E + "/v2beta/db/", {method: "POST", headers: {Authorization: "Bearer " + process.env.K, "Content-Type": "application/json"}, body: JSON.stringify({name: process.env.D})}).then(r => { if (!r.ok) process.exit(1) })`)
 	create.Env = append(os.Environ(), "E="+s.Endpoint, "K="+s.APIKey, "D="+db)
 	if out, err := create.CombinedOutput(); err != nil {
 		b.Fatalf("creating the bench database: %v %s", err, out)
@@ -179,7 +136,7 @@ func BenchmarkBrowserLoad(b *testing.B) {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		cmd := exec.CommandContext(b.Context(), node(b), filepath.Join(root, "web", "test", "bench.mjs"))
+		cmd := exec.CommandContext(b.Context(), bitdtest.Node(b), filepath.Join(root, "web", "test", "bench.mjs"))
 		cmd.Dir = filepath.Join(root, "web", "test")
 		cmd.Env = append(os.Environ(), "BITKIT_ENDPOINT="+s.Endpoint, "BITKIT_API_KEY="+s.APIKey,
 			"BITKIT_DB="+s.User+"/"+db, "SITE_URL="+origin)
@@ -247,7 +204,7 @@ func TestPackage(t *testing.T) {
 	copyFile(t, filepath.Join(root, "wasm", "bitkit.mjs"), filepath.Join(pkg, "bitkit.mjs"))
 	copyFile(t, filepath.Join(root, "wasm", "bitkit.d.ts"), filepath.Join(pkg, "bitkit.d.mts"))
 	copyFile(t, filepath.Join(root, "wasm", "package.json"), filepath.Join(pkg, "package.json"))
-	run(pkg, node(t), filepath.Join(root, "scripts", "precompress.mjs"), "bitkit.wasm")
+	run(pkg, bitdtest.Node(t), filepath.Join(root, "scripts", "precompress.mjs"), "bitkit.wasm")
 	tarballs := t.TempDir()
 	run(pkg, npm, "pack", "--silent", "--pack-destination", tarballs)
 	tgz, _ := filepath.Glob(filepath.Join(tarballs, "bitkit-dev-client-*.tgz"))
@@ -269,7 +226,7 @@ func TestPackage(t *testing.T) {
 			t.Fatalf("the installed package lacks %s: %v", f, err)
 		}
 	}
-	run(app, node(t), tsc, "-p", ".")
+	run(app, bitdtest.Node(t), tsc, "-p", ".")
 	out := filepath.Join(app, "out")
 	run(app, esbuild, "app.ts", "--bundle", "--format=esm", "--target=es2022", "--outfile="+filepath.Join(out, "app.js"))
 	for _, f := range []string{"bitkit.mjs", "bitkit.wasm", "wasm_exec.js"} { // the Worker's entry and assets beside the bundle
@@ -281,7 +238,7 @@ func TestPackage(t *testing.T) {
 	s := bitdtest.Start(t, bitdtest.Args("--allowed-origins", origin))
 	db := "pkg" + strings.ReplaceAll(bitdtest.UniqueName(""), "-", "")
 	q := url.Values{"endpoint": {s.Endpoint}, "key": {s.APIKey}, "user": {s.User}, "db": {db}}
-	cmd := exec.CommandContext(t.Context(), node(t), filepath.Join(root, "wasm", "testdata", "pkgapp", "run.mjs"))
+	cmd := exec.CommandContext(t.Context(), bitdtest.Node(t), filepath.Join(root, "wasm", "testdata", "pkgapp", "run.mjs"))
 	cmd.Dir = filepath.Join(root, "web", "test")
 	cmd.Env = append(os.Environ(), "APP_URL="+origin+"/index.html?"+q.Encode())
 	var stderr bytes.Buffer

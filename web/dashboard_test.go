@@ -10,8 +10,6 @@ package web
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,7 +38,7 @@ func bundle(t testing.TB, root string) string {
 	if _, err := os.Stat(filepath.Join(root, "web", "node_modules", "esbuild")); err != nil {
 		t.Fatal("esbuild is not installed in web/: run scripts/deps.sh (npm ci in web)")
 	}
-	run(nodeBin(t), nil, "web/build.mjs", dir)
+	run(bitdtest.Node(t), nil, "web/build.mjs", dir)
 	// BITKIT_WASM_DIR names a prebuilt client (bitkit.wasm, bitkit.mjs,
 	// wasm_exec.js) to test the dashboard with; by default ./wasm is built.
 	files := map[string]string{}
@@ -69,61 +67,11 @@ func bundle(t testing.TB, root string) string {
 	return dir
 }
 
-func nodeBin(t testing.TB) string {
-	t.Helper()
-	p, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatal("node is not installed: the dashboard tests need Node 20+ (scripts/deps.sh)")
-	}
-	return p
-}
-
-func chromiumBin(t testing.TB, root string) string {
-	t.Helper()
-	if _, err := os.Stat(filepath.Join(root, "web", "test", "node_modules", "playwright-core")); err != nil {
-		t.Fatal("playwright-core is not installed in web/test: run scripts/deps.sh (npm ci in web/test)")
-	}
-	c := os.Getenv("CHROMIUM")
-	if c == "" {
-		c = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(c); err != nil {
-		t.Fatalf("headless Chromium not found at %s: install the Debian package chromium (scripts/deps.sh) or set CHROMIUM", c)
-	}
-	return c
-}
-
-// node runs a script of web/test with env and returns its output; the
-// output also goes, live, to test-artifacts/web/<log>.
-func node(t testing.TB, root, script, log string, env ...string) ([]byte, error) {
-	t.Helper()
-	artifacts := filepath.Join(root, "test-artifacts", "web")
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, nodeBin(t), filepath.Join(root, "web", "test", script))
-	cmd.WaitDelay = 10 * time.Second
-	cmd.Dir = filepath.Join(root, "web", "test")
-	cmd.Env = append(os.Environ(), append(env, "ARTIFACTS="+artifacts, "CHROMIUM="+chromiumBin(t, root))...)
-	live, err := os.Create(filepath.Join(artifacts, log))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer live.Close()
-	var buf bytes.Buffer
-	cmd.Stdout = io.MultiWriter(&buf, live)
-	cmd.Stderr = cmd.Stdout
-	err = cmd.Run()
-	return buf.Bytes(), err
-}
-
 // TestDashboard drives the dashboard as a person would, at 1400×900, at
 // 390×844 and in dark mode (web/test/dashboard.mjs).
 func TestDashboard(t *testing.T) {
 	root := bitdtest.RepoRoot()
-	chromiumBin(t, root)
+	bitdtest.Chromium(t)
 	origin := bitdtest.ServeDir(t, bundle(t, root))
 	s := bitdtest.Start(t, bitdtest.Args("--allowed-origins", origin))
 	env := []string{"BITKIT_ENDPOINT=" + s.Endpoint, "SITE_URL=" + origin}
@@ -144,7 +92,7 @@ func TestDashboard(t *testing.T) {
 			}
 		}
 	})
-	out, err := node(t, root, "dashboard.mjs", "dashboard.log", env...)
+	out, err := bitdtest.RunWebScript(t, "dashboard.mjs", "dashboard.log", 10*time.Minute, env...)
 	t.Logf("dashboard.mjs output:\n%s", out)
 	if err != nil {
 		t.Fatalf("dashboard tests failed (%v); bitd log:\n%s", err, s.Logs())
@@ -192,7 +140,7 @@ func BenchmarkDashboard(b *testing.B) {
 	}
 	b.ReportMetric(float64(total), "transfer-gz-bytes")
 	for b.Loop() {
-		out, err := node(b, root, "dashboard-bench.mjs", "dashboard-bench.log", "BITKIT_ENDPOINT="+s.Endpoint, "BITKIT_API_KEY="+s.APIKey,
+		out, err := bitdtest.RunWebScript(b, "dashboard-bench.mjs", "dashboard-bench.log", 10*time.Minute, "BITKIT_ENDPOINT="+s.Endpoint, "BITKIT_API_KEY="+s.APIKey,
 			"BITKIT_DB="+s.User+"/"+db, "SITE_URL="+origin)
 		if err != nil {
 			b.Fatalf("dashboard-bench.mjs: %v\n%s", err, out)

@@ -1,16 +1,21 @@
 package access
 
 import (
-	"regexp"
 	"strings"
 
 	"github.com/bitkit-dev/bitkit/server/internal/apierr"
 )
 
-var (
-	nameCharsRE  = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
-	accountFirst = regexp.MustCompile(`^[A-Za-z0-9_]`)
-)
+// nameChars reports whether n holds only [A-Za-z0-9_-] (a loop, not a
+// regexp: every request checks a name).
+func nameChars(n string) bool {
+	for i := 0; i < len(n); i++ {
+		if c := n[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidateAccountName checks an account (and user) name: 1–38 characters of
 // [A-Za-z0-9_-], starting with a letter, digit or underscore.
@@ -20,9 +25,9 @@ func ValidateAccountName(n string) error {
 		return apierr.BadRequest("invalid_name", "the account name is empty: use 1-38 characters of A-Z a-z 0-9 _ -")
 	case len(n) > 38:
 		return apierr.BadRequest("invalid_name", "the account name is %d characters long: the maximum is 38", len(n))
-	case !nameCharsRE.MatchString(n):
+	case !nameChars(n):
 		return apierr.BadRequest("invalid_name", "the account name %q may only contain A-Z a-z 0-9 _ -", n)
-	case !accountFirst.MatchString(n):
+	case n[0] == '-':
 		return apierr.BadRequest("invalid_name", "the account name %q must start with a letter, digit or underscore", n)
 	}
 	return nil
@@ -36,7 +41,7 @@ func ValidateDatabaseName(n string) error {
 		return apierr.BadRequest("invalid_name", "the database name is empty: use 1-23 characters of A-Z a-z 0-9 _ -")
 	case len(n) > 23:
 		return apierr.BadRequest("invalid_name", "the database name is %d characters long: the maximum is 23", len(n))
-	case !nameCharsRE.MatchString(n):
+	case !nameChars(n):
 		return apierr.BadRequest("invalid_name", "the database name %q may only contain A-Z a-z 0-9 _ -", n)
 	}
 	return nil

@@ -46,6 +46,7 @@ func (e exitUsage) Error() string { return e.msg }
 
 func main() {
 	err := run(os.Args[1:])
+	_ = logOut.Flush()
 	if err == nil {
 		return
 	}

@@ -37,11 +37,16 @@ func newLogger(cfg *config.Config) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
 	ho := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler = slog.NewTextHandler(logOut, ho)
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, ho))
+		h = slog.NewJSONHandler(logOut, ho)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, ho))
+	return slog.New(logHandler{h, logOut})
 }
+
+// logOut is where bitd's log goes: standard error, in batches (logBuffer);
+// main flushes it before bitd exits.
+var logOut = newLogBuffer(os.Stderr)
 
 func cmdServe(args []string, dev bool) error {
 	cfg := config.Default()

@@ -768,6 +768,7 @@ async function importFile() {
       if (db === state.db) loadSchema();
     } catch (err) {
       show(bar, false);
+      setStatus(status, ""); // the failure view below says what happened
       if (err && (err.status === 401 || err.code === "unauthorized")) throw err;
       showImportError(err);
     }

@@ -18,7 +18,11 @@ BUILD_TARGETS := bin/bitd bin/bit
 
 -include mk/*.mk
 
-.PHONY: all build test lint bench demo deps clean pg-up pg-down test-go lint-go bench-go fmt
+.PHONY: all build test lint bench demo deps clean pg-up pg-down test-go lint-go bench-go fmt help
+
+## help: this list (every target documented with a `## name: what` line)
+help:
+	@grep -h -E '^## [a-z][a-z0-9/_.-]*:' $(MAKEFILE_LIST) | sed 's/^## //' | awk -F': ' '{ printf "  make %-18s %s\n", $$1, substr($$0, length($$1) + 3) }'
 
 all: build
 
@@ -43,12 +47,13 @@ test: deps
 	@failed=""; for t in $(TEST_TARGETS); do echo "== make $$t"; $(MAKE) --no-print-directory $$t || failed="$$failed $$t"; done; \
 	if [ -n "$$failed" ]; then echo "make test: failed:$$failed"; exit 1; fi; echo "make test: all of$(foreach t,$(TEST_TARGETS), $(t)) passed"
 
+## test-go: go test in every module (with a private PostgreSQL)
 test-go:
 	@failed=""; for m in $(MODULES); do echo "== go test $$m"; \
 		(cd $$m && $(CURDIR)/$(WITH_PG) $(GO) test $(GOTESTFLAGS) ./...) || failed="$$failed $$m"; done; \
 	if [ -n "$$failed" ]; then echo "go test failed in:$$failed"; exit 1; fi
 
-## lint: gofmt, go vet, the js/wasm build of core
+## lint: gofmt, go vet, staticcheck, the js/wasm build of core
 lint: $(LINT_TARGETS)
 STATICCHECK_VERSION := v0.8.2
 lint-go:
@@ -57,8 +62,8 @@ lint-go:
 	@set -e; for m in $(MODULES); do echo "== go vet + staticcheck $$m"; (cd $$m && $(GO) vet ./... && staticcheck ./...); done
 	GOOS=js GOARCH=wasm $(GO) build ./core/... ./internal/jsonx/...
 
-## bench: benchmarks, printed as ratios against limits measured in the same run;
-## every target runs even if one fails; log and summary in test-artifacts/bench.log
+## bench: every benchmark, as ratios against limits measured in the same run (test-artifacts/bench.log)
+# Every target runs even if one fails.
 bench:
 	scripts/deps.sh --bench
 	$(MAKE) --no-print-directory build
@@ -72,8 +77,10 @@ demo: deps
 	$(MAKE) --no-print-directory build
 	DEMO_ONCE=$(DEMO_ONCE) scripts/demo.sh
 
+## pg-up: a private PostgreSQL for development (its URL on stdout)
 pg-up:
 	@scripts/pg-up.sh
+## pg-down: stop it
 pg-down:
 	@scripts/pg-down.sh
 

@@ -7,6 +7,7 @@ TEST_TARGETS += test-core-wasm
 
 .PHONY: test-core-wasm fuzz-core
 
+## test-core-wasm: core's unit tests under js/wasm in Node
 test-core-wasm:
 	PATH="$$($(GO) env GOROOT)/lib/wasm:$$PATH" GOOS=js GOARCH=wasm $(GO) test -count=1 ./core/...
 

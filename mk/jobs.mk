@@ -17,8 +17,10 @@ BENCH_JOBS_ROWS ?= 1000000
 
 .PHONY: bench-jobs fuzz-jobs
 
+## bench-jobs: import and export jobs vs psql \copy and pgloader
 bench-jobs:
 	cd server && $(CURDIR)/$(WITH_PG) $(GO) run ./cmd/bitbench-import -rows $(BENCH_JOBS_ROWS)
 
+## fuzz-jobs: the CSV, JSON and type-inference fuzzers, 30 s each
 fuzz-jobs:
 	cd server && for f in FuzzCSV FuzzJSON FuzzInferType; do $(GO) test ./internal/ingest -run '^$$' -fuzz "^$$f\$$" -fuzztime 30s || exit 1; done

@@ -12,5 +12,6 @@ BENCH_TARGETS += bench-pgdirect
 
 .PHONY: bench-pgdirect
 
+## bench-pgdirect: pgbench through the wire proxy vs direct PostgreSQL vs PgBouncer
 bench-pgdirect: bin/bitd
 	$(WITH_PG) scripts/bench/pgbench.sh

@@ -16,6 +16,7 @@ BENCH_TARGETS += bench-query
 
 .PHONY: bench-query
 
+## bench-query: the HTTP query path vs direct pgx and a reference gateway
 bench-query: bin/bitd
 	cd server && $(CURDIR)/$(WITH_PG) $(GO) run ./cmd/bitbench
 	cd server && $(GO) test -run '^$$' -bench . -benchtime 200ms ./internal/pgjson/

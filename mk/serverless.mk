@@ -20,8 +20,8 @@ lambda:
 worker:
 	workers/build.sh build
 
-## worker-size: fail when the Worker upload is 3 MiB or more gzipped, as
-## `wrangler deploy --dry-run` measures it (no Cloudflare account needed)
+## worker-size: fail when the Worker upload is 3 MiB or more gzipped
+# (as `wrangler deploy --dry-run` measures it; no Cloudflare account needed)
 worker-size: worker
 	@cd workers && out=$$(WRANGLER_SEND_METRICS=false WRANGLER_SEND_ERROR_REPORTS=false CLOUDFLARE_CF_FETCH_ENABLED=false CI=true \
 		npx wrangler deploy --dry-run --outdir build/.dry-run 2>&1) || { echo "$$out"; exit 1; }; \
@@ -34,6 +34,7 @@ worker-size: worker
 # The e2e tests (real bootstrap under a local Runtime API, real bundle in
 # workerd, both against a real bitd) run in test-go with every module; this
 # target adds the release builds and the size budget.
+## test-serverless: the Lambda zips and the Worker's size budget
 test-serverless: lambda worker-size
 
 ## bench-serverless: Lambda init/warm latency and Worker cold/warm latency vs native core

@@ -4,6 +4,7 @@
 # regenerates docs/reliability.md from the rows the tests recorded, also when
 # some test failed (its rows then say FAILED; make still fails).
 .PHONY: stress
+## stress: the long stress suite; regenerates docs/reliability.md
 stress: build
 	mkdir -p test-artifacts
 	set -o pipefail; status=0; \
@@ -17,5 +18,6 @@ stress: build
 # default 300x).
 .PHONY: fuzz-short
 TEST_TARGETS += fuzz-short
+## fuzz-short: every fuzz target for a short burst
 fuzz-short:
 	scripts/fuzz.sh

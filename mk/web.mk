@@ -23,6 +23,7 @@ LINT_TARGETS += lint-web
 
 .PHONY: wasm wasm-pack web wasm-size test-web bench-web lint-web
 
+## wasm: the browser module and its loader in wasm/dist
 wasm:
 	@mkdir -p $(WASM_DIST)
 	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags="-s -w" -o $(WASM_DIST)/bitkit.wasm ./wasm
@@ -34,6 +35,7 @@ wasm:
 wasm-pack: wasm
 	cd $(WASM_DIST) && npm pack --pack-destination .
 
+## web: the dashboard, embedded into bitd
 web: wasm
 	@find $(WEBUI_DIST) -mindepth 1 ! -name README.md ! -name .gitignore -delete
 	@[ -d web/node_modules/esbuild ] || { echo "web/node_modules is missing: run scripts/deps.sh (npm ci in web)"; exit 1; }
@@ -43,17 +45,21 @@ web: wasm
 	gzip -9 -k -f $(WEBUI_DIST)/app.js $(WEBUI_DIST)/style.css
 	@echo "dashboard in $(WEBUI_DIST); rebuild bitd (make build) to embed it"
 
+## wasm-size: fail when bitkit.wasm gzipped is over its budget
 wasm-size: wasm
 	@raw=$$(stat -c %s $(WASM_DIST)/bitkit.wasm); gz=$$(gzip -9 -c $(WASM_DIST)/bitkit.wasm | wc -c); \
 	echo "bitkit.wasm: $$raw bytes raw, $$gz bytes gzip -9 (budget $(WASM_GZIP_BUDGET))"; \
 	if [ $$gz -gt $(WASM_GZIP_BUDGET) ]; then echo "bitkit.wasm gzipped is over the budget: shrink the wasm dependencies (see docs/web.md)"; exit 1; fi
 
+## test-web: the wasm size budget, js/wasm unit tests, the TypeScript example
 test-web: wasm-size
 	PATH="$$PATH:$$($(GO) env GOROOT)/lib/wasm" GOOS=js GOARCH=wasm $(GO) test -count=1 ./wasm
 	cd web/test && npx --no-install tsc --noEmit -p ts-example
 
+## lint-web: go vet of the wasm module
 lint-web:
 	GOOS=js GOARCH=wasm $(GO) vet ./wasm
 
+## bench-web: wasm size, start-up and streaming vs a plain fetch
 bench-web: wasm
 	$(WITH_PG) scripts/bench/web.sh

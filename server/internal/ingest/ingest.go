@@ -13,7 +13,7 @@
 // Formats: delimited text (CSV, TSV, ; or | separated; encoding and
 // delimiter detected), JSON (an array of objects or NDJSON), XLSX (Office
 // Open XML spreadsheets), legacy Excel 97-2003 .xls workbooks (BIFF8, read
-// by xls.go) and SQLite database files.
+// by package ingest/xls) and SQLite database files.
 //
 // Typical use (the jobs package does this):
 //

@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/url"
 	"runtime"
 	"strings"
 	"time"
 
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
+	url "github.com/bitkit-dev/bitkit/internal/urlx"
 )
 
 // DefaultEndpoint is the endpoint NewClient uses when given "": a bitd

@@ -113,7 +113,8 @@ func (c *Client) UpdateDatabase(ctx context.Context, name string, r UpdateDataba
 }
 
 // DeleteDatabase deletes the database "account/dbname" and its data. The
-// name stays reserved for 30 days.
+// name stays reserved for as long as the server says (bitd:
+// --name-reservation, 30 days by default as on bit.io, none under bitd dev).
 func (c *Client) DeleteDatabase(ctx context.Context, name string) error {
 	p, err := escapeDB(name)
 	if err != nil {

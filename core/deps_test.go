@@ -74,5 +74,8 @@ func TestNoNetHTTPUnderJS(t *testing.T) {
 		if p == "net" || p == "net/http" || p == "mime/multipart" || p == "crypto/tls" {
 			t.Errorf("the js/wasm build of core or jsfetch links %s: keep net/http behind //go:build !js (core.Fetcher is the transport)", p)
 		}
+		if p == "net/url" || p == "net/netip" {
+			t.Errorf("the js/wasm build of core or jsfetch links %s (~70 KB gzipped): use internal/urlx, which stands in for net/url under js", p)
+		}
 	}
 }

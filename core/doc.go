@@ -15,13 +15,15 @@
 // for concurrent use; make one and share it. Auth options: WithAPIKey,
 // WithToken (a fixed access token, never refreshed) or
 // WithCredentials(UsernamePassword(user, password, ...)), which logs in on
-// first use, refreshes the token before it expires (WithRefreshSkew, default
-// 60s) with one login shared by all concurrent callers, and after a 401 logs
-// in again and replays the request once when its body can be replayed.
-// Tokens are kept in a TokenCache: NewMemoryTokenCache (default) or
-// NewFileTokenCache, one 0600 file per endpoint and user under
-// os.UserCacheDir()/bitkit/tokens, shared safely by several processes. The
-// password is never stored.
+// first use, replaces the token before it expires (WithRefreshSkew, default
+// 60s) with one refresh shared by all concurrent callers — trading the login
+// session's refresh token, and logging in with the password only once the
+// session is over — and after a 401 does the same and replays the request
+// once when its body can be replayed. Tokens are kept in a TokenCache:
+// NewMemoryTokenCache (default) or NewFileTokenCache, one 0600 file per
+// endpoint and user under os.UserCacheDir()/bitkit/tokens, shared safely by
+// several processes (which take turns for a refresh). The password is never
+// stored.
 //
 // # Queries
 //
@@ -59,7 +61,7 @@
 // # Retries
 //
 // Requests that are safe to replay are retried after transport errors, 429,
-// 503 (honouring Retry-After) and other 5xx except 501, with capped
+// 503 (honouring Retry-After) and other 5xx except 501 and 507, with capped
 // exponential backoff and full jitter (see RetryPolicy). POSTs are retried
 // only with an Idempotency-Key, which the client adds to database creation,
 // export jobs, import jobs from a URL and logins. Queries and streamed

@@ -17,6 +17,7 @@ import (
 	"github.com/bitkit-dev/bitkit/core"
 	"github.com/bitkit-dev/bitkit/internal/bitdtest"
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 )
 
 // frozenClock never advances: the client believes its token is still fresh,
@@ -479,8 +480,9 @@ func e2eJobs(t *testing.T, c *core.Client, db string) {
 }
 
 // TestE2ELoginSingleFlight: 100 goroutines calling through a client whose
-// token has just expired cause exactly one login, counted by the server (in
-// bitd's own access log, on a bitd of this test alone).
+// token has just expired cause exactly one refresh (with the refresh token,
+// not another login), counted by the server (in bitd's own access log, on a
+// bitd of this test alone).
 func TestE2ELoginSingleFlight(t *testing.T) {
 	s := bitdtest.Start(t, bitdtest.Args("--token-ttl", "3s"))
 	ctx := t.Context()
@@ -492,10 +494,10 @@ func TestE2ELoginSingleFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logins := func() int {
+	count := func(path string) int {
 		n := 0
 		for _, line := range strings.Split(s.Logs(), "\n") {
-			if strings.Contains(line, "path=/auth/v1/login") && strings.Contains(line, "status=200") {
+			if strings.Contains(line, "path="+path) && strings.Contains(line, "status=200") {
 				n++
 			}
 		}
@@ -503,13 +505,17 @@ func TestE2ELoginSingleFlight(t *testing.T) {
 	}
 	// bitd writes its access log in batches (within 100 ms): wait for
 	// the count to reach want, then compare.
-	loginsAtLeast := func(want int) int {
-		n := logins()
-		for deadline := time.Now().Add(5 * time.Second); n < want && time.Now().Before(deadline); n = logins() {
-			time.Sleep(20 * time.Millisecond)
-		}
+	atLeast := func(path string, want int) int {
+		var n int
+		_ = testwait.Wait(ctx, 5*time.Second, func() error {
+			if n = count(path); n < want {
+				return errors.New("not yet")
+			}
+			return nil
+		})
 		return n
 	}
+	loginsAtLeast := func(want int) int { return atLeast("/auth/v1/login", want) }
 	if _, err := c.Account(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -534,7 +540,10 @@ func TestE2ELoginSingleFlight(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if n := loginsAtLeast(2); n != 2 {
-		t.Fatalf("100 concurrent calls on an expiring token: the server saw %d logins in all, want 2 (1 + 1 refresh)", n)
+	if n := atLeast("/auth/v1/refresh", 1); n != 1 {
+		t.Fatalf("100 concurrent calls on an expiring token: the server saw %d refreshes, want 1", n)
+	}
+	if n := count("/auth/v1/login"); n != 1 {
+		t.Fatalf("100 concurrent calls on an expiring token: the server saw %d logins in all, want 1 (the session is refreshed, not logged in again)", n)
 	}
 }

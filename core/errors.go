@@ -3,38 +3,38 @@ package core
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
+	url "github.com/bitkit-dev/bitkit/internal/urlx"
 )
 
 // Sentinel errors matched with errors.Is against an *APIError (through its
 // Is method) or, for ErrAccountNotFound, against the error of AccountID.
 var (
 	// ErrBadRequest matches HTTP 400 answers (bad input, SQL errors).
-	ErrBadRequest = errors.New("bitkit: bad request")
+	ErrBadRequest = errors.New("core: bad request")
 	// ErrUnauthorized matches HTTP 401: missing, wrong, revoked or expired credentials.
-	ErrUnauthorized = errors.New("bitkit: unauthorized")
+	ErrUnauthorized = errors.New("core: unauthorized")
 	// ErrForbidden matches HTTP 403: the credentials are valid but lack permission.
-	ErrForbidden = errors.New("bitkit: forbidden")
+	ErrForbidden = errors.New("core: forbidden")
 	// ErrNotFound matches HTTP 404.
-	ErrNotFound = errors.New("bitkit: not found")
+	ErrNotFound = errors.New("core: not found")
 	// ErrConflict matches HTTP 409 (for example a database name already taken).
-	ErrConflict = errors.New("bitkit: conflict")
+	ErrConflict = errors.New("core: conflict")
 	// ErrTooLarge matches HTTP 413: a result or upload above a server limit.
-	ErrTooLarge = errors.New("bitkit: too large")
+	ErrTooLarge = errors.New("core: too large")
 	// ErrRateLimited matches HTTP 429.
-	ErrRateLimited = errors.New("bitkit: rate limited")
+	ErrRateLimited = errors.New("core: rate limited")
 	// ErrTimeout matches HTTP 408 and 504 and any answer with code
 	// "query_timeout" (the server cancelled a statement at its deadline).
-	ErrTimeout = errors.New("bitkit: timeout")
+	ErrTimeout = errors.New("core: timeout")
 	// ErrUnavailable matches HTTP 503.
-	ErrUnavailable = errors.New("bitkit: service unavailable")
+	ErrUnavailable = errors.New("core: service unavailable")
 	// ErrAccountNotFound is returned (wrapped) by AccountID when the account
 	// named by WithAccount does not exist or is not visible to the caller.
-	ErrAccountNotFound = errors.New("bitkit: account not found")
+	ErrAccountNotFound = errors.New("core: account not found")
 )
 
 // maxErrorBody caps APIError.Body.
@@ -70,11 +70,11 @@ type APIError struct {
 	Body []byte
 }
 
-// Error returns "bitkit: <status> <code>: <message>" with SQLSTATE, hint and
+// Error returns "core: <status> <code>: <message>" with SQLSTATE, hint and
 // request ID when present.
 func (e *APIError) Error() string {
 	var b strings.Builder
-	b.WriteString("bitkit: ")
+	b.WriteString("core: ")
 	if e.Method != "" {
 		b.WriteString(e.Method)
 		b.WriteByte(' ')
@@ -93,10 +93,14 @@ func (e *APIError) Error() string {
 	b.WriteString(": ")
 	b.WriteString(msg)
 	if e.SQLState != "" {
-		fmt.Fprintf(&b, " (SQLSTATE %s)", e.SQLState)
+		b.WriteString(" (SQLSTATE ")
+		b.WriteString(e.SQLState)
+		b.WriteByte(')')
 	}
 	if e.Index != nil {
-		fmt.Fprintf(&b, " (statement %d)", *e.Index)
+		b.WriteString(" (statement ")
+		b.WriteString(strconv.Itoa(*e.Index))
+		b.WriteByte(')')
 	}
 	if e.Hint != "" {
 		b.WriteString("; hint: ")
@@ -144,10 +148,10 @@ type JobFailedError struct {
 // Error names the job, its error type, error ID and details.
 func (e *JobFailedError) Error() string {
 	if e.Job == nil {
-		return "bitkit: job failed"
+		return "core: job failed"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "bitkit: job %s failed", e.Job.ID)
+	fmt.Fprintf(&b, "core: job %s failed", e.Job.ID)
 	if e.Job.ErrorType != "" {
 		fmt.Fprintf(&b, ": %s", e.Job.ErrorType)
 	}
@@ -170,7 +174,7 @@ type accountNotFoundError struct {
 }
 
 func (e *accountNotFoundError) Error() string {
-	return fmt.Sprintf("bitkit: account %q not found or not visible to these credentials; check the name given to WithAccount", e.name)
+	return fmt.Sprintf("core: account %q not found or not visible to these credentials; check the name given to WithAccount", e.name)
 }
 func (e *accountNotFoundError) Is(target error) bool { return target == ErrAccountNotFound }
 func (e *accountNotFoundError) Unwrap() error        { return e.err }

@@ -4,6 +4,7 @@ package core
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net/http"
@@ -14,18 +15,24 @@ import (
 // through net/http's DefaultTransport; in js/wasm builds it is nil until the
 // program sets it (the bitkit wasm client and Worker set one built on fetch).
 // Set it before creating clients.
-var DefaultFetcher Fetcher = httpFetcher{hc: &http.Client{CheckRedirect: noRedirect}}
+//
+// A native client that keeps the default transport trusts, besides the
+// system's roots, the CA file named by $BITKIT_CA_CERT (EnvCACert).
+var DefaultFetcher Fetcher = defaultFetcher
 
-// nativeConfig holds WithHTTPClient and WithTransport.
+var defaultFetcher Fetcher = httpFetcher{hc: &http.Client{CheckRedirect: noRedirect}}
+
+// nativeConfig holds WithHTTPClient, WithTransport and WithRootCAs.
 type nativeConfig struct {
-	hc *http.Client
-	rt http.RoundTripper
+	hc    *http.Client
+	rt    http.RoundTripper
+	roots *x509.CertPool
 }
 
 // fetcher returns the Fetcher of the options given, or nil for none.
 func (n nativeConfig) fetcher() Fetcher {
-	if n.hc == nil && n.rt == nil {
-		return nil
+	if n.hc == nil && n.rt == nil && n.roots == nil {
+		return envFetcher()
 	}
 	hc := &http.Client{}
 	if n.hc != nil {
@@ -34,6 +41,13 @@ func (n nativeConfig) fetcher() Fetcher {
 	}
 	if n.rt != nil {
 		hc.Transport = n.rt
+	}
+	if n.roots != nil {
+		rt, err := withRoots(hc.Transport, n.roots)
+		if err != nil {
+			return errFetcher{err}
+		}
+		hc.Transport = rt
 	}
 	hc.CheckRedirect = noRedirect
 	return httpFetcher{hc: hc}

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
@@ -29,11 +30,15 @@ type fileCache struct {
 // file under dir/tokens ("" means os.UserCacheDir()/bitkit), so that several
 // processes (CLI runs, say) share one login. The file is named by a SHA-256
 // hash of the endpoint and user name, never of the password, and holds only
-// the token and its expiry. Files are mode 0600 in a 0700 directory and are
+// the access token, the refresh token of its login session and their
+// expiry times. Files are mode 0600 in a 0700 directory and are
 // written to a temporary file then renamed over the old one, so readers never
 // see a partial file and concurrent writers leave one complete token (the
 // last rename wins). When the directory is missing and cannot be created,
 // or is not writable, the cache silently keeps tokens in memory instead.
+// The cache is a TokenLocker: on Unix an exclusive flock(2) on a lock file
+// next to the token file (NAME.lock, empty) lets one process at a time
+// refresh a session; elsewhere the lock is held within the process only.
 // Safe for concurrent use.
 func NewFileTokenCache(dir string) TokenCache {
 	fc := &fileCache{mem: NewMemoryTokenCache()}
@@ -133,6 +138,39 @@ func (f *fileCache) Put(ctx context.Context, key string, t CachedToken) error {
 		return f.mem.Put(ctx, key, t)
 	}
 	return nil
+}
+
+// Lock takes the lock of key, waiting for the process holding it (see
+// NewFileTokenCache) until ctx ends.
+func (f *fileCache) Lock(ctx context.Context, key string) (func(), error) {
+	if !f.usable() {
+		return processLock(ctx, key)
+	}
+	unlock, err := lockFile(ctx, strings.TrimSuffix(f.path(key), ".json")+".lock")
+	switch {
+	case err == nil:
+		return unlock, nil
+	case ctx.Err() != nil:
+		return nil, err // the holder kept it until ctx ended
+	default:
+		// A lock file that cannot be opened must not stop the refresh:
+		// at least the callers in this process take turns.
+		return processLock(ctx, key)
+	}
+}
+
+// processLocks are the in-process locks of keys (channels of capacity 1).
+var processLocks sync.Map
+
+func processLock(ctx context.Context, key string) (func(), error) {
+	v, _ := processLocks.LoadOrStore(key, make(chan struct{}, 1))
+	ch := v.(chan struct{})
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // Delete removes the token file of key.

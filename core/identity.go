@@ -3,8 +3,9 @@ package core
 import (
 	"context"
 	"errors"
-	"net/url"
 	"time"
+
+	url "github.com/bitkit-dev/bitkit/internal/urlx"
 )
 
 // Account is an account (a user's personal account or an organisation).

@@ -3,8 +3,9 @@ package core
 import (
 	"context"
 	"errors"
-	"net/url"
 	"time"
+
+	url "github.com/bitkit-dev/bitkit/internal/urlx"
 )
 
 // APIKeyInfo describes one of the caller's API keys as GET /v2beta/api-key/

@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
+	url "github.com/bitkit-dev/bitkit/internal/urlx"
 )
 
 // Column describes one result column.
@@ -62,6 +62,8 @@ type QueryRequest struct {
 	// ctx has an earlier deadline, that deadline minus a small margin is sent
 	// instead, so the server cancels the statement before the client gives up.
 	Timeout time.Duration
+
+	txID string // set by Tx: run in that interactive transaction
 }
 
 // Statement is one statement of a batch.
@@ -84,6 +86,8 @@ type BatchRequest struct {
 	ReadOnly bool
 	// Timeout bounds the whole batch on the server (see QueryRequest.Timeout).
 	Timeout time.Duration
+
+	txID string // set by Tx: run in that interactive transaction
 }
 
 type queryBody struct {
@@ -91,6 +95,7 @@ type queryBody struct {
 	SQL       string `json:"query_string"`
 	Params    []any  `json:"params,omitempty"`
 	TimeoutMS int64  `json:"timeout_ms,omitempty"`
+	TxID      string `json:"tx_id,omitempty"`
 }
 
 type batchBody struct {
@@ -99,6 +104,7 @@ type batchBody struct {
 	IsolationLevel string      `json:"isolation_level,omitempty"`
 	ReadOnly       bool        `json:"read_only,omitempty"`
 	TimeoutMS      int64       `json:"timeout_ms,omitempty"`
+	TxID           string      `json:"tx_id,omitempty"`
 }
 
 type resultBody struct {
@@ -173,7 +179,7 @@ func (c *Client) QueryWith(ctx context.Context, q QueryRequest) (*Result, error)
 		return nil, fmt.Errorf("core: query: DataFormat %q is neither \"rows\" nor \"objects\"", q.DataFormat)
 	}
 	resp, err := c.do(ctx, &request{method: "POST", path: apiPrefix + "/query", query: query, stream: true,
-		body: queryBody{Database: q.Database, SQL: q.SQL, Params: q.Params, TimeoutMS: c.timeoutMS(ctx, q.Timeout)}}, nil)
+		body: queryBody{Database: q.Database, SQL: q.SQL, Params: q.Params, TimeoutMS: c.timeoutMS(ctx, q.Timeout), TxID: q.txID}}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +318,7 @@ func (c *Client) Batch(ctx context.Context, b BatchRequest) ([]*Result, error) {
 	}
 	_, err := c.do(ctx, &request{method: "POST", path: apiPrefix + "/query/batch",
 		body: batchBody{Database: b.Database, Queries: b.Queries, IsolationLevel: b.IsolationLevel,
-			ReadOnly: b.ReadOnly, TimeoutMS: c.timeoutMS(ctx, b.Timeout)}}, &ans)
+			ReadOnly: b.ReadOnly, TimeoutMS: c.timeoutMS(ctx, b.Timeout), TxID: b.txID}}, &ans)
 	if err != nil {
 		return nil, err
 	}

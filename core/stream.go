@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -70,7 +71,7 @@ func (c *Client) QueryStream(ctx context.Context, q QueryRequest) (*Stream, erro
 	}
 	resp, err := c.do(ctx, &request{method: "POST", path: apiPrefix + "/query", stream: true,
 		header: Header{"Accept": {"application/x-ndjson"}},
-		body:   queryBody{Database: q.Database, SQL: q.SQL, Params: q.Params, TimeoutMS: c.timeoutMS(ctx, q.Timeout)}}, nil)
+		body:   queryBody{Database: q.Database, SQL: q.SQL, Params: q.Params, TimeoutMS: c.timeoutMS(ctx, q.Timeout), TxID: q.txID}}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -95,6 +96,64 @@ func (c *Client) QueryStream(ctx context.Context, q QueryRequest) (*Stream, erro
 		return nil, s.wrap(err)
 	}
 	return s, nil
+}
+
+// QueryStreamBody runs q like QueryStream but leaves the answer's body to
+// the caller, for a program that decodes the NDJSON itself (the browser
+// client hands it to JavaScript unread). Errors before the answer (a refused
+// request, a non-2xx status) come back as *APIError like QueryStream's; an
+// error line in the body is the caller's to read. When the server answered
+// one JSON document instead of a stream, the body is that result rewritten
+// as NDJSON (header, rows, trailer). The caller closes the body; closing it
+// before the end stops the query on the server.
+func (c *Client) QueryStreamBody(ctx context.Context, q QueryRequest) (io.ReadCloser, error) {
+	if err := checkQuery(q.Database, q.SQL); err != nil {
+		return nil, err
+	}
+	resp, err := c.do(ctx, &request{method: "POST", path: apiPrefix + "/query", stream: true,
+		header: Header{"Accept": {"application/x-ndjson"}},
+		body:   queryBody{Database: q.Database, SQL: q.SQL, Params: q.Params, TimeoutMS: c.timeoutMS(ctx, q.Timeout), TxID: q.txID}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		return resp.Body, nil
+	}
+	defer resp.Body.Close()
+	var rb resultBody
+	if err := decodeJSON(resp.Body, &rb); err != nil {
+		return nil, fmt.Errorf("core: QueryStreamBody: decoding the answer: %w", err)
+	}
+	r, err := rb.result(false)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	line := func(v any) error {
+		b, err := jsonx.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("core: QueryStreamBody: re-encoding the result: %w", err)
+		}
+		buf.Write(b)
+		buf.WriteByte('\n')
+		return nil
+	}
+	cols := r.Columns
+	if cols == nil {
+		cols = []Column{}
+	}
+	if err := line(map[string]any{"columns": cols}); err != nil {
+		return nil, err
+	}
+	for _, row := range r.Rows {
+		if err := line(row); err != nil {
+			return nil, err
+		}
+	}
+	if err := line(map[string]any{"row_count": r.RowCount, "command": r.Command}); err != nil {
+		return nil, err
+	}
+	return io.NopCloser(&buf), nil
 }
 
 func (s *Stream) wrap(err error) error {

@@ -214,3 +214,66 @@ func FuzzStreamDecoder(f *testing.F) {
 		}
 	})
 }
+
+// TestQueryStreamBody: the NDJSON body is handed over unread; a server that
+// answers one JSON document gets it rewritten as NDJSON that the stream
+// decoder reads back with the exact values; a refused query is an *APIError.
+func TestQueryStreamBody(t *testing.T) {
+	t.Parallel()
+	srv := newHTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		switch {
+		case strings.Contains(string(b), "doc"):
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"query_string":"doc","columns":[{"name":"id","type":"int8","type_oid":20},{"name":"name","type":"text","type_oid":25}],"data":[[9007199254740993,"a"],[2,null]],"row_count":2,"command":"SELECT 2"}`)
+		case strings.Contains(string(b), "refused"):
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(400)
+			io.WriteString(w, `{"error":"relation \"x\" does not exist","code":"sql_error","sqlstate":"42P01"}`)
+		default:
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			io.WriteString(w, ndHeader+`[1,"a"]`+"\n"+ndTrailer)
+		}
+	}))
+	c := newTestClient(t, srv, newFakeClock())
+	read := func(sql string) string {
+		t.Helper()
+		body, err := c.QueryStreamBody(t.Context(), QueryRequest{Database: "a/b", SQL: sql})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer body.Close()
+		b, err := io.ReadAll(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if got := read("select"); got != ndHeader+`[1,"a"]`+"\n"+ndTrailer {
+		t.Errorf("NDJSON body = %q", got)
+	}
+	doc := read("doc")
+	d := newStreamDecoder(strings.NewReader(doc))
+	if err := d.readHeader(); err != nil {
+		t.Fatalf("header of %q: %v", doc, err)
+	}
+	var rows []string
+	for {
+		v, err := d.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", doc, err)
+		}
+		rows = append(rows, fmt.Sprint(v))
+	}
+	if len(d.cols) != 2 || d.cols[0].TypeOID != 20 || strings.Join(rows, ";") != "[9007199254740993 a];[2 <nil>]" || d.rowCount != 2 || d.command != "SELECT 2" {
+		t.Errorf("rewritten document %q: columns %+v rows %q count %d command %q", doc, d.cols, rows, d.rowCount, d.command)
+	}
+	_, err := c.QueryStreamBody(t.Context(), QueryRequest{Database: "a/b", SQL: "refused"})
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.SQLState != "42P01" || ae.StatusCode != 400 {
+		t.Errorf("refused query: %v", err)
+	}
+}

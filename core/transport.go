@@ -5,9 +5,10 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
-	"net/url"
 	"strconv"
 	"time"
+
+	url "github.com/bitkit-dev/bitkit/internal/urlx"
 )
 
 // noAuthHeader marks a request that must go out without credentials; the
@@ -107,7 +108,8 @@ func drain(resp *Response) {
 //
 // A request is retried when it failed with a transport error before any
 // answer arrived, or was answered 429 or 503 (waiting for Retry-After when
-// given), or 500, 502, 504 or another 5xx except 501. Only requests that are
+// given), or 500, 502, 504 or another 5xx except 501 and 507 (a database
+// over its storage limit stays so until data is deleted). Only requests that are
 // safe to replay are retried: GET, HEAD, OPTIONS, PUT and DELETE, and POST or
 // PATCH only when they carry an Idempotency-Key header (reused by every
 // attempt). A request whose body cannot be rebuilt (no GetBody, such as a
@@ -183,7 +185,8 @@ func replayable(req *Request) bool {
 }
 
 func retryableStatus(code int) bool {
-	return code == 429 || (code >= 500 && code != 501 && code <= 599)
+	// 507: bitd's storage_limit_exceeded, which lasts until data is deleted.
+	return code == 429 || (code >= 500 && code != 501 && code != 507 && code <= 599)
 }
 
 // retryAfter parses a Retry-After header (seconds or an HTTP date).

@@ -91,6 +91,7 @@ func TestRetryMatrix(t *testing.T) {
 		{"GET 500 502 504 then ok", get, []int{500, 502, 504, 200}, 4, nil, 0},
 		{"GET 429 then ok", get, []int{429, 200}, 2, nil, 0},
 		{"GET 501 not retried", get, []int{501, 200}, 1, nil, 501},
+		{"GET 507 (storage limit) not retried", get, []int{507, 200}, 1, nil, 507},
 		{"GET 400 not retried", get, []int{400, 200}, 1, ErrBadRequest, 0},
 		{"GET 404 not retried", get, []int{404}, 1, ErrNotFound, 0},
 		{"GET gives up after MaxAttempts", get, []int{503, 503, 503, 503, 503}, 4, ErrUnavailable, 0},

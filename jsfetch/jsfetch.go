@@ -156,6 +156,22 @@ type streamBody struct {
 	closed bool
 }
 
+// StreamReader returns the ReadableStreamDefaultReader behind a response
+// body of Fetcher that has not been read yet, so that JavaScript can read
+// the rest itself (the chunks then never enter Go memory); ok is false for
+// any other body. From then on the reader is JavaScript's: it reads it to
+// its end or cancels it, and Read fails. The body must still be closed:
+// Close ends the request's abort on context (the context's end aborts the
+// fetch until then, which makes the reader's pending read reject).
+func StreamReader(body io.Reader) (reader js.Value, ok bool) {
+	s, ok := body.(*streamBody)
+	if !ok || s.closed || s.err != nil || len(s.buf) > 0 {
+		return js.Undefined(), false
+	}
+	s.err = errors.New("the response body was handed to JavaScript")
+	return s.reader, true
+}
+
 func (s *streamBody) Read(p []byte) (int, error) {
 	for len(s.buf) == 0 {
 		if s.err != nil {

@@ -6,8 +6,12 @@
 #                      net/http handler, 1M-row NDJSON stream vs COPY and pgx SELECT,
 #                      SELECT 1 and the point query at 8 and 64 clients vs a reference
 #                      gateway (net/http + pgxpool, no auth/lookup/reset: req/s, p50,
-#                      p99 and CPU µs per request as ratios); then the value
-#                      encoder's Go benchmarks
+#                      p99 and CPU µs per request as ratios); an interactive
+#                      transaction; SELECT 1 over HTTPS (a second bitd dev --tls;
+#                      HTTP/2 and HTTP/1.1) vs plain HTTP as ratios; a 100k-row
+#                      JSON and NDJSON answer uncompressed vs gzip vs zstd (bytes
+#                      on the wire, bitd CPU per answer; alone: bitbench
+#                      --compression-only); then the value encoder's Go benchmarks
 #
 # The tests (server/internal/{query,pgpool,pgjson}, server/e2e_query_test.go) run in
 # `make test-go` with the server module.

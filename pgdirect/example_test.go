@@ -50,8 +50,8 @@ func Example() {
 }
 
 // Options: a smaller pool, a shorter idle lifetime, an explicit address.
-func ExampleParseConfig() {
-	cfg, err := pgdirect.ParseConfig("v2_example",
+func ExampleNewConfig() {
+	cfg, err := pgdirect.NewConfig("v2_example",
 		pgdirect.WithAddr("127.0.0.1:6432"),
 		pgdirect.WithMaxConns(10),
 		pgdirect.WithMinConns(1),
@@ -60,5 +60,5 @@ func ExampleParseConfig() {
 		log.Fatal(err)
 	}
 	fmt.Println(cfg.Addr, cfg.MaxConns, cfg.MinConns, cfg.MaxConnIdleTime, cfg.SSLMode)
-	// Output: 127.0.0.1:6432 10 1 4m0s require
+	// Output: 127.0.0.1:6432 10 1 4m0s verify-full
 }

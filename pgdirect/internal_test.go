@@ -49,20 +49,20 @@ func TestRedact(t *testing.T) {
 	}
 }
 
-func TestParseConfigDefaults(t *testing.T) {
+func TestNewConfigDefaults(t *testing.T) {
 	t.Setenv("BITKIT_PG_ADDR", "")
-	c, err := ParseConfig("v2_key")
+	c, err := NewConfig("v2_key")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Addr != DefaultAddr || c.SSLMode != "require" || c.MaxConns != 100 || c.MinConns != 0 || c.MaxConnIdleTime != DefaultMaxConnIdleTime {
+	if c.Addr != DefaultAddr || c.SSLMode != "verify-full" || c.MaxConns != 100 || c.MinConns != 0 || c.MaxConnIdleTime != DefaultMaxConnIdleTime {
 		t.Fatalf("defaults: %+v", c)
 	}
 	t.Setenv("BITKIT_PG_ADDR", "10.0.0.1:5433")
-	if c, _ := ParseConfig("v2_key"); c.Addr != "10.0.0.1:5433" {
+	if c, _ := NewConfig("v2_key"); c.Addr != "10.0.0.1:5433" {
 		t.Fatalf("BITKIT_PG_ADDR not used: %s", c.Addr)
 	}
-	if c, _ := ParseConfig("v2_key", WithAddr("127.0.0.1:1")); c.Addr != "127.0.0.1:1" {
+	if c, _ := NewConfig("v2_key", WithAddr("127.0.0.1:1")); c.Addr != "127.0.0.1:1" {
 		t.Fatalf("WithAddr not used: %s", c.Addr)
 	}
 }

@@ -54,6 +54,7 @@ package pgdirect
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"github.com/bitkit-dev/bitkit/internal/pgalive"
@@ -82,7 +83,7 @@ const (
 // ErrClosed is returned by every method after Close.
 var ErrClosed = errors.New("pgdirect: client is closed")
 
-// Config is a parsed pgdirect configuration. Build it with ParseConfig;
+// Config is a parsed pgdirect configuration. Build it with NewConfig;
 // fields may be changed before NewWithConfig.
 type Config struct {
 	// APIKey is the password sent to bitd (an API key or access token).
@@ -91,11 +92,19 @@ type Config struct {
 	Addr string
 	// User is the user name sent (bitd ignores it). Default "bitkit".
 	User string
-	// SSLMode is "require" (TLS without certificate verification unless
-	// TLSConfig says otherwise, like libpq) or "disable".
+	// SSLMode is "verify-full" (the default: TLS, bitd's certificate
+	// verified against RootCAs and the address's host name), "require"
+	// (TLS without verification, only when asked for by name) or "disable"
+	// (no TLS: bitd accepts it from loopback clients under bitd dev).
 	SSLMode string
-	// TLSConfig, when set with SSLMode "require", is used for the TLS
-	// handshake (set RootCAs and ServerName to verify bitd's certificate).
+	// RootCAs verifies bitd's certificate under verify-full. Default: the
+	// system's roots plus the PEM file named by $BITKIT_CA_CERT, if set
+	// (bitd dev --tls writes it into demo.env).
+	RootCAs *x509.CertPool
+	// TLSConfig, when set, is the base of the TLS handshake's configuration
+	// (client certificates, ServerName, ...). Under verify-full its RootCAs
+	// default to RootCAs and its ServerName to the address's host, and
+	// verification stays on.
 	TLSConfig *tls.Config
 	// MinConns, MaxConns, MaxConnIdleTime and HealthCheckPeriod configure
 	// every pool the Client creates (zero HealthCheckPeriod: pgxpool's 1 min).
@@ -122,27 +131,69 @@ func WithAddr(addr string) Option {
 	}
 }
 
-// WithTLSConfig sets the TLS configuration (implies sslmode require).
+// WithTLSConfig sets the base TLS configuration (see Config.TLSConfig);
+// it does not change the sslmode.
 func WithTLSConfig(tc *tls.Config) Option {
 	return func(c *Config) error {
 		if tc == nil {
 			return errors.New("pgdirect: WithTLSConfig(nil)")
 		}
-		c.TLSConfig, c.SSLMode = tc.Clone(), "require"
+		c.TLSConfig = tc.Clone()
 		return nil
 	}
 }
 
-// WithSSLMode sets "require" (default) or "disable" (bitd accepts plaintext
-// only from loopback clients when it was started for development).
+// WithRootCAs sets the CAs bitd's certificate is verified against (default:
+// the system's roots plus $BITKIT_CA_CERT).
+func WithRootCAs(pool *x509.CertPool) Option {
+	return func(c *Config) error {
+		if pool == nil {
+			return errors.New("pgdirect: WithRootCAs(nil): load a pool with x509.NewCertPool and AppendCertsFromPEM")
+		}
+		c.RootCAs = pool
+		return nil
+	}
+}
+
+// WithSSLMode sets "verify-full" (default), "require" (encrypted but not
+// verified: anyone in between can read the API key) or "disable" (bitd
+// accepts plaintext only from loopback clients when it was started for
+// development).
 func WithSSLMode(mode string) Option {
 	return func(c *Config) error {
-		if mode != "require" && mode != "disable" {
-			return fmt.Errorf("pgdirect: WithSSLMode(%q): use \"require\" or \"disable\"", mode)
+		switch mode {
+		case "verify-full", "require", "disable":
+		default:
+			return fmt.Errorf("pgdirect: WithSSLMode(%q): use \"verify-full\" (the default), \"require\" (no certificate check) or \"disable\"", mode)
 		}
 		c.SSLMode = mode
 		return nil
 	}
+}
+
+// EnvCACert names the PEM file of CA certificates pgdirect trusts besides
+// the system's roots (as core does).
+const EnvCACert = "BITKIT_CA_CERT"
+
+// defaultRootCAs is the system's roots plus $BITKIT_CA_CERT, nil when that
+// is unset (pgx then uses the system's roots).
+func defaultRootCAs() (*x509.CertPool, error) {
+	path := os.Getenv(EnvCACert)
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("pgdirect: $%s: %w (point it at the PEM file of bitd's CA, or unset it)", EnvCACert, err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("pgdirect: $%s: %s holds no PEM certificate", EnvCACert, path)
+	}
+	return pool, nil
 }
 
 // WithMinConns sets the connections each pool keeps open (default 0).
@@ -210,8 +261,10 @@ func WithPool(db string, p *pgxpool.Pool) Option {
 	}
 }
 
-// ParseConfig builds a Config from an API key and options.
-func ParseConfig(apiKey string, opts ...Option) (*Config, error) {
+// NewConfig builds a Config from an API key and options: the defaults,
+// $BITKIT_PG_ADDR, then each option in order. It validates what it can
+// without connecting.
+func NewConfig(apiKey string, opts ...Option) (*Config, error) {
 	if strings.TrimSpace(apiKey) == "" {
 		return nil, errors.New("pgdirect: empty API key: pass an API key or access token (e.g. $BITKIT_API_KEY)")
 	}
@@ -219,7 +272,7 @@ func ParseConfig(apiKey string, opts ...Option) (*Config, error) {
 		APIKey:          apiKey,
 		Addr:            os.Getenv("BITKIT_PG_ADDR"),
 		User:            DefaultUser,
-		SSLMode:         "require",
+		SSLMode:         "verify-full",
 		MinConns:        DefaultMinConns,
 		MaxConns:        DefaultMaxConns,
 		MaxConnIdleTime: DefaultMaxConnIdleTime,
@@ -234,6 +287,12 @@ func ParseConfig(apiKey string, opts ...Option) (*Config, error) {
 	}
 	if c.MinConns > c.MaxConns {
 		return nil, fmt.Errorf("pgdirect: MinConns %d exceeds MaxConns %d", c.MinConns, c.MaxConns)
+	}
+	if c.RootCAs == nil && c.SSLMode == "verify-full" {
+		var err error
+		if c.RootCAs, err = defaultRootCAs(); err != nil {
+			return nil, err
+		}
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return nil, fmt.Errorf("pgdirect: address %q (BITKIT_PG_ADDR?): want host:port", c.Addr)
@@ -250,9 +309,9 @@ type Client struct {
 	closed bool
 }
 
-// New is ParseConfig followed by NewWithConfig.
+// New is NewConfig followed by NewWithConfig.
 func New(ctx context.Context, apiKey string, opts ...Option) (*Client, error) {
-	cfg, err := ParseConfig(apiKey, opts...)
+	cfg, err := NewConfig(apiKey, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +322,7 @@ func New(ctx context.Context, apiKey string, opts ...Option) (*Client, error) {
 // first use. ctx is accepted for symmetry with pgxpool.
 func NewWithConfig(ctx context.Context, cfg *Config) (*Client, error) {
 	if cfg == nil || cfg.APIKey == "" {
-		return nil, errors.New("pgdirect: config without an API key: build it with ParseConfig")
+		return nil, errors.New("pgdirect: config without an API key: build it with NewConfig")
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("pgdirect: %w", err)
@@ -294,10 +353,29 @@ func (c *Client) connConfig(db string) (*pgx.ConnConfig, error) {
 		return nil, fmt.Errorf("pgdirect: connection settings for %s: %w", db, err)
 	}
 	cc.Password = c.cfg.APIKey
-	if c.cfg.SSLMode == "require" && c.cfg.TLSConfig != nil {
-		cc.TLSConfig = c.cfg.TLSConfig.Clone()
-		cc.Fallbacks = nil
+	switch c.cfg.SSLMode {
+	case "require":
+		if c.cfg.TLSConfig != nil {
+			cc.TLSConfig = c.cfg.TLSConfig.Clone()
+		}
+	case "verify-full":
+		tc := &tls.Config{}
+		if c.cfg.TLSConfig != nil {
+			tc = c.cfg.TLSConfig.Clone()
+		}
+		tc.InsecureSkipVerify = false
+		if tc.RootCAs == nil {
+			tc.RootCAs = c.cfg.RootCAs // nil: the system's roots
+		}
+		if tc.ServerName == "" {
+			tc.ServerName = host
+		}
+		if tc.MinVersion < tls.VersionTLS12 {
+			tc.MinVersion = tls.VersionTLS12
+		}
+		cc.TLSConfig = tc
 	}
+	cc.Fallbacks = nil // never retry without TLS
 	return cc, nil
 }
 

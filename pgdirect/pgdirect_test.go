@@ -84,7 +84,10 @@ func apiCall(t *testing.T, s *bitdtest.Server, key, method, path string, body an
 
 func newClient(t *testing.T, s *bitdtest.Server, key string, opts ...pgdirect.Option) *pgdirect.Client {
 	t.Helper()
-	c, err := pgdirect.New(t.Context(), key, append([]pgdirect.Option{pgdirect.WithAddr(s.PGAddr)}, opts...)...)
+	// These servers run without --tls: their proxy's certificate is
+	// self-signed, so the tests ask for "require" by name
+	// (tls_test.go verifies against the dev CA).
+	c, err := pgdirect.New(t.Context(), key, append([]pgdirect.Option{pgdirect.WithAddr(s.PGAddr), pgdirect.WithSSLMode("require")}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,14 +365,14 @@ func testErrors(t *testing.T) {
 	}{
 		{"empty key", nil, "", "empty API key"},
 		{"bad addr", []pgdirect.Option{pgdirect.WithAddr("nohostport")}, "k", "want host:port"},
-		{"bad sslmode", []pgdirect.Option{pgdirect.WithSSLMode("prefer")}, "k", `use "require" or "disable"`},
+		{"bad sslmode", []pgdirect.Option{pgdirect.WithSSLMode("prefer")}, "k", `use "verify-full" (the default), "require" (no certificate check) or "disable"`},
 		{"min above max", []pgdirect.Option{pgdirect.WithMaxConns(2), pgdirect.WithMinConns(3)}, "k", "exceeds MaxConns"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := pgdirect.ParseConfig(tc.key, tc.opts...)
+			_, err := pgdirect.NewConfig(tc.key, tc.opts...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("ParseConfig: %v, want %q", err, tc.want)
+				t.Fatalf("NewConfig: %v, want %q", err, tc.want)
 			}
 		})
 	}

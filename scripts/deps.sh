@@ -9,14 +9,18 @@ here=$(cd "$(dirname "$0")" && pwd)
 APT_PACKAGES=(postgresql-15 postgresql-client-15 ca-certificates)
 BENCH_APT_PACKAGES=()   # only for `make bench` (scripts/deps.sh --bench)
 NPM_DIRS=()
+GO_TOOLS=()             # module/path/cmd/NAME@vX.Y.Z, installed into $(go env GOPATH)/bin
 for f in "$here"/deps.d/*.sh; do [ -f "$f" ] && . "$f"; done
 if [ "${1:-}" = "--bench" ]; then APT_PACKAGES+=("${BENCH_APT_PACKAGES[@]}"); fi
 apt_install "${APT_PACKAGES[@]}"
-# Packages that ship a system service (pgbouncer) must not keep one running:
-# it would hold ports the suite and the demo use.
-if command -v service >/dev/null 2>&1 && [ -x /etc/init.d/pgbouncer ]; then
-	as_root service pgbouncer stop >/dev/null 2>&1 || true
-fi
+# Packages that ship a system service (pgbouncer, prometheus, haproxy) must
+# not keep one running: it would hold ports the suite and the demo use (the
+# fleet tests run their own HAProxy and Prometheus).
+for svc in pgbouncer prometheus haproxy; do
+	if command -v service >/dev/null 2>&1 && [ -x "/etc/init.d/$svc" ]; then
+		as_root service "$svc" stop >/dev/null 2>&1 || true
+	fi
+done
 ensure_postgres
 command -v go >/dev/null || die "Go is not installed (need Go 1.26: https://go.dev/dl)"
 for d in "${NPM_DIRS[@]}"; do
@@ -33,4 +37,12 @@ done
 # Go modules: download once for every module so that the suite starts warm.
 find "$here/.." -name go.mod -not -path '*/node_modules/*' | while read -r m; do
 	(cd "$(dirname "$m")" && go mod download >&2) || die "go mod download in $(dirname "$m") failed"
+done
+# Go tools the tests run, pinned; reinstalled only when the version differs.
+for t in "${GO_TOOLS[@]}"; do
+	bin="$(go env GOPATH)/bin/$(basename "${t%@*}")"
+	if ! go version -m "$bin" 2>/dev/null | grep -q "[[:space:]]${t##*@}[[:space:]]"; then
+		log "go install $t"
+		go install "$t" >&2 || die "go install $t failed"
+	fi
 done

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/bitkit-dev/bitkit/internal/bitdtest"
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -133,11 +134,12 @@ func TestAttackWireConnections(t *testing.T) {
 	if imp.Status != http.StatusAccepted || imp.str("id") == "" {
 		t.Fatalf("import while the account holds its share: %d %s, want 202", imp.Status, imp.Raw)
 	}
-	for deadline := time.Now().Add(2 * time.Minute); !strings.Contains(s.Logs(), "job postponed: its account has no database connection left"); time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the import job was not postponed by the connection budget (no log line)")
+	testwait.Eventually(t, 2*time.Minute, func() error {
+		if !strings.Contains(s.Logs(), "job postponed: its account has no database connection left") {
+			return errors.New("the import job was not postponed by the connection budget (no log line)")
 		}
-	}
+		return nil
+	})
 	if r := attacker.do(t, "GET", "/v2beta/import/"+imp.str("id"), nil); r.str("state") == "FAILED" || r.str("state") == "DONE" {
 		t.Fatalf("import job while its account has no slot: %s, want it waiting", r.Raw)
 	}

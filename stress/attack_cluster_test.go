@@ -52,10 +52,10 @@ func TestAttackClusterDirectLogin(t *testing.T) {
 	if err := m.QueryRow(ctx, "select current_user::text, current_setting('port')").Scan(&role, &port); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasSuffix(role, "_reader") {
-		t.Fatalf("mallory's backend role is %q, want the database's reader", role)
+	if !strings.HasSuffix(role, "_public") {
+		t.Fatalf("mallory's backend role is %q, want the database's public readers' role", role)
 	}
-	pgName := strings.TrimSuffix(role, "_reader")
+	pgName := strings.TrimSuffix(role, "_public")
 	const known = "mallory-knows-this-password"
 	remember(known)
 	if _, err := m.Exec(ctx, "ALTER ROLE CURRENT_USER PASSWORD '"+known+"'"); err != nil {

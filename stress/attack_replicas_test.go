@@ -1,11 +1,13 @@
 package stress
 
 import (
+	"errors"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/bitkit-dev/bitkit/internal/bitdtest"
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 )
 
 // TestAttackRevokedKeyAcrossReplicas: a stolen key is revoked through one
@@ -59,19 +61,15 @@ func TestAttackRevokedKeyAcrossReplicas(t *testing.T) {
 	for range 3 {
 		thief = stolen()
 		var pid int
-		deadline := time.Now().Add(time.Minute)
-		for {
+		testwait.Eventually(t, time.Minute, func() error {
 			if err := meta.QueryRow(ctx, `SELECT coalesce(max(pid), 0) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&pid); err != nil {
 				t.Fatal(err)
 			}
-			if pid != 0 {
-				break
+			if pid == 0 {
+				return errors.New("the replica is not listening")
 			}
-			if time.Now().After(deadline) {
-				t.Fatal("the replica is not listening after a minute")
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			return nil
+		})
 		if _, err := meta.Exec(ctx, `SELECT pg_terminate_backend($1, 10000)`, pid); err != nil {
 			t.Fatal(err)
 		}

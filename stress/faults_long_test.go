@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 )
 
 // TestKillBitdDuringImport: bitd is SIGKILLed while an import job runs. After
@@ -102,15 +104,15 @@ func quotedCSVRows(n int) []byte {
 // state it was in.
 func waitProcessing(t *testing.T, c *client, kind, id string) string {
 	t.Helper()
-	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	testwait.Eventually(t, 2*time.Minute, func() error {
 		r := c.do(t, "GET", "/v2beta/"+kind+"/"+id, nil)
 		switch r.str("state") {
 		case "PROCESSING":
-			return "PROCESSING"
+			return nil
 		case "DONE", "FAILED":
 			t.Fatalf("%s job finished before it could be killed (make the data larger): %s", kind, r.Raw)
 		}
-	}
-	t.Fatalf("%s job %s never started", kind, id)
-	return ""
+		return fmt.Errorf("%s job %s never started", kind, id)
+	})
+	return "PROCESSING"
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/bitkit-dev/bitkit/internal/bitdtest"
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 )
 
 // privateCluster starts a PostgreSQL cluster of the test's own (so that it
@@ -97,13 +99,13 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	restart()
 	// Recovery: bitd must serve again by itself (bounded wait, not a timing assertion).
-	recovered := false
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if r, err := c.doE("POST", "/v2beta/query", map[string]any{"database_name": db, "query_string": "select 1"}); err == nil && r.Status == 200 {
-			recovered = true
-			break
+	recovered := testwait.Wait(t.Context(), 60*time.Second, func() error {
+		r, err := c.doE("POST", "/v2beta/query", map[string]any{"database_name": db, "query_string": "select 1"})
+		if err == nil && r.Status != 200 {
+			err = fmt.Errorf("%d %s", r.Status, r.Raw)
 		}
-	}
+		return err
+	}) == nil
 	time.Sleep(1500 * time.Millisecond)
 	stop.Store(true)
 	wg.Wait()
@@ -163,17 +165,13 @@ func TestKillBitdMidStream(t *testing.T) {
 	if bytes.Contains(last, []byte(`"row_count"`)) {
 		t.Fatalf("a cut stream ended with a success trailer: %s", last)
 	}
-	idle := false
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
-		// Tenants cannot read pg_stat_activity (it shows other tenants'
-		// sessions): watch as the cluster's superuser.
-		if activeBackends(t, "generate_series(1, 50000000)") == 0 {
-			idle = true
-			break
+	// Tenants cannot read pg_stat_activity (it shows other tenants'
+	// sessions): watch as the cluster's superuser.
+	testwait.Eventually(t, 60*time.Second, func() error {
+		if activeBackends(t, "generate_series(1, 50000000)") != 0 {
+			return errors.New("the streaming query is still running in PostgreSQL after bitd was killed")
 		}
-	}
-	if !idle {
-		t.Fatal("the streaming query was still running in PostgreSQL 60 s after bitd was killed")
-	}
+		return nil
+	})
 	record(t, "SIGKILL bitd while it streams 50M rows", "client sees a cut stream (no trailer); backend query ends; bitd restarts cleanly")
 }

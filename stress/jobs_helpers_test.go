@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 )
 
 // importFile starts an import job of a file part (or a file_url when url is
@@ -57,19 +59,18 @@ func (c *client) startImport(t testing.TB, db, table string, file []byte, fileUR
 // (bounded wait) and returns the last answer.
 func (c *client) waitJob(t testing.TB, kind, id string, within time.Duration) result {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		r, err := c.doE("GET", "/v2beta/"+kind+"/"+id, nil)
+	var r result
+	testwait.Eventually(t, within, func() error {
+		var err error
+		r, err = c.doE("GET", "/v2beta/"+kind+"/"+id, nil)
 		if err == nil && r.Status == 200 {
 			if st := r.str("state"); st == "DONE" || st == "FAILED" {
-				return r
+				return nil
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s job %s not finished after %v: %v %d %s", kind, id, within, err, r.Status, r.Raw)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+		return fmt.Errorf("%s job %s not finished: %v %d %s", kind, id, err, r.Status, r.Raw)
+	})
+	return r
 }
 
 // csvRows is a CSV file with a header and ids 1..n.

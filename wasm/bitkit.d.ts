@@ -92,11 +92,13 @@ export interface QueryOptions {
   format?: "rows" | "objects";
   /** Server-side statement timeout in milliseconds. */
   timeoutMs?: number;
+  /** Runs the statement in this interactive transaction (beginTx); client.transaction sets it for you. */
+  txId?: string;
 }
 
 /** Options of queryStream and stream. */
 export interface StreamOptions extends QueryOptions {
-  /** Rows per batch handed from Go to JavaScript (default 1000); a batch also closes 50 ms after its first row. */
+  /** At most this many rows per onRows call (default 1000); each batch holds rows of one network chunk, handed over as it arrives. */
   batchRows?: number;
 }
 
@@ -108,9 +110,64 @@ export interface Statement {
 export interface BatchOptions {
   /** Aborts the call (and the request in flight); the Promise rejects with code "canceled". */
   signal?: AbortSignal;
-  isolationLevel?: "read_committed" | "repeatable_read" | "serializable";
+  isolationLevel?: IsolationLevel;
   readOnly?: boolean;
   timeoutMs?: number;
+  /** Runs the statements inside this interactive transaction (without isolationLevel and readOnly, which belong to beginTx). */
+  txId?: string;
+}
+
+export type IsolationLevel = "read_committed" | "repeatable_read" | "serializable";
+
+/** Options of beginTx. */
+export interface BeginOptions {
+  /** Aborts the begin request. */
+  signal?: AbortSignal;
+  /** Default "read_committed". */
+  isolationLevel?: IsolationLevel;
+  /** READ ONLY: writes fail with SQLSTATE 25006. */
+  readOnly?: boolean;
+  /** DEFERRABLE (with serializable and readOnly: waits for a snapshot that cannot fail). */
+  deferrable?: boolean;
+  /** How long the server keeps the transaction with no request in progress before rolling it back; default the server's (15 s), capped by it. */
+  idleTimeoutMs?: number;
+}
+
+/** Options of client.transaction. */
+export interface TransactionOptions extends BeginOptions {
+  /** Runs the function again, in a new transaction, after a serialization failure or deadlock (SQLSTATE 40001, 40P01), at most this many times. Default 0. */
+  maxRetries?: number;
+}
+
+/** An interactive transaction begun by beginTx. */
+export interface TxInfo {
+  txId: string;
+  /** When the server rolls it back however busy it is (RFC 3339), "" when it did not say. */
+  expiresAt: string;
+}
+
+/**
+ * The transaction handed to client.transaction's function: the client's statement calls
+ * in that transaction. Not for concurrent use: await each call before the next (the
+ * server answers a second concurrent one with code "transaction_busy"). A failing
+ * statement leaves the transaction failed, as in PostgreSQL; after the function returns,
+ * calls reject with code "transaction_done".
+ */
+export interface Transaction {
+  readonly id: string;
+  readonly database: string;
+  query<R = Value[]>(sql: string, params?: Param[], opts?: QueryOptions): Promise<QueryResult<R>>;
+  /** Runs one statement and resolves with the number of rows it affected (or returned). */
+  exec(sql: string, params?: Param[], opts?: QueryOptions): Promise<number>;
+  batch(statements: (Statement | string)[], opts?: { signal?: AbortSignal; timeoutMs?: number }): Promise<QueryResult[]>;
+  queryStream<R = Value[]>(
+    sql: string,
+    params: Param[] | undefined,
+    onRow: ((row: R, index: number, columns: Column[]) => void | Promise<void>) | { onRows: (rows: R[], columns: Column[]) => void | Promise<void> },
+    opts?: StreamOptions,
+  ): Promise<StreamResult>;
+  /** Read the whole stream (or leave the loop) before the transaction's next call. */
+  stream<R = Value[]>(sql: string, params?: Param[], opts?: StreamOptions): AsyncIterable<R>;
 }
 
 export interface Usage {
@@ -130,6 +187,14 @@ export interface Database {
   storageUsageBytes: number;
   usageCurrent: Usage | null;
   usagePrevious: Usage | null;
+}
+
+export type CollaboratorRole = "ADMIN" | "WRITER" | "READER";
+
+/** A user a database is shared with. */
+export interface Collaborator {
+  username: string;
+  role: CollaboratorRole;
 }
 
 export interface CreateDatabaseOptions {
@@ -269,11 +334,29 @@ export interface Client {
   stream<R = Value[]>(database: string, sql: string, params?: Param[], opts?: StreamOptions): AsyncIterable<R>;
   /** Runs the statements in one transaction: all or nothing. */
   batch(database: string, statements: (Statement | string)[], opts?: BatchOptions): Promise<QueryResult[]>;
+  /**
+   * Runs fn in an interactive transaction: commits when fn resolves (resolving with fn's value),
+   * rolls back when fn throws (rejecting with what fn threw). With maxRetries, runs fn again after
+   * a serialization failure (40001) or deadlock (40P01): fn must be safe to run more than once.
+   */
+  transaction<T>(database: string, fn: (tx: Transaction) => Promise<T> | T, opts?: TransactionOptions): Promise<T>;
+  /** Begins an interactive transaction by hand; run statements with { txId } and end it with commitTx or rollbackTx. */
+  beginTx(database: string, opts?: BeginOptions): Promise<TxInfo>;
+  /** Commits; a transaction in which a statement failed is rolled back instead and this rejects with code "transaction_aborted". */
+  commitTx(txId: string): Promise<void>;
+  /** Rolls back; one the server already ended (idle timeout) is not an error. */
+  rollbackTx(txId: string): Promise<void>;
   listDatabases(): Promise<Database[]>;
   getDatabase(name: string): Promise<Database>;
   createDatabase(name: string, opts?: CreateDatabaseOptions): Promise<Database>;
   updateDatabase(name: string, changes: UpdateDatabaseOptions): Promise<Database>;
   deleteDatabase(name: string): Promise<void>;
+  /** The users a database is shared with and their roles; needs OWNER or ADMIN on it. */
+  listCollaborators(database: string): Promise<Collaborator[]>;
+  /** Shares a database with a user as ADMIN, WRITER or READER, or changes their role; needs OWNER or ADMIN on it. An unknown user rejects with status 404, yourself or an owner with 400. */
+  shareDatabase(database: string, user: string, role: CollaboratorRole): Promise<Collaborator>;
+  /** Stops sharing a database with a user: their next request is refused and their open wire sessions on it end. */
+  removeCollaborator(database: string, user: string): Promise<void>;
   /** Uploads a File/Blob and waits for the import job; rejects with a BitkitError (code "job_failed") when the job fails. */
   importFile(database: string, file: Blob, opts: ImportOptions): Promise<Job>;
   /** Runs an export job to completion. */
@@ -307,6 +390,7 @@ export interface Client {
 /** The codes of a BitkitError: the client's own, then bitd's (docs/web.md). */
 export type ErrorCode =
   | "invalid_argument" | "network_error" | "canceled" | "callback_error" | "job_failed" | "load_failed" | "client_error"
+  | "transaction_done" | "transaction_aborted" | "transaction_not_found" | "transaction_busy" | "too_many_transactions"
   | "sql_error" | "query_timeout" | "unauthorized" | "forbidden" | "permission_denied" | "not_found" | "conflict"
   | "invalid_request" | "database_busy" | "database_unavailable" | "client_closed_request" | "internal"
   | "cors_origin_not_allowed";
@@ -353,6 +437,8 @@ export interface Bitkit {
 export interface LoadOptions {
   /** URL of bitkit.wasm; default new URL("./bitkit.wasm", import.meta.url). */
   wasmURL?: string | URL;
+  /** The compiled bitkit.wasm instead of wasmURL, as Workers runtimes import a .wasm file (import wasm from "./bitkit.wasm"). */
+  wasmModule?: WebAssembly.Module;
   /** URL of wasm_exec.js; default new URL("./wasm_exec.js", import.meta.url). Skipped when globalThis.Go exists. */
   wasmExecURL?: string | URL;
   /**

@@ -219,6 +219,9 @@ func (jc *jsClient) object() js.Value {
 		"createDatabase":      jc.createDatabase,
 		"updateDatabase":      jc.updateDatabase,
 		"deleteDatabase":      jc.deleteDatabase,
+		"listCollaborators":   jc.listCollaborators,
+		"shareDatabase":       jc.shareDatabase,
+		"removeCollaborator":  jc.removeCollaborator,
 		"importFile":          jc.importFile,
 		"exportData":          jc.exportData,
 		"createApiKey":        jc.createAPIKey,
@@ -231,6 +234,9 @@ func (jc *jsClient) object() js.Value {
 		"login":               jc.login,
 		"logout":              jc.logout,
 		"accessToken":         jc.accessToken,
+		"beginTx":             jc.beginTx,
+		"commitTx":            jc.commitTx,
+		"rollbackTx":          jc.rollbackTx,
 	} {
 		o.Set(name, method(fn))
 	}

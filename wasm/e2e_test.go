@@ -48,7 +48,7 @@ func site(t testing.TB, root string) string {
 // buildWasm builds bitkit.wasm into dir and copies Go's wasm_exec.js beside it.
 func buildWasm(t testing.TB, root, dir string) {
 	t.Helper()
-	build := exec.CommandContext(t.Context(), "go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(dir, "bitkit.wasm"), "./wasm")
+	build := exec.CommandContext(t.Context(), "go", "build", "-trimpath", "-gcflags=github.com/bitkit-dev/bitkit/...=-l", "-ldflags=-s -w", "-o", filepath.Join(dir, "bitkit.wasm"), "./wasm") // mk/web.mk's WASM_BUILD_FLAGS
 	build.Dir = root
 	build.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
 	if out, err := build.CombinedOutput(); err != nil {

@@ -14,19 +14,19 @@ var (
 	errorClass js.Value // class BitkitError
 	decodeRows js.Value // (jsonText, spec) → rows
 	jsTypeOf   js.Value // (v) → typeof v
-	eachRow    js.Value // (rows, onRow, start, columns) → undefined | Promise
+	pumpStream js.Value // (reader | Uint8Array, sink, options) → Promise of {ok} | {error} | {readError} | {stopped}
 )
 
 func main() {
 	boot := js.Global().Get("__bitkitInit")
-	if boot.Type() != js.TypeObject || boot.Get("decodeRows").Type() != js.TypeFunction || boot.Get("typeOf").Type() != js.TypeFunction || boot.Get("eachRow").Type() != js.TypeFunction {
+	if boot.Type() != js.TypeObject || boot.Get("decodeRows").Type() != js.TypeFunction || boot.Get("typeOf").Type() != js.TypeFunction || boot.Get("pumpStream").Type() != js.TypeFunction {
 		js.Global().Get("console").Call("error", "bitkit: load bitkit.wasm through bitkit.mjs (load()), which supplies BitkitError and the row decoder")
 		return
 	}
 	errorClass = boot.Get("BitkitError")
 	decodeRows = boot.Get("decodeRows")
 	jsTypeOf = boot.Get("typeOf")
-	eachRow = boot.Get("eachRow")
+	pumpStream = boot.Get("pumpStream")
 	// fetch (jsfetch) carries everything but import uploads, which
 	// go through XMLHttpRequest (upload.go); no net/http is linked.
 	core.DefaultFetcher = uploadFetcher{next: jsfetch.Fetcher{}}

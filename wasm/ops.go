@@ -4,11 +4,13 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"syscall/js"
-	"time"
 
 	"github.com/bitkit-dev/bitkit/core"
+	"github.com/bitkit-dev/bitkit/jsfetch"
 )
 
 // query implements client.query(db, sql, params?, {format, timeoutMs}).
@@ -33,9 +35,19 @@ func (jc *jsClient) query(ctx context.Context, a []js.Value) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	tx, err := jc.txOf(db, o, "query")
+	if err != nil {
+		return nil, err
+	}
 	ctx, stop := withSignal(ctx, o)
 	defer stop()
-	r, err := jc.c.QueryWith(ctx, core.QueryRequest{Database: db, SQL: sql, Params: p, Timeout: timeout(o)})
+	q := core.QueryRequest{Database: db, SQL: sql, Params: p, Timeout: timeout(o)}
+	var r *core.Result
+	if tx != nil {
+		r, err = tx.QueryWith(ctx, q)
+	} else {
+		r, err = jc.c.QueryWith(ctx, q)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -53,13 +65,16 @@ func format(o js.Value) (objects bool, err error) {
 	}
 }
 
-// queryStream implements client.queryStream(db, sql, params, onRow | {onRows}, opts):
-// rows are read from the NDJSON stream and cross into JavaScript in batches
-// (one JSON text each: batchRows rows, default 1000, or what arrived within
-// 50 ms of the batch's first row, checked as rows arrive, and the rest at the
-// end). onRow(row, index, columns) is called per row by the loader's eachRow;
-// onRows(rows, columns) once per batch. When the callback returns a Promise
-// the stream waits for it.
+// queryStream implements client.queryStream(db, sql, params, onRow | {onRows}, opts).
+// Go sends the request (credentials, retries, the error of a refused
+// request) and hands the NDJSON body, unread, to the loader's pumpStream:
+// JavaScript reads its chunks, splits the lines, JSON.parses the rows and
+// applies the value options (bitkit.mjs, RowDecoder), and calls onRows(rows,
+// columns) per batch (the rows of a chunk, at most batchRows, default 1000)
+// or onRow(row, index, columns) per row. When the callback returns a Promise
+// the stream waits for it. In a Worker (the default mode of load()) the
+// sink is the page's marker {__bitkitChunks: call}: the chunks then cross to
+// the page as transferred ArrayBuffers and are decoded there.
 func (jc *jsClient) queryStream(ctx context.Context, a []js.Value) (any, error) {
 	db, err := reqString(a, 0, "queryStream: the database name (\"account/db\")")
 	if err != nil {
@@ -76,10 +91,8 @@ func (jc *jsClient) queryStream(ctx context.Context, a []js.Value) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	onRow, onRows := arg(a, 3), js.Undefined()
-	if is(onRow, "object") && is(onRow.Get("onRows"), "function") {
-		onRow, onRows = js.Undefined(), onRow.Get("onRows")
-	} else if !is(onRow, "function") {
+	sink := arg(a, 3)
+	if !is(sink, "function") && !(is(sink, "object") && (is(sink.Get("onRows"), "function") || is(sink.Get("__bitkitChunks"), "number"))) {
 		return nil, argErrorf("bitkit: queryStream: the fourth argument must be onRow(row, index, columns) or { onRows(rows, columns) }")
 	}
 	o := optObject(a, 4)
@@ -93,57 +106,56 @@ func (jc *jsClient) queryStream(ctx context.Context, a []js.Value) (any, error) 
 			return nil, argErrorf("bitkit: queryStream: batchRows must be a positive number of rows")
 		}
 	}
-	ctx, stop := withSignal(ctx, o)
-	defer stop()
-	s, err := jc.c.QueryStream(ctx, core.QueryRequest{Database: db, SQL: sql, Params: p, Timeout: timeout(o)})
+	tx, err := jc.txOf(db, o, "queryStream")
 	if err != nil {
 		return nil, err
 	}
-	defer s.Close()
-	cols := s.Columns()
-	jcols := jsColumns(cols)
-	n := 0
-	var pending [][]any
-	var started time.Time
-	flush := func() error {
-		if len(pending) == 0 {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err // aborted while rows were still buffered
-		}
-		rows, err := jsRows(pending, cols, jc.values, objects)
-		if err != nil {
-			return err
-		}
-		if onRows.Truthy() {
-			_, err = invoke(onRows, rows, jcols)
-		} else {
-			_, err = invoke(eachRow, rows, onRow, n, jcols)
-		}
-		n += len(pending)
-		pending = pending[:0]
-		return err
+	ctx, stop := withSignal(ctx, o)
+	defer stop()
+	q := core.QueryRequest{Database: db, SQL: sql, Params: p, Timeout: timeout(o)}
+	var body io.ReadCloser
+	if tx != nil {
+		body, err = tx.QueryStreamBody(ctx, q)
+	} else {
+		body, err = jc.c.QueryStreamBody(ctx, q)
 	}
-	for row, err := range s.All() {
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	src, ok := jsfetch.StreamReader(body)
+	if !ok { // a whole-document answer, rewritten as NDJSON by core
+		b, err := io.ReadAll(body)
 		if err != nil {
 			return nil, err
 		}
-		if len(pending) == 0 {
-			started = time.Now()
-		}
-		pending = append(pending, row.Values())
-		if len(pending) >= batchRows || time.Since(started) >= 50*time.Millisecond {
-			if err := flush(); err != nil {
-				return nil, err
-			}
-		}
+		src = js.Global().Get("Uint8Array").New(len(b))
+		js.CopyBytesToJS(src, b)
 	}
-	if err := flush(); err != nil {
+	opts := jc.values.js(objects)
+	opts.Set("batchRows", batchRows)
+	res, err := await(pumpStream.Invoke(src, sink, opts))
+	if err != nil {
 		return nil, err
 	}
-	return js.ValueOf(map[string]any{"rowCount": float64(s.RowCount()), "columns": jcols}), nil
+	switch {
+	case !res.Get("error").IsUndefined(): // the decoder's BitkitError (error line, callback failure, …)
+		return nil, &readyError{v: res.Get("error")}
+	case res.Get("stopped").Truthy(): // the page's decoder ended the stream (Worker mode)
+		return nil, context.Canceled
+	case is(res.Get("readError"), "string"):
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("query stream: %w", err)
+		}
+		return nil, &jsfetch.NetworkError{Err: errors.New("reading the query stream: " + res.Get("readError").String())}
+	}
+	return res.Get("ok"), nil
 }
+
+// readyError is a BitkitError made in JavaScript, passed on as it is.
+type readyError struct{ v js.Value }
+
+func (e *readyError) Error() string { return e.v.Get("message").String() }
 
 // batch implements client.batch(db, statements, {isolationLevel, readOnly, timeoutMs}).
 func (jc *jsClient) batch(ctx context.Context, a []js.Value) (any, error) {
@@ -172,22 +184,26 @@ func (jc *jsClient) batch(ctx context.Context, a []js.Value) (any, error) {
 		}
 	}
 	o := optObject(a, 2)
-	switch lvl := str(o, "isolationLevel"); lvl {
-	case "":
-	case "read_committed", "read committed":
-		req.IsolationLevel = "read committed"
-	case "repeatable_read", "repeatable read":
-		req.IsolationLevel = "repeatable read"
-	case "serializable":
-		req.IsolationLevel = "serializable"
-	default:
-		return nil, argErrorf("bitkit: batch: isolationLevel must be read_committed, repeatable_read or serializable, got %q", lvl)
+	if req.IsolationLevel, err = isolationLevel(o, "batch"); err != nil {
+		return nil, err
 	}
 	req.ReadOnly, _ = optBool(o, "readOnly")
 	req.Timeout = timeout(o)
+	tx, err := jc.txOf(db, o, "batch")
+	if err != nil {
+		return nil, err
+	}
+	if tx != nil && (req.IsolationLevel != "" || req.ReadOnly) {
+		return nil, argErrorf("bitkit: batch: isolationLevel and readOnly belong to beginTx, not to a batch inside a transaction (txId)")
+	}
 	ctx, stop := withSignal(ctx, o)
 	defer stop()
-	results, err := jc.c.Batch(ctx, req)
+	var results []*core.Result
+	if tx != nil {
+		results, err = tx.Batch(ctx, req.Queries)
+	} else {
+		results, err = jc.c.Batch(ctx, req)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -6,11 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"syscall/js"
 
 	"github.com/bitkit-dev/bitkit/core"
+	url "github.com/bitkit-dev/bitkit/internal/urlx"
 	"github.com/bitkit-dev/bitkit/jsfetch"
 )
 
@@ -110,32 +110,31 @@ func arg(a []js.Value, i int) js.Value {
 	return js.Undefined()
 }
 
-// invoke calls a caller's callback and waits for the Promise it may return;
-// a throw and a rejection both become a *jsRejection.
-func invoke(fn js.Value, args ...any) (v js.Value, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			je, ok := r.(js.Error)
-			if !ok {
-				panic(r)
-			}
-			err = &jsRejection{msg: je.Value.Get("message").String(), reason: je.Value}
-		}
-	}()
-	return await(fn.Invoke(args...))
+// jsTerms rewrites the Go names in core's messages into the JS API's
+// (pairs of old and new text; none's new text holds another's old text).
+var jsTerms = [][2]string{
+	{"use WithAPIKey, WithToken or WithCredentials", "pass apiKey, token, or username and password to createClient"},
+	{"pass credentials with WithAPIKey, WithToken or WithCredentials", "pass credentials as createClient's apiKey, token, or username and password"},
+	{"the access token given with WithToken", "the token given to createClient"},
+	{"or use UsernamePassword, which refreshes tokens by itself", "or pass username and password, with which the client logs in again by itself"},
 }
 
-// jsTerms rewrites the Go names in core's messages into the JS API's.
-var jsTerms = strings.NewReplacer(
-	"use WithAPIKey, WithToken or WithCredentials", "pass apiKey, token, or username and password to createClient",
-	"pass credentials with WithAPIKey, WithToken or WithCredentials", "pass credentials as createClient's apiKey, token, or username and password",
-	"the access token given with WithToken", "the token given to createClient",
-	"or use UsernamePassword, which refreshes tokens by itself", "or pass username and password, with which the client logs in again by itself",
-)
+// inJSTerms applies jsTerms. (Not a strings.Replacer: its machinery weighs
+// ~20 KB in the module.)
+func inJSTerms(msg string) string {
+	for _, t := range jsTerms {
+		msg = strings.ReplaceAll(msg, t[0], t[1])
+	}
+	return msg
+}
 
 // jsError converts err into a BitkitError (see bitkit.d.ts).
 func jsError(err error) js.Value {
 	f := map[string]any{}
+	var ready *readyError
+	if errors.As(err, &ready) {
+		return ready.v
+	}
 	var rej *jsRejection
 	if errors.As(err, &rej) {
 		f["code"] = "callback_error"
@@ -188,7 +187,7 @@ func jsError(err error) js.Value {
 	default:
 		f["code"] = "client_error"
 	}
-	msg = jsTerms.Replace(strings.TrimPrefix(msg, "core: "))
+	msg = inJSTerms(strings.TrimPrefix(msg, "core: "))
 	e := errorClass.New(msg, js.ValueOf(f))
 	if idx, ok := f["index"]; ok {
 		e.Set("index", idx)

@@ -182,62 +182,24 @@ type valueOptions struct {
 	types         js.Value // {oid or type name: parser}, or undefined
 }
 
-// parser returns the caller's parser for the column's type (by OID, then
-// by lower-case type name), or undefined.
-func (o valueOptions) parser(c core.Column) js.Value {
-	if !is(o.types, "object") {
-		return js.Undefined()
-	}
-	for _, key := range []string{fmt.Sprint(c.TypeOID), strings.ToLower(c.Type)} {
-		if p := o.types.Get(key); is(p, "function") {
-			return p
-		}
-	}
-	return js.Undefined()
+// js is the value options as the loader's decoder takes them
+// ({int8, numeric, dates, types, objects}; rowSpec in bitkit.mjs applies
+// them, the same code for query results and streams).
+func (o valueOptions) js(objects bool) js.Value {
+	return js.ValueOf(map[string]any{"int8": o.int8, "numeric": o.numeric, "dates": o.dates, "types": o.types, "objects": objects})
 }
 
-func isTimeOID(oid uint32) bool {
-	switch oid {
-	case oidDate, oidTimestamp, oidTimestamptz, oidDateArray, oidTimestampArray, oidTimestamptzArr:
-		return true
-	}
-	return false
-}
-
-// kinds classifies the columns of a result and builds the decoder's spec:
-// {bigint, safe, date, parse: [[column, parser]], names}.
-func kinds(cols []core.Column, o valueOptions) (k []colKind, spec js.Value) {
-	k = make([]colKind, len(cols))
-	var big, safe, date, parse []any
-	names := make([]any, len(cols))
+// columnKinds marks the int8 and numeric columns (and their arrays), whose
+// numbers are written as strings of their exact digits for the decoder.
+func columnKinds(cols []core.Column) []colKind {
+	k := make([]colKind, len(cols))
 	for i, c := range cols {
-		names[i] = c.Name
-		mode := ""
 		switch c.TypeOID {
-		case oidInt8, oidInt8Array:
-			mode = o.int8
-		case oidNumeric, oidNumericArray:
-			mode = o.numeric
-		}
-		if mode != "" {
+		case oidInt8, oidInt8Array, oidNumeric, oidNumericArray:
 			k[i] = kindString
 		}
-		if p := o.parser(c); p.Truthy() {
-			// A parser of the caller's gets the value as sent (int8 and
-			// numeric as their exact digits), no other conversion.
-			parse = append(parse, []any{i, p})
-			continue
-		}
-		switch {
-		case mode == "bigint" && (c.TypeOID == oidInt8 || c.TypeOID == oidInt8Array):
-			big = append(big, i)
-		case mode == "number-if-safe":
-			safe = append(safe, i)
-		case o.dates && isTimeOID(c.TypeOID):
-			date = append(date, i)
-		}
 	}
-	return k, js.ValueOf(map[string]any{"bigint": big, "safe": safe, "date": date, "parse": parse, "names": names})
+	return k
 }
 
 // appendValue writes one value as JSON; numbers of kindBigInt and kindString
@@ -297,9 +259,8 @@ func appendRow(buf *bytes.Buffer, row []any, k []colKind) error {
 // loader's decodeRows parses it, makes BigInts and, for "objects", builds
 // the objects. This costs a few calls across the JS boundary per result
 // instead of several per value, which keeps 100k-row results fast.
-func jsRows(rows [][]any, cols []core.Column, vo valueOptions, objects bool) (js.Value, error) {
-	k, spec := kinds(cols, vo)
-	spec.Set("objects", objects)
+func jsRows(rows [][]any, cols []core.Column, jcols js.Value, vo valueOptions, objects bool) (js.Value, error) {
+	k := columnKinds(cols)
 	var buf bytes.Buffer
 	buf.WriteByte('[')
 	for i, r := range rows {
@@ -311,7 +272,7 @@ func jsRows(rows [][]any, cols []core.Column, vo valueOptions, objects bool) (js
 		}
 	}
 	buf.WriteByte(']')
-	return decodeRows.Invoke(buf.String(), spec), nil
+	return decodeRows.Invoke(buf.String(), jcols, vo.js(objects)), nil
 }
 
 // jsColumns converts columns to [{name, type, typeOid}].
@@ -325,7 +286,8 @@ func jsColumns(cols []core.Column) js.Value {
 
 // jsResult converts a core.Result.
 func jsResult(r *core.Result, vo valueOptions, objects bool) (js.Value, error) {
-	rows, err := jsRows(r.Rows, r.Columns, vo, objects)
+	jcols := jsColumns(r.Columns)
+	rows, err := jsRows(r.Rows, r.Columns, jcols, vo, objects)
 	if err != nil {
 		return js.Null(), err
 	}
@@ -336,7 +298,7 @@ func jsResult(r *core.Result, vo valueOptions, objects bool) (js.Value, error) {
 	verb, _, _ := strings.Cut(r.Command, " ")
 	return js.ValueOf(map[string]any{
 		"query":    r.Query,
-		"columns":  jsColumns(r.Columns),
+		"columns":  jcols,
 		"metadata": meta,
 		"rows":     rows,
 		"rowCount": float64(r.RowCount),

@@ -228,11 +228,13 @@ function renderDatabases() {
   ul.removeAttribute("aria-busy");
   ul.replaceChildren(...state.databases.map((d) => el("li", { "aria-current": String(d.name === state.db) },
     el("button", { type: "button", class: "link", textContent: d.name, onclick: () => selectDatabase(d.name) }),
-    el("span", { class: "tag", textContent: d.isPrivate ? "private" : "public" }))));
+    el("span", { class: "tags" }, el("span", { class: "tag", textContent: d.isPrivate ? "private" : "public" }),
+      d.role && d.role !== "OWNER" ? el("span", { class: "tag", textContent: ROLE_WORDS[d.role] || d.role.toLowerCase() }) : null))));
   if (!state.databases.length) ul.replaceChildren(el("li", { class: "muted", textContent: "No databases yet." }));
   const db = state.databases.find((d) => d.name === state.db);
   $("current-db").textContent = db ? db.name : "No database selected";
-  show($("db-actions"), !!db);
+  // Renaming, privacy and deleting need OWNER or ADMIN: others do not get the buttons.
+  show($("db-actions"), canManage(db));
   show($("db-empty"), !db);
   if (db) {
     // A toggle button: its label stays "Private", aria-pressed says whether it is on.
@@ -258,6 +260,7 @@ function selectDatabase(name) {
   renderDatabases();
   renderHistory();
   loadSchema();
+  if (!$("panel-sharing").hidden) loadSharing();
 }
 
 async function createDatabase(ev) {
@@ -377,6 +380,7 @@ function selectTab(tab) {
   }
   tab.focus();
   if (tab.id === "tab-keys") loadKeys();
+  if (tab.id === "tab-sharing") loadSharing();
 }
 function tabKeys(ev) {
   const tabs = [...document.querySelectorAll("[role=tab]")];
@@ -906,6 +910,76 @@ async function revokeAll() {
   });
 }
 
+// ---------------------------------------------------------------- sharing
+// A database's owners and admins share it with other users as readers,
+// writers or admins; everyone else sees their own role only.
+const ROLE_WORDS = { OWNER: "owner", ADMIN: "admin", WRITER: "writer", READER: "reader" };
+const ROLE_OPTIONS = [["READER", "Reader"], ["WRITER", "Writer"], ["ADMIN", "Admin"]];
+function canManage(db) { return !!db && (db.role === "OWNER" || db.role === "ADMIN"); }
+async function loadSharing() {
+  const db = state.databases.find((d) => d.name === state.db);
+  const intro = $("share-intro");
+  const manage = canManage(db);
+  show($("share-form"), manage);
+  show($("share-people"), manage);
+  setError($("share-error"), null);
+  if (!db) { intro.textContent = "Select a database."; return; }
+  if (!manage) {
+    intro.textContent = `You are a ${ROLE_WORDS[db.role] || db.role} of ${db.name}. Only its owners and admins see and change who it is shared with.`;
+    return;
+  }
+  intro.textContent = `Give other users access to ${db.name}: readers can read it, writers can also change its data, admins can also rename it, delete it and manage who it is shared with. A change applies to their very next request.`;
+  const name = db.name;
+  const table = $("share-table");
+  await act(null, { error: $("share-error") }, async () => {
+    const people = await state.client.listCollaborators(name);
+    if (name !== state.db) return;
+    if (!people.length) {
+      table.replaceChildren(el("tbody", {}, el("tr", {}, el("td", { class: "muted", textContent: "Not shared with anyone yet." }))));
+      return;
+    }
+    table.replaceChildren(el("thead", {}, el("tr", {}, ...["User", "Role", ""].map((h) => el("th", { scope: "col", textContent: h })))),
+      el("tbody", {}, ...people.map((p) => el("tr", {},
+        el("td", { textContent: p.username }),
+        el("td", {}, el("select", { "aria-label": `Role of ${p.username}`, onchange: (ev) => changeRole(ev.currentTarget, p) },
+          ...ROLE_OPTIONS.map(([v, label]) => el("option", { value: v, textContent: label, selected: v === p.role })))),
+        el("td", {}, el("button", { type: "button", class: "danger small", textContent: "Remove", "aria-label": `Remove ${p.username}`,
+          onclick: (ev) => unshare(ev.currentTarget, p) }))))));
+  });
+}
+async function shareDatabase(ev) {
+  ev.preventDefault();
+  const user = $("share-user").value.trim();
+  const role = $("share-role").value;
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_-]*$/.test(user)) { setError($("share-error"), "Enter the user name of the person to share with (letters, digits, _ and -)."); return; }
+  const name = state.db;
+  await act(ev.submitter, { status: $("share-status"), error: $("share-error") }, async () => {
+    const c = await state.client.shareDatabase(name, user, role);
+    $("share-user").value = "";
+    setStatus($("share-status"), `${name} is shared with ${c.username} as ${ROLE_WORDS[c.role]}.`, true);
+    await loadSharing();
+  });
+}
+async function changeRole(select, p) {
+  const name = state.db;
+  await act(select, { status: $("share-status"), error: $("share-error") }, async () => {
+    try {
+      const c = await state.client.shareDatabase(name, p.username, select.value);
+      setStatus($("share-status"), `${c.username} is now ${c.role === "ADMIN" ? "an" : "a"} ${ROLE_WORDS[c.role]} of ${name}.`, true);
+    } finally {
+      await loadSharing();
+    }
+  });
+}
+async function unshare(btn, p) {
+  const name = state.db;
+  await act(btn, { status: $("share-status"), error: $("share-error") }, async () => {
+    await state.client.removeCollaborator(name, p.username);
+    setStatus($("share-status"), `${p.username} no longer has access to ${name}.`, true);
+    await loadSharing();
+  });
+}
+
 // ---------------------------------------------------------------- start
 function wire() {
   $("endpoint").value = endpointSetting();
@@ -957,6 +1031,7 @@ function wire() {
   $("key-copy").addEventListener("click", () => navigator.clipboard && navigator.clipboard.writeText($("key-value").textContent).catch(() => {}));
   $("key-revoke").addEventListener("submit", revokeKey);
   armed($("key-revoke-all"), "Really revoke all?", revokeAll);
+  $("share-form").addEventListener("submit", shareDatabase);
 }
 
 async function start() {

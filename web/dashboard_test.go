@@ -47,7 +47,7 @@ func bundle(t testing.TB, root string) string {
 			files[filepath.Join(pre, f)] = f
 		}
 	} else {
-		run("go", []string{"GOOS=js", "GOARCH=wasm"}, "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(dir, "bitkit.wasm"), "./wasm")
+		run("go", []string{"GOOS=js", "GOARCH=wasm"}, "build", "-trimpath", "-gcflags=github.com/bitkit-dev/bitkit/...=-l", "-ldflags=-s -w", "-o", filepath.Join(dir, "bitkit.wasm"), "./wasm") // mk/web.mk's WASM_BUILD_FLAGS
 		goroot, err := exec.CommandContext(t.Context(), "go", "env", "GOROOT").Output()
 		if err != nil {
 			t.Fatalf("go env GOROOT: %v", err)

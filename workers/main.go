@@ -6,6 +6,8 @@
 // go through jsfetch (core's transport on the Worker's fetch, called
 // so that syumai's Proxy of globalThis cannot make it throw "Illegal
 // invocation"), which aborts the fetch when a query's deadline passes.
+// With BITKIT_USERNAME and BITKIT_PASSWORD, the token of the login is kept
+// in the KV namespace bound as BITKIT_TOKEN_KV (kvcache.go).
 package main
 
 import (
@@ -18,5 +20,5 @@ import (
 
 func main() {
 	core.DefaultFetcher = jsfetch.Fetcher{}
-	workers.Serve(handler.New(handler.Config{Getenv: cloudflare.Getenv}))
+	workers.Serve(handler.New(handler.Config{Getenv: cloudflare.Getenv, TokenCache: tokenCache}))
 }

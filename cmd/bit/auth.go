@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bitkit-dev/bitkit/core"
@@ -19,9 +20,14 @@ func loginCommand() *command {
 		summary:  "log in with a user name and password and keep the session for later commands",
 		long: `The password comes from $BITKIT_PASSWORD, else from stdin with --password-stdin
 (one line), else from a prompt on the terminal (not echoed). The password is
-never stored: the access token the server returns is kept in the token cache
-($BITKIT_CACHE_DIR, default ~/.cache/bitkit) and used by later commands run
-without an API key, until it expires (1 hour by default) or "bit logout".`,
+never stored: the access token and refresh token the server returns are kept
+in the token cache ($BITKIT_CACHE_DIR, default ~/.cache/bitkit, files mode
+0600) and used by later commands run without an API key. When the access
+token expires (1 hour by default) the next command trades the refresh token
+for a new pair, so the session lasts until it is unused for the server's idle
+lifetime (14 days by default), reaches its absolute lifetime (90 days), or
+"bit logout" revokes it. Logging in again replaces (and revokes) the previous
+session of the user.`,
 		maxArgs: 1,
 		flags: func(fs *flagSet) {
 			fs.add(&option{names: []string{"-u", "--user", "--username"}, metavar: "USER", help: "user name (default: $BITKIT_USER, else a prompt)"})
@@ -34,7 +40,7 @@ without an API key, until it expires (1 hour by default) or "bit logout".`,
 func logoutCommand() *command {
 	return &command{
 		name:    "logout",
-		summary: "end the `bit login` session for the endpoint (the token is revoked on the server)",
+		summary: "end the `bit login` session for the endpoint (its refresh and access tokens are revoked on the server)",
 		run:     runLogout,
 	}
 }
@@ -164,7 +170,11 @@ func runLogin(ctx context.Context, inv *invocation) error {
 	if password == "" {
 		return usagef(inv.cmd, "the password is empty")
 	}
-	sc := &sessionCache{inner: core.NewFileTokenCache(inv.cacheDir())}
+	// The login always checks the password and starts a new session: the
+	// tokens land in lc first, and replace the cached session (revoked on
+	// the server) only once the login worked.
+	lc := &loginCache{}
+	sc := &sessionCache{inner: lc}
 	opts := append(inv.baseOptions(), core.WithCredentials(core.UsernamePassword(user, password, core.WithTokenCache(sc))))
 	c, err := inv.newClient(opts...)
 	if err != nil {
@@ -176,6 +186,18 @@ func runLogin(ctx context.Context, inv *invocation) error {
 	acct, err := c.Account(ctx)
 	if err != nil {
 		return err
+	}
+	fc := core.NewFileTokenCache(inv.cacheDir())
+	if prev, err := inv.newClient(append(inv.baseOptions(),
+		core.WithCredentials(core.UsernamePassword(user, "", core.WithTokenCache(fc))))...); err == nil {
+		if err := prev.Logout(ctx); err != nil {
+			fmt.Fprintf(inv.app.stderr, "bit: the previous session of %s could not be revoked on the server: %v\n", user, err)
+		}
+	}
+	if key, tok, ok := lc.stored(); ok {
+		if err := fc.Put(ctx, key, tok); err != nil {
+			return fmt.Errorf("keep the login session: %w", err)
+		}
 	}
 	if err := saveSession(inv.cacheDir(), c.Endpoint(), user); err != nil {
 		return err
@@ -190,6 +212,40 @@ func runLogin(ctx context.Context, inv *invocation) error {
 		return tabular{cols: []string{"user", "account", "endpoint", "expires_at"},
 			rows: [][]any{{user, acct.Name, c.Endpoint(), out.ExpiresAt}}}
 	})
+}
+
+// loginCache is the token cache of `bit login`: it finds nothing (so the
+// login uses the password) and keeps what the login stored, for runLogin
+// to put in the file cache.
+type loginCache struct {
+	mu  sync.Mutex
+	key string
+	tok core.CachedToken
+	ok  bool
+}
+
+func (l *loginCache) Get(context.Context, string) (core.CachedToken, bool, error) {
+	return core.CachedToken{}, false, nil
+}
+
+func (l *loginCache) Put(_ context.Context, key string, t core.CachedToken) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.key, l.tok, l.ok = key, t, true
+	return nil
+}
+
+func (l *loginCache) Delete(context.Context, string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ok = false
+	return nil
+}
+
+func (l *loginCache) stored() (string, core.CachedToken, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.key, l.tok, l.ok
 }
 
 func runLogout(ctx context.Context, inv *invocation) error {

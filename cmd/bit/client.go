@@ -22,6 +22,7 @@ const (
 	envPassword = "BITKIT_PASSWORD"
 	envCacheDir = "BITKIT_CACHE_DIR"
 	envPGAddr   = "BITKIT_PG_ADDR"
+	envCACert   = core.EnvCACert // the server's CA file (bitd dev --tls)
 )
 
 // endpoint is --endpoint, else $BITKIT_ENDPOINT, else core's default.
@@ -61,6 +62,16 @@ func (inv *invocation) apiKey() string {
 
 func (inv *invocation) baseOptions() []core.Option {
 	opts := []core.Option{core.WithUserAgent("bit/" + cliVersion() + " bitkit-go/" + core.Version)}
+	if ca := inv.app.getenv(envCACert); ca != "" {
+		// The server's CA (e.g. bitd dev --tls's), trusted with the system's roots.
+		pool, err := core.LoadCAFile(ca)
+		opts = append(opts, func(c *core.Client) error {
+			if err != nil {
+				return fmt.Errorf("$%s: %w", envCACert, err)
+			}
+			return core.WithRootCAs(pool)(c)
+		})
+	}
 	if a := inv.str("--account"); a != "" {
 		opts = append(opts, core.WithAccount(a))
 	}
@@ -99,9 +110,11 @@ func (inv *invocation) client(extra ...core.Option) (*core.Client, error) {
 	}
 	sc := &sessionCache{inner: core.NewFileTokenCache(inv.cacheDir())}
 	inv.session = &session{user: user, endpoint: probe.Endpoint(), cache: sc}
-	// No password: the cached token is used until it expires or is
-	// revoked; then core's login fails before it sends anything, and report
-	// turns that failure into advice (see session.expiredError).
+	// No password: the cached session is used, its refresh token traded
+	// for a new access token when the old one expires, until the session
+	// ends (idle or absolute lifetime, logout, password change); then core
+	// fails without a password to log in with, and report turns that
+	// failure into advice (see session.expiredError).
 	opts = append(opts, core.WithCredentials(core.UsernamePassword(user, "", core.WithTokenCache(sc), core.WithRefreshSkew(0))))
 	return inv.newClient(append(opts, extra...)...)
 }
@@ -156,8 +169,18 @@ func (s *sessionCache) Get(ctx context.Context, key string) (core.CachedToken, b
 func (s *sessionCache) Put(ctx context.Context, key string, t core.CachedToken) error {
 	s.mu.Lock()
 	s.expiry, s.token = t.Expiry, t.AccessToken
+	s.stale = false // refreshed: the session goes on
 	s.mu.Unlock()
 	return s.inner.Put(ctx, key, t)
+}
+
+// Lock is the file cache's lock, so that two commands never trade the
+// session's refresh token at once (see core.TokenLocker).
+func (s *sessionCache) Lock(ctx context.Context, key string) (func(), error) {
+	if l, ok := s.inner.(core.TokenLocker); ok {
+		return l.Lock(ctx, key)
+	}
+	return func() {}, nil
 }
 
 // lastToken is the last fresh token seen, or "".

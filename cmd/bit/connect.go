@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 )
 
@@ -19,18 +20,21 @@ func connectFlags(fs *flagSet) {
 	dbFlag(fs)
 	fs.add(&option{names: []string{"--pg-addr"}, metavar: "HOST:PORT",
 		help: "address of bitd's PostgreSQL proxy (default: $BITKIT_PG_ADDR, else the endpoint's host with port 5432)"})
-	fs.add(&option{names: []string{"--sslmode"}, metavar: "MODE", help: "libpq sslmode (default require)"})
+	fs.add(&option{names: []string{"--sslmode"}, metavar: "MODE", help: "libpq sslmode (default verify-full when the server's CA is known, else require)"})
+	fs.add(&option{names: []string{"--sslrootcert"}, metavar: "FILE", help: "PEM file of the server's CA, for libpq to verify the proxy's certificate (default: $BITKIT_CA_CERT)"})
 }
 
 func connectCommand() *command {
 	return &command{
 		name:     "connect",
-		synopsis: "-d DB [--show-password] [--pg-addr HOST:PORT] [--sslmode MODE]",
+		synopsis: "-d DB [--show-password] [--pg-addr HOST:PORT] [--sslmode MODE] [--sslrootcert FILE]",
 		summary:  "print a postgresql:// connection string for direct access",
 		long: `The password in the string is your API key (or your login session's access
 token); it is shown as REDACTED unless --show-password. The user name is the
 database's account. Output is the bare string (one line) unless --format json
-asks for an object with its parts.`,
+asks for an object with its parts. When the server's CA is known (--sslrootcert
+or $BITKIT_CA_CERT, which bitd dev --tls writes into demo.env) the string asks
+libpq to verify the server: sslmode=verify-full and sslrootcert=FILE.`,
 		maxArgs: 1,
 		flags: func(fs *flagSet) {
 			connectFlags(fs)
@@ -48,7 +52,9 @@ func psqlCommand() *command {
 		long: `psql (from $PATH, or $BITKIT_PSQL) gets the connection string without the
 password and the password in $PGPASSWORD, so it never appears in a process
 listing. Arguments after -- go to psql, e.g. bit psql -d db -- -c 'select 1'.
-bit exits with psql's exit status.`,
+With the server's CA known (--sslrootcert or $BITKIT_CA_CERT) psql verifies
+the server's certificate (sslmode=verify-full). bit exits with psql's exit
+status.`,
 		maxArgs:     1,
 		passthrough: true,
 		flags:       connectFlags,
@@ -63,8 +69,10 @@ type connInfo struct {
 	Database string `json:"database"`
 	User     string `json:"user"`
 	SSLMode  string `json:"sslmode"`
-	URL      string `json:"url"`
-	password string
+	// SSLRootCert is the CA file libpq verifies the server with.
+	SSLRootCert string `json:"sslrootcert,omitempty"`
+	URL         string `json:"url"`
+	password    string
 }
 
 // uri renders the connection string with the password, REDACTED, or none.
@@ -76,8 +84,15 @@ func (ci connInfo) uri(password string) string {
 		u.User = url.User(ci.User)
 	}
 	s := u.String() + "/" + url.PathEscape(ci.Database)
+	q := url.Values{}
 	if ci.SSLMode != "" {
-		s += "?sslmode=" + url.QueryEscape(ci.SSLMode)
+		q.Set("sslmode", ci.SSLMode)
+	}
+	if ci.SSLRootCert != "" {
+		q.Set("sslrootcert", ci.SSLRootCert)
+	}
+	if len(q) > 0 {
+		s += "?" + q.Encode()
 	}
 	return s
 }
@@ -101,6 +116,36 @@ func (inv *invocation) pgAddr() (host, port string, err error) {
 		return "", "", usagef(inv.cmd, "the PostgreSQL address %q is not HOST:PORT", addr)
 	}
 	return host, port, nil
+}
+
+// sslSettings are libpq's sslmode and sslrootcert: with the server's CA
+// known (--sslrootcert, else $BITKIT_CA_CERT) verify-full against it, else
+// require (encrypted, unverified, as libpq's default would not be); an
+// explicit --sslmode wins.
+func (inv *invocation) sslSettings() (mode, rootCert string, err error) {
+	rootCert = inv.str("--sslrootcert")
+	if rootCert == "" {
+		rootCert = inv.app.getenv(envCACert)
+	}
+	if rootCert != "" && rootCert != "system" {
+		// libpq resolves a relative path from psql's directory, which is
+		// bit's; an absolute one survives being copied elsewhere.
+		if rootCert, err = filepath.Abs(rootCert); err != nil {
+			return "", "", err
+		}
+		if _, err := os.Stat(rootCert); err != nil {
+			return "", "", fmt.Errorf("the CA file for sslrootcert (--sslrootcert or $%s): %w", envCACert, err)
+		}
+	}
+	mode = inv.str("--sslmode")
+	switch {
+	case mode != "":
+	case rootCert != "":
+		mode = "verify-full"
+	default:
+		mode = "require"
+	}
+	return mode, rootCert, nil
 }
 
 // connectInfo resolves the database, address and credentials.
@@ -134,12 +179,12 @@ func (inv *invocation) connectInfo(ctx context.Context) (connInfo, error) {
 			return connInfo{}, inv.session.expiredError()
 		}
 	}
-	mode := inv.str("--sslmode")
-	if mode == "" {
-		mode = "require"
+	mode, rootCert, err := inv.sslSettings()
+	if err != nil {
+		return connInfo{}, err
 	}
 	acct, _, _ := strings.Cut(name, "/")
-	ci := connInfo{Host: host, Port: port, Database: name, User: acct, SSLMode: mode, password: password}
+	ci := connInfo{Host: host, Port: port, Database: name, User: acct, SSLMode: mode, SSLRootCert: rootCert, password: password}
 	return ci, nil
 }
 

@@ -18,7 +18,7 @@ func dbFlag(fs *flagSet) {
 }
 
 func dbCommand() *command {
-	return group("db", "list, create, inspect, update and delete databases",
+	g := group("db", "list, create, inspect, update, delete and share databases",
 		&command{
 			name:    "list",
 			summary: "list the databases you can access",
@@ -69,7 +69,7 @@ For python-bitdotio compatibility, -p followed by true or false is is_private:
 		&command{
 			name:     "delete",
 			synopsis: "-d NAME [-y|--yes]",
-			summary:  "delete a database and all its data (the name stays reserved for 30 days)",
+			summary:  "delete a database and all its data (the name stays reserved for the server's --name-reservation, 30 days by default)",
 			long: `On a terminal, bit asks for confirmation first (--yes skips the question).
 Without a terminal on stdin (scripts, CI) it does not ask.`,
 			maxArgs: 1,
@@ -80,6 +80,11 @@ Without a terminal on stdin (scripts, CI) it does not ask.`,
 			run: runDBDelete,
 		},
 	)
+	for _, c := range collaboratorCommands() {
+		c.parent = g
+		g.subs = append(g.subs, c)
+	}
+	return g
 }
 
 // dbArg is -d, or the single positional argument.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/bitkit-dev/bitkit/internal/bitdtest"
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 )
 
 // ptyStep answers a prompt: once the output holds waitFor, send is typed.
@@ -62,13 +63,12 @@ func (b *bitCLI) runPTY(t *testing.T, steps []ptyStep, args ...string) (string, 
 		return out.String()
 	}
 	for _, st := range steps {
-		deadline := time.Now().Add(time.Minute)
-		for !strings.Contains(shown(), st.waitFor) {
-			if time.Now().After(deadline) {
-				t.Fatalf("bit %q never showed %q; the terminal shows:\n%s", args, st.waitFor, shown())
+		testwait.Eventually(t, time.Minute, func() error {
+			if s := shown(); !strings.Contains(s, st.waitFor) {
+				return fmt.Errorf("bit %q never showed %q; the terminal shows:\n%s", args, st.waitFor, s)
 			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return nil
+		})
 		if _, err := io.WriteString(tty, st.send); err != nil {
 			t.Fatalf("type %q: %v", st.send, err)
 		}

@@ -56,6 +56,9 @@ type Server struct {
 	LogPath  string // bitd's combined stdout/stderr
 	// MetadataDB is the metadata database name (--metadata-db).
 	MetadataDB string
+	// CACert is the PEM file of the dev CA that signed bitd's certificate
+	// (BITKIT_CA_CERT of demo.env), under TLS(); "" otherwise.
+	CACert string
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -74,6 +77,10 @@ type Option func(*config)
 
 // Args appends extra command-line flags to `bitd dev` (e.g. "--token-ttl", "2s").
 func Args(a ...string) Option { return func(c *config) { c.args = append(c.args, a...) } }
+
+// TLS starts `bitd dev --tls`: HTTPS (Endpoint is https://) and wire TLS
+// with a certificate from the dev CA in Server.CACert.
+func TLS() Option { return Args("--tls") }
 
 // Env adds KEY=VALUE entries to bitd's environment.
 func Env(kv ...string) Option { return func(c *config) { c.env = append(c.env, kv...) } }
@@ -233,6 +240,7 @@ func (s *Server) start(t testing.TB, bin string) {
 			s.APIKey = s.Env["BITKIT_API_KEY"]
 			s.User = s.Env["BITKIT_DEMO_USER"]
 			s.PGAddr = s.Env["BITKIT_PG_ADDR"]
+			s.CACert = s.Env["BITKIT_CA_CERT"]
 			if s.Endpoint != "" && s.APIKey != "" {
 				return
 			}
@@ -276,12 +284,18 @@ func (s *Server) signalAndWait(t testing.TB, sig syscall.Signal) {
 	_ = s.cmd.Process.Signal(sig)
 	select {
 	case <-s.done:
-	case <-time.After(45 * time.Second):
-		t.Errorf("bitd did not stop within 45s of %v; killing it", sig)
+	// bitd may take its drain timeout (5s under dev) plus up to a minute
+	// for the --ephemeral clean-up on a busy cluster.
+	case <-time.After(90 * time.Second):
+		t.Errorf("bitd did not stop within 90s of %v; killing it", sig)
 		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 		<-s.done
 	}
 }
+
+// Exited is closed once bitd has exited (for tests that signal it
+// themselves, through Pid).
+func (s *Server) Exited() <-chan struct{} { return s.done }
 
 // Pid is bitd's process id.
 func (s *Server) Pid() int { return s.cmd.Process.Pid }

@@ -33,6 +33,10 @@ type ClientConfig struct {
 	// BITKIT_API_KEY is unset. The token then lives in a memory cache owned
 	// by the returned client: keep the client to reuse the token.
 	AllowPassword bool
+	// TokenCache, when set, keeps the token of a username/password login
+	// instead of a memory cache (the Worker: its KV namespace, so that the
+	// next request, a fresh instance, does not log in again).
+	TokenCache core.TokenCache
 	// How tells the operator how to set a variable, completing
 	// "BITKIT_API_KEY is not set: ..." (e.g. "set it in the function's environment").
 	How func(name string) string
@@ -66,7 +70,11 @@ func NewClient(cfg ClientConfig) (*core.Client, *Error) {
 	case key != "":
 		opts = append(opts, core.WithAPIKey(key))
 	case cfg.AllowPassword && user != "" && pass != "":
-		opts = append(opts, core.WithCredentials(core.UsernamePassword(user, pass, core.WithTokenCache(core.NewMemoryTokenCache()))))
+		tc := cfg.TokenCache
+		if tc == nil {
+			tc = core.NewMemoryTokenCache()
+		}
+		opts = append(opts, core.WithCredentials(core.UsernamePassword(user, pass, core.WithTokenCache(tc))))
 	case cfg.AllowPassword && user != "":
 		return nil, MissingConfig(EnvPassword, how(EnvPassword)+" (BITKIT_USERNAME is set), or set BITKIT_API_KEY instead")
 	case cfg.AllowPassword:

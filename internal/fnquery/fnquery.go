@@ -37,6 +37,9 @@ type Request struct {
 	Params []any `json:"params,omitempty"`
 	// DataFormat is "rows" (the default: arrays in column order) or "objects".
 	DataFormat string `json:"data_format,omitempty"`
+	// TxID runs the statement in that interactive transaction (begun with
+	// POST /v2beta/tx by the same credential); "" runs it on its own.
+	TxID string `json:"tx_id,omitempty"`
 }
 
 // Error is a failure as the adapters answer it: Status is the HTTP status,
@@ -129,13 +132,20 @@ func Run(ctx context.Context, c *core.Client, req Request, limit time.Duration, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	res, err := c.QueryWith(ctx, core.QueryRequest{
+	q := core.QueryRequest{
 		Database:   req.Database,
 		SQL:        req.Query,
 		Params:     req.Params,
 		DataFormat: "rows",
 		Timeout:    limit,
-	})
+	}
+	var res *core.Result
+	var err error
+	if req.TxID != "" {
+		res, err = c.ResumeTx(req.Database, req.TxID).QueryWith(ctx, q)
+	} else {
+		res, err = c.QueryWith(ctx, q)
+	}
 	if err != nil {
 		return nil, Classify(err, limit, limitName)
 	}

@@ -3,10 +3,13 @@
 package pgalive
 
 import (
+	"errors"
 	"net"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 )
 
 func pair(t *testing.T) (client, server net.Conn) {
@@ -45,9 +48,12 @@ func TestBroken(t *testing.T) {
 			tc.peer(server)
 			if tc.want {
 				// Wait until the kernel has the byte or the FIN.
-				for !Broken(client) {
-					time.Sleep(time.Millisecond)
-				}
+				testwait.Eventually(t, 10*time.Second, func() error {
+					if !Broken(client) {
+						return errors.New("the byte or the FIN has not arrived")
+					}
+					return nil
+				})
 			}
 			if got := Broken(client); got != tc.want {
 				t.Errorf("Broken = %v, want %v", got, tc.want)
@@ -115,13 +121,21 @@ func TestGone(t *testing.T) {
 			if !tc.want {
 				// Wait until what the peer sent has arrived (Broken
 				// sees any unread byte), so that Gone judges it.
-				for tc.name == "unread data" && !Broken(client) {
-					time.Sleep(time.Millisecond)
+				if tc.name == "unread data" {
+					testwait.Eventually(t, 10*time.Second, func() error {
+						if !Broken(client) {
+							return errors.New("the peer's data has not arrived")
+						}
+						return nil
+					})
 				}
 			} else {
-				for i := 0; i < 5000 && !Gone(client); i++ {
-					time.Sleep(time.Millisecond)
-				}
+				_ = testwait.Wait(t.Context(), 5*time.Second, func() error {
+					if !Gone(client) {
+						return errors.New("not gone yet")
+					}
+					return nil
+				})
 			}
 			if got := Gone(client); got != tc.want {
 				t.Errorf("Gone = %v, want %v", got, tc.want)

@@ -153,6 +153,46 @@ await check("api: databases CRUD", async () => {
   eq(r.badArg.code, "invalid_argument", "empty name code");
 });
 
+await check("api: collaborators: shareDatabase, listCollaborators, removeCollaborator", async () => {
+  const r = await api.evaluate(async (c) => {
+    const k = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.apiKey });
+    const other = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.pwKey });
+    const full = (await k.createDatabase(`${c.db}s`)).name;
+    const before = await window.rejection(other.getDatabase(full));
+    const empty = await k.listCollaborators(full);
+    const shared = await k.shareDatabase(full, c.pwUser, "reader");
+    const seen = (await other.listDatabases()).find((d) => d.name === full);
+    const readerInsert = await window.rejection(other.query(full, "create table t (x int)"));
+    const notAdmin = await window.rejection(other.listCollaborators(full));
+    const changed = await k.shareDatabase(full, c.pwUser, "WRITER");
+    const listed = await k.listCollaborators(full);
+    const unknown = await window.rejection(k.shareDatabase(full, `nobody${c.db}`, "READER"));
+    const self = await window.rejection(k.shareDatabase(full, c.user, "READER"));
+    const badArg = await window.rejection(k.shareDatabase(full, "", "READER"));
+    await k.removeCollaborator(full, c.pwUser);
+    const gone = await window.rejection(other.getDatabase(full));
+    const twice = await window.rejection(k.removeCollaborator(full, c.pwUser));
+    const after = await k.listCollaborators(full);
+    await k.deleteDatabase(full);
+    return { before, empty, shared, seen, readerInsert, notAdmin, changed, listed, unknown, self, badArg, gone, twice, after };
+  }, cfg);
+  eq(r.before.status, 404, "before sharing, the other user cannot see it");
+  eq(JSON.stringify(r.empty), "[]", "no collaborators yet");
+  eq(`${r.shared.username}:${r.shared.role}`, `${cfg.pwUser}:READER`, "shareDatabase answer");
+  eq(r.seen && r.seen.role, "READER", "the collaborator lists it with their role");
+  eq(r.readerInsert.sqlstate, "42501", "a READER's DDL fails with PostgreSQL's permission error");
+  eq(r.notAdmin.status, 403, "a READER cannot list collaborators");
+  eq(r.changed.role, "WRITER", "role change");
+  eq(JSON.stringify(r.listed.map((c) => [c.username, c.role])), JSON.stringify([[cfg.pwUser, "WRITER"]]), "listCollaborators");
+  eq(r.unknown.status, 404, "unknown user");
+  assert(r.unknown.message.includes(`nobody${cfg.db}`), `the 404 names the user: ${r.unknown.message}`);
+  eq(r.self.status, 400, "sharing with yourself");
+  eq(r.badArg.code, "invalid_argument", "empty user name");
+  eq(r.gone.status, 404, "after removal the database is gone for them");
+  eq(r.twice.status, 404, "removing twice");
+  eq(JSON.stringify(r.after), "[]", "no collaborators after removal");
+});
+
 await check("api: query values are exact (int8 bigint)", async () => {
   const r = await api.evaluate(async (c) => {
     const k = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.apiKey, int8: "bigint", numeric: "string" });
@@ -359,6 +399,104 @@ await check("api: worker mode (load({ worker: true })): same API off the main th
   eq(r.sum, (200000 * 200001) / 2, "sum through the worker");
   assert(r.frames > 0 && r.endpoint, `frames ${r.frames}`);
   console.log(`     worker mode: 200k-row stream ${Math.round(r.ms)} ms, ${r.frames} frames`);
+});
+
+await check("api: streamed values are the same in the Worker and on the main thread, for every value option", async () => {
+  const r = await api.evaluate(async (c) => {
+    const mod = await import(new URL("../bitkit.mjs", location.href));
+    const wb = await mod.load({ worker: true });
+    const db = `${c.user}/${c.db}`;
+    // Every kind of value the options touch, NULLs, and strings that look
+    // like numbers or JSON (the stream decoder must leave them alone).
+    const sql = `select g::int4 as i4, (g * 1000000000000)::int8 as i8, case when g = 2 then null else 9007199254740993::int8 end as big,
+      (g * 1.25)::numeric as n, 12345678901234567890.123456789::numeric as hugen, 'NaN'::numeric as nan,
+      g * 0.5 as h, 1.5::float8 as f, (g % 2 = 0) as b,
+      '2026-01-02 03:04:05.123456'::timestamp as ts, '2026-01-02 03:04:05+02'::timestamptz as tstz, '2026-01-02'::date as d,
+      '\\x00ff10'::bytea as by, '{"b": 1, "a": [1, 9007199254740993, "x,1]"]}'::json as js, '{"z": 2.50, "y": null}'::jsonb as jb,
+      array[1, 9223372036854775807]::int8[] as a8, array[1.50, null]::numeric[] as an, array['a,1', 'q"2]', null]::text[] as at,
+      array['2026-01-02 03:04:05+00'::timestamptz] as ats,
+      case when g = 3 then null else '[1, "2", {"3": 4}] \\" -5' end as s, null::int8 as nul
+      from generate_series(1, 3) g`;
+    const ser = (v) => v === null ? "null" : typeof v === "bigint" ? `${v}n` : v instanceof Date ? `D(${v.toISOString()})`
+      : Array.isArray(v) ? `[${v.map(ser).join(",")}]` : typeof v === "object" ? `{${Object.keys(v).sort().map((k) => JSON.stringify(k) + ":" + ser(v[k])).join(",")}}`
+      : typeof v === "number" ? `N${v}` : JSON.stringify(v);
+    const options = [];
+    for (const int8 of ["bigint", "string", "number-if-safe"]) for (const numeric of ["string", "number-if-safe"]) for (const timestamps of ["string", "date"]) options.push({ int8, numeric, timestamps });
+    const out = [];
+    for (const o of options) {
+      for (const format of ["rows", "objects"]) {
+        const main = window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.apiKey, ...o });
+        const work = wb.createClient({ endpoint: c.endpoint, apiKey: c.apiKey, ...o });
+        const got = {};
+        const perRow = [];
+        await main.queryStream(db, sql, [], (row) => { perRow.push(row); }, { format });
+        got.mainRow = ser(perRow);
+        const batches = [];
+        await main.queryStream(db, sql, [], { onRows: (rows) => { batches.push(...rows); } }, { format, batchRows: 2 });
+        got.mainRows = ser(batches);
+        const wrows = [];
+        for await (const row of work.stream(db, sql, [], { format })) wrows.push(row);
+        got.worker = ser(wrows);
+        const wPerRow = [];
+        await work.queryStream(db, sql, [], (row) => { wPerRow.push(row); }, { format });
+        got.workerRow = ser(wPerRow);
+        got.query = ser((await main.query(db, sql, [], { format })).rows);
+        out.push({ o: JSON.stringify({ ...o, format }), got });
+      }
+    }
+    return out;
+  }, cfg);
+  eq(r.length, 24, "option combinations");
+  for (const { o, got } of r) {
+    for (const k of ["mainRows", "worker", "workerRow", "query"]) eq(got[k], got.mainRow, `${o}: ${k} against the main thread's onRow`);
+  }
+  // Spot checks that the options took effect (the comparisons above would
+  // also pass if every mode ignored them).
+  const first = (o) => r.find((x) => x.o === JSON.stringify({ int8: o[0], numeric: o[1], timestamps: o[2], format: "rows" })).got.mainRow;
+  const a = first(["bigint", "string", "date"]), b = first(["number-if-safe", "number-if-safe", "string"]), s = first(["string", "string", "string"]);
+  assert(a.startsWith('[[N1,1000000000000n,9007199254740993n,"1.25","12345678901234567890.123456789","NaN","0.5",N1.5,false,D(2026-01-02T03:04:05.123Z),D(2026-01-02T01:04:05.000Z),D(2026-01-02T00:00:00.000Z),"AP8Q"'), `bigint/string/date: ${a}`);
+  assert(b.startsWith('[[N1,N1000000000000,"9007199254740993",N1.25,"12345678901234567890.123456789","NaN",N0.5,N1.5,false,"2026-01-02T03:04:05.123456","2026-01-02T01:04:05+00:00","2026-01-02"'), `number-if-safe: ${b}`);
+  assert(b.includes('{"a":[N1,N9007199254740992,"x,1]"],"b":N1}'), `json values are plain JSON numbers: ${b}`);
+  assert(s.includes('["1","9223372036854775807"],["1.50",null],["a,1","q\\"2]",null]'), `int8 "string" arrays: ${s}`);
+  assert(s.includes(',null,null]]'), `NULLs: ${s}`);
+});
+
+await check("api: stream errors, early break and abort in both modes", async () => {
+  const r = await api.evaluate(async (c) => {
+    const mod = await import(new URL("../bitkit.mjs", location.href));
+    const wb = await mod.load({ worker: true });
+    const db = `${c.user}/${c.db}`;
+    const out = {};
+    for (const [mode, k] of [["main", window.bitkit.createClient({ endpoint: c.endpoint, apiKey: c.apiKey })], ["worker", wb.createClient({ endpoint: c.endpoint, apiKey: c.apiKey })]]) {
+      const fields = (e) => ({ cls: e instanceof mod.BitkitError, code: e.code, sqlstate: e.sqlstate, status: e.status, same: e.cause });
+      // An error trailer after rows went out: division by zero at row 150,000.
+      let seen = 0;
+      const trailer = await k.queryStream(db, "select 1 / (g - 150000) as x from generate_series(1, 200000) g", [], { onRows: (rows) => { seen += rows.length; } })
+        .then(() => null, fields);
+      const early = await k.queryStream(db, "select * from no_such_stream_t", [], () => {}).then(() => null, fields);
+      let n = 0;
+      for await (const row of k.stream(db, "select g from generate_series(1, 100000) g")) if (++n === 10) break;
+      const after = (await k.query(db, "select 2 as two")).rows[0][0];
+      const ac = new AbortController();
+      let got = 0;
+      const aborted = await k.queryStream(db, "select g from generate_series(1, 300000) g", [], { onRows: (rows) => { got += rows.length; if (got >= 1000) ac.abort(); } }, { signal: ac.signal })
+        .then(() => null, fields);
+      const mine = new Error("stop here");
+      const cb = await k.queryStream(db, "select g from generate_series(1, 5000) g", [], { onRows: async () => { throw mine; } }).then(() => null, (e) => ({ ...fields(e), same: e.cause === mine }));
+      out[mode] = { trailer, seen, early, n, after, aborted, cb };
+    }
+    return out;
+  }, cfg);
+  for (const mode of ["main", "worker"]) {
+    const m = r[mode];
+    assert(m.trailer && m.trailer.cls && m.trailer.code === "sql_error" && m.trailer.sqlstate === "22012" && m.trailer.status === 400, `${mode}: error trailer ${JSON.stringify(m.trailer)}`);
+    assert(m.seen > 0 && m.seen < 150000, `${mode}: rows before the error trailer: ${m.seen}`);
+    assert(m.early && m.early.cls && m.early.sqlstate === "42P01", `${mode}: error before the rows ${JSON.stringify(m.early)}`);
+    eq(m.n, 10, `${mode}: break after 10 rows`);
+    eq(m.after, 2, `${mode}: the client works after a break`);
+    assert(m.aborted && m.aborted.cls && m.aborted.code === "canceled", `${mode}: abort mid-stream ${JSON.stringify(m.aborted)}`);
+    assert(m.cb && m.cb.code === "callback_error" && m.cb.same, `${mode}: onRows rejection ${JSON.stringify(m.cb)}`);
+  }
 });
 
 await check("api: batch all or nothing", async () => {

@@ -95,6 +95,20 @@ func TestHandlerLocalAnswers(t *testing.T) {
 		{"missing endpoint", "POST", "/query", good, bearer, with(map[string]string{"BITKIT_ENDPOINT": ""}), 500, "missing_configuration"},
 		{"bad timeout", "POST", "/query", good, bearer, with(map[string]string{"BITKIT_TIMEOUT_MS": "soon"}), 500, "invalid_configuration"},
 
+		// Transactions: what is refused before calling bitd.
+		{"begin bad JSON", "POST", "/tx", `{"database":`, bearer, full, 400, "bad_request"},
+		{"begin unknown field", "POST", "/tx", `{"database":"a/b","isolation":"serializable"}`, bearer, full, 400, "bad_request"},
+		{"begin bad isolation level", "POST", "/tx", `{"database":"a/b","isolation_level":"chaos"}`, bearer, full, 400, "bad_request"},
+		{"begin without a database", "POST", "/tx", `{}`, bearer, full, 400, "bad_request"},
+		{"begin negative idle timeout", "POST", "/tx", `{"database":"a/b","idle_timeout_ms":-1}`, bearer, full, 400, "bad_request"},
+		{"begin without the caller token", "POST", "/tx", `{"database":"a/b"}`, "", full, 401, "unauthorized"},
+		{"commit without the caller token", "POST", "/tx/abc/commit", "", "", full, 401, "unauthorized"},
+		{"rollback without the caller token", "POST", "/tx/abc/rollback", "", "", full, 401, "unauthorized"},
+		{"GET of a commit", "GET", "/tx/abc/commit", "", bearer, full, 404, "not_found"},
+		// username/password needs a token cache (the Worker: KV).
+		{"password without a token cache", "POST", "/query", good, bearer,
+			with(map[string]string{"BITKIT_API_KEY": "", "BITKIT_USERNAME": "u", "BITKIT_PASSWORD": "p"}), 500, "invalid_configuration"},
+
 		// Token set: unchanged behaviour.
 		{"caller token missing", "POST", "/query", good, "", full, 401, "unauthorized"},
 		{"caller token wrong", "POST", "/query", good, "Bearer tok-8", full, 401, "unauthorized"},
@@ -198,5 +212,23 @@ func TestHandlerAuthorizedReachesBitd(t *testing.T) {
 				t.Fatalf("bitd saw %d request(s), Authorization %q; want 1 with the API key (not the caller's token)", calls, sawKey)
 			}
 		})
+	}
+}
+
+// TestHandlerTokenCacheMissing: with BITKIT_USERNAME set and no KV binding,
+// the answer names the binding and how to add it, never the password.
+func TestHandlerTokenCacheMissing(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"BITKIT_ENDPOINT": "http://127.0.0.1:1", "BITKIT_USERNAME": "u", "BITKIT_PASSWORD": "pw-secret-1", EnvWorkerToken: "tok-9"}
+	h := New(Config{Getenv: func(k string) string { return env[k] },
+		TokenCache: func() (core.TokenCache, error) { return nil, errors.New("BITKIT_TOKEN_KV is undefined") }})
+	req := httptest.NewRequestWithContext(t.Context(), "POST", "/tx", strings.NewReader(`{"database":"a/b"}`))
+	req.Header.Set("Authorization", "Bearer tok-9")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	body := rec.Body.String()
+	if rec.Code != 500 || !strings.Contains(body, "missing_configuration") || !strings.Contains(body, EnvTokenKV) ||
+		!strings.Contains(body, "kv_namespaces") || strings.Contains(body, "pw-secret-1") {
+		t.Fatalf("%d %s", rec.Code, body)
 	}
 }

@@ -39,9 +39,12 @@ func Dir() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), ".."))
 }
 
-// Binding is a Worker text binding (a var or a secret).
+// Binding is a Worker text binding (a var or a secret), or, with KV set, a
+// KV namespace binding whose store is the HTTP server at KV ("127.0.0.1:port",
+// speaking workerd's KV protocol: GET, PUT and DELETE of /<url-encoded key>).
 type Binding struct {
 	Name, Value string
+	KV          string
 }
 
 type build struct {

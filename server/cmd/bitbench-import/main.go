@@ -10,8 +10,10 @@
 //     local file;
 //   - the process's peak RSS after a 100k-row import and after the full one.
 //
-// It needs TEST_DATABASE_URL (a superuser URL; it creates and drops two
-// throwaway databases) and psql on PATH (without psql the baselines run
+// It needs TEST_DATABASE_URL (a superuser URL: it provisions a platform
+// database as bitd does, on a throwaway metadata database, and drops both
+// at the end; the jobs service works as the database's owner role) and
+// psql on PATH (without psql the baselines run
 // COPY through pgx instead, which it says).
 //
 //	go run ./cmd/bitbench-import -rows 1000000
@@ -25,8 +27,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -49,7 +49,7 @@ import (
 	"github.com/bitkit-dev/bitkit/server/internal/blob"
 	"github.com/bitkit-dev/bitkit/server/internal/dbaccess"
 	"github.com/bitkit-dev/bitkit/server/internal/jobs"
-	"github.com/jackc/pgx/v5"
+	"github.com/bitkit-dev/bitkit/server/internal/pgtest"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -122,10 +122,11 @@ type fixedPools struct{ pool *pgxpool.Pool }
 
 func (p fixedPools) Pool(context.Context, string, string) (*pgxpool.Pool, error) { return p.pool, nil }
 
-type fixedResolver struct{ db string }
+type fixedResolver struct{ db *pgtest.DB }
 
 func (r fixedResolver) Resolve(ctx context.Context, _ string) (*dbaccess.Target, error) {
-	return &dbaccess.Target{DatabaseID: "bench", FullName: "bench/db", PGDatabase: r.db, Permission: dbaccess.Owner, PGRole: "bench", Principal: authn.From(ctx)}, nil
+	return &dbaccess.Target{DatabaseID: r.db.ID, FullName: r.db.FullName, PGDatabase: r.db.Name, Permission: dbaccess.Owner,
+		PGRole: r.db.Owner, Principal: authn.From(ctx)}, nil
 }
 
 func withDB(raw, db string) string {
@@ -153,26 +154,17 @@ func run(rows, small int) error {
 	if admin == "" {
 		return errors.New("TEST_DATABASE_URL is not set (run through scripts/with-pg.sh)")
 	}
-	suffix := make([]byte, 4)
-	_, _ = rand.Read(suffix)
-	metaDB, targetDB := "bkbench_meta_"+hex.EncodeToString(suffix), "bkbench_tgt_"+hex.EncodeToString(suffix)
-	conn, err := pgx.Connect(ctx, admin)
+	cluster, err := pgtest.Open(ctx, admin)
 	if err != nil {
 		return err
 	}
-	defer conn.Close(ctx)
-	for _, db := range []string{metaDB, targetDB} {
-		if _, err := conn.Exec(ctx, "CREATE DATABASE "+db); err != nil {
-			return err
-		}
-		defer conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
-	}
-	meta, err := pgxpool.New(ctx, withDB(admin, metaDB))
+	defer cluster.Close()
+	db, err := cluster.Create(ctx)
 	if err != nil {
 		return err
 	}
-	defer meta.Close()
-	target, err := pgxpool.New(ctx, withDB(admin, targetDB))
+	targetDB, meta := db.Name, cluster.Store.DB
+	target, err := pgxpool.New(ctx, db.URL(db.Owner))
 	if err != nil {
 		return err
 	}
@@ -193,9 +185,7 @@ func run(rows, small int) error {
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	secret := make([]byte, 32)
-	_, _ = rand.Read(secret)
-	svc, err := jobs.New(ctx, jobs.Config{PublicURL: srv.URL, Secret: secret, TempDir: dir}, meta, fixedPools{target}, fixedResolver{targetDB}, bucket, logger)
+	svc, err := jobs.New(ctx, jobs.Config{PublicURL: srv.URL, Secret: cluster.Secret, TempDir: dir}, meta, fixedPools{target}, fixedResolver{db}, bucket, logger)
 	if err != nil {
 		return err
 	}

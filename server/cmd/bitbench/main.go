@@ -13,7 +13,16 @@
 //	    reference gateway (reference.go: net/http + pgxpool + the same
 //	    JSON shape, no auth, lookup or reset, in a child process): bitd's
 //	    req/s, p50 and p99 and CPU µs per request (from /proc) as ratios
-//	    of the reference's.
+//	    of the reference's;
+//	(e) a read-modify-write transaction (SELECT … FOR UPDATE, UPDATE,
+//	    INSERT) at 8 clients: HTTP interactive transaction vs the same as
+//	    one batch vs pgx directly vs pgx through the wire proxy (tx.go);
+//	(f) SELECT 1 at 8 keep-alive clients over HTTPS (a second bitd dev
+//	    --tls; HTTP/2 and HTTP/1.1) vs plain HTTP, alternating, as ratios
+//	    (tls.go);
+//	(g) a 100k-row answer as JSON and as NDJSON, uncompressed vs gzip vs
+//	    zstd (Accept-Encoding): bytes on the wire and bitd CPU per answer
+//	    (compression.go).
 //
 // Usage:
 //
@@ -74,6 +83,11 @@ var (
 	refUnnamed  = flag.Bool("reference-unnamed", false, "the reference gateway runs every statement as the unnamed one (parsed and planned each time, as bitd must) instead of pgx's statement cache")
 	refGateway  = flag.String("reference-gateway", "", "internal: serve the reference gateway on this address (database URL in $BITBENCH_REFERENCE_DB)")
 )
+
+func init() {
+	flag.BoolVar(&txOnly, "tx-only", false, "run only the interactive-transaction comparison (e)")
+	flag.StringVar(&wireAddr, "pg-addr", "", "wire proxy host:port of the bitd at --endpoint, for (e)")
+}
 
 func main() {
 	flag.Parse()
@@ -158,6 +172,15 @@ ANALYZE points`, pointRows)
 	if *onlyRef {
 		return compareReference(httpc, ep, key, db, scratchURL)
 	}
+	if txOnly {
+		return benchTx(httpc, ep, key, db, scratchURL)
+	}
+	if tlsOnly {
+		return benchTLS(httpc, ep, key, db)
+	}
+	if compOnly {
+		return compareCompression(ep, key, db, *bitdPID)
+	}
 
 	// (a) SELECT 1.
 	selectBody := fmt.Sprintf(`{"database_name":%q,"query_string":"SELECT 1"}`, db)
@@ -233,7 +256,16 @@ FROM (SELECT generate_series(1, %d) AS g) s`, bulkRows)
 			return fmt.Errorf("%d requests failed during the run; first: %v", m.errs, m.firstErr)
 		}
 	}
-	return compareReference(httpc, ep, key, db, scratchURL)
+	if err := compareReference(httpc, ep, key, db, scratchURL); err != nil {
+		return err
+	}
+	if err := benchTx(httpc, ep, key, db, scratchURL); err != nil {
+		return err
+	}
+	if err := benchTLS(httpc, ep, key, db); err != nil {
+		return err
+	}
+	return compareCompression(ep, key, db, *bitdPID)
 }
 
 // compareReference runs (d): bitd against the reference gateway, both on
@@ -503,7 +535,7 @@ func withDatabase(dbURL, db string) (string, error) {
 
 // startBitd runs `bitd dev --ephemeral` against the cluster and returns its
 // endpoint, the demo user's API key and name, and a function that stops it.
-func startBitd(dbURL string) (stop func(), ep, key, user string, pid int, err error) {
+func startBitd(dbURL string, extra ...string) (stop func(), ep, key, user string, pid int, err error) {
 	bin := *bitdPath
 	if bin == "" {
 		for _, p := range []string{"../bin/bitd", "bin/bitd", "../../bin/bitd"} {
@@ -525,7 +557,8 @@ func startBitd(dbURL string) (stop func(), ep, key, user string, pid int, err er
 		return nil, "", "", "", 0, err
 	}
 	args := append([]string{"dev", "--metadata-db", "bitbench_meta_" + randomSuffix(),
-		"--http", "127.0.0.1:0", "--pg", "", "--data", data, "--ephemeral"}, strings.Fields(*bitdArgs)...)
+		"--http", "127.0.0.1:0", "--pg", "127.0.0.1:0", "--data", data, "--ephemeral"}, strings.Fields(*bitdArgs)...)
+	args = append(args, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "BITD_DATABASE_URL="+dbURL) // not argv: ps shows it
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -555,6 +588,8 @@ func startBitd(dbURL string) (stop func(), ep, key, user string, pid int, err er
 				k, v, _ := strings.Cut(sc.Text(), "=")
 				env[k] = v
 			}
+			wireAddr = env["BITKIT_PG_ADDR"]
+			caCert = env["BITKIT_CA_CERT"]
 			return stop, env["BITKIT_ENDPOINT"], env["BITKIT_API_KEY"], env["BITKIT_DEMO_USER"], cmd.Process.Pid, nil
 		}
 		select {

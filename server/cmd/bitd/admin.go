@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
 	"github.com/bitkit-dev/bitkit/server/internal/access"
+	"github.com/bitkit-dev/bitkit/server/internal/quota"
 	"github.com/bitkit-dev/bitkit/server/internal/secret"
 	"github.com/bitkit-dev/bitkit/server/internal/store"
 )
@@ -53,7 +55,14 @@ const adminUsage = `bitd admin (--data DIR | --database-url URL --metadata-db NA
   account create NAME --owner USER
   account add-member ACCOUNT USER [--role OWNER|ADMIN|WRITER|READER]
   key create USER
-  key revoke KEY`
+  key revoke KEY
+  db release ACCOUNT/NAME   (end the reservation of a deleted database's name now)
+  db limit ACCOUNT/NAME BYTES   (set storage_limit_bytes; 0 = no limit; applied at once)
+  db move ACCOUNT/NAME CLUSTER   (move a database to another cluster; writes pause during the copy)
+  cluster add NAME URL [--pg-backend ADDR]   (a PostgreSQL cluster for new databases; the URL's password is not stored)
+  cluster list
+  cluster drain NAME   (no new databases there; existing ones stay until moved)
+  cluster activate NAME`
 
 func cmdAdmin(args []string) error {
 	fs := newFlagSet("admin", adminUsage)
@@ -64,6 +73,7 @@ func cmdAdmin(args []string) error {
 	passwordStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
 	owner := fs.String("owner", "", "owner user of account create")
 	role := fs.String("role", "WRITER", "role of account add-member: OWNER, ADMIN, WRITER or READER")
+	pgBackend := fs.String("pg-backend", "", "cluster add: where tenant roles reach the cluster (host:port or socket directory); default: found like --pg-backend of bitd serve")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -98,7 +108,15 @@ func cmdAdmin(args []string) error {
 		return *password, nil
 	}
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Options{AdminURL: url, MetadataDB: metaDB, MustExist: true})
+	var srvSecret []byte
+	if pos[0]+" "+pos[1] == "db move" {
+		// Provisioning the destination sets the role passwords, which
+		// derive from the server secret: read it, never create one.
+		if srvSecret, err = adminSecret(*data); err != nil {
+			return err
+		}
+	}
+	st, err := store.Open(ctx, store.Options{AdminURL: url, MetadataDB: metaDB, MustExist: true, Secret: srvSecret})
 	if err != nil {
 		return err
 	}
@@ -231,6 +249,50 @@ func cmdAdmin(args []string) error {
 		}
 		fmt.Println(key)
 		return nil
+	case "db release":
+		if err := need(1, "ACCOUNT/NAME"); err != nil {
+			return err
+		}
+		account, name, ok := strings.Cut(rest[0], "/")
+		if !ok || account == "" || name == "" {
+			return exitUsage{fmt.Sprintf("db release needs ACCOUNT/NAME, such as alice/sales, not %q", rest[0])}
+		}
+		until, err := st.ReleaseName(ctx, account, name)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("the name %s/%s is not reserved (no such account, or no deleted database of that name whose reservation is still running)", account, name)
+		}
+		if err != nil {
+			return err
+		}
+		return printJSON(map[string]any{"released": account + "/" + name, "was_reserved_until": until.UTC()})
+	case "db limit":
+		if err := need(2, "ACCOUNT/NAME BYTES"); err != nil {
+			return err
+		}
+		account, name, ok := strings.Cut(rest[0], "/")
+		limit, perr := strconv.ParseInt(rest[1], 10, 64)
+		if !ok || account == "" || name == "" || perr != nil || limit < 0 {
+			return exitUsage{fmt.Sprintf("db limit needs ACCOUNT/NAME and a number of bytes (0 = no limit), such as alice/sales 1073741824, not %q", strings.Join(rest, " "))}
+		}
+		id, err := st.SetStorageLimit(ctx, account, name, limit)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no live database %s/%s", account, name)
+		}
+		if err != nil {
+			return err
+		}
+		// Freeze or thaw now rather than at the next pass of a running bitd.
+		if _, err := (&quota.Enforcer{Store: st}).Check(ctx, id); err != nil {
+			return fmt.Errorf("limit set, but applying it now failed (a running bitd applies it within --storage-check-interval): %w", err)
+		}
+		q, err := st.QuotaState(ctx, id)
+		if err != nil {
+			return err
+		}
+		return printJSON(map[string]any{"database": account + "/" + name, "storage_limit_bytes": limit,
+			"storage_usage_bytes": q.UsageBytes, "writes_refused": q.Frozen})
+	case "cluster add", "cluster list", "cluster drain", "cluster activate", "db move":
+		return adminClusters(ctx, st, cmd, rest, *pgBackend)
 	case "key revoke":
 		if err := need(1, "KEY"); err != nil {
 			return err

@@ -14,11 +14,11 @@ import (
 // Connections bitd keeps out of the connection budget for its own work:
 // the metadata pool (which river's job queue shares), the admin pool, and
 // admin connections made on their own (role repairs, provisioning, the
-// access cache's LISTEN connection).
+// LISTEN connections of the access cache and of wire-proxy cancels).
 const (
 	ownMetadataConns = 16
 	ownAdminConns    = 4
-	ownAdHocConns    = 5
+	ownAdHocConns    = 6
 )
 
 // budgetShares derives the connection budget from the cluster's settings:

@@ -12,10 +12,10 @@ func TestBudgetShares(t *testing.T) {
 		maxConns, reserved, cfgMax, cfgPer int
 		total, per                         int
 	}{
-		{"PostgreSQL default", 100, 3, 0, 0, 62, 15},
-		{"test cluster", 400, 3, 0, 0, 347, 86},
-		{"dev cluster", 300, 3, 0, 0, 252, 63},
-		{"small cluster: share at least 10", 60, 3, 0, 0, 24, 10},
+		{"PostgreSQL default", 100, 3, 0, 0, 61, 15},
+		{"test cluster", 400, 3, 0, 0, 346, 86},
+		{"dev cluster", 300, 3, 0, 0, 251, 62},
+		{"small cluster: share at least 10", 60, 3, 0, 0, 23, 10},
 		{"set", 400, 3, 40, 10, 40, 10},
 		{"set total, derived share", 400, 3, 20, 0, 20, 10},
 		{"share capped by the total", 400, 3, 8, 0, 8, 8},

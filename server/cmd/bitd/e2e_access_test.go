@@ -203,7 +203,7 @@ func TestAccessCacheReplicas(t *testing.T) {
 		want(t, call(t, "POST", A+"/v2beta/db/", a.APIKey, map[string]any{"name": "pub_db", "is_private": false}), 201, "")
 		pdb := user + "/pub_db"
 		for range 2 {
-			if r := roleAs(t, B, erin, pdb); !strings.HasSuffix(r, store.ReaderSuffix) {
+			if r := roleAs(t, B, erin, pdb); !strings.HasSuffix(r, store.PublicSuffix) { // the public readers' role
 				t.Fatalf("stranger on a public database runs as %q", r)
 			}
 		}
@@ -233,8 +233,8 @@ func TestAccessCacheReplicas(t *testing.T) {
 		if err := meta.QueryRow(t.Context(), `SELECT id FROM users WHERE name = 'cache_fay'`).Scan(&fayID); err != nil {
 			t.Fatal(err)
 		}
-		// Collaborators have no HTTP surface yet: change them through the
-		// store, as a third process on the same metadata database.
+		// Change them through the store, as a third process on the same
+		// metadata database (TestCollaborators drives the HTTP routes).
 		st, err := store.Open(t.Context(), store.Options{AdminURL: bitdtest.DatabaseURL(t), MetadataDB: a.MetadataDB, MustExist: true})
 		if err != nil {
 			t.Fatal(err)

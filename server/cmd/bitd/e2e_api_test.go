@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bitkit-dev/bitkit/internal/bitdtest"
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -17,7 +19,8 @@ import (
 // endpoints.
 func TestAPI(t *testing.T) {
 	t.Parallel()
-	s := bitdtest.Start(t)
+	// bitd dev reserves no names by default; the subtests check bit.io's 30 days.
+	s := bitdtest.Start(t, bitdtest.Args("--name-reservation", "720h"))
 	E, key := s.Endpoint, s.APIKey
 	user := s.User
 	t.Cleanup(func() { // runs after every subtest, while bitd still runs
@@ -392,18 +395,14 @@ func TestAPI(t *testing.T) {
 		r := call(t, "POST", E+"/v2beta/query/batch/", key, map[string]any{"database_name": user + "/usage_db",
 			"queries": []map[string]any{{"query_string": "SELECT 1"}}})
 		want(t, r, 200, "")
-		deadline := time.Now().Add(30 * time.Second)
-		for {
+		testwait.Eventually(t, 30*time.Second, func() error {
 			r = call(t, "GET", E+"/v2beta/db/"+user+"/usage_db", key, nil)
 			uc, _ := r.Body["usage_current"].(map[string]any)
-			if n, _ := uc["rows_queried"].(float64); n >= 6 {
-				break
+			if n, _ := uc["rows_queried"].(float64); n < 6 {
+				return fmt.Errorf("rows_queried never reached 6: %s", r.Raw)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("rows_queried never reached 6: %s", r.Raw)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return nil
+		})
 		want(t, call(t, "POST", E+"/v2beta/query", key, map[string]any{"database_name": user + "/nope_db", "query_string": "SELECT 1"}), 404, "not_found")
 		r = call(t, "POST", E+"/v2beta/query", key, map[string]any{"database_name": user + "/usage_db", "query_string": "SELECT 1 /* " + strings.Repeat("x", 10<<20) + " */"})
 		want(t, r, 200, "")
@@ -431,16 +430,12 @@ func TestAPI(t *testing.T) {
 		want(t, call(t, "DELETE", E+"/v2beta/api-key/?api_key="+k2, wkey, nil), 200, "")
 		want(t, call(t, "DELETE", E+"/auth/v1/token", tok, nil), 200, "")
 		for name, c := range map[string]*pgx.Conn{"key": ck, "token": ct} {
-			deadline := time.Now().Add(20 * time.Second)
-			for {
-				if _, err := c.Exec(t.Context(), "SELECT 1"); err != nil {
-					break
+			testwait.Eventually(t, 20*time.Second, func() error {
+				if _, err := c.Exec(t.Context(), "SELECT 1"); err == nil {
+					return fmt.Errorf("the %s session survived its revocation", name)
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("the %s session survived its revocation", name)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+				return nil
+			})
 		}
 	})
 
@@ -489,21 +484,17 @@ func TestTokenExpiry(t *testing.T) {
 	}
 	tok := r.str("access_token")
 	want(t, call(t, "GET", s.Endpoint+"/iam/v2/account", tok, nil), 200, "")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testwait.Eventually(t, 30*time.Second, func() error {
 		r = call(t, "GET", s.Endpoint+"/iam/v2/account", tok, nil)
 		if r.Status == 401 {
-			want(t, r, 401, "unauthorized")
-			if !strings.Contains(r.str("error"), "expired") {
-				t.Fatalf("expired-token message: %s", r.Raw)
-			}
-			return
+			return nil
 		}
 		want(t, r, 200, "")
-		if time.Now().After(deadline) {
-			t.Fatal("token never expired")
-		}
-		time.Sleep(200 * time.Millisecond)
+		return errors.New("token never expired")
+	})
+	want(t, r, 401, "unauthorized")
+	if !strings.Contains(r.str("error"), "expired") {
+		t.Fatalf("expired-token message: %s", r.Raw)
 	}
 }
 

@@ -6,10 +6,12 @@ import (
 	"testing"
 
 	"github.com/bitkit-dev/bitkit/internal/bitdtest"
+	"github.com/bitkit-dev/bitkit/server/internal/store"
 )
 
 // TestRoleTampering checks that a reader of a public database cannot lock
-// everyone else out of it by changing the shared reader role's password
+// everyone else out of it by changing the shared public readers' role's
+// password (<db>_public: the same self-healing as every platform role)
 // (ALTER ROLE CURRENT_USER PASSWORD …, which PostgreSQL lets every role do
 // to itself), over HTTP nor over the wire proxy.
 func TestRoleTampering(t *testing.T) {
@@ -26,6 +28,10 @@ func TestRoleTampering(t *testing.T) {
 	tamper := func(t *testing.T) {
 		t.Helper()
 		c := wireConn(t, s, mallory, db)
+		var role string
+		if err := c.QueryRow(t.Context(), "SELECT current_user::text").Scan(&role); err != nil || !strings.HasSuffix(role, store.PublicSuffix) {
+			t.Fatalf("a public reader's wire session runs as %q (%v), want the public readers' role", role, err)
+		}
 		if _, err := c.Exec(t.Context(), "ALTER ROLE CURRENT_USER PASSWORD 'known-to-mallory'"); err != nil {
 			t.Fatalf("tamper: %v", err)
 		}

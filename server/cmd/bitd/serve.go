@@ -19,11 +19,15 @@ import (
 	"github.com/bitkit-dev/bitkit/server/internal/api"
 	"github.com/bitkit-dev/bitkit/server/internal/config"
 	"github.com/bitkit-dev/bitkit/server/internal/cors"
+	"github.com/bitkit-dev/bitkit/server/internal/httpcomp"
+	"github.com/bitkit-dev/bitkit/server/internal/metrics"
 	"github.com/bitkit-dev/bitkit/server/internal/pgaddr"
 	"github.com/bitkit-dev/bitkit/server/internal/pgcluster"
 	"github.com/bitkit-dev/bitkit/server/internal/pgpool"
+	"github.com/bitkit-dev/bitkit/server/internal/quota"
 	"github.com/bitkit-dev/bitkit/server/internal/secret"
 	"github.com/bitkit-dev/bitkit/server/internal/store"
+	"github.com/bitkit-dev/bitkit/server/internal/tlsconf"
 	"github.com/bitkit-dev/bitkit/server/internal/webui"
 )
 
@@ -31,6 +35,11 @@ import (
 type devOptions struct {
 	ephemeral bool
 	user      string
+	tls       bool   // --tls: HTTPS and wire TLS with the dev CA
+	caCert    string // the dev CA's certificate file, under --tls
+	// metricsAddr is the metrics listener as bound (demo.env), "" without
+	// --metrics.
+	metricsAddr string
 }
 
 func newLogger(cfg *config.Config) *slog.Logger {
@@ -53,15 +62,19 @@ func cmdServe(args []string, dev bool) error {
 	var d devOptions
 	name, synopsis := "serve", "bitd serve --database-url URL [flags]"
 	if dev {
-		name, synopsis = "dev", "bitd dev [--http ADDR] [--pg ADDR] [--data DIR] [--database-url URL] [--ephemeral] [--user NAME] [flags]"
+		name, synopsis = "dev", "bitd dev [--http ADDR] [--pg ADDR] [--data DIR] [--database-url URL] [--ephemeral] [--user NAME] [--tls] [flags]"
 		cfg.PGAddr = "127.0.0.1:6432"
 		cfg.DataDir = ".bitd"
+		cfg.DBStock = 2
+		cfg.NameReservation = 0
+		cfg.DrainTimeout = 5 * time.Second
 	}
 	cfg.AllowPrivateFileURLs = dev // default of --allow-private-urls
 	fs := newFlagSet(name, synopsis)
 	cfg.RegisterFlags(fs)
 	if dev {
 		fs.BoolVar(&d.ephemeral, "ephemeral", false, "on exit, drop every database and role this instance created and the metadata database")
+		fs.BoolVar(&d.tls, "tls", false, "serve HTTPS (and wire TLS) with a certificate for localhost/127.0.0.1/::1 from a local CA kept in DATA/tls (demo.env names it in BITKIT_CA_CERT)")
 		fs.StringVar(&d.user, "user", envOr("BITD_DEV_USER", "demo"), "demo user to create (with its personal account) and issue an API key for")
 	}
 	pos, err := parseInterspersed(fs, args)
@@ -98,6 +111,15 @@ func cmdServe(args []string, dev bool) error {
 	return serve(ctx, &cfg, dev, d, log)
 }
 
+// nameReservation maps --name-reservation (0: none) to
+// store.Options.NameReservation (0: the default, negative: none).
+func nameReservation(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
+}
+
 func envOr(k, def string) string {
 	if v, ok := os.LookupEnv(k); ok {
 		return v
@@ -115,6 +137,13 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, d devOptions, log 
 		}
 	}
 	cfg.Secret, err = secret.LoadServerSecret(os.Getenv("BITD_SECRET"), cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	// The HTTPS certificate (nil: plain HTTP), kept current until serve returns.
+	tlsCtx, stopTLS := context.WithCancel(ctx)
+	defer stopTLS()
+	tlsSrc, err := httpsSource(tlsCtx, cfg, &d, log)
 	if err != nil {
 		return err
 	}
@@ -140,11 +169,13 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, d devOptions, log 
 	}
 
 	st, err := store.Open(ctx, store.Options{AdminURL: cfg.DatabaseURL, MetadataDB: cfg.MetadataDB, Secret: cfg.Secret,
-		TempFileLimit: cfg.TempFileLimit, Logger: log, MaxDatabasesPerAccount: cfg.MaxDatabasesPerAccount})
+		TempFileLimit: cfg.TempFileLimit, Logger: log, MaxDatabasesPerAccount: cfg.MaxDatabasesPerAccount,
+		NameReservation: nameReservation(cfg.NameReservation)})
 	if err != nil {
 		return err
 	}
 	st.CheckLockdown(ctx) // logs a loud warning when tenant roles can log in directly
+	st.CheckClusters(ctx) // the same for the other clusters holding databases (store/clusters.go)
 	defer func() {
 		if d.ephemeral {
 			dctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -158,6 +189,17 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, d devOptions, log 
 		}
 		st.Close()
 	}()
+	// The database stock and the reaper of deleted databases; stopped
+	// (by the defer) before the store closes.
+	stopBackground := st.StartBackground(ctx, store.BackgroundOptions{StockSize: cfg.DBStock})
+	defer stopBackground()
+	// Storage quotas: databases over storage_limit_bytes are frozen (and
+	// thawed) by a pass every --storage-check-interval.
+	quotas := &quota.Enforcer{Store: st, Every: cfg.StorageCheckInterval, Log: log}
+	quotaCtx, stopQuotas := context.WithCancel(ctx)
+	quotaDone := make(chan struct{})
+	go func() { defer close(quotaDone); quotas.Run(quotaCtx) }()
+	defer func() { stopQuotas(); <-quotaDone }()
 
 	// One answer for the HTTP pools and the wire proxy: a locked-down
 	// cluster takes tenant roles only on its Unix socket.
@@ -188,7 +230,7 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, d devOptions, log 
 		return err
 	}
 	pools = pgpool.New(pgpool.Config{ConnString: cfg.DatabaseURL, TenantAddr: cfg.PGBackend, Secret: cfg.Secret, Logger: log, Budget: budget,
-		MaxConnsPerPool: int32(cfg.PoolMaxConns)})
+		MaxConnsPerPool: int32(cfg.PoolMaxConns), Clusters: st}) // Clusters: databases placed on other clusters (store/clusters.go)
 	defer pools.Close()
 	stopPprof, err := startPprof(cfg.PprofAddr, log)
 	if err != nil {
@@ -210,21 +252,39 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, d devOptions, log 
 	}
 	defer ln.Close() // when serving never started
 	endpoint := "http://" + ln.Addr().String()
+	if tlsSrc != nil {
+		endpoint = "https://" + ln.Addr().String()
+	}
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = endpoint
 	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
 
-	jobSvc, stopJobs, err := newJobs(ctx, cfg, st, pools, acc, log)
+	met := metrics.New()
+	jobSvc, drainJobs, closeJobs, err := newJobs(ctx, cfg, st, pools, acc, met, log)
 	if err != nil {
 		return err
 	}
-	defer stopJobs()
-	wire, err := newWire(cfg, acc, pools, log)
+	defer closeJobs()
+	ptls, err := wireTLS(tlsCtx, cfg, tlsSrc, log)
+	if err != nil {
+		return err
+	}
+	wire, err := newWire(cfg, acc, pools, ptls, log)
 	if err != nil {
 		return err
 	}
 	defer wire.stop()
+	registerCollectors(met, pools, acc, wire, jobSvc)
+	metricsAddr, stopMetrics, err := startMetrics(cfg.MetricsAddr, met, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	d.metricsAddr = metricsAddr
+	dr := &drainer{met: met}
+	txns := newTxn(cfg, acc, endpoint, met, log)
+	defer txns.Close()
 	// Listening starts once its subscribers (the wire proxy) are in place;
 	// until then every lookup goes to the store.
 	acc.Start()
@@ -232,26 +292,34 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, d devOptions, log 
 
 	srv := api.New(api.Options{
 		Store: st, Access: acc, Logger: log, TokenTTL: cfg.TokenTTL,
+		RefreshIdle: cfg.RefreshIdle, RefreshLifetime: cfg.RefreshLifetime,
+		StorageLimit: storageLimitOption(cfg.StorageLimit),
 		OnDeleteDatabase: func(pgDB, id string) {
 			wire.terminateDatabase(id)
+			txns.EndDatabase(id)
 			// CloseDatabase waits for connections in use; DROP DATABASE
 			// WITH (FORCE), which runs next, ends their queries.
 			go pools.CloseDatabase(pgDB)
 		},
-		OnRevokeCredential: wire.terminateCredential,
+		OnRevokeCredential: func(id string) { wire.terminateCredential(id); txns.EndCredential(id) },
 		OnAccessChanged:    wire.recheck,
+		Metrics:            met,
+		Ready:              dr.ready,
 	})
 	origins, _ := cors.ParseOrigins(cfg.AllowedOrigins)
 	srv.Use(cors.Middleware(origins))
+	srv.Use(httpcomp.Handler) // compressed JSON/NDJSON answers, gzip request bodies
 	srv.SetFallback(webui.Handler())
-	flushUsage := wireQuery(cfg, srv, acc, &access.Usage{Store: st, Log: log.Warn}, log)
+	flushUsage := wireQuery(cfg, srv, acc, countRows{&access.Usage{Store: st, Log: log.Warn}, met}, txns, quotas, log)
+	routeTxn(srv, txns)
 	defer flushUsage()
 	routeJobs(cfg, srv, jobSvc)
 
 	// Every request context derives from reqCtx, so shutdown can end
-	// in-flight requests (NDJSON streams, long queries) after a grace period.
-	reqCtx, cancelRequests := context.WithCancel(context.Background())
-	defer cancelRequests()
+	// in-flight requests (NDJSON streams, long queries) after the drain
+	// timeout, with apierr.ErrShuttingDown as the cause.
+	reqCtx, cancelRequests := context.WithCancelCause(context.Background())
+	defer cancelRequests(nil)
 	// Slow clients: the header, then the body (uploads extend it per read,
 	// see api.StallDeadline), then the wait for the next request are bounded.
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,
@@ -259,7 +327,14 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, d devOptions, log 
 		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext: func(net.Listener) context.Context { return reqCtx }}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- hs.Serve(ln) }()
+	if tlsSrc != nil {
+		// HTTPS; ServeTLS adds HTTP/2.
+		hs.TLSConfig = tlsconf.ServerConfig(tlsSrc)
+		go func() { serveErr <- hs.ServeTLS(ln, "", "") }()
+		obtainACME(tlsCtx, tlsSrc, log)
+	} else {
+		go func() { serveErr <- hs.Serve(ln) }()
+	}
 	log.Info("bitd listening", "http", endpoint, "pg", wire.addr(), "metadata_db", cfg.MetadataDB, "version", version)
 
 	if dev {
@@ -272,40 +347,16 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, d devOptions, log 
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
+		// drain.go: /readyz goes 503, then HTTP, wire sessions and jobs
+		// get --drain-timeout to finish.
+		dr.drain(cfg.DrainDelay, cfg.DrainTimeout, hs, cancelRequests, wire, drainJobs, log)
 	case err := <-serveErr:
 		if !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http server: %w", err)
 		}
+		shutdownHTTP(hs, cancelRequests, cfg.DrainTimeout, log)
 	}
-	shutdownHTTP(hs, cancelRequests, log)
 	return nil
-}
-
-// HTTP shutdown budget: requests get shutdownGrace to finish on their own;
-// then their contexts are cancelled (queries abort, streams end) and they get
-// shutdownCancelWait more before the connections are closed.
-const (
-	shutdownGrace      = 2 * time.Second
-	shutdownCancelWait = 2 * time.Second
-)
-
-// shutdownHTTP stops hs within shutdownGrace+shutdownCancelWait, however
-// long its in-flight requests would otherwise run.
-func shutdownHTTP(hs *http.Server, cancelRequests context.CancelFunc, log *slog.Logger) {
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	err := hs.Shutdown(sctx)
-	cancel()
-	if err == nil {
-		return
-	}
-	log.Info("cancelling in-flight HTTP requests to shut down")
-	cancelRequests()
-	sctx, cancel = context.WithTimeout(context.Background(), shutdownCancelWait)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		log.Warn("http shutdown did not finish in time; closing connections", "err", err)
-		_ = hs.Close()
-	}
 }
 
 // writeFileAtomic writes b to path with mode 0600 via a temp file + rename.
@@ -354,14 +405,32 @@ func devBootstrap(ctx context.Context, cfg *config.Config, st *store.Store, d de
 	if pgAddr != "" {
 		fmt.Fprintf(&b, "BITKIT_PG_ADDR=%s\n", pgAddr)
 	}
+	if d.caCert != "" {
+		fmt.Fprintf(&b, "BITKIT_CA_CERT=%s\n", d.caCert)
+	}
+	if d.metricsAddr != "" {
+		fmt.Fprintf(&b, "BITKIT_METRICS_ADDR=%s\n", d.metricsAddr)
+	}
 	envPath := filepath.Join(cfg.DataDir, "demo.env")
 	if err := writeFileAtomic(envPath, []byte(b.String())); err != nil {
 		return fmt.Errorf("write demo.env: %w", err)
 	}
 	fmt.Printf("bitd dev is ready\n  HTTP API:   %s\n", endpoint)
+	if d.caCert != "" {
+		fmt.Printf("  TLS CA:     %s (trust it: BITKIT_CA_CERT, curl --cacert, sslrootcert=, NODE_EXTRA_CA_CERTS)\n", d.caCert)
+	}
 	if pgAddr != "" {
 		fmt.Printf("  PG proxy:   %s (password = API key, database = %s/<db>)\n", pgAddr, u.Name)
 	}
 	fmt.Printf("  demo user:  %s\n  API key:    in %s (source it: set -a; . %s)\n", u.Name, envPath, envPath)
 	return nil
+}
+
+// storageLimitOption maps --storage-limit (0: no limit) to
+// api.Options.StorageLimit (-1: no limit).
+func storageLimitOption(n int64) int64 {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

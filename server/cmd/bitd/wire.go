@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bitkit-dev/bitkit/server/internal/access"
 	"github.com/bitkit-dev/bitkit/server/internal/config"
+	"github.com/bitkit-dev/bitkit/server/internal/metrics"
 	"github.com/bitkit-dev/bitkit/server/internal/pgpool"
 	"github.com/bitkit-dev/bitkit/server/internal/proxy"
 	"github.com/bitkit-dev/bitkit/server/internal/store"
@@ -27,11 +29,15 @@ type wireProxy struct {
 	// done ends the loop.
 	recheckAll chan struct{}
 	done       chan struct{}
+	stopOnce   sync.Once
+	// relay hands cancel requests to the other replicas (wirecancel.go).
+	relay *cancelRelay
 }
 
 // newWire listens on --pg and serves the wire proxy until stop; nil when
-// --pg is empty.
-func newWire(cfg *config.Config, acc *access.Access, pools *pgpool.Manager, log *slog.Logger) (*wireProxy, error) {
+// --pg is empty. ptls is its TLS configuration (wireTLS); nil means a
+// self-signed certificate.
+func newWire(cfg *config.Config, acc *access.Access, pools *pgpool.Manager, ptls *tls.Config, log *slog.Logger) (*wireProxy, error) {
 	if cfg.PGAddr == "" {
 		return nil, nil
 	}
@@ -48,16 +54,13 @@ func newWire(cfg *config.Config, acc *access.Access, pools *pgpool.Manager, log 
 	default:
 		return nil, fmt.Errorf("--pg-relay %q: use loop or goroutines", cfg.PGRelay)
 	}
-	if cfg.PGTLSCert != "" || cfg.PGTLSKey != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.PGTLSCert, cfg.PGTLSKey)
-		if err != nil {
-			return nil, fmt.Errorf("--pg-tls-cert/--pg-tls-key: %w", err)
-		}
-		pc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	} else if !cfg.Dev {
-		log.Warn("the wire proxy uses a self-signed TLS certificate: pass --pg-tls-cert and --pg-tls-key")
+	// The certificate: --pg-tls-cert/--pg-tls-key, else the HTTP API's.
+	pc.TLS = ptls
+	if ptls == nil && !cfg.Dev {
+		log.Warn("the wire proxy uses a self-signed TLS certificate that no client can verify: pass --tls-cert and --tls-key (or --acme-domain), or --pg-tls-cert and --pg-tls-key")
 	}
-	wa := &access.WireAuthorizer{Access: acc, Secret: cfg.Secret, BackendAddr: backend, Repair: pools.RepairRole}
+	wa := &access.WireAuthorizer{Access: acc, Secret: cfg.Secret, BackendAddr: backend, Repair: pools.RepairRole,
+		ClusterAddr: pools.TenantAddrOf}
 	if b := pools.Budget(); b != nil {
 		// Wire sessions take connection-budget slots like pool connections.
 		pc.Admit = func(ctx context.Context, t *proxy.WireTarget) (func(), error) {
@@ -67,11 +70,15 @@ func newWire(cfg *config.Config, acc *access.Access, pools *pgpool.Manager, log 
 			return b.Acquire(ctx, t.PGDatabase)
 		}
 	}
+	// A cancel request that lands on another replica still cancels.
+	relay := &cancelRelay{st: acc.Store()}
+	pc.CancelRelay, pc.CancelKey = relay, proxy.DeriveCancelKey(cfg.Secret)
 	ln, err := net.Listen("tcp", cfg.PGAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s (--pg): %w", cfg.PGAddr, err)
 	}
-	w := &wireProxy{px: proxy.New(pc, wa, log), ln: ln, log: log, recheckAll: make(chan struct{}, 1), done: make(chan struct{})}
+	w := &wireProxy{px: proxy.New(pc, wa, log), ln: ln, log: log, recheckAll: make(chan struct{}, 1), done: make(chan struct{}), relay: relay}
+	relay.start(w.px)
 	go func() {
 		if err := w.px.Serve(ln); err != nil && !errors.Is(err, proxy.ErrServerClosed) {
 			log.Error("wire proxy stopped", "err", err)
@@ -153,14 +160,34 @@ func (w *wireProxy) recheck(id string) {
 	}
 }
 
-// stop shuts the proxy down: wire queries in flight get 3 s, then their
-// sessions are ended.
-func (w *wireProxy) stop() {
+// stop shuts the proxy down: see stopWithin; 3 s when it was not drained.
+func (w *wireProxy) stop() { w.stopWithin(3 * time.Second) }
+
+// stopWithin shuts the proxy down once: it takes no new connection, idle
+// sessions end at once and sessions running a query when it finishes
+// (FATAL 57P01 admin_shutdown); sessions still busy after d are ended the
+// same way. Later calls do nothing.
+func (w *wireProxy) stopWithin(d time.Duration) {
 	if w == nil {
 		return
 	}
-	close(w.done)
-	sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	_ = w.px.Shutdown(sctx)
+	w.stopOnce.Do(func() {
+		close(w.done)
+		sctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		if err := w.px.Shutdown(sctx); err != nil {
+			w.log.Info("wire proxy: sessions still busy after the drain timeout were ended (57P01)")
+		}
+		w.relay.stop()
+	})
+}
+
+// stats reads the proxy's counters (metrics); zero without --pg.
+func (w *wireProxy) stats() metrics.WireStats {
+	if w == nil {
+		return metrics.WireStats{}
+	}
+	s := w.px.Stats()
+	return metrics.WireStats{Sessions: s.Sessions, SessionsTotal: s.SessionsTotal, BytesToBackend: s.BytesToBackend, BytesToClient: s.BytesToClient,
+		CancelsRelayed: s.CancelsRelayed, CancelsRelayedIn: s.CancelsRelayedIn}
 }

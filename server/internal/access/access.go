@@ -29,6 +29,12 @@ type PoolProvider interface {
 	Pool(ctx context.Context, pgDatabase, pgRole string) (*pgxpool.Pool, error)
 }
 
+// placedPools is a PoolProvider that places databases on several clusters
+// (pgpool.Manager).
+type placedPools interface {
+	PoolOn(ctx context.Context, cluster, pgDatabase, pgRole string) (*pgxpool.Pool, error)
+}
+
 // Config configures an Access.
 type Config struct {
 	Store *store.Store
@@ -88,6 +94,9 @@ func New(c Config) *Access {
 	c.Store.OnAccessChange(a.cache.invalidate)
 	return a
 }
+
+// CacheStats reads the cache's size and counters (for metrics).
+func (a *Access) CacheStats() CacheStats { return a.cache.stats() }
 
 // Start begins listening for access changes on a dedicated metadata
 // connection, until Stop. Without Start (or with the cache disabled) every
@@ -229,11 +238,17 @@ func (a *Access) Resolve(ctx context.Context, fullName string) (*dbaccess.Target
 		return nil, err
 	}
 	t := &dbaccess.Target{DatabaseID: d.ID, FullName: d.FullName(), PGDatabase: d.PGName,
-		Permission: dbaccess.Permission(d.Role), PGRole: store.RoleFor(d.PGName, d.Role), Principal: p}
+		Permission: dbaccess.Permission(d.Role), PGRole: d.PGRole(), Principal: p}
 	if a.pools == nil {
 		return nil, apierr.New(http.StatusServiceUnavailable, "unavailable", "this bitd has no connection pools configured")
 	}
-	t.Pool, err = a.pools.Pool(ctx, t.PGDatabase, t.PGRole)
+	if pp, ok := a.pools.(placedPools); ok {
+		// Several clusters: the pool on the cluster the (cached, NOTIFY-
+		// invalidated) metadata places the database on.
+		t.Pool, err = pp.PoolOn(ctx, d.Placement, t.PGDatabase, t.PGRole)
+	} else {
+		t.Pool, err = a.pools.Pool(ctx, t.PGDatabase, t.PGRole)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,8 @@ type cache struct {
 	live       bool
 	maxEntries int
 	maxAge     time.Duration
+	// hits, misses and invalidations count for Stats (under mu).
+	hits, misses, invalidations int64
 }
 
 type entry struct {
@@ -47,17 +49,33 @@ func (c *cache) get(key string) (any, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.live {
+		c.misses++
 		return nil, false
 	}
 	e := c.entries[key]
 	if e == nil {
+		c.misses++
 		return nil, false
 	}
 	if !time.Now().Before(e.expires) {
 		delete(c.entries, key)
+		c.misses++
 		return nil, false
 	}
+	c.hits++
 	return e.val, true
+}
+
+// CacheStats are the access cache's size and counters since start.
+type CacheStats struct {
+	Entries                     int
+	Hits, Misses, Invalidations int64
+}
+
+func (c *cache) stats() CacheStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return CacheStats{Entries: len(c.entries), Hits: c.hits, Misses: c.misses, Invalidations: c.invalidations}
 }
 
 // put stores val for key until expires (at most maxAge from now), unless
@@ -103,6 +121,7 @@ func (c *cache) invalidate(tags []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
+	c.invalidations++
 	for _, t := range tags {
 		if t == allTag {
 			clear(c.entries)
@@ -134,6 +153,7 @@ func (c *cache) setLive(live bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
+	c.invalidations++
 	c.live = live
 	clear(c.entries)
 }

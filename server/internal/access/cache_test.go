@@ -1,9 +1,12 @@
 package access
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 )
 
 func TestCache(t *testing.T) {
@@ -60,13 +63,12 @@ func TestCache(t *testing.T) {
 		if _, ok := c.get("old"); ok {
 			t.Fatal("stored an expired answer")
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for _, ok := c.get("soon"); ok; _, ok = c.get("soon") {
-			if time.Now().After(deadline) {
-				t.Fatal("an expired answer is still served")
+		testwait.Eventually(t, 10*time.Second, func() error {
+			if _, ok := c.get("soon"); ok {
+				return errors.New("an expired answer is still served")
 			}
-			time.Sleep(time.Millisecond)
-		}
+			return nil
+		})
 		c.invalidate([]string{allTag})
 		if c.len() != 0 {
 			t.Fatal("all did not flush")

@@ -9,19 +9,19 @@ import (
 	"time"
 
 	"github.com/bitkit-dev/bitkit/internal/bitdtest"
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 	"github.com/bitkit-dev/bitkit/server/internal/store"
 )
 
 // waitFor polls f until it is true, failing the test after 30 s.
 func waitFor(t *testing.T, what string, f func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 30 s", what)
+	testwait.Eventually(t, 30*time.Second, func() error {
+		if !f() {
+			return errors.New(what)
 		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // openStore opens a store on a fresh metadata database, dropped at the end.

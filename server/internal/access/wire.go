@@ -23,6 +23,10 @@ type WireAuthorizer struct {
 	Access      *Access
 	Secret      []byte
 	BackendAddr string // host:port of the cluster holding platform databases
+	// ClusterAddr, when set, returns where tenant roles connect on a
+	// cluster other than "default" (pgpool.Manager.TenantAddrOf); the
+	// databases placed there are relayed to it instead of BackendAddr.
+	ClusterAddr func(ctx context.Context, cluster string) (string, error)
 	// Repair resets a login role after the server refused bitd's login as
 	// it (pgpool.Manager.RepairRole). nil disables RepairRole.
 	Repair func(ctx context.Context, pgDatabase, pgRole string) error
@@ -82,15 +86,18 @@ func (a *WireAuthorizer) AuthorizeWire(ctx context.Context, password, database s
 	if err != nil {
 		return nil, err
 	}
-	role := wireRole(d.PGName, d.Role)
+	role := d.PGRole()
+	backend, cluster := a.BackendAddr, ""
+	if a.ClusterAddr != nil && d.Placement != "" && d.Placement != store.DefaultCluster {
+		if backend, err = a.ClusterAddr(ctx, d.Placement); err != nil {
+			return nil, err
+		}
+		cluster = d.Placement
+	}
 	return &proxy.WireTarget{DatabaseID: d.ID, CredentialID: p.CredentialID, PGDatabase: d.PGName,
-		PGRole: role, PGPassword: secret.RolePassword(a.Secret, role), BackendAddr: a.BackendAddr,
-		Reader: strings.HasSuffix(role, store.ReaderSuffix)}, nil
+		PGRole: role, PGPassword: secret.RolePassword(a.Secret, role), BackendAddr: backend,
+		Reader: store.ReadOnlyRole(role), Cluster: cluster}, nil
 }
-
-// wireRole is the login role a wire session with permission gets on the
-// PostgreSQL database pgName. AuthorizeWire and StillAuthorized must agree.
-func wireRole(pgName, permission string) string { return store.RoleFor(pgName, permission) }
 
 // StillAuthorized re-checks the grants of open wire sessions in one
 // metadata query: a grant holds while its credential is live and still maps
@@ -110,7 +117,7 @@ func (a *WireAuthorizer) StillAuthorized(ctx context.Context, grants []proxy.Gra
 		switch {
 		case !st.CredentialValid:
 			out[i] = proxy.GrantCredentialInvalid
-		case st.Role == "" || st.PGName == "" || wireRole(st.PGName, st.Role) != grants[i].PGRole:
+		case st.PGRole() == "" || st.PGRole() != grants[i].PGRole: // AuthorizeWire's role (Database.PGRole)
 			out[i] = proxy.GrantWithdrawn
 		default:
 			continue

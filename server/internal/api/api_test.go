@@ -7,9 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
 	"github.com/bitkit-dev/bitkit/server/internal/apierr"
@@ -65,87 +63,6 @@ func TestDecodeJSON(t *testing.T) {
 			t.Fatalf("got %d %s", e.Status, e.Code)
 		}
 	})
-}
-
-func TestLoginLimiter(t *testing.T) {
-	t.Parallel()
-	l := newLoginLimiter(2, 3, time.Hour)
-	mustReserve := func(keys ...string) *attempt {
-		t.Helper()
-		a, wait, _ := l.reserve(keys...)
-		if wait != 0 || a == nil {
-			t.Fatalf("reserve(%v) refused (wait %v)", keys, wait)
-		}
-		return a
-	}
-	l.fail(mustReserve("u:a", "a:1"))
-	l.fail(mustReserve("u:a", "a:1"))
-	if a, w, busy := l.reserve("u:a", "a:2"); a != nil || w <= 0 || w > time.Hour || busy {
-		t.Fatalf("user not blocked after 2 failures: %v, %v", a, w)
-	}
-	l.cancel(mustReserve("u:b", "a:2")) // never verified: given back
-	l.fail(mustReserve("u:b", "a:1"))
-	if a, _, _ := l.reserve("u:c", "a:1"); a != nil {
-		t.Fatal("address not blocked after 3 failures")
-	}
-	l.fail(mustReserve("u:c", "a:2"))
-	l.succeed(mustReserve("u:c", "a:2")) // forgets the user's failure, gives the address its slot back
-	l.fail(mustReserve("u:c", "a:2"))
-	if got := l.counters["u:c"].n; got != 1 {
-		t.Fatalf("user count %d after failure, success, failure; want 1", got)
-	}
-	if got := l.counters["a:2"].n; got != 2 {
-		t.Fatalf("address count %d after a cancel, 2 failures and a success; want 2", got)
-	}
-}
-
-// TestLoginLimiterConcurrent: N concurrent attempts reserve at most the
-// limit, even when one of them is the right password and succeeds while
-// the others are in flight.
-func TestLoginLimiterConcurrent(t *testing.T) {
-	t.Parallel()
-	const n, perUser = 40, 5
-	l := newLoginLimiter(perUser, 1000, time.Hour)
-	var (
-		mu       sync.Mutex
-		admitted []*attempt
-		wg       sync.WaitGroup
-	)
-	start := make(chan struct{})
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			if a, _, _ := l.reserve("u:victim", "a:1"); a != nil {
-				mu.Lock()
-				admitted = append(admitted, a)
-				mu.Unlock()
-			}
-		}()
-	}
-	close(start)
-	wg.Wait()
-	if len(admitted) != perUser {
-		t.Fatalf("%d of %d concurrent attempts admitted; want exactly the limit %d", len(admitted), n, perUser)
-	}
-	// The right password settles first while the others are in flight: no
-	// slot comes free for the rest of the burst.
-	l.succeed(admitted[0])
-	// Refused while the others are in flight: busy (their outcome is not
-	// known yet), not rate limited.
-	if a, wait, busy := l.reserve("u:victim", "a:1"); a != nil || wait != 0 || !busy {
-		t.Fatalf("a success racing other attempts: reserve = %v, %v, busy %v; want a busy refusal", a, wait, busy)
-	}
-	for _, a := range admitted[1:] {
-		l.fail(a)
-	}
-	if a, wait, busy := l.reserve("u:victim", "a:1"); a != nil || wait <= 0 || busy {
-		t.Fatalf("after the limit of failures: reserve = %v, %v, busy %v; want rate limited", a, wait, busy)
-	}
-	if got := l.counters["a:1"].n; got != perUser-1 {
-		t.Fatalf("address count %d; want %d (the success given back)", got, perUser-1)
-	}
 }
 
 func decodeBody(t *testing.T, res *http.Response) map[string]any {

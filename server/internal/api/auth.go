@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/bitkit-dev/bitkit/server/internal/apierr"
@@ -43,6 +42,10 @@ func (s *Server) authenticate(next http.Handler, required bool) http.Handler {
 		}
 		if cred == "" {
 			apierr.Write(w, r, apierr.Unauthorized("malformed Authorization header: use \"Authorization: Bearer <API key or access token>\""))
+			return
+		}
+		if strings.HasPrefix(cred, store.RefreshTokenPrefix) {
+			apierr.Write(w, r, apierr.Unauthorized("a refresh token is not accepted as a bearer credential: trade it for an access token with POST /auth/v1/refresh {\"refresh_token\": …}"))
 			return
 		}
 		p, err := s.acc.Principal(r.Context(), cred)
@@ -89,18 +92,24 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		apierr.Write(w, r, missing("password"))
 		return
 	}
-	userKey, addrKey := "u:"+strings.ToLower(req.Username), "a:"+clientAddr(r)
 	// Reserve, then settle: the attempt counts as a failure before the
-	// password is verified, so a concurrent burst gets at most the limit
-	// verified. Each path below settles the reservation once, before it answers.
-	att, wait, busy := s.limiter.reserve(userKey, addrKey)
+	// password is verified, so a concurrent burst (on any replica) gets at
+	// most the limit verified. Each path below settles the reservation
+	// once, before it answers.
+	att, wait, busy, err := s.limiter.reserve(r.Context(), req.Username, clientAddr(r))
+	if err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
 	if wait > 0 {
+		s.o.Metrics.LoginLimited("failures")
 		e := apierr.New(http.StatusTooManyRequests, "rate_limited", "too many failed logins; try again in %d seconds", int((wait+time.Second-1)/time.Second))
 		e.RetryAfter = wait
 		apierr.Write(w, r, e)
 		return
 	}
 	if busy {
+		s.o.Metrics.LoginLimited("busy")
 		apierr.Write(w, r, loginBusy())
 		return
 	}
@@ -128,6 +137,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	// then 429 (not 5xx: the server is healthy, just busy).
 	ok, verr := secret.VerifyPasswordWait(r.Context(), loginHashWait, hash, req.Password)
 	if errors.Is(verr, secret.ErrBusy) {
+		s.o.Metrics.LoginLimited("busy")
 		apierr.Write(w, r, loginBusy())
 		return
 	}
@@ -140,20 +150,119 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if u == nil || u.PasswordHash == "" || !ok {
 		settle(s.limiter.fail)
+		s.o.Metrics.LoginFailed()
 		apierr.Write(w, r, apierr.New(http.StatusUnauthorized, "invalid_credentials", "invalid username or password"))
 		return
 	}
 	settle(s.limiter.succeed)
-	tok, exp, err := s.st.CreateAccessToken(r.Context(), u.ID, s.o.TokenTTL)
+	pair, err := s.st.CreateSession(r.Context(), u.ID, s.sessionTTL())
 	if err != nil {
 		apierr.Write(w, r, err)
 		return
 	}
-	secs := int64(time.Until(exp).Round(time.Second) / time.Second)
-	if secs < 1 {
-		secs = 1
+	writePair(w, pair)
+}
+
+func (s *Server) sessionTTL() store.SessionTTL {
+	return store.SessionTTL{Access: s.o.TokenTTL, Idle: s.o.RefreshIdle, Absolute: s.o.RefreshLifetime}
+}
+
+// secondsUntil is the whole seconds until t, at least 1.
+func secondsUntil(t time.Time) int64 {
+	return max(1, int64(time.Until(t).Round(time.Second)/time.Second))
+}
+
+// writePair answers a login or refresh: the access token with its lifetime,
+// and the refresh token with the time it may stay unused.
+func writePair(w http.ResponseWriter, p *store.TokenPair) {
+	apierr.WriteJSON(w, http.StatusOK, map[string]any{
+		"access_token":       p.AccessToken,
+		"expires_in":         secondsUntil(p.AccessExpires),
+		"token_type":         "Bearer",
+		"refresh_token":      p.RefreshToken,
+		"refresh_expires_in": secondsUntil(p.RefreshExpires),
+	})
+}
+
+type refreshReq struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+// readRefreshToken decodes {"refresh_token": "bkr_..."}.
+func readRefreshToken(r *http.Request) (string, error) {
+	var req refreshReq
+	if err := DecodeJSON(r, &req, false); err != nil {
+		return "", err
 	}
-	apierr.WriteJSON(w, http.StatusOK, map[string]any{"access_token": tok, "expires_in": secs, "token_type": "Bearer"})
+	if req.RefreshToken == "" {
+		return "", missing("refresh_token")
+	}
+	if !strings.HasPrefix(req.RefreshToken, store.RefreshTokenPrefix) {
+		return "", apierr.BadRequest("invalid_field", "refresh_token is not a refresh token (they start with %q): send the refresh_token that /auth/v1/login or /auth/v1/refresh answered, not an access token or API key", store.RefreshTokenPrefix)
+	}
+	return req.RefreshToken, nil
+}
+
+// refreshFailed is the 401 of a refresh token that cannot be traded.
+func refreshFailed(err error) *apierr.Error {
+	msg := "the refresh token is unknown"
+	switch {
+	case errors.Is(err, store.ErrRefreshExpired):
+		msg = "the refresh token expired (the session was idle too long or reached its lifetime)"
+	case errors.Is(err, store.ErrRefreshRevoked):
+		msg = "the session of this refresh token was revoked (logout, password change, or a reused refresh token)"
+	case errors.Is(err, store.ErrRefreshReused):
+		msg = "this refresh token was already used once; as it may have been copied, its whole session is now revoked"
+	}
+	return apierr.New(http.StatusUnauthorized, "invalid_refresh_token", "%s: log in again (POST /auth/v1/login)", msg)
+}
+
+// refresh trades a refresh token for a new access token and refresh token
+// (POST /auth/v1/refresh); the presented one is used up.
+func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
+	tok, err := readRefreshToken(r)
+	if err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	res, err := s.st.RefreshSession(r.Context(), tok, s.sessionTTL())
+	s.revoked(res.RevokedAccessID)
+	switch {
+	case errors.Is(err, store.ErrRefreshUnknown), errors.Is(err, store.ErrRefreshExpired),
+		errors.Is(err, store.ErrRefreshRevoked), errors.Is(err, store.ErrRefreshReused):
+		if errors.Is(err, store.ErrRefreshReused) {
+			s.log.WarnContext(r.Context(), "a used refresh token was presented again; its session is revoked",
+				"request_id", apierr.RequestID(r.Context()), "client", clientAddr(r))
+		}
+		apierr.Write(w, r, refreshFailed(err))
+		return
+	case err != nil:
+		apierr.Write(w, r, err)
+		return
+	}
+	writePair(w, res.Pair)
+}
+
+// revokeRefresh ends the session of a refresh token (POST /auth/v1/revoke):
+// every refresh token and access token of it stops working. Revoking a
+// revoked session again answers {} too.
+func (s *Server) revokeRefresh(w http.ResponseWriter, r *http.Request) {
+	tok, err := readRefreshToken(r)
+	if err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	ids, err := s.st.RevokeSessionByRefreshToken(r.Context(), tok)
+	if errors.Is(err, store.ErrRefreshUnknown) {
+		apierr.Write(w, r, refreshFailed(err))
+		return
+	}
+	if err != nil {
+		apierr.Write(w, r, err)
+		return
+	}
+	s.revoked(ids)
+	apierr.WriteJSON(w, http.StatusOK, struct{}{})
 }
 
 // loginBusy is the 429 of a login that was not checked because the server
@@ -175,138 +284,13 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		apierr.Write(w, r, err)
 		return
 	}
-	if s.o.OnRevokeCredential != nil {
-		s.o.OnRevokeCredential(p.CredentialID)
+	// The login session the token belongs to ends with it: its refresh
+	// token and its other access tokens.
+	ids, err := s.st.RevokeSessionOfAccessToken(r.Context(), p.CredentialID)
+	if err != nil {
+		apierr.Write(w, r, err)
+		return
 	}
+	s.revoked(append(ids, p.CredentialID))
 	apierr.WriteJSON(w, http.StatusOK, struct{}{})
-}
-
-// loginLimiter counts failed logins per key in fixed windows. It lives in
-// memory, so limits apply per bitd replica. A login reserves its attempt
-// (counted as a failure) before the password is verified and settles it
-// after, so N concurrent guesses get at most the limit verified:
-//
-//   - fail keeps the reservation;
-//   - succeed resets the user's count (forgets its earlier failures) when
-//     no other attempt for the user is in flight, and otherwise only keeps
-//     its own reservation, so a burst that holds the right password still
-//     gets no more than the limit verified; the address count gets the
-//     reservation back;
-//   - cancel (nothing was verified: busy, error, client gone) gives the
-//     reservation back.
-//
-// It is safe for concurrent use.
-type loginLimiter struct {
-	mu       sync.Mutex
-	perUser  int
-	perAddr  int
-	window   time.Duration
-	counters map[string]*window
-}
-
-type window struct {
-	n        int // failures and reservations in this window
-	inFlight int // reservations not settled yet
-	reset    time.Time
-}
-
-// attempt is one reservation: the windows it was counted in.
-type attempt struct {
-	keys []string
-	wins []*window
-}
-
-func newLoginLimiter(perUser, perAddr int, w time.Duration) *loginLimiter {
-	return &loginLimiter{perUser: perUser, perAddr: perAddr, window: w, counters: map[string]*window{}}
-}
-
-func (l *loginLimiter) limit(key string) int {
-	if strings.HasPrefix(key, "u:") {
-		return l.perUser
-	}
-	return l.perAddr
-}
-
-// reserve counts one attempt against every key, atomically. When a key's
-// settled failures reach its limit nothing is counted and wait is how long
-// the caller must wait; when a key is at its limit only because of attempts
-// still in flight, nothing is counted and busy is true (their outcome is
-// not known yet: retry shortly). Otherwise the attempt must be settled with
-// fail, succeed or cancel.
-func (l *loginLimiter) reserve(keys ...string) (a *attempt, wait time.Duration, busy bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	if len(l.counters) > 100_000 { // drop expired, settled windows now and then
-		for k, c := range l.counters {
-			if now.After(c.reset) && c.inFlight == 0 {
-				delete(l.counters, k)
-			}
-		}
-	}
-	for _, k := range keys {
-		c := l.counters[k]
-		if c == nil || now.After(c.reset) || c.n < l.limit(k) {
-			continue
-		}
-		if c.n-c.inFlight >= l.limit(k) {
-			wait = max(wait, c.reset.Sub(now))
-		} else {
-			busy = true
-		}
-	}
-	if wait > 0 {
-		return nil, wait, false
-	}
-	if busy {
-		return nil, 0, true
-	}
-	a = &attempt{keys: keys, wins: make([]*window, len(keys))}
-	for i, k := range keys {
-		c := l.counters[k]
-		if c == nil || now.After(c.reset) {
-			// A window still holding attempts in flight is replaced; their
-			// settlement then changes only the expired window.
-			c = &window{reset: now.Add(l.window)}
-			l.counters[k] = c
-		}
-		c.n++
-		c.inFlight++
-		a.wins[i] = c
-	}
-	return a, 0, false
-}
-
-// fail settles a as a failed login: it stays counted.
-func (l *loginLimiter) fail(a *attempt) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, c := range a.wins {
-		c.inFlight--
-	}
-}
-
-// succeed settles a as a successful login.
-func (l *loginLimiter) succeed(a *attempt) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for i, c := range a.wins {
-		c.inFlight--
-		switch {
-		case !strings.HasPrefix(a.keys[i], "u:"):
-			c.n--
-		case c.inFlight == 0:
-			c.n = 0
-		}
-	}
-}
-
-// cancel settles a as never verified: its reservation is given back.
-func (l *loginLimiter) cancel(a *attempt) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, c := range a.wins {
-		c.inFlight--
-		c.n--
-	}
 }

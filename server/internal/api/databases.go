@@ -13,9 +13,11 @@ import (
 	"github.com/bitkit-dev/bitkit/server/internal/store"
 )
 
-// DefaultStorageLimit is the storage_limit_bytes of a new database when the
-// request gives none (3 GiB). The limit is recorded and reported; bitd
-// does not enforce it.
+// DefaultStorageLimit is the default of Options.StorageLimit (3 GiB, as
+// bit.io): the storage_limit_bytes of a new database when the request gives
+// none, and the most a request may ask for. Callers may lower a database's
+// limit; only the operator raises it (bitd admin db limit). bitd enforces
+// it (package quota; docs/bitd.md, "Storage quotas").
 const DefaultStorageLimit = 3 << 30
 
 type usageJSON struct {
@@ -71,7 +73,7 @@ func (s *Server) listDatabases(w http.ResponseWriter, r *http.Request) {
 
 type createDBReq struct {
 	Name              string `json:"name"`
-	IsPrivate         *bool  `json:"is_private"`
+	IsPrivate         *Bool  `json:"is_private"` // a boolean or "true"/"false"
 	StorageLimitBytes *int64 `json:"storage_limit_bytes"`
 	Account           string `json:"account"`
 }
@@ -97,13 +99,26 @@ func (s *Server) accountForWrite(ctx context.Context, p *authn.Principal, name s
 	if err != nil {
 		return nil, err
 	}
+	if err := mayCreateIn(name, acc.Name, role); err != nil {
+		return nil, err
+	}
+	return acc, nil
+}
+
+// mayCreateIn is the policy for creating a database in another account
+// than the caller's own: its OWNERs and ADMINs may; other members are
+// refused (403) and non-members are told it does not exist (404), so an
+// account's existence is not revealed. asked is the name as the caller
+// gave it, account its stored name, role the caller's membership ("" for
+// none).
+func mayCreateIn(asked, account, role string) error {
 	switch role {
 	case "":
-		return nil, apierr.NotFound("account %q not found, or you are not a member", name)
+		return apierr.NotFound("account %q not found, or you are not a member", asked)
 	case "OWNER", "ADMIN":
-		return acc, nil
+		return nil
 	}
-	return nil, apierr.Forbidden("your role in account %q is %s: creating there needs OWNER or ADMIN", acc.Name, role)
+	return apierr.Forbidden("your role in account %q is %s: creating there needs OWNER or ADMIN", account, role)
 }
 
 func (s *Server) createDatabase(w http.ResponseWriter, r *http.Request) {
@@ -138,12 +153,19 @@ func (s *Server) createDatabase(w http.ResponseWriter, r *http.Request) {
 	}
 	isPrivate := true
 	if req.IsPrivate != nil {
-		isPrivate = *req.IsPrivate
+		isPrivate = bool(*req.IsPrivate)
 	}
-	limit := int64(DefaultStorageLimit)
+	limit := s.o.StorageLimit
+	switch limit {
+	case 0:
+		limit = DefaultStorageLimit
+	case -1:
+		limit = 0 // none
+	}
 	if req.StorageLimitBytes != nil {
-		if *req.StorageLimitBytes < 0 {
-			apierr.Write(w, r, apierr.BadRequest("invalid_field", "storage_limit_bytes must be 0 or more"))
+		if *req.StorageLimitBytes < 1 || (limit > 0 && *req.StorageLimitBytes > limit) {
+			apierr.Write(w, r, apierr.BadRequest("invalid_field", "storage_limit_bytes must be 1 or more, and at most the default (%d; 0 means none); "+
+				"the operator can raise a database's limit with bitd admin db limit", limit))
 			return
 		}
 		limit = *req.StorageLimitBytes
@@ -226,7 +248,7 @@ func requireAdmin(d *store.Database, action string) error {
 
 type updateDBReq struct {
 	Name              *string `json:"name"`
-	IsPrivate         *bool   `json:"is_private"`
+	IsPrivate         *Bool   `json:"is_private"` // a boolean or "true"/"false"
 	StorageLimitBytes *int64  `json:"storage_limit_bytes"`
 }
 
@@ -260,11 +282,13 @@ func (s *Server) updateDatabase(w http.ResponseWriter, r *http.Request) {
 		}
 		req.Name = &n
 	}
-	if req.StorageLimitBytes != nil && *req.StorageLimitBytes < 0 {
-		apierr.Write(w, r, apierr.BadRequest("invalid_field", "storage_limit_bytes must be 0 or more"))
+	if req.StorageLimitBytes != nil && (*req.StorageLimitBytes < 1 ||
+		(d.StorageLimitBytes > 0 && *req.StorageLimitBytes > d.StorageLimitBytes)) {
+		apierr.Write(w, r, apierr.Forbidden("storage_limit_bytes can only be lowered through the API (to 1 byte or more; it is %d); "+
+			"the operator raises it with bitd admin db limit", d.StorageLimitBytes))
 		return
 	}
-	if err := s.st.UpdateDatabase(r.Context(), d.ID, req.Name, req.IsPrivate, req.StorageLimitBytes); err != nil {
+	if err := s.st.UpdateDatabase(r.Context(), d.ID, req.Name, BoolPtr(req.IsPrivate), req.StorageLimitBytes); err != nil {
 		name := d.Name
 		if req.Name != nil {
 			name = *req.Name
@@ -276,7 +300,7 @@ func (s *Server) updateDatabase(w http.ResponseWriter, r *http.Request) {
 		d.Name = *req.Name
 	}
 	if req.IsPrivate != nil {
-		d.IsPrivate = *req.IsPrivate
+		d.IsPrivate = bool(*req.IsPrivate)
 		if d.IsPrivate && s.o.OnAccessChanged != nil {
 			s.o.OnAccessChanged(d.ID)
 		}
@@ -305,18 +329,21 @@ func (s *Server) deleteDatabase(w http.ResponseWriter, r *http.Request) {
 	if s.o.OnDeleteDatabase != nil {
 		s.o.OnDeleteDatabase(d.PGName, d.ID)
 	}
-	until, err := s.st.DeleteDatabase(r.Context(), d)
+	// The PostgreSQL database and roles are dropped in the background,
+	// durably (store.DeleteDatabaseInBackground): the caller does not wait.
+	until, err := s.st.DeleteDatabaseInBackground(r.Context(), d)
 	if errors.Is(err, store.ErrNotFound) {
 		apierr.Write(w, r, notFoundDB(d.AccountName, d.Name))
 		return
 	}
-	if err != nil && until.IsZero() {
+	if err != nil {
 		apierr.Write(w, r, err)
 		return
 	}
-	if err != nil { // deleted and reserved; the PostgreSQL objects linger
-		s.log.ErrorContext(r.Context(), "dropping a deleted database failed; drop it by hand", "pg_database", d.PGName, "err", err)
+	if until.IsZero() {
+		s.log.InfoContext(r.Context(), "database deleted", "database", d.FullName(), "id", d.ID, "name_reserved", false)
+	} else {
+		s.log.InfoContext(r.Context(), "database deleted", "database", d.FullName(), "id", d.ID, "name_reserved_until", until)
 	}
-	s.log.InfoContext(r.Context(), "database deleted", "database", d.FullName(), "id", d.ID, "name_reserved_until", until)
 	apierr.WriteJSON(w, http.StatusOK, struct{}{})
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/bitkit-dev/bitkit/server/internal/access"
 	"github.com/bitkit-dev/bitkit/server/internal/apierr"
 	"github.com/bitkit-dev/bitkit/server/internal/authn"
+	"github.com/bitkit-dev/bitkit/server/internal/metrics"
 	"github.com/bitkit-dev/bitkit/server/internal/store"
 )
 
@@ -45,6 +46,10 @@ type Options struct {
 	Logger *slog.Logger
 	// TokenTTL is the lifetime of access tokens from /auth/v1/login.
 	TokenTTL time.Duration
+	// RefreshIdle and RefreshLifetime are the idle and absolute lifetimes
+	// of login sessions (refresh tokens); zero means 14 and 90 days.
+	RefreshIdle     time.Duration
+	RefreshLifetime time.Duration
 	// OnDeleteDatabase runs before a database is dropped (close pools,
 	// end relayed sessions). It may be nil.
 	OnDeleteDatabase func(pgDatabase, databaseID string)
@@ -52,7 +57,8 @@ type Options struct {
 	// id (end relayed sessions). It may be nil.
 	OnRevokeCredential func(credentialID string)
 	// OnAccessChanged runs after who may use a database changed (it was
-	// made private), with its id (re-check relayed sessions). It may be nil.
+	// made private, a collaborator was removed or their role changed), with
+	// its id (re-check relayed sessions). It may be nil.
 	OnAccessChanged func(databaseID string)
 	// Login rate limits: at most LoginFailuresPerUser failed logins per user
 	// name and LoginFailuresPerAddr per client address within
@@ -60,6 +66,17 @@ type Options struct {
 	LoginFailuresPerUser int
 	LoginFailuresPerAddr int
 	LoginWindow          time.Duration
+	// Metrics counts requests (by route pattern), login failures and
+	// limiter hits; nil counts nothing.
+	Metrics *metrics.Metrics
+	// StorageLimit is the storage_limit_bytes of a new database when the
+	// request gives none, and the most a request may ask for; 0 means
+	// DefaultStorageLimit, -1 no limit (requests may then ask for any).
+	StorageLimit int64
+	// Ready, when set, answers /readyz beside the metadata database's
+	// ping: a non-nil error (bitd is draining) makes it 503 with the
+	// error's text as the reason.
+	Ready func() error
 }
 
 // Server is the HTTP API. Create it with New, add routes with Handle, then
@@ -73,6 +90,9 @@ type Server struct {
 	fallback http.Handler
 	wrap     []func(http.Handler) http.Handler
 	limiter  *loginLimiter
+	// routeMetrics holds each registered pattern's metrics (Handle); it
+	// is only read once serving starts.
+	routeMetrics map[string]*metrics.Route
 }
 
 // New returns a Server with the database, identity and health routes.
@@ -86,6 +106,12 @@ func New(o Options) *Server {
 	if o.TokenTTL <= 0 {
 		o.TokenTTL = time.Hour
 	}
+	if o.RefreshIdle <= 0 {
+		o.RefreshIdle = 14 * 24 * time.Hour
+	}
+	if o.RefreshLifetime <= 0 {
+		o.RefreshLifetime = 90 * 24 * time.Hour
+	}
 	if o.LoginFailuresPerUser <= 0 {
 		o.LoginFailuresPerUser = 5
 	}
@@ -96,7 +122,8 @@ func New(o Options) *Server {
 		o.LoginWindow = time.Minute
 	}
 	s := &Server{o: o, st: o.Store, acc: o.Access, log: o.Logger, mux: http.NewServeMux(),
-		limiter: newLoginLimiter(o.LoginFailuresPerUser, o.LoginFailuresPerAddr, o.LoginWindow)}
+		limiter:      newLoginLimiter(o.Store, o.Logger, o.LoginFailuresPerUser, o.LoginFailuresPerAddr, o.LoginWindow),
+		routeMetrics: map[string]*metrics.Route{}}
 	s.routes()
 	return s
 }
@@ -157,6 +184,12 @@ func (s *Server) Handle(pattern string, h http.Handler, opts ...RouteOption) {
 	p = strings.TrimSuffix(p, "/")
 	s.mux.Handle(method+" "+p, final)
 	s.mux.Handle(method+" "+p+"/{$}", final)
+	if s.o.Metrics != nil {
+		// Resolved now: the request path then skips the label lookups.
+		for _, pat := range []string{method + " " + p, method + " " + p + "/{$}"} {
+			s.routeMetrics[pat] = s.o.Metrics.Route(pat)
+		}
+	}
 }
 
 // HandleFunc is Handle for a function.
@@ -183,7 +216,7 @@ func (s *Server) Handler() http.Handler {
 }
 
 func isAPIPath(p string) bool {
-	for _, pre := range []string{"/v2beta", "/auth/", "/iam/", "/healthz"} {
+	for _, pre := range []string{"/v2beta", "/auth/", "/iam/", "/healthz", "/readyz"} {
 		if p == pre || strings.HasPrefix(p, pre) {
 			return true
 		}
@@ -195,6 +228,7 @@ var methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.Met
 
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	if !isAPIPath(r.URL.Path) && s.fallback != nil {
+		setRoute(w, routeFallback)
 		s.fallback.ServeHTTP(w, r)
 		return
 	}
@@ -207,6 +241,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, pattern := s.mux.Handler(r); pattern != "" {
+		setRoute(w, pattern)
 		s.mux.ServeHTTP(w, r)
 		return
 	}
@@ -250,6 +285,30 @@ type statusWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	route  string // the pattern that served the request (metrics)
+}
+
+// Route labels of requests no API route served.
+const (
+	routeFallback  = "fallback"  // the web dashboard (SetFallback)
+	routeUnmatched = "unmatched" // 404, 405, non-canonical paths
+)
+
+// setRoute records the route pattern serving a request on its statusWriter,
+// which middlewares between accessLog and dispatch (compression) may wrap:
+// their writers implement Unwrap.
+func setRoute(w http.ResponseWriter, pattern string) {
+	for range 8 {
+		switch x := w.(type) {
+		case *statusWriter:
+			x.route = pattern
+			return
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return
+		}
+	}
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -290,10 +349,22 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			if status == 0 {
 				status = http.StatusOK
 			}
+			d := time.Since(start)
 			s.log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
 				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status),
-				slog.Int64("bytes", sw.bytes), slog.Duration("duration", time.Since(start)),
+				slog.Int64("bytes", sw.bytes), slog.Duration("duration", d),
 				slog.String("request_id", apierr.RequestID(r.Context())))
+			if s.o.Metrics != nil {
+				if rm := s.routeMetrics[sw.route]; rm != nil {
+					rm.Observe(status, d, sw.bytes)
+				} else {
+					route := sw.route
+					if route == "" {
+						route = routeUnmatched
+					}
+					s.o.Metrics.HTTPRequest(route, r.Method, status, d, sw.bytes)
+				}
+			}
 		}()
 		next.ServeHTTP(sw, r)
 	})
@@ -322,14 +393,18 @@ func (s *Server) recover(next http.Handler) http.Handler {
 
 func (s *Server) routes() {
 	s.HandleFunc("GET /healthz", s.healthz, Public)
+	s.HandleFunc("GET /readyz", s.readyz, Public)
 	s.HandleFunc("GET /v2beta/db/", s.listDatabases)
 	s.HandleFunc("POST /v2beta/db/", s.createDatabase, UserOnly)
 	s.HandleFunc("GET /v2beta/db/{account}/{db}", s.getDatabase)
 	s.HandleFunc("PATCH /v2beta/db/{account}/{db}", s.updateDatabase)
 	s.HandleFunc("DELETE /v2beta/db/{account}/{db}", s.deleteDatabase)
+	s.collaboratorRoutes()
 
 	s.HandleFunc("POST /auth/v1/login", s.login, Public)
 	s.HandleFunc("DELETE /auth/v1/token", s.logout)
+	s.HandleFunc("POST /auth/v1/refresh", s.refresh, Public)
+	s.HandleFunc("POST /auth/v1/revoke", s.revokeRefresh, Public)
 	s.HandleFunc("GET /iam/v2/account", s.account)
 	s.HandleFunc("GET /iam/v2/accounts:getIdByName", s.accountIDByName)
 
@@ -352,4 +427,28 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	apierr.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz answers whether this bitd should get new requests: 503 with a
+// JSON reason while it drains (Options.Ready) or while the metadata
+// database does not answer, else 200. A load balancer's health check uses
+// it; /healthz stays the liveness check.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.o.Ready != nil {
+		if err := s.o.Ready(); err != nil {
+			// Not apierr.Write: a load balancer polls this while bitd
+			// drains, which is no error worth a log line.
+			apierr.WriteJSON(w, http.StatusServiceUnavailable, &apierr.Error{Code: "draining", Message: err.Error(),
+				RequestID: apierr.RequestID(r.Context())})
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.st.Ping(ctx); err != nil {
+		apierr.Write(w, r, apierr.New(http.StatusServiceUnavailable, "metadata_unreachable",
+			"the metadata database is not reachable: this bitd cannot authenticate or route requests until it is"))
+		return
+	}
+	apierr.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }

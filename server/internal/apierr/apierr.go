@@ -205,3 +205,20 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))
 }
+
+// ErrShuttingDown is the cause with which bitd cancels the requests still
+// running when its drain timeout passes (context.Cause of their contexts).
+var ErrShuttingDown = errors.New("bitd is shutting down")
+
+// ShuttingDown reports whether ctx was cancelled because bitd is shutting
+// down (ErrShuttingDown), not because its client left.
+func ShuttingDown(ctx context.Context) bool {
+	return ctx.Err() != nil && errors.Is(context.Cause(ctx), ErrShuttingDown)
+}
+
+// ShutdownError is the 503 of a request (or the last line of a stream) that
+// bitd ended because its drain timeout passed.
+func ShutdownError() *Error {
+	return New(http.StatusServiceUnavailable, "shutting_down",
+		"bitd is shutting down and ended this request when its drain timeout passed: send it again (another bitd answers it)")
+}

@@ -24,12 +24,40 @@ type Config struct {
 	MetadataDB string
 	// HTTPAddr is the HTTP listen address (default 127.0.0.1:8080).
 	HTTPAddr string
+	// AdvertiseHTTP is host:port (or scheme://host:port) where the other
+	// replicas reach this one's HTTP API, for requests on an interactive
+	// transaction this replica holds (--advertise-http); "" means the
+	// HTTP listener's address, with its scheme.
+	AdvertiseHTTP string
+	// Interactive transactions (package txn): the idle timeout when begin
+	// gives none and its cap, the absolute lifetime, and the caps on open
+	// transactions per principal and per database; 0 means the defaults
+	// (15s, 5m, 15m, 8, 8).
+	TxIdleTimeout     time.Duration
+	TxMaxIdleTimeout  time.Duration
+	TxMaxLifetime     time.Duration
+	TxMaxPerPrincipal int
+	TxMaxPerDatabase  int
 	// PGAddr is the PostgreSQL wire proxy listen address; "" disables it.
 	PGAddr string
 	// PGTLSCert and PGTLSKey are PEM files of the wire proxy's TLS
-	// certificate; without them a self-signed one is generated at start-up.
+	// certificate; without them the proxy uses the HTTP API's certificate
+	// (TLSCert, ACME or the dev CA), else a self-signed one generated at
+	// start-up.
 	PGTLSCert string
 	PGTLSKey  string
+	// TLSCert and TLSKey are PEM files of the HTTP API's certificate
+	// (--tls-cert, --tls-key): HTTPS with HTTP/2, reloaded on SIGHUP and
+	// when the files change.
+	TLSCert string
+	TLSKey  string
+	// ACMEDomains (comma-separated), ACMEEmail, ACMEDirectory and
+	// ACMECACert configure certificates from an ACME CA instead
+	// (--acme-domain, --acme-email, --acme-directory, --acme-ca-cert).
+	ACMEDomains   string
+	ACMEEmail     string
+	ACMEDirectory string
+	ACMECACert    string
 	// PGIdleTimeout closes wire-proxy sessions idle this long (0: the
 	// proxy's default, 5 minutes; negative disables it).
 	PGIdleTimeout time.Duration
@@ -55,6 +83,14 @@ type Config struct {
 	// MaxDatabasesPerAccount caps the live databases of one account
 	// (default 100; 0 means no cap).
 	MaxDatabasesPerAccount int
+	// DBStock is how many databases bitd keeps provisioned ahead of
+	// demand, per metadata store, so that creating one answers in
+	// milliseconds (--db-stock; default 4, 2 under dev; 0 disables).
+	DBStock int
+	// NameReservation is how long a deleted database's name stays
+	// reserved (--name-reservation; default 30 days, 0 under dev; 0 means
+	// not at all).
+	NameReservation time.Duration
 	// PGRelay picks how wire-proxy sessions are relayed: "loop" (default:
 	// every session on one epoll loop, on Linux) or
 	// "goroutines" (two goroutines per session, always).
@@ -77,6 +113,12 @@ type Config struct {
 	PublicURL string
 	// TokenTTL is the lifetime of access tokens (default 1h).
 	TokenTTL time.Duration
+	// RefreshIdle is how long a login session's refresh token stays valid
+	// unused (--refresh-idle, default 14 days); RefreshLifetime is the
+	// session's absolute lifetime from its login (--refresh-lifetime,
+	// default 90 days). Both must be positive.
+	RefreshIdle     time.Duration
+	RefreshLifetime time.Duration
 	// StatementTimeout is the default per-query timeout (30s);
 	// MaxStatementTimeout caps timeout_ms (10m).
 	StatementTimeout    time.Duration
@@ -140,6 +182,15 @@ type Config struct {
 	// bare number is kB) or "-1" for no per-database limit. Validate
 	// rewrites it in canonical form (ParseTempFileLimit).
 	TempFileLimit string
+	// StorageCheckInterval is the period of the storage-quota pass that
+	// measures every platform database and freezes those over their
+	// storage_limit_bytes (--storage-check-interval, default 10s; see
+	// docs/bitd.md, "Storage quotas"). It must be positive.
+	StorageCheckInterval time.Duration
+	// StorageLimit is the storage_limit_bytes of new databases, and the
+	// most a request may ask for (--storage-limit, default 3 GiB); 0 means
+	// none.
+	StorageLimit int64
 	// Secret is the server secret (BITD_SECRET or DataDir/secret).
 	Secret []byte
 	// PoolMaxConns bounds each HTTP query pool, one per (platform
@@ -149,6 +200,19 @@ type Config struct {
 	// (--pprof). It must be a loopback address unless PprofAnyAddr.
 	PprofAddr    string
 	PprofAnyAddr bool
+	// MetricsAddr, when set, serves Prometheus metrics at /metrics on its
+	// own listener (--metrics), never on the public one. It must be a
+	// loopback address unless MetricsAnyAddr.
+	MetricsAddr    string
+	MetricsAnyAddr bool
+	// DrainDelay is how long bitd keeps serving after SIGTERM with /readyz
+	// answering 503, so that load balancers stop sending it requests
+	// (--drain-delay, default 0). DrainTimeout then bounds the wait for
+	// in-flight HTTP requests and streams, wire-proxy sessions and running
+	// jobs (--drain-timeout; default 30s, 5s under dev); past it requests
+	// are cancelled, sessions ended with 57P01 and jobs handed back.
+	DrainDelay   time.Duration
+	DrainTimeout time.Duration
 }
 
 // Default returns the defaults.
@@ -157,6 +221,8 @@ func Default() Config {
 		MetadataDB:          "bitkit",
 		HTTPAddr:            "127.0.0.1:8080",
 		TokenTTL:            time.Hour,
+		RefreshIdle:         14 * 24 * time.Hour,
+		RefreshLifetime:     90 * 24 * time.Hour,
 		StatementTimeout:    30 * time.Second,
 		MaxStatementTimeout: 10 * time.Minute,
 		LogFormat:           "text",
@@ -165,10 +231,16 @@ func Default() Config {
 		ExportRetention:     7 * 24 * time.Hour,
 
 		MaxDatabasesPerAccount: 100,
+		StorageCheckInterval:   10 * time.Second,
+		StorageLimit:           3 << 30,
+		DBStock:                4,
+		NameReservation:        30 * 24 * time.Hour,
 
 		HTTPReadHeaderTimeout: 10 * time.Second,
 		HTTPReadTimeout:       60 * time.Second,
 		HTTPIdleTimeout:       2 * time.Minute,
+
+		DrainTimeout: 30 * time.Second,
 	}
 }
 
@@ -213,9 +285,21 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DatabaseURL, "database-url", envOr("DATABASE_URL", c.DatabaseURL), "cluster admin URL: superuser or CREATEDB+CREATEROLE (env BITD_DATABASE_URL)")
 	fs.StringVar(&c.MetadataDB, "metadata-db", envOr("METADATA_DB", c.MetadataDB), "metadata database name, created if missing (env BITD_METADATA_DB)")
 	fs.StringVar(&c.HTTPAddr, "http", envOr("HTTP", c.HTTPAddr), "HTTP listen address (env BITD_HTTP)")
+	fs.StringVar(&c.AdvertiseHTTP, "advertise-http", envOr("ADVERTISE_HTTP", c.AdvertiseHTTP), "host:port or https://name:port where the other replicas reach this one's HTTP API (interactive transactions); empty = the --http address as bound (env BITD_ADVERTISE_HTTP)")
+	fs.DurationVar(&c.TxIdleTimeout, "tx-idle-timeout", envDur("TX_IDLE_TIMEOUT", c.TxIdleTimeout), "roll back an interactive transaction idle this long when begin gives no idle_timeout_ms; 0 = 15s (env BITD_TX_IDLE_TIMEOUT)")
+	fs.DurationVar(&c.TxMaxIdleTimeout, "tx-max-idle-timeout", envDur("TX_MAX_IDLE_TIMEOUT", c.TxMaxIdleTimeout), "largest idle_timeout_ms a transaction may ask for; 0 = 5m (env BITD_TX_MAX_IDLE_TIMEOUT)")
+	fs.DurationVar(&c.TxMaxLifetime, "tx-max-lifetime", envDur("TX_MAX_LIFETIME", c.TxMaxLifetime), "roll back an interactive transaction this long after its begin; 0 = 15m (env BITD_TX_MAX_LIFETIME)")
+	fs.IntVar(&c.TxMaxPerPrincipal, "tx-max-per-principal", int(envInt("TX_MAX_PER_PRINCIPAL", int64(c.TxMaxPerPrincipal))), "open interactive transactions per user or service account on this bitd; 0 = 8 (env BITD_TX_MAX_PER_PRINCIPAL)")
+	fs.IntVar(&c.TxMaxPerDatabase, "tx-max-per-database", int(envInt("TX_MAX_PER_DATABASE", int64(c.TxMaxPerDatabase))), "open interactive transactions per database on this bitd; keep it below --pool-max-conns; 0 = 8 (env BITD_TX_MAX_PER_DATABASE)")
 	fs.StringVar(&c.PGAddr, "pg", envOr("PG", c.PGAddr), "PostgreSQL wire proxy listen address; empty disables it (env BITD_PG)")
 	fs.StringVar(&c.PGTLSCert, "pg-tls-cert", envOr("PG_TLS_CERT", c.PGTLSCert), "PEM certificate of the wire proxy; empty = self-signed (env BITD_PG_TLS_CERT)")
 	fs.StringVar(&c.PGTLSKey, "pg-tls-key", envOr("PG_TLS_KEY", c.PGTLSKey), "PEM private key of the wire proxy (env BITD_PG_TLS_KEY)")
+	fs.StringVar(&c.TLSCert, "tls-cert", envOr("TLS_CERT", c.TLSCert), "PEM certificate chain for HTTPS (and the wire proxy); reloaded on SIGHUP and when the file changes (env BITD_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "tls-key", envOr("TLS_KEY", c.TLSKey), "PEM private key of --tls-cert (env BITD_TLS_KEY)")
+	fs.StringVar(&c.ACMEDomains, "acme-domain", envOr("ACME_DOMAIN", c.ACMEDomains), "serve HTTPS with certificates obtained by ACME (TLS-ALPN-01) for these comma-separated domains; --http must be reachable on port 443 of each (env BITD_ACME_DOMAIN)")
+	fs.StringVar(&c.ACMEEmail, "acme-email", envOr("ACME_EMAIL", c.ACMEEmail), "contact e-mail of the ACME account (env BITD_ACME_EMAIL)")
+	fs.StringVar(&c.ACMEDirectory, "acme-directory", envOr("ACME_DIRECTORY", c.ACMEDirectory), "ACME directory URL; empty = Let's Encrypt (env BITD_ACME_DIRECTORY)")
+	fs.StringVar(&c.ACMECACert, "acme-ca-cert", envOr("ACME_CA_CERT", c.ACMECACert), "PEM CA certificate to trust for the ACME server's own HTTPS (a private ACME CA such as Pebble); empty = system roots (env BITD_ACME_CA_CERT)")
 	fs.DurationVar(&c.PGIdleTimeout, "pg-idle-timeout", envDur("PG_IDLE_TIMEOUT", c.PGIdleTimeout), "close wire-proxy sessions idle this long; 0 = 5m (env BITD_PG_IDLE_TIMEOUT)")
 	fs.DurationVar(&c.PGReaderIdleInTx, "pg-reader-idle-in-transaction-timeout", envDur("PG_READER_IDLE_IN_TRANSACTION_TIMEOUT", c.PGReaderIdleInTx), "end a reader's wire-proxy session idle inside a transaction this long; 0 = 60s, negative = never (env BITD_PG_READER_IDLE_IN_TRANSACTION_TIMEOUT)")
 	fs.IntVar(&c.PGMaxConns, "pg-max-conns", int(envInt("PG_MAX_CONNS", int64(c.PGMaxConns))), "cap on wire-proxy sessions in total; 0 = none (env BITD_PG_MAX_CONNS)")
@@ -223,12 +307,16 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxBackendConns, "max-backend-conns", int(envInt("MAX_BACKEND_CONNS", int64(c.MaxBackendConns))), "cap on bitd's connections to PostgreSQL as tenant roles (HTTP, wire, jobs); 0 = derived from max_connections (env BITD_MAX_BACKEND_CONNS)")
 	fs.IntVar(&c.MaxBackendConnsPerAccount, "max-backend-conns-per-account", int(envInt("MAX_BACKEND_CONNS_PER_ACCOUNT", int64(c.MaxBackendConnsPerAccount))), "each account's share (and cap) of --max-backend-conns; 0 = a quarter of it, at least 10 (env BITD_MAX_BACKEND_CONNS_PER_ACCOUNT)")
 	fs.IntVar(&c.MaxDatabasesPerAccount, "max-databases-per-account", int(envInt("MAX_DATABASES_PER_ACCOUNT", int64(c.MaxDatabasesPerAccount))), "cap on the databases of one account; 0 = no cap (env BITD_MAX_DATABASES_PER_ACCOUNT)")
+	fs.IntVar(&c.DBStock, "db-stock", int(envInt("DB_STOCK", int64(c.DBStock))), "databases kept provisioned ahead of demand, so that creating one takes milliseconds; shared by replicas; 0 = none (env BITD_DB_STOCK)")
+	fs.DurationVar(&c.NameReservation, "name-reservation", envDur("NAME_RESERVATION", c.NameReservation), "how long a deleted database's name stays reserved (720h = 30 days); 0 = not at all; `bitd admin db release` frees one early (env BITD_NAME_RESERVATION)")
 	fs.StringVar(&c.PGRelay, "pg-relay", envOr("PG_RELAY", c.PGRelay), "wire-proxy relay: loop (default; epoll loop for plaintext sessions) or goroutines (env BITD_PG_RELAY)")
 	fs.StringVar(&c.PGBackend, "pg-backend", envOr("PG_BACKEND", c.PGBackend), "how bitd reaches PostgreSQL as tenant roles (HTTP pools and wire proxy): host:port or a Unix-socket directory; empty = the server's Unix socket when --database-url is loopback, else its host (env BITD_PG_BACKEND)")
 	fs.StringVar(&c.DataDir, "data", envOr("DATA", c.DataDir), "data directory: server secret, blobs, dev cluster (env BITD_DATA)")
 	fs.StringVar(&c.BlobURL, "blob-url", envOr("BLOB_URL", c.BlobURL), "blob store for uploads and exports (file:///dir, s3://bucket); empty = DATA/blobs (env BITD_BLOB_URL)")
 	fs.StringVar(&c.PublicURL, "public-url", envOr("PUBLIC_URL", c.PublicURL), "externally visible base URL (env BITD_PUBLIC_URL)")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", envDur("TOKEN_TTL", c.TokenTTL), "access token lifetime (env BITD_TOKEN_TTL)")
+	fs.DurationVar(&c.RefreshIdle, "refresh-idle", envDur("REFRESH_IDLE", c.RefreshIdle), "a login session ends when its refresh token is unused this long (env BITD_REFRESH_IDLE)")
+	fs.DurationVar(&c.RefreshLifetime, "refresh-lifetime", envDur("REFRESH_LIFETIME", c.RefreshLifetime), "a login session ends this long after its login, however often it is refreshed (env BITD_REFRESH_LIFETIME)")
 	fs.DurationVar(&c.StatementTimeout, "statement-timeout", envDur("STATEMENT_TIMEOUT", c.StatementTimeout), "default query timeout (env BITD_STATEMENT_TIMEOUT)")
 	fs.DurationVar(&c.MaxStatementTimeout, "max-statement-timeout", envDur("MAX_STATEMENT_TIMEOUT", c.MaxStatementTimeout), "largest timeout_ms a query may ask for (env BITD_MAX_STATEMENT_TIMEOUT)")
 	fs.IntVar(&c.MaxResultRows, "max-result-rows", int(envInt("MAX_RESULT_ROWS", int64(c.MaxResultRows))), "row cap of a buffered query result; 0 = default (env BITD_MAX_RESULT_ROWS)")
@@ -242,6 +330,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.AllowPrivateFileURLs, "allow-private-urls", envBool("ALLOW_PRIVATE_URLS", c.AllowPrivateFileURLs), "let import file_url reach private and loopback addresses; default true under dev, false under serve (env BITD_ALLOW_PRIVATE_URLS)")
 	fs.DurationVar(&c.DownloadURLTTL, "download-url-ttl", envDur("DOWNLOAD_URL_TTL", c.DownloadURLTTL), "lifetime of export download URLs; 0 = 1h (env BITD_DOWNLOAD_URL_TTL)")
 	fs.DurationVar(&c.ExportRetention, "export-retention", envDur("EXPORT_RETENTION", c.ExportRetention), "how long export files are kept after the export finished, then deleted; must be positive (env BITD_EXPORT_RETENTION)")
+	fs.Int64Var(&c.StorageLimit, "storage-limit", envInt("STORAGE_LIMIT", c.StorageLimit), "storage_limit_bytes of new databases, and the most an API request may ask for; 0 = no limit; `bitd admin db limit` changes one database's (env BITD_STORAGE_LIMIT)")
+	fs.DurationVar(&c.StorageCheckInterval, "storage-check-interval", envDur("STORAGE_CHECK_INTERVAL", c.StorageCheckInterval), "how often every database's size is compared with its storage_limit_bytes (over it: writes refused until it is back under); must be positive (env BITD_STORAGE_CHECK_INTERVAL)")
 	fs.DurationVar(&c.JobStatementTimeout, "job-statement-timeout", envDur("JOB_STATEMENT_TIMEOUT", c.JobStatementTimeout), "bound on an import's load and an export's query; 0 = 30m (env BITD_JOB_STATEMENT_TIMEOUT)")
 	fs.IntVar(&c.JobWorkers, "job-workers", int(envInt("JOB_WORKERS", int64(c.JobWorkers))), "import/export jobs this bitd runs at once; 0 = 8 (env BITD_JOB_WORKERS)")
 	fs.IntVar(&c.JobMaxPerAccount, "job-max-per-account", int(envInt("JOB_MAX_PER_ACCOUNT", int64(c.JobMaxPerAccount))), "running import/export jobs per account across all bitds; 0 = 2 (env BITD_JOB_MAX_PER_ACCOUNT)")
@@ -251,6 +341,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", envOr("LOG_LEVEL", c.LogLevel), "log level: debug, info, warn, error (env BITD_LOG_LEVEL)")
 	fs.IntVar(&c.PoolMaxConns, "pool-max-conns", int(envInt("POOL_MAX_CONNS", int64(c.PoolMaxConns))), "connections of each HTTP query pool (one per database and role); 0 = 10 (env BITD_POOL_MAX_CONNS)")
 	fs.StringVar(&c.PprofAddr, "pprof", envOr("PPROF", c.PprofAddr), "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060; empty = off (env BITD_PPROF)")
+	fs.StringVar(&c.MetricsAddr, "metrics", envOr("METRICS", c.MetricsAddr), "serve Prometheus metrics at /metrics on this loopback address, e.g. 127.0.0.1:9090; empty = off (env BITD_METRICS)")
+	fs.BoolVar(&c.MetricsAnyAddr, "metrics-any-addr", envBool("METRICS_ANY_ADDR", c.MetricsAnyAddr), "let --metrics listen on a non-loopback address (keep it on a private network) (env BITD_METRICS_ANY_ADDR)")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", envDur("DRAIN_DELAY", c.DrainDelay), "after SIGTERM, keep serving this long with /readyz answering 503 so load balancers move away (env BITD_DRAIN_DELAY)")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", envDur("DRAIN_TIMEOUT", c.DrainTimeout), "after SIGTERM (and --drain-delay), wait this long for in-flight requests, streams, wire sessions and jobs before cutting them; default 30s, 5s under dev (env BITD_DRAIN_TIMEOUT)")
 	fs.BoolVar(&c.PprofAnyAddr, "pprof-any-addr", envBool("PPROF_ANY_ADDR", c.PprofAnyAddr), "let --pprof listen on a non-loopback address (profiles reveal internals: keep it private) (env BITD_PPROF_ANY_ADDR)")
 }
 
@@ -277,20 +371,47 @@ func (c *Config) Validate() error {
 	if c.MaxBackendConns < 0 || c.MaxBackendConnsPerAccount < 0 || c.MaxDatabasesPerAccount < 0 {
 		return fmt.Errorf("--max-backend-conns, --max-backend-conns-per-account and --max-databases-per-account must not be negative (0 means derived, derived and no cap)")
 	}
+	if c.DBStock < 0 || c.DBStock > 1000 {
+		return fmt.Errorf("--db-stock (BITD_DB_STOCK) must be between 0 (no stock) and 1000, not %d", c.DBStock)
+	}
+	if c.NameReservation < 0 {
+		return fmt.Errorf("--name-reservation (BITD_NAME_RESERVATION) must not be negative: give a duration such as 720h (30 days, the default), or 0 to reserve nothing, not %v", c.NameReservation)
+	}
 	if c.MaxBackendConns > 0 && c.MaxBackendConnsPerAccount > c.MaxBackendConns {
 		return fmt.Errorf("--max-backend-conns-per-account (%d) must not exceed --max-backend-conns (%d)", c.MaxBackendConnsPerAccount, c.MaxBackendConns)
 	}
 	if c.PoolMaxConns < 0 {
 		return fmt.Errorf("--pool-max-conns must not be negative (0 means the default, 10), not %d", c.PoolMaxConns)
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("--tls-cert and --tls-key go together: give both PEM files (certificate chain and private key) or neither")
+	}
+	if c.TLSCert != "" && c.ACMEDomains != "" {
+		return fmt.Errorf("--tls-cert and --acme-domain are two sources of the HTTPS certificate: give one of them")
+	}
+	if c.ACMEDomains == "" && (c.ACMEEmail != "" || c.ACMEDirectory != "" || c.ACMECACert != "") {
+		return fmt.Errorf("--acme-email, --acme-directory and --acme-ca-cert need --acme-domain (the domain names to obtain certificates for)")
+	}
 	if err := checkPprofAddr(c.PprofAddr, c.PprofAnyAddr); err != nil {
 		return err
+	}
+	if err := checkPrivateAddr("--metrics", "127.0.0.1:9090", "metrics reveal the databases' activity", "--metrics-any-addr", c.MetricsAddr, c.MetricsAnyAddr); err != nil {
+		return err
+	}
+	if c.DrainDelay < 0 || c.DrainTimeout <= 0 {
+		return fmt.Errorf("--drain-delay must not be negative and --drain-timeout must be positive (e.g. 5s and 30s), not %v and %v", c.DrainDelay, c.DrainTimeout)
 	}
 	if c.DownloadURLTTL < 0 {
 		return fmt.Errorf("--download-url-ttl must not be negative (0 means the default, 1h), not %v", c.DownloadURLTTL)
 	}
 	if c.JobStatementTimeout < 0 || c.JobWorkers < 0 || c.JobMaxPerAccount < 0 {
 		return fmt.Errorf("--job-statement-timeout, --job-workers and --job-max-per-account must not be negative (0 means the default: 30m, 8, 2)")
+	}
+	if c.StorageLimit < 0 {
+		return fmt.Errorf("--storage-limit (BITD_STORAGE_LIMIT) must be a number of bytes, 0 for no limit, not %d", c.StorageLimit)
+	}
+	if c.StorageCheckInterval <= 0 {
+		return fmt.Errorf("--storage-check-interval (BITD_STORAGE_CHECK_INTERVAL) must be a positive duration such as 10s (the default), not %v: it bounds how far a database can grow past its storage limit before writes are refused", c.StorageCheckInterval)
 	}
 	if c.ExportRetention <= 0 {
 		return fmt.Errorf("--export-retention (BITD_EXPORT_RETENTION) must be a positive duration such as 168h (the default, 7 days) or 720h, not %v: export files are deleted that long after the export finished; for practically unlimited retention give a large value such as 87600h (10 years)", c.ExportRetention)
@@ -300,6 +421,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--temp-file-limit (BITD_TEMP_FILE_LIMIT): %w", err)
 	}
 	c.TempFileLimit = tfl
+	if c.RefreshIdle <= 0 || c.RefreshLifetime <= 0 {
+		return fmt.Errorf("--refresh-idle (BITD_REFRESH_IDLE) and --refresh-lifetime (BITD_REFRESH_LIFETIME) must be positive durations, such as 336h (14 days, the idle default) and 2160h (90 days, the lifetime default), not %v and %v", c.RefreshIdle, c.RefreshLifetime)
+	}
 	if c.TokenTTL <= 0 || c.StatementTimeout <= 0 || c.MaxStatementTimeout < c.StatementTimeout {
 		return fmt.Errorf("--token-ttl and --statement-timeout must be positive and --max-statement-timeout at least --statement-timeout")
 	}
@@ -372,6 +496,25 @@ func checkPprofAddr(addr string, anyAddr bool) error {
 	}
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
 		return fmt.Errorf("--pprof must listen on a loopback address such as 127.0.0.1:6060, not %q: profiles reveal bitd's internals; add --pprof-any-addr to listen elsewhere on a private network", addr)
+	}
+	return nil
+}
+
+// checkPrivateAddr refuses a listen address (flag) that is not host:port,
+// or not loopback without anyAddr.
+func checkPrivateAddr(flag, example, why, anyFlag, addr string, anyAddr bool) error {
+	if addr == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%s must be host:port such as %s, not %q", flag, example, addr)
+	}
+	if anyAddr || host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%s must listen on a loopback address such as %s, not %q: %s; add %s to listen elsewhere on a private network", flag, example, addr, why, anyFlag)
 	}
 	return nil
 }

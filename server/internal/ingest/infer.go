@@ -32,7 +32,6 @@ type typeSet uint16
 
 const (
 	tBool typeSet = 1 << iota
-	tInt2
 	tInt4
 	tInt8
 	tNumeric
@@ -50,12 +49,14 @@ const (
 )
 
 // typeOrder lists the types from most to least specific; the first type in
-// a column's set is the inferred type.
+// a column's set is the inferred type. Whole numbers are integer, or bigint
+// when a value is outside integer's range, never smallint: a column of small
+// ids would otherwise refuse the next row above 32767.
 var typeOrder = []struct {
 	t    typeSet
 	name string
 }{
-	{tBool, "boolean"}, {tInt2, "smallint"}, {tInt4, "integer"}, {tInt8, "bigint"},
+	{tBool, "boolean"}, {tInt4, "integer"}, {tInt8, "bigint"},
 	{tNumeric, "numeric"}, {tFloat8, "double precision"}, {tDate, "date"},
 	{tTimestamp, "timestamp without time zone"}, {tTimestamptz, "timestamp with time zone"},
 	{tTime, "time without time zone"}, {tUUID, "uuid"}, {tJSONB, "jsonb"}, {tBytea, "bytea"},
@@ -107,7 +108,7 @@ func classifyWithin(c Cell, allowed typeSet) typeSet {
 	set := tText
 	switch c := s[0]; {
 	case c == '-' || c == '+' || c == '.' || (c >= '0' && c <= '9'):
-		if allowed&(tInt2|tInt4|tInt8|tNumeric|tFloat8) != 0 {
+		if allowed&(tInt4|tInt8|tNumeric|tFloat8) != 0 {
 			set |= classifyNumber(s)
 		}
 		if allowed&(tDate|tTimestamp|tTimestamptz) != 0 && len(s) >= 10 && c >= '0' && c <= '9' {
@@ -209,8 +210,6 @@ func classifyNumber(s string) typeSet {
 		switch {
 		case err != nil:
 			return tNumeric | tFloat8
-		case v >= -32768 && v <= 32767:
-			return tInt2 | tInt4 | tInt8 | tNumeric | tFloat8
 		case v >= -2147483648 && v <= 2147483647:
 			return tInt4 | tInt8 | tNumeric | tFloat8
 		default:

@@ -16,7 +16,7 @@ func TestInferType(t *testing.T) {
 	t.Parallel()
 	cases := map[string]string{
 		"true": "boolean", "No": "boolean", "y": "boolean",
-		"0": "smallint", "-32768": "smallint", "32768": "integer", "-2147483649": "bigint",
+		"0": "integer", "-32768": "integer", "32768": "integer", "2147483647": "integer", "-2147483648": "integer", "2147483648": "bigint", "-2147483649": "bigint",
 		"99999999999999999999": "numeric", "1.50": "numeric", ".5": "numeric", "-1.": "numeric",
 		"1e3": "double precision", "1.5E-7": "double precision",
 		"007": "text", "1.2.3": "text", "+": "text", "1e": "text", "1e999": "text",
@@ -52,8 +52,8 @@ func TestInferrerColumns(t *testing.T) {
 		{"naive_and_zoned", [][]string{{"a"}, {"2024-01-01 10:00"}, {"2024-01-01 10:00Z"}}, true, "timestamp with time zone"},
 		{"number_and_text", [][]string{{"a"}, {"1"}, {"x"}}, true, "text"},
 		{"all_null", [][]string{{"a"}, {""}, {""}}, true, "text"},
-		{"no_header_numbers", [][]string{{"1"}, {"2"}}, false, "smallint"},
-		{"header_is_number", [][]string{{"2020"}, {"1"}}, false, "smallint"},
+		{"no_header_numbers", [][]string{{"1"}, {"2"}}, false, "integer"},
+		{"header_is_number", [][]string{{"2020"}, {"1"}}, false, "integer"},
 		{"duplicate_header", [][]string{{"a", "A"}, {"1", "2"}}, false, "text,text"},
 	}
 	for _, c := range cases {
@@ -151,7 +151,7 @@ func TestAnalyzeCSV(t *testing.T) {
 	for _, c := range tb.Columns {
 		got = append(got, c.Name+":"+c.Type)
 	}
-	if strings.Join(got, " ") != "Name:smallint Name_2:smallint x:date" || tb.Rows != 2 || p.Delimiter != "," {
+	if strings.Join(got, " ") != "Name:integer Name_2:integer x:date" || tb.Rows != 2 || p.Delimiter != "," {
 		t.Errorf("plan = %v rows %d delim %q", got, tb.Rows, p.Delimiter)
 	}
 }

@@ -114,7 +114,7 @@ func TestProfileCSVFallback(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(got.Tables[0].Columns, p.Tables[0].Columns) || got.Tables[0].Columns[0].Type != "smallint" {
+		if !reflect.DeepEqual(got.Tables[0].Columns, p.Tables[0].Columns) || got.Tables[0].Columns[0].Type != "integer" {
 			t.Errorf("a stale profile was used: %+v", got.Tables[0].Columns)
 		}
 	})

@@ -69,7 +69,11 @@ func TestSpeculationWidens(t *testing.T) {
 		if i > 90000 {
 			day = "2024-01-02 03:04:05"
 		}
-		data.WriteString(strconv.Itoa(i) + "," + day + "\n")
+		id := int64(i)
+		if i > 50000 {
+			id += 3_000_000_000 // past integer's range: bigint
+		}
+		data.WriteString(strconv.FormatInt(id, 10) + "," + day + "\n")
 	}
 	segs, cuts, final, err := runSpeculation(t, data.Bytes(), HeaderAuto)
 	if err != nil {
@@ -78,12 +82,12 @@ func TestSpeculationWidens(t *testing.T) {
 	if got := bytes.Join(segs, nil); !bytes.Equal(got, data.Bytes()) {
 		t.Fatalf("the segments do not add up to the file (%d bytes, want %d)", len(got), data.Len())
 	}
-	if len(cuts) != 2 || cuts[0].widen[0] != "integer" || len(cuts[0].widen) != 1 ||
+	if len(cuts) != 2 || cuts[0].widen[0] != "bigint" || len(cuts[0].widen) != 1 ||
 		cuts[1].widen[1] != "timestamp without time zone" || len(cuts[1].widen) != 1 {
 		t.Fatalf("cuts = %+v %+v", cuts[0], cuts[len(cuts)-1])
 	}
 	// every segment ends at a line boundary, before the row that needed the
-	// wider type: id 32768 is on line 32769, the first timestamp on 90002
+	// wider type: the first bigint id is on line 50002, the first timestamp on 90002
 	lines := int64(0)
 	for i, seg := range segs[:len(segs)-1] {
 		lines += int64(bytes.Count(seg, []byte{'\n'}))
@@ -91,10 +95,10 @@ func TestSpeculationWidens(t *testing.T) {
 			t.Fatalf("segment %d ends at line %d (cut at %d)", i, lines, cuts[i].row)
 		}
 	}
-	if cuts[0].row > 32768 || cuts[1].row > 90001 {
+	if cuts[0].row > 50001 || cuts[1].row > 90001 {
 		t.Fatalf("a cut comes after the row that needs it: %d, %d", cuts[0].row, cuts[1].row)
 	}
-	if final == nil || final.HeaderTypes[0] != "integer" || final.HeaderTypes[1] != "timestamp without time zone" {
+	if final == nil || final.HeaderTypes[0] != "bigint" || final.HeaderTypes[1] != "timestamp without time zone" {
 		t.Fatalf("final profile %+v", final)
 	}
 }

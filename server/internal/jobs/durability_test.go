@@ -41,7 +41,6 @@ func TestImportSurvivesRestart(t *testing.T) {
 	}
 
 	a, srvA := start()
-	a.fastOff.Store(true) // this test is about the job path: no loading during the upload
 	reached := make(chan struct{})
 	var once sync.Once
 	hook := func(ctx context.Context, _ string, rows int64) {
@@ -50,7 +49,8 @@ func TestImportSurvivesRestart(t *testing.T) {
 			<-ctx.Done() // hold the COPY open until the service is stopped
 		}
 	}
-	a.loadHook.Store(&hook)
+	// this test is about the job path: no loading during the upload
+	a.test.Store(&testSignals{noFastPath: true, onLoad: hook})
 	ea := *e
 	ea.srv = srvA
 	code, j, b := ea.startImport(t, "owner", map[string]string{"table_name": "durable"}, "big.csv", csv.Bytes())

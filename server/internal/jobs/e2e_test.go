@@ -17,6 +17,7 @@ import (
 
 	"github.com/bitkit-dev/bitkit/internal/bitdtest"
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -64,13 +65,16 @@ func (c *e2eClient) job(want int, method, url, contentType string, body io.Reade
 // poll follows status_url until the job ends (or until stop says so).
 func (c *e2eClient) poll(statusURL string, stop func(job) bool) job {
 	c.t.Helper()
-	deadline := time.Now().Add(4 * time.Minute)
-	for time.Now().Before(deadline) {
-		j := c.job(http.StatusOK, "GET", statusURL, "", nil)
+	var j job
+	err := testwait.Wait(c.t.Context(), 4*time.Minute, func() error {
+		j = c.job(http.StatusOK, "GET", statusURL, "", nil)
 		if j.State == StateDone || j.State == StateFailed || (stop != nil && stop(j)) {
-			return j
+			return nil
 		}
-		time.Sleep(20 * time.Millisecond)
+		return errors.New(j.State)
+	})
+	if err == nil {
+		return j
 	}
 	logs := c.srv.Logs()
 	if len(logs) > 6000 {
@@ -230,25 +234,23 @@ func TestE2EImportExport(t *testing.T) {
 		}
 		return strconv.Itoa(n)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for copying() == "0" {
-		if time.Now().After(deadline) {
-			t.Fatal("the upload's COPY never started")
+	testwait.Eventually(t, time.Minute, func() error {
+		if copying() == "0" {
+			return errors.New("the upload's COPY never started")
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	s.Restart(t, syscall.SIGKILL)
 	pw.CloseWithError(errors.New("bitd is gone"))
 	if err := <-sent; err == nil || strings.HasPrefix(err.Error(), "answered") {
 		t.Fatalf("the killed upload: %v", err)
 	}
-	deadline = time.Now().Add(time.Minute)
-	for copying() != "0" {
-		if time.Now().After(deadline) {
-			t.Fatal("the killed upload's COPY session is still there")
+	testwait.Eventually(t, time.Minute, func() error {
+		if copying() != "0" {
+			return errors.New("the killed upload's COPY session is still there")
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	if got := c.scalar("jobs_e2e", "SELECT to_regclass('public.killed_upload') IS NULL"); got != "true" {
 		t.Fatalf("the killed upload left its table (to_regclass IS NULL = %s)", got)
 	}

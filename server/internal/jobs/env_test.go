@@ -19,26 +19,29 @@ import (
 	"time"
 
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 	"github.com/bitkit-dev/bitkit/server/internal/apierr"
 	"github.com/bitkit-dev/bitkit/server/internal/authn"
 	"github.com/bitkit-dev/bitkit/server/internal/blob"
 	"github.com/bitkit-dev/bitkit/server/internal/dbaccess"
-	"github.com/bitkit-dev/bitkit/server/internal/secret"
+	"github.com/bitkit-dev/bitkit/server/internal/pgtest"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// env is the shared test environment: a throwaway metadata database, a
-// throwaway target database with owner/writer/reader roles set up as bitd
-// sets them up, a Service and an httptest server in front of it.
+// env is the shared test environment: a platform database provisioned
+// by the store's own code path (pgtest) on its throwaway metadata
+// database, where the job queue's migrations run as in bitd, a Service
+// and an httptest server in front of it.
 type env struct {
 	adminURL string
 	suffix   string
 	metaDB   string
 	targetDB string
+	db       *pgtest.DB // the target database
 	roles    map[dbaccess.Permission]string
 	secret   []byte
-	meta     *pgxpool.Pool
+	meta     *pgxpool.Pool // the metadata store's pool (pgtest closes it)
 	admin    *pgxpool.Pool // superuser on the target database (for checks)
 	pools    *testPools
 	bucket   *blob.Bucket
@@ -48,7 +51,7 @@ type env struct {
 	// fast records how each upload's fast path ended (job id → outcome).
 	fast *sync.Map
 	// crash maps a table to the point where its fast path stops as if bitd
-	// died there (Service.fastCrash).
+	// died there (testSignals.crash).
 	crash *sync.Map
 }
 
@@ -63,6 +66,7 @@ func TestMain(m *testing.M) {
 	if testEnv != nil {
 		testEnv.close()
 	}
+	pgtest.Teardown()
 	os.Exit(code)
 }
 
@@ -74,7 +78,8 @@ func randHex(n int) string {
 
 func getEnv(t *testing.T) *env {
 	t.Helper()
-	testEnvOnce.Do(func() { testEnv, testEnvErr = newEnv() })
+	c := pgtest.Get(t)
+	testEnvOnce.Do(func() { testEnv, testEnvErr = newEnv(c) })
 	if testEnvErr != nil {
 		t.Fatal(testEnvErr)
 	}
@@ -90,62 +95,16 @@ func withDB(raw, db string) string {
 	return u.String()
 }
 
-func withUser(raw, db, user, password string) string {
-	u, _ := url.Parse(raw)
-	u.Path = "/" + db
-	u.User = url.UserPassword(user, password)
-	return u.String()
-}
-
-func newEnv() (*env, error) {
+func newEnv(c *pgtest.Cluster) (*env, error) {
 	ctx := context.Background()
-	admin := os.Getenv("TEST_DATABASE_URL")
-	if admin == "" {
-		return nil, fmt.Errorf("TEST_DATABASE_URL is not set: run `export TEST_DATABASE_URL=$(scripts/pg-up.sh)`")
-	}
-	e := &env{adminURL: admin, suffix: randHex(4), secret: []byte(randHex(32)), fast: &sync.Map{}, crash: &sync.Map{}}
-	e.metaDB = "bkjobs_meta_" + e.suffix
-	e.targetDB = "bkjobs_tgt_" + e.suffix
-	e.roles = map[dbaccess.Permission]string{
-		dbaccess.Owner: e.targetDB + "_owner", dbaccess.Writer: e.targetDB + "_writer", dbaccess.Reader: e.targetDB + "_reader",
-	}
-	conn, err := pgx.Connect(ctx, admin)
+	d, err := c.Create(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close(ctx)
-	id := func(s string) string { return pgx.Identifier{s}.Sanitize() }
-	stmts := []string{"CREATE DATABASE " + id(e.metaDB), "CREATE DATABASE " + id(e.targetDB)}
-	for _, r := range e.roles {
-		stmts = append(stmts, fmt.Sprintf("CREATE ROLE %s LOGIN NOINHERIT PASSWORD '%s'", id(r), secret.RolePassword(e.secret, r)))
-	}
-	stmts = append(stmts,
-		fmt.Sprintf("GRANT %s TO CURRENT_USER", id(e.roles[dbaccess.Owner])),
-		fmt.Sprintf("ALTER DATABASE %s OWNER TO %s", id(e.targetDB), id(e.roles[dbaccess.Owner])),
-		fmt.Sprintf("REVOKE ALL ON DATABASE %s FROM PUBLIC", id(e.targetDB)),
-		fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s, %s", id(e.targetDB), id(e.roles[dbaccess.Writer]), id(e.roles[dbaccess.Reader])))
-	for _, s := range stmts {
-		if _, err := conn.Exec(ctx, s); err != nil {
-			return nil, fmt.Errorf("%s: %w", s, err)
-		}
-	}
-	e.admin, err = pgxpool.New(ctx, withDB(admin, e.targetDB))
-	if err != nil {
-		return nil, err
-	}
-	o, w, r := id(e.roles[dbaccess.Owner]), id(e.roles[dbaccess.Writer]), id(e.roles[dbaccess.Reader])
-	for _, s := range []string{
-		"ALTER SCHEMA public OWNER TO " + o,
-		"REVOKE ALL ON SCHEMA public FROM PUBLIC",
-		fmt.Sprintf("GRANT USAGE ON SCHEMA public TO %s, %s", w, r),
-		fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON TABLES TO %s", o, w),
-		fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s GRANT SELECT ON TABLES TO %s", o, r),
-	} {
-		if _, err := e.admin.Exec(ctx, s); err != nil {
-			return nil, fmt.Errorf("%s: %w", s, err)
-		}
-	}
-	e.meta, err = pgxpool.New(ctx, withDB(admin, e.metaDB))
+	e := &env{adminURL: c.AdminURL, suffix: randHex(4), secret: c.Secret, fast: &sync.Map{}, crash: &sync.Map{},
+		metaDB: c.Store.MetadataDB(), targetDB: d.Name, db: d, meta: c.Store.DB,
+		roles: map[dbaccess.Permission]string{dbaccess.Owner: d.Owner, dbaccess.Writer: d.Writer, dbaccess.Reader: d.Reader}}
+	e.admin, err = pgxpool.New(ctx, d.URL(""))
 	if err != nil {
 		return nil, err
 	}
@@ -174,18 +133,18 @@ func newEnv() (*env, error) {
 	// the tests run many uploads at once and check how each one was loaded
 	e.svc.fastSlots = make(chan struct{}, 64)
 	e.svc.fastRecover = time.Second
-	hook := func(id, outcome string, reason error) {
-		if reason != nil {
-			outcome += ": " + reason.Error()
-		}
-		e.fast.Store(id, outcome)
-	}
-	e.svc.fastHook.Store(&hook)
-	crash := func(table, point string) bool {
-		p, _ := e.crash.Load(table)
-		return p == point
-	}
-	e.svc.fastCrash.Store(&crash)
+	e.svc.test.Store(&testSignals{
+		onFastPath: func(id, outcome string, reason error) {
+			if reason != nil {
+				outcome += ": " + reason.Error()
+			}
+			e.fast.Store(id, outcome)
+		},
+		crash: func(table, point string) bool {
+			p, _ := e.crash.Load(table)
+			return p == point
+		},
+	})
 	return e, nil
 }
 
@@ -229,29 +188,16 @@ func (e *env) close() {
 	if e.admin != nil {
 		e.admin.Close()
 	}
-	if e.meta != nil {
-		e.meta.Close()
-	}
 	if e.bucket != nil {
 		e.bucket.Close()
 	}
 	if e.blobDir != "" {
 		os.RemoveAll(e.blobDir)
 	}
-	conn, err := pgx.Connect(ctx, e.adminURL)
-	if err != nil {
-		return
-	}
-	defer conn.Close(ctx)
-	id := func(s string) string { return pgx.Identifier{s}.Sanitize() }
-	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+id(e.metaDB)+" WITH (FORCE)")
-	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+id(e.targetDB)+" WITH (FORCE)")
-	for _, r := range e.roles {
-		_, _ = conn.Exec(ctx, "DROP ROLE IF EXISTS "+id(r))
-	}
 }
 
-// testPools logs in as the database roles with their derived passwords.
+// testPools logs in as the database roles with their derived passwords,
+// where bitd would (pgtest.DB.URL).
 type testPools struct {
 	e     *env
 	mu    sync.Mutex
@@ -264,7 +210,10 @@ func (p *testPools) Pool(ctx context.Context, pgDatabase, pgRole string) (*pgxpo
 	if pool := p.pools[pgRole]; pool != nil {
 		return pool, nil
 	}
-	pool, err := pgxpool.New(ctx, withUser(p.e.adminURL, pgDatabase, pgRole, secret.RolePassword(p.e.secret, pgRole)))
+	if pgDatabase != p.e.db.Name {
+		return nil, fmt.Errorf("testPools: no database %q (only %s)", pgDatabase, p.e.db.Name)
+	}
+	pool, err := pgxpool.New(ctx, p.e.db.URL(pgRole))
 	if err != nil {
 		return nil, err
 	}
@@ -383,24 +332,22 @@ func (e *env) startImport(t *testing.T, user string, fields map[string]string, f
 // wait polls a job until it is DONE or FAILED.
 func (e *env) wait(t *testing.T, user, kind, id string) job {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	var j job
+	testwait.Eventually(t, 2*time.Minute, func() error {
 		code, b := e.do(t, user, "GET", "/v2beta/"+kind+"/"+id, "", nil)
 		if code != http.StatusOK {
 			t.Fatalf("GET %s job: %d %s", kind, code, b)
 		}
-		var j job
+		j = job{}
 		if err := jsonx.Unmarshal(b, &j); err != nil {
 			t.Fatal(err)
 		}
-		if j.State == StateDone || j.State == StateFailed {
-			return j
+		if j.State != StateDone && j.State != StateFailed {
+			return fmt.Errorf("job %s still %s", id, j.State)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s still %s after 2 minutes", id, j.State)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
+	return j
 }
 
 // importOK imports and requires DONE.

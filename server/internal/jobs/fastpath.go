@@ -83,7 +83,11 @@ func fastParams(p params) ingest.Options {
 // (read before the file part) give p, or returns nil when the fast path
 // does not apply.
 func (s *Service) newFastLoad(ctx context.Context, rec *record, p params) *fastLoad {
-	if s.fastOff.Load() || p.Table == "" || p.FileURL != "" || validateImport(&p, true) != nil {
+	if s.test.Load().fastPathOff() || p.Table == "" || p.FileURL != "" || validateImport(&p, true) != nil {
+		return nil
+	}
+	// a database over its storage limit: the job path refuses the import
+	if s.cfg.CheckStorage != nil && s.cfg.CheckStorage(ctx, rec.DatabaseID, 0) != nil {
 		return nil
 	}
 	// A replace would hold the table's ACCESS EXCLUSIVE lock (TRUNCATE)
@@ -253,9 +257,7 @@ func (s *Service) finishFast(ctx context.Context, f *fastLoad, rec *record, size
 			"peak_queued", f.spec.PeakQueued(), "tx", ms(f.txAt), "ready", ms(f.readyAt), "copy_start", ms(f.copyAt),
 			"copy_end", ms(f.loadAt), "upload_end", ms(uploaded), "total", ms(time.Since(f.start)),
 			"copy_waited_profile", ms(gateWait), "copy_waited_upload", ms(dataWait), "upload_waited_copy", ms(writeWait))
-		if h := s.fastHook.Load(); h != nil {
-			(*h)(rec.ID, o, err)
-		}
+		s.test.Load().fastPathEnded(rec.ID, o, err)
 	}
 	err := f.err
 	if err == nil && fastParams(rec.Params) != f.opts {
@@ -268,6 +270,16 @@ func (s *Service) finishFast(ctx context.Context, f *fastLoad, rec *record, size
 		f.rollback()
 		outcome("fallback", err)
 		return false, nil
+	}
+	// Storage quota: a load that took the database over its limit (its
+	// uncommitted rows count) is rolled back; the job path then refuses
+	// the import, or loads it if it fits after all.
+	if s.cfg.CheckStorage != nil {
+		if err := s.cfg.CheckStorage(ctx, rec.DatabaseID, 0); err != nil {
+			f.rollback()
+			outcome("fallback", err)
+			return false, nil
+		}
 	}
 	xid, err := loadXID(ctx, f.tx)
 	if err != nil {
@@ -296,6 +308,9 @@ func (s *Service) finishFast(ctx context.Context, f *fastLoad, rec *record, size
 	if s.crashAt(rec, "after_commit") {
 		return true, nil
 	}
+	if s.cfg.AfterWrite != nil {
+		s.cfg.AfterWrite(cctx, rec.DatabaseID)
+	}
 	if err := s.finishDone(cctx, rec.ID, nil, size, f.rows); err != nil {
 		s.log.WarnContext(ctx, "upload fast path: job not marked DONE; its river run will", "job", rec.ID, "err", err)
 		outcome("loaded", nil)
@@ -317,6 +332,5 @@ func (s *Service) finishFast(ctx context.Context, f *fastLoad, rec *record, size
 // crashAt asks the test hook whether the fast path should stop at point, as
 // if bitd died there.
 func (s *Service) crashAt(rec *record, point string) bool {
-	h := s.fastCrash.Load()
-	return h != nil && (*h)(rec.Params.Table, point)
+	return s.test.Load().crashAt(rec.Params.Table, point)
 }

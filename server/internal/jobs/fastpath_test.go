@@ -14,12 +14,13 @@ import (
 	"time"
 
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 )
 
 // The upload fast path (fastpath.go): a plain CSV file is loaded while it
 // streams in, speculating on the types of its first MiB, and committed only
 // when the whole-file inference agrees. These tests check that it is taken
-// (through the service's fastHook, not timing), that every file ends
+// (through the service's test signals, not timing), that every file ends
 // exactly as the job path would have left it, and that an upload that
 // stops leaves nothing behind.
 
@@ -112,7 +113,7 @@ func TestFastPathPlain(t *testing.T) {
 	}
 	want := "[[id integer] [name text] [amount numeric] [day date] [at timestamp with time zone]]"
 	if got := fmt.Sprint(e.columns(t, "fast_plain")); got != want {
-		t.Fatalf("columns %s, want %s (id widened from smallint past row 32767)", got, want)
+		t.Fatalf("columns %s, want %s (whole numbers are integer from the first row)", got, want)
 	}
 	if got := joinRows(e.text(t, "SELECT count(*), count(DISTINCT id), sum(id) FROM fast_plain")); got != fmt.Sprintf("%d|%d|%d\n", n, n, n*(n+1)/2) {
 		t.Fatalf("rows: %s", got)
@@ -164,18 +165,18 @@ func TestFastPathLateChanges(t *testing.T) {
 		outcome string // loaded (widened in place) or fallback (the job path reloads)
 		types   string
 	}{
-		{"smallint_exceeded_at_900k", 1000000, func(i int) string {
+		{"integer_exceeded_at_900k", 1000000, func(i int) string {
 			if i == 900000 {
-				return "70000,x"
+				return "3000000000,x"
 			}
 			return strconv.Itoa(i%100) + ",x"
-		}, "loaded", "[[val integer] [txt text]]"},
+		}, "loaded", "[[val bigint] [txt text]]"},
 		{"empty_then_numeric", n, func(i int) string {
 			if i < n/2 {
 				return strconv.Itoa(i) + ","
 			}
 			return strconv.Itoa(i) + "," + strconv.Itoa(i%7)
-		}, "loaded", "[[val integer] [txt smallint]]"},
+		}, "loaded", "[[val integer] [txt integer]]"},
 		{"int_then_decimal", n, func(i int) string {
 			if i == n-5 {
 				return "2.5,x"
@@ -205,7 +206,7 @@ func TestFastPathLateChanges(t *testing.T) {
 				return `7,"a,b"`
 			}
 			return strconv.Itoa(i%50) + ",x"
-		}, "fallback", "[[val smallint] [txt text]]"},
+		}, "fallback", "[[val integer] [txt text]]"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -296,7 +297,7 @@ func TestFastPathAppend(t *testing.T) {
 	if o := e.fastOutcome(j.ID); o != "loaded" {
 		t.Fatalf("create: fast path outcome %q", o)
 	}
-	// The file's own inferred types change late (smallint → integer) but
+	// The file's own inferred types may differ from the table's, but
 	// appending only uses the table's: no fallback, no ALTER.
 	const n = 100000
 	data := genCSV("NAME,id", n, func(i int) string { return "n" + strconv.Itoa(i) + "," + strconv.Itoa(i) })
@@ -411,12 +412,12 @@ func (up *streamedImport) finish() streamedAnswer {
 // longer (!open) working on table, and fails with msg otherwise.
 func (e *env) waitSessions(t *testing.T, table string, open bool, msg string) {
 	t.Helper()
-	for deadline := time.Now().Add(time.Minute); (e.openSessions(t, table) != 0) != open; {
-		if time.Now().After(deadline) {
-			t.Fatal(msg)
+	testwait.Eventually(t, time.Minute, func() error {
+		if (e.openSessions(t, table) != 0) != open {
+			return errors.New(msg)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestFastPathCrashWindows stops the fast path where a bitd killed between

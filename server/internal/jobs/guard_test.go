@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 	"github.com/bitkit-dev/bitkit/server/internal/apierr"
 	"github.com/bitkit-dev/bitkit/server/internal/authn"
 	"github.com/bitkit-dev/bitkit/server/internal/dbaccess"
@@ -80,7 +81,7 @@ func newGuard(t *testing.T, cfg Config) *guard {
 		defer cancel()
 		_ = svc.Stop(ctx)
 	})
-	svc.fastOff.Store(true)
+	svc.test.Store(&testSignals{noFastPath: true})
 	e.svc = svc
 	for _, rt := range svc.Routes() {
 		h := rt.Handler
@@ -270,10 +271,11 @@ func TestJobStatementTimeoutAndFairness(t *testing.T) {
 	a1 := g.startExport(t, "owner", `{"query_string": "select pg_sleep(60)"}`)
 	a2 := g.startExport(t, "owner", `{"query_string": "select pg_sleep(60)"}`)
 	b := g.startExport(t, "reader", `{"query_string": "select 1"}`)
-	deadline := time.Now().Add(2 * time.Minute)
 	var bDone bool
-	for {
-		s1, s2, sb := g.state(t, "owner", "export", a1.ID), g.state(t, "owner", "export", a2.ID), g.state(t, "reader", "export", b.ID)
+	var s1, s2, sb job
+	// Every sample checks the cap, until all three have ended.
+	testwait.Eventually(t, 2*time.Minute, func() error {
+		s1, s2, sb = g.state(t, "owner", "export", a1.ID), g.state(t, "owner", "export", a2.ID), g.state(t, "reader", "export", b.ID)
 		if s1.State == StateProcessing && s2.State == StateProcessing {
 			t.Fatal("both exports of one account run at once; the cap is 1")
 		}
@@ -283,29 +285,26 @@ func TestJobStatementTimeoutAndFairness(t *testing.T) {
 				t.Fatalf("a 60 s export finished: %s %s", s1.State, s2.State)
 			}
 		}
-		if bDone && s1.State == StateFailed && s2.State == StateFailed {
-			for _, j := range []job{s1, s2} {
-				msg, _ := j.ErrorDetails["message"].(string)
-				if deref(j.ErrorType) != "statement_timeout" || !strings.Contains(msg, "--job-statement-timeout") {
-					t.Fatalf("long export: %q %q", deref(j.ErrorType), msg)
-				}
-				if j.Retries != 0 {
-					t.Fatalf("a timed-out export was retried: %+v", j)
-				}
-			}
-			tb, t1, t2 := finished(t, sb), finished(t, s1), finished(t, s2)
-			if !tb.Before(t1) && !tb.Before(t2) {
-				t.Fatalf("the other account's export finished last: %s vs %s, %s", *sb.DateFinished, *s1.DateFinished, *s2.DateFinished)
-			}
-			return
-		}
 		if sb.State == StateFailed {
 			t.Fatalf("the other account's export failed: %v", sb.ErrorDetails)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not finished: %s %s %s", s1.State, s2.State, sb.State)
+		if bDone && s1.State == StateFailed && s2.State == StateFailed {
+			return nil
 		}
-		time.Sleep(100 * time.Millisecond)
+		return fmt.Errorf("not finished: %s %s %s", s1.State, s2.State, sb.State)
+	})
+	for _, j := range []job{s1, s2} {
+		msg, _ := j.ErrorDetails["message"].(string)
+		if deref(j.ErrorType) != "statement_timeout" || !strings.Contains(msg, "--job-statement-timeout") {
+			t.Fatalf("long export: %q %q", deref(j.ErrorType), msg)
+		}
+		if j.Retries != 0 {
+			t.Fatalf("a timed-out export was retried: %+v", j)
+		}
+	}
+	tb, t1, t2 := finished(t, sb), finished(t, s1), finished(t, s2)
+	if !tb.Before(t1) && !tb.Before(t2) {
+		t.Fatalf("the other account's export finished last: %s vs %s, %s", *sb.DateFinished, *s1.DateFinished, *s2.DateFinished)
 	}
 }
 
@@ -354,14 +353,13 @@ func TestJobSlots(t *testing.T) {
 	// socket, shortly after the close.
 	_ = s2.conn.Hijack().Close(ctx)
 	var s5 *slot
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	_ = testwait.Wait(ctx, 30*time.Second, func() error {
 		s5, err = takeSlot(ctx, e.svc.slots, key, 2)
-		if err == nil || !errors.Is(err, errNoSlot) || time.Now().After(deadline) {
-			break
+		if errors.Is(err, errNoSlot) {
+			return err
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	if err != nil {
 		t.Fatalf("slot after its holder's session ended: %v", err)
 	}

@@ -134,9 +134,12 @@ func (s *Service) handleCreateImport(w http.ResponseWriter, r *http.Request) {
 		apierr.Write(w, r, err)
 		return
 	}
-	mr, err := multipartReader(r)
+	// A file_url import may also come as a URL-encoded form (python-bitdotio's
+	// create_import_job(file_url=…)): its fields are read here and there are
+	// no parts.
+	fields, mr, err := importForm(w, r)
 	if err != nil {
-		apierr.Write(w, r, apierr.BadRequest("invalid_request", "an import is a multipart/form-data request with table_name and a file part or file_url: %v", err))
+		apierr.Write(w, r, err)
 		return
 	}
 	id := uuid.NewString()
@@ -150,9 +153,8 @@ func (s *Service) handleCreateImport(w http.ResponseWriter, r *http.Request) {
 			_ = s.bucket.Delete(context.WithoutCancel(r.Context()), uploadKey(id))
 		}
 	}
-	fields := map[string]string{}
 	var fast *fastLoad
-	for {
+	for mr != nil {
 		part, err := mr.NextPart()
 		if err == io.EOF {
 			break
@@ -226,6 +228,51 @@ func (s *Service) handleCreateImport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	apierr.WriteJSON(w, http.StatusAccepted, s.view(rec))
+}
+
+// maxFormBytes bounds a URL-encoded import request (it carries no file).
+const maxFormBytes = 1 << 20
+
+// importForm reads an import request's body: an
+// application/x-www-form-urlencoded body is read whole into fields (mr is
+// nil); multipart/form-data gives a reader of its parts (fields is empty,
+// the caller reads them). Anything else is a 400 naming both shapes.
+func importForm(w http.ResponseWriter, r *http.Request) (fields map[string]string, mr *multipart.Reader, err error) {
+	fields = map[string]string{}
+	if d, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); d == "application/x-www-form-urlencoded" {
+		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
+		if err != nil {
+			var ae *apierr.Error
+			if errors.As(err, &ae) {
+				return nil, nil, ae
+			}
+			return nil, nil, apierr.BadRequest("invalid_request",
+				"the form body cannot be read or is larger than %d KiB: a URL-encoded import carries only fields (table_name, file_url, …); upload files as multipart/form-data", maxFormBytes>>10)
+		}
+		vals, err := url.ParseQuery(string(b))
+		if err != nil {
+			return nil, nil, apierr.BadRequest("invalid_request", "the URL-encoded form body is malformed: %v", err)
+		}
+		for k, v := range vals {
+			if len(v) > 1 {
+				e := apierr.BadRequest("invalid_request", "form field %q is given %d times: send it once", k, len(v))
+				e.Field = k
+				return nil, nil, e
+			}
+			fields[k] = v[0]
+		}
+		if _, ok := fields["file"]; ok {
+			return nil, nil, &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "file",
+				Message: "a URL-encoded form cannot carry a file: upload it as a multipart/form-data file part, or give file_url"}
+		}
+		return fields, nil, nil
+	}
+	mr, err = multipartReader(r)
+	if err != nil {
+		return nil, nil, apierr.BadRequest("invalid_request",
+			"an import is a multipart/form-data request with table_name and a file part or file_url, or an application/x-www-form-urlencoded one with table_name and file_url: %v", err)
+	}
+	return fields, mr, nil
 }
 
 // multipartReader is r.MultipartReader over a large read buffer: a

@@ -35,7 +35,7 @@ func TestImportCSVAllTypes(t *testing.T) {
 	if j.DateFinished == nil || !strings.HasPrefix(j.StatusURL, e.srv.URL+"/v2beta/import/") {
 		t.Errorf("job = %+v", j)
 	}
-	want := [][2]string{{"b", "boolean"}, {"i2", "smallint"}, {"i4", "integer"}, {"i8", "bigint"}, {"num", "numeric"},
+	want := [][2]string{{"b", "boolean"}, {"i2", "integer"}, {"i4", "integer"}, {"i8", "bigint"}, {"num", "numeric"},
 		{"dbl", "double precision"}, {"d", "date"}, {"ts", "timestamp without time zone"}, {"tstz", "timestamp with time zone"},
 		{"tm", "time without time zone"}, {"u", "uuid"}, {"j", "jsonb"}, {"txt", "text"}, {"empty", "text"}}
 	if got := e.columns(t, "csv_types"); fmt.Sprint(got) != fmt.Sprint(want) {
@@ -69,19 +69,19 @@ func TestImportCSVDialects(t *testing.T) {
 		rows               string
 	}{
 		{"tsv_no_header", "x.tsv", "", []byte("1\tx\t2024-01-01\n2\ty\t2024-01-02\n"),
-			"[[col_1 smallint] [col_2 text] [col_3 date]]", "1|x|2024-01-01\n2|y|2024-01-02\n"},
+			"[[col_1 integer] [col_2 text] [col_3 date]]", "1|x|2024-01-01\n2|y|2024-01-02\n"},
 		{"semicolon_latin1", "x.csv", "", []byte(latin1),
 			"[[name text] [price numeric]]", "café|1.5\nthé|2\n"},
 		{"utf16_bom", "x.csv", "", utf16LE("id|label\n1|ünïcode\n2|b\n"),
-			"[[id smallint] [label text]]", "1|ünïcode\n2|b\n"},
+			"[[id integer] [label text]]", "1|ünïcode\n2|b\n"},
 		{"utf8_bom_crlf_quoted", "x.csv", "", []byte("\xEF\xBB\xBFk,v\r\n\"a,b\",\"multi\nline\"\r\nc,\"q\"\"uote\"\r\n"),
 			"[[k text] [v text]]", "a,b|multi\nline\nc|q\"uote\n"},
 		{"first_row_numbers", "x.csv", "first_row", []byte("1,2\n3,4\n"),
-			"[[1 smallint] [2 smallint]]", "3|4\n"},
+			"[[1 integer] [2 integer]]", "3|4\n"},
 		{"no_header_forced", "x.csv", "no_header", []byte("a,b\n3,4\n"),
 			"[[col_1 text] [col_2 text]]", "3|4\na|b\n"},
 		{"names_unique", "x.csv", "first_row", []byte("a,a,,A\n1,2,3,4\n"),
-			"[[a smallint] [a_2 smallint] [col_3 smallint] [A_3 smallint]]", "1|2|3|4\n"},
+			"[[a integer] [a_2 integer] [col_3 integer] [A_3 integer]]", "1|2|3|4\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -158,7 +158,7 @@ func TestImportJSON(t *testing.T) {
 	array := `[{"id": 1, "name": "a", "ok": true, "tags": ["x"], "meta": {"k": 1}, "when": "2024-01-02", "big": 12345678901234567890},
 	 {"id": 2, "name": null, "ok": false, "tags": [], "meta": {"k": [2]}, "when": "2024-02-03", "extra": "e", "big": 1.5}]`
 	e.importOK(t, "owner", map[string]string{"table_name": "json_arr"}, "a.json", []byte(array))
-	want := "[[id smallint] [name text] [ok boolean] [tags jsonb] [meta jsonb] [when date] [big numeric] [extra text]]"
+	want := "[[id integer] [name text] [ok boolean] [tags jsonb] [meta jsonb] [when date] [big numeric] [extra text]]"
 	if got := fmt.Sprint(e.columns(t, "json_arr")); got != want {
 		t.Errorf("columns %s, want %s", got, want)
 	}
@@ -237,7 +237,7 @@ func TestImportXLSX(t *testing.T) {
 	e := getEnv(t)
 	data := xlsxFixture(t)
 	e.importOK(t, "owner", map[string]string{"table_name": "xl_first"}, "book.xlsx", data)
-	if got := fmt.Sprint(e.columns(t, "xl_first")); got != "[[id smallint] [name text] [price numeric] [day date] [ok boolean]]" {
+	if got := fmt.Sprint(e.columns(t, "xl_first")); got != "[[id integer] [name text] [price numeric] [day date] [ok boolean]]" {
 		t.Errorf("columns %s", got)
 	}
 	if got := joinRows(e.text(t, "SELECT * FROM xl_first ORDER BY id")); got != "1|apple|1.25|2024-01-02|t\n2|pear|3|2024-03-04|f\n3|∅|10.5|∅|t\n" {
@@ -287,7 +287,7 @@ func TestImportSQLite(t *testing.T) {
 	e := getEnv(t)
 	data := sqliteFixture(t)
 	e.importOK(t, "owner", map[string]string{"table_name": "lite"}, "f.sqlite", data)
-	if got := fmt.Sprint(e.columns(t, "lite_people")); got != "[[id smallint] [name text] [score numeric] [photo bytea]]" {
+	if got := fmt.Sprint(e.columns(t, "lite_people")); got != "[[id integer] [name text] [score numeric] [photo bytea]]" {
 		t.Errorf("lite_people columns %s", got)
 	}
 	if got := joinRows(e.text(t, "SELECT * FROM lite_people ORDER BY id")); got != "1|ann|1.5|\\x00ff\n2|∅|2|∅\n" {

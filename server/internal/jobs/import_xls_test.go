@@ -24,7 +24,7 @@ func TestImportXLS(t *testing.T) {
 	e := getEnv(t)
 	book := xlsFixture(t, "book.xls")
 	e.importOK(t, "owner", map[string]string{"table_name": "xls_first"}, "book.xls", book)
-	if got := fmt.Sprint(e.columns(t, "xls_first")); got != "[[id smallint] [name text] [price numeric] [big numeric] [day date] [stamp timestamp without time zone] [ok smallint] [twice smallint] [label text] [positive boolean] [note text]]" {
+	if got := fmt.Sprint(e.columns(t, "xls_first")); got != "[[id integer] [name text] [price numeric] [big numeric] [day date] [stamp timestamp without time zone] [ok integer] [twice integer] [label text] [positive boolean] [note text]]" {
 		t.Errorf("columns %s", got)
 	}
 	if got := joinRows(e.text(t, "SELECT * FROM xls_first ORDER BY id")); got != "1|apple|1.25|9007199254740992|2024-01-02|2024-01-02 10:30:00|1|2|apple!|t|Ελληνικά\n"+
@@ -45,7 +45,7 @@ func TestImportXLS(t *testing.T) {
 		t.Error("the empty sheet became a table")
 	}
 	e.importOK(t, "owner", map[string]string{"table_name": "xls_named", "sheet": "Other Sheet"}, "book.xls", book)
-	if got := fmt.Sprint(e.columns(t, "xls_named")); got != "[[k text] [v smallint]]" {
+	if got := fmt.Sprint(e.columns(t, "xls_named")); got != "[[k text] [v integer]]" {
 		t.Errorf("xls_named columns %s", got)
 	}
 	e.importFailed(t, "owner", map[string]string{"table_name": "xls_missing", "sheet": "Nope"}, "book.xls", book, "sheet_not_found")
@@ -56,7 +56,7 @@ func TestImportXLS(t *testing.T) {
 		t.Errorf("xls_1904 rows %s", got)
 	}
 	e.importOK(t, "owner", map[string]string{"table_name": "xls_sheetjs"}, "js.xls", xlsFixture(t, "sheetjs.xls"))
-	if got := fmt.Sprint(e.columns(t, "xls_sheetjs")); got != "[[id smallint] [name text] [ok boolean] [day date]]" {
+	if got := fmt.Sprint(e.columns(t, "xls_sheetjs")); got != "[[id integer] [name text] [ok boolean] [day date]]" {
 		t.Errorf("xls_sheetjs columns %s", got)
 	}
 	if got := joinRows(e.text(t, "SELECT * FROM xls_sheetjs ORDER BY id")); got != "1|alpha|t|2024-01-02\n2|βήτα|f|2023-12-31\n" {
@@ -65,7 +65,7 @@ func TestImportXLS(t *testing.T) {
 
 	// Long shared strings split across CONTINUE records.
 	e.importOK(t, "owner", map[string]string{"table_name": "xls_long", "infer_header": "first_row"}, "long.xls", xlsFixture(t, "long.xls"))
-	if got := fmt.Sprint(e.columns(t, "xls_long")); got != "[[n smallint] [text text]]" {
+	if got := fmt.Sprint(e.columns(t, "xls_long")); got != "[[n integer] [text text]]" {
 		t.Errorf("xls_long columns %s", got)
 	}
 	if got := joinRows(e.text(t, `SELECT count(*), sum(length("text")), min(length("text")), max(length("text")) FROM xls_long`)); got != "40|17480|367|507\n" {

@@ -56,6 +56,7 @@ import (
 
 	"github.com/bitkit-dev/bitkit/server/internal/blob"
 	"github.com/bitkit-dev/bitkit/server/internal/dbaccess"
+	"github.com/bitkit-dev/bitkit/server/internal/metrics"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
@@ -64,6 +65,13 @@ import (
 
 // Config configures a Service. Zero values take the defaults named.
 type Config struct {
+	// CheckStorage, when set, is asked before an import loads whether
+	// database databaseID can take incoming more bytes; an error with
+	// ErrorType fails the job with that type (storage quotas:
+	// storage_limit_exceeded) before anything is written. AfterWrite, when
+	// set, is told once an import committed (to measure the database now).
+	CheckStorage func(ctx context.Context, databaseID string, incoming int64) error
+	AfterWrite   func(ctx context.Context, databaseID string)
 	// PublicURL is the server's external base URL (no trailing slash), used
 	// for the absolute status_url and download_url. Required.
 	PublicURL string
@@ -122,6 +130,8 @@ type Config struct {
 	// then deletes it, and the upload left by a FAILED import, and records
 	// that in the job row (retention.go).
 	ExportRetention time.Duration
+	// Metrics records the jobs this process finishes; nil records nothing.
+	Metrics *metrics.Metrics
 	// SweepInterval is how often the retention sweep runs (default 10
 	// minutes; the first sweep runs one minute after New, or after
 	// SweepInterval when that is shorter). Negative turns the periodic
@@ -234,22 +244,14 @@ type Service struct {
 	river    *river.Client[pgx.Tx]
 	key      []byte
 	stopping atomic.Bool
-	// loadHook, when set (tests), is called with every load progress report.
-	loadHook atomic.Pointer[func(ctx context.Context, jobID string, rows int64)]
-	// fastOff turns the upload fast path off (tests of the job path).
-	fastOff atomic.Bool
+	// test holds the hooks tests set (testsignals.go); nil in production.
+	test atomic.Pointer[testSignals]
 	// fastSlots bounds the fast-path attempts running at once.
 	fastSlots chan struct{}
 	// fastRecover is when a fast-path job's river run is scheduled
 	// (fastRecoverAfter; tests shorten it).
 	fastRecover time.Duration
-	// fastCrash, when set (tests), stops a fast path for table at a point
-	// ("before_commit", "after_commit") as if bitd died there.
-	fastCrash atomic.Pointer[func(table, point string) bool]
-	// fastHook, when set (tests), is told how each fast-path attempt ended:
-	// "loaded", "fallback" or "commit_failed", with the reason.
-	fastHook atomic.Pointer[func(jobID, outcome string, reason error)]
-	now      func() time.Time
+	now         func() time.Time
 	// sweepStop ends the retention sweep loop; sweepDone is closed when it
 	// has returned.
 	sweepStop context.CancelFunc

@@ -7,6 +7,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
+
+	"github.com/bitkit-dev/bitkit/server/internal/store"
 )
 
 // migrateLockKey is the session advisory lock held while migrating.
@@ -55,58 +57,37 @@ CREATE INDEX bitkit_jobs_retention_idx ON bitkit_jobs (date_finished)
 
 // Migrate brings the metadata database up to date: river's own tables
 // (rivermigrate) and this package's bitkit_jobs table, versioned in
-// bitkit_jobs_migrations. A session advisory lock serialises replicas that
-// start together. It is safe to call on every start.
+// bitkit_jobs_migrations, through the store's migration runner (one session
+// advisory lock serialises replicas that start together). It is safe to
+// call on every start.
 func Migrate(ctx context.Context, metadata *pgxpool.Pool) error {
-	return migrateTo(ctx, metadata, len(migrations)-1)
+	return migrateTo(ctx, metadata, -1)
 }
 
-// migrateTo applies the migrations up to version upto (tests build the
-// schema of an older bitd with it).
+// migrateTo applies the migrations up to version upto, all when upto < 0
+// (tests build the schema of an older bitd with it).
 func migrateTo(ctx context.Context, metadata *pgxpool.Pool, upto int) error {
-	conn, err := metadata.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("jobs migrate: %w", err)
+	set := store.MigrationSet{
+		Table:   "bitkit_jobs_migrations",
+		LockKey: migrateLockKey,
+		Before: func(ctx context.Context, _ *pgxpool.Conn) error {
+			m, err := rivermigrate.New(riverpgxv5.New(metadata), nil)
+			if err != nil {
+				return fmt.Errorf("jobs migrate: river: %w", err)
+			}
+			if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+				return fmt.Errorf("jobs migrate: river: %w", err)
+			}
+			return nil
+		},
 	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(migrateLockKey)); err != nil {
-		return fmt.Errorf("jobs migrate: lock: %w", err)
-	}
-	defer func() {
-		_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(migrateLockKey))
-	}()
-
-	m, err := rivermigrate.New(riverpgxv5.New(metadata), nil)
-	if err != nil {
-		return fmt.Errorf("jobs migrate: river: %w", err)
-	}
-	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return fmt.Errorf("jobs migrate: river: %w", err)
-	}
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS bitkit_jobs_migrations (
-		version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		return fmt.Errorf("jobs migrate: %w", err)
-	}
-	var have int
-	if err := conn.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM bitkit_jobs_migrations").Scan(&have); err != nil {
-		return fmt.Errorf("jobs migrate: %w", err)
-	}
-	for v := have + 1; v <= upto && v < len(migrations); v++ {
-		tx, err := conn.Begin(ctx)
-		if err != nil {
-			return fmt.Errorf("jobs migrate %d: %w", v, err)
+	for v, sql := range migrations {
+		if v > 0 {
+			set.Migrations = append(set.Migrations, store.Migration{Version: v, Name: fmt.Sprintf("jobs %d", v), SQL: sql})
 		}
-		if _, err := tx.Exec(ctx, migrations[v]); err != nil {
-			_ = tx.Rollback(ctx)
-			return fmt.Errorf("jobs migrate %d: %w", v, err)
-		}
-		if _, err := tx.Exec(ctx, "INSERT INTO bitkit_jobs_migrations (version) VALUES ($1)", v); err != nil {
-			_ = tx.Rollback(ctx)
-			return fmt.Errorf("jobs migrate %d: %w", v, err)
-		}
-		if err := tx.Commit(ctx); err != nil {
-			return fmt.Errorf("jobs migrate %d: %w", v, err)
-		}
+	}
+	if err := store.ApplyMigrations(ctx, metadata, set, upto); err != nil {
+		return fmt.Errorf("jobs: %w", err)
 	}
 	return nil
 }

@@ -3,10 +3,12 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
 	"github.com/bitkit-dev/bitkit/server/internal/ingest"
+	"github.com/bitkit-dev/bitkit/server/internal/metrics"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -180,9 +182,18 @@ func (s *Service) setLoadXID(ctx context.Context, id string, xid *string, rows i
 }
 
 func (s *Service) finishDone(ctx context.Context, id string, blobKey *string, bytesDone, rows int64) error {
-	_, err := s.meta.Exec(ctx, `UPDATE bitkit_jobs SET state = 'DONE', date_finished = now(), bytes_done = greatest(bytes_total, $3),
+	var kind string
+	var secs float64
+	err := s.meta.QueryRow(ctx, `UPDATE bitkit_jobs SET state = 'DONE', date_finished = now(), bytes_done = greatest(bytes_total, $3),
 		bytes_total = greatest(bytes_total, $3), rows_done = $4, blob_key = coalesce($2, blob_key), error_type = NULL, error_id = NULL, error_details = NULL
-		WHERE id = $1::uuid AND state <> 'DONE'`, id, blobKey, bytesDone, rows)
+		WHERE id = $1::uuid AND state <> 'DONE'
+		RETURNING kind, extract(epoch FROM date_finished - date_created)::float8`, id, blobKey, bytesDone, rows).Scan(&kind, &secs)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil // DONE already
+	}
+	if err == nil {
+		s.cfg.Metrics.JobFinished(kind, StateDone, time.Duration(secs*float64(time.Second)), rows, bytesDone)
+	}
 	return err
 }
 
@@ -191,7 +202,34 @@ func (s *Service) finishFailed(ctx context.Context, id, errType, errID string, d
 	if err != nil {
 		return err
 	}
-	_, err = s.meta.Exec(ctx, `UPDATE bitkit_jobs SET state = 'FAILED', date_finished = now(), error_type = $2, error_id = $3,
-		error_details = $4 WHERE id = $1::uuid AND state <> 'DONE'`, id, errType, errID, d)
+	var kind string
+	var secs float64
+	err = s.meta.QueryRow(ctx, `UPDATE bitkit_jobs SET state = 'FAILED', date_finished = now(), error_type = $2, error_id = $3,
+		error_details = $4 WHERE id = $1::uuid AND state <> 'DONE'
+		RETURNING kind, extract(epoch FROM date_finished - date_created)::float8`, id, errType, errID, d).Scan(&kind, &secs)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil // DONE already
+	}
+	if err == nil {
+		s.cfg.Metrics.JobFinished(kind, StateFailed, time.Duration(secs*float64(time.Second)), 0, 0)
+	}
 	return err
+}
+
+// QueueCounts returns how many jobs of each kind wait (RECEIVED) and run
+// (PROCESSING) across every bitd sharing the metadata database, zeros
+// included (metrics, at scrape time).
+func (s *Service) QueueCounts(ctx context.Context) ([]metrics.JobCount, error) {
+	rows, err := s.meta.Query(ctx, `SELECT k.kind, st.state, count(j.id)
+		FROM unnest(ARRAY['import', 'export']) k(kind) CROSS JOIN unnest(ARRAY['RECEIVED', 'PROCESSING']) st(state)
+		LEFT JOIN bitkit_jobs j ON j.kind = k.kind AND j.state = st.state
+		GROUP BY 1, 2 ORDER BY 1, 2`)
+	if err != nil {
+		return nil, fmt.Errorf("count jobs: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (metrics.JobCount, error) {
+		var c metrics.JobCount
+		err := r.Scan(&c.Kind, &c.State, &c.N)
+		return c, err
+	})
 }

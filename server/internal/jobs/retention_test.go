@@ -3,6 +3,7 @@ package jobs
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 	"github.com/bitkit-dev/bitkit/server/internal/blob"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -389,13 +391,12 @@ func TestRetentionMigrationAndLoop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for fileDeletedAt(t, meta, loopID) == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("the periodic sweep did not delete the expired export within 2 minutes")
+	testwait.Eventually(t, 2*time.Minute, func() error {
+		if fileDeletedAt(t, meta, loopID) == nil {
+			return errors.New("the periodic sweep did not delete the expired export")
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := svc.Stop(sctx); err != nil {

@@ -110,6 +110,13 @@ func (s *Service) work(jobCtx context.Context, id string, attempt, maxAttempts i
 		s.log.InfoContext(ctx, "job postponed: its account has no database connection left", "job", id, "err", err)
 		return sz
 	}
+	if ctx.Err() != nil && s.stopping.Load() {
+		// Shutting down (bitd drains): whatever the cancellation made of
+		// the error (a cut file_url fetch looks like url_fetch_failed), the
+		// job is handed back and runs again from the start, on another
+		// bitd or after a restart.
+		return river.JobSnooze(0)
+	}
 	if ue := asUserError(err); ue != nil {
 		details := map[string]any{}
 		for k, v := range ue.Details {
@@ -122,10 +129,6 @@ func (s *Service) work(jobCtx context.Context, id string, attempt, maxAttempts i
 			return ferr
 		}
 		return nil
-	}
-	if ctx.Err() != nil && s.stopping.Load() {
-		// shutting down: run again from the start on the next start-up
-		return river.JobSnooze(0)
 	}
 	if attempt >= maxAttempts {
 		errID := uuid.NewString()
@@ -309,6 +312,15 @@ func (s *Service) runImport(ctx context.Context, rec *record) error {
 	if err := s.recheck(ctx, rec); err != nil {
 		return err
 	}
+	if s.cfg.CheckStorage != nil {
+		if err := s.cfg.CheckStorage(ctx, rec.DatabaseID, size); err != nil {
+			var te interface{ ErrorType() string }
+			if errors.As(err, &te) {
+				return &userError{Type: te.ErrorType(), Message: err.Error()}
+			}
+			return err
+		}
+	}
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("import: begin: %w", err)
@@ -333,13 +345,19 @@ func (s *Service) runImport(ctx context.Context, rec *record) error {
 	lctx, lcancel := s.withStatementDeadline(ctx)
 	rows, err := plan.Load(lctx, tx, func(p ingest.Progress) {
 		pt.report(p.BytesDone, p.Rows)
-		if h := s.loadHook.Load(); h != nil {
-			(*h)(ctx, rec.ID, p.Rows)
-		}
+		s.test.Load().loadProgress(ctx, rec.ID, p.Rows)
 	})
 	err = s.timeoutError(lctx, "the import's load", err)
 	lcancel()
 	if err != nil {
+		// The load took the database over its storage limit: it was
+		// frozen and the load's session ended (nothing is left of it).
+		if s.cfg.CheckStorage != nil {
+			var te interface{ ErrorType() string }
+			if qerr := s.cfg.CheckStorage(context.WithoutCancel(ctx), rec.DatabaseID, 0); errors.As(qerr, &te) {
+				return &userError{Type: te.ErrorType(), Message: qerr.Error()}
+			}
+		}
 		return err
 	}
 	tm.mark("load")
@@ -354,6 +372,9 @@ func (s *Service) runImport(ctx context.Context, rec *record) error {
 		return fmt.Errorf("import: commit: %w", err)
 	}
 	tm.mark("commit")
+	if s.cfg.AfterWrite != nil {
+		s.cfg.AfterWrite(context.WithoutCancel(ctx), rec.DatabaseID)
+	}
 	s.dropUpload(ctx, rec)
 	err = s.finishDone(context.WithoutCancel(ctx), rec.ID, nil, size, rows)
 	tm.mark("finish")

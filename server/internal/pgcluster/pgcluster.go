@@ -182,6 +182,12 @@ func freePort() (int, error) {
 // Start initialises dir (when needed) and starts PostgreSQL, waiting until
 // it accepts connections. logw receives the server's output.
 func Start(ctx context.Context, dir string, logFile string) (*Cluster, error) {
+	return StartOnPort(ctx, dir, logFile, 0)
+}
+
+// StartOnPort is Start on a given loopback port (0: a free one), e.g. to
+// start a stopped cluster again where its clients expect it.
+func StartOnPort(ctx context.Context, dir string, logFile string, port int) (*Cluster, error) {
 	bin, err := FindBinDir()
 	if err != nil {
 		return nil, err
@@ -237,9 +243,10 @@ func Start(ctx context.Context, dir string, logFile string) (*Cluster, error) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+	if port == 0 {
+		if port, err = freePort(); err != nil {
+			return nil, err
+		}
 	}
 	lf, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {

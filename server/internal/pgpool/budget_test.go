@@ -3,10 +3,12 @@ package pgpool_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 	"github.com/bitkit-dev/bitkit/server/internal/connbudget"
 	"github.com/bitkit-dev/bitkit/server/internal/pgpool"
 	"github.com/jackc/pgx/v5"
@@ -17,17 +19,12 @@ import (
 // at the deadline.
 func waitInUse(t *testing.T, b *connbudget.Budget, want int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got := b.Stats().InUse
-		if got == want {
-			return
+	testwait.Eventually(t, 30*time.Second, func() error {
+		if got := b.Stats().InUse; got != want {
+			return fmt.Errorf("budget holds %d slots, want %d", got, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("budget holds %d slots, want %d", got, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestBudget: pool connections take budget slots, a refused slot fails the
@@ -35,7 +32,7 @@ func waitInUse(t *testing.T, b *connbudget.Budget, want int) {
 // by the caller, reclaimed while idle, a failed start-up, AfterConnect
 // refusing it) gives its slot back.
 func TestBudget(t *testing.T) {
-	adminURL, db, role := fixture(t)
+	adminURL, db, role, sec := fixture(t)
 	var m *pgpool.Manager
 	b := connbudget.New(connbudget.Config{Max: 8, PerAccount: 4, Wait: -1,
 		Lookup: func(context.Context, string) (string, error) { return "acct", nil },
@@ -45,7 +42,7 @@ func TestBudget(t *testing.T) {
 			}
 			return m.ReleaseIdle(match)
 		}})
-	m = pgpool.New(pgpool.Config{ConnString: adminURL, Secret: testSecret, Budget: b})
+	m = pgpool.New(pgpool.Config{ConnString: adminURL, Secret: sec, Budget: b})
 	defer m.Close()
 	ctx := t.Context()
 	p, err := m.Pool(ctx, db, role)
@@ -91,11 +88,12 @@ func TestBudget(t *testing.T) {
 		t.Fatalf("idle connections hold %d slots, want 3", got)
 	}
 	// (Release resets the session on its own goroutine first.)
-	for deadline := time.Now().Add(30 * time.Second); p.Stat().IdleConns() != 3; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d idle connections, want 3", p.Stat().IdleConns())
+	testwait.Eventually(t, 30*time.Second, func() error {
+		if n := p.Stat().IdleConns(); n != 3 {
+			return fmt.Errorf("%d idle connections, want 3", n)
 		}
-	}
+		return nil
+	})
 	if n := m.ReleaseIdle(func(d string) bool { return d != db }); n != 0 {
 		t.Fatalf("ReleaseIdle of other databases closed %d connections, want 0", n)
 	}

@@ -109,6 +109,35 @@ type Config struct {
 	Budget *connbudget.Budget
 	// TestSignals, when set, lets tests observe the pools' connections.
 	TestSignals *TestSignals
+	// Clusters, when set, says which PostgreSQL cluster holds each
+	// database (bitd with several clusters): pools of databases on a
+	// cluster other than "default" connect, and repair roles, there;
+	// ConnString and TenantAddr are the default cluster's. A connection
+	// that cannot reach such a cluster fails with a
+	// *pgaddr.ClusterUnavailableError naming it.
+	Clusters Placer
+}
+
+// Placer says where platform databases live (store.Store implements it).
+type Placer interface {
+	// PlacementOf returns the cluster holding pgDatabase ("default" for
+	// the ConnString's cluster).
+	PlacementOf(ctx context.Context, pgDatabase string) (string, error)
+	// ClusterConnString returns the admin connection string of a cluster
+	// other than "default" and its tenant address override ("" = find it
+	// as for the default cluster).
+	ClusterConnString(ctx context.Context, name string) (connString, tenantAddr string, err error)
+}
+
+// DefaultCluster is the placement of databases on ConnString's cluster.
+const DefaultCluster = "default"
+
+// clusterConn is how pools reach one non-default cluster.
+type clusterConn struct {
+	base   *pgxpool.Config
+	tenant pgaddr.Addr
+	// acquiring counts the callers inside an Acquire of its pools.
+	acquiring acquireCounter
 }
 
 // TestSignals lets tests observe a Manager's connections; production
@@ -124,6 +153,7 @@ type key struct{ db, role string }
 type entry struct {
 	pool     *pgxpool.Pool
 	lastUsed time.Time
+	cluster  string // "" for the default cluster
 }
 
 // Manager owns the pools. Create it with New and Close it when done.
@@ -141,6 +171,11 @@ type Manager struct {
 	// first resolution; Host "" until then).
 	tenantMu sync.Mutex
 	tenant   pgaddr.Addr
+	// acquiring counts the callers inside a pool's Acquire now (Stats).
+	acquiring acquireCounter
+	// clusters are the non-default clusters met so far (Config.Clusters),
+	// guarded by tenantMu.
+	clusters map[string]*clusterConn
 }
 
 // New returns a Manager. It does not connect; a malformed ConnString is
@@ -194,6 +229,14 @@ func (m *Manager) tenantAddr(ctx context.Context) (pgaddr.Addr, error) {
 // the cluster's Unix socket. The pool stays owned by the Manager: callers
 // never close it.
 func (m *Manager) Pool(ctx context.Context, pgDatabase, pgRole string) (*pgxpool.Pool, error) {
+	return m.PoolOn(ctx, "", pgDatabase, pgRole)
+}
+
+// PoolOn is Pool for a database known to be on cluster ("" means: ask
+// Config.Clusters, one metadata query, when there is one). A pool of the
+// database made for another cluster (before the database moved) is
+// replaced.
+func (m *Manager) PoolOn(ctx context.Context, cluster, pgDatabase, pgRole string) (*pgxpool.Pool, error) {
 	if m.err != nil {
 		return nil, m.err
 	}
@@ -204,7 +247,24 @@ func (m *Manager) Pool(ctx context.Context, pgDatabase, pgRole string) (*pgxpool
 		return nil, fmt.Errorf("pgpool: %w", err)
 	}
 	k := key{pgDatabase, pgRole}
-	tenant, err := m.tenantAddr(ctx)
+	if cluster == "" && m.cfg.Clusters != nil {
+		c, err := m.cfg.Clusters.PlacementOf(ctx, pgDatabase)
+		if err != nil {
+			return nil, fmt.Errorf("pgpool: %w", err)
+		}
+		cluster = c
+	}
+	if cluster == DefaultCluster || m.cfg.Clusters == nil {
+		cluster = ""
+	}
+	m.mu.Lock()
+	if e, ok := m.pools[k]; ok && !m.closed && e.cluster == cluster {
+		e.lastUsed = time.Now()
+		m.mu.Unlock()
+		return e.pool, nil
+	}
+	m.mu.Unlock()
+	base, tenant, counter, err := m.clusterBase(ctx, cluster)
 	if err != nil {
 		return nil, err
 	}
@@ -213,17 +273,25 @@ func (m *Manager) Pool(ctx context.Context, pgDatabase, pgRole string) (*pgxpool
 		m.mu.Unlock()
 		return nil, errors.New("pgpool: manager is closed")
 	}
+	var stale *pgxpool.Pool
 	if e, ok := m.pools[k]; ok {
-		e.lastUsed = time.Now()
-		m.mu.Unlock()
-		return e.pool, nil
+		if e.cluster == cluster {
+			e.lastUsed = time.Now()
+			m.mu.Unlock()
+			return e.pool, nil
+		}
+		stale = e.pool // the database moved: its connections go to the old cluster
+		delete(m.pools, k)
 	}
-	p, err := pgxpool.NewWithConfig(context.Background(), m.poolConfig(pgDatabase, pgRole, tenant))
+	p, err := pgxpool.NewWithConfig(context.Background(), m.poolConfig(pgDatabase, pgRole, tenant, base, cluster, counter))
 	if err != nil {
 		m.mu.Unlock()
 		return nil, fmt.Errorf("pgpool: create pool for database %q role %q: %w", pgDatabase, pgRole, err)
 	}
-	m.pools[k] = &entry{pool: p, lastUsed: time.Now()}
+	m.pools[k] = &entry{pool: p, lastUsed: time.Now(), cluster: cluster}
+	if stale != nil {
+		go stale.Close()
+	}
 	evicted := m.evictLocked(k)
 	m.mu.Unlock()
 	for _, e := range evicted {
@@ -263,8 +331,71 @@ func (m *Manager) evictLocked(keep key) []*pgxpool.Pool {
 	return out
 }
 
-func (m *Manager) poolConfig(db, role string, tenant pgaddr.Addr) *pgxpool.Config {
-	pc := m.base.Copy()
+// clusterBase returns the base config and tenant address of cluster (""
+// for the default one).
+func (m *Manager) clusterBase(ctx context.Context, cluster string) (*pgxpool.Config, pgaddr.Addr, *acquireCounter, error) {
+	if cluster == "" {
+		tenant, err := m.tenantAddr(ctx)
+		return m.base, tenant, &m.acquiring, err
+	}
+	m.tenantMu.Lock()
+	defer m.tenantMu.Unlock()
+	if c := m.clusters[cluster]; c != nil {
+		return c.base, c.tenant, &c.acquiring, nil
+	}
+	connString, override, err := m.cfg.Clusters.ClusterConnString(ctx, cluster)
+	if err != nil {
+		return nil, pgaddr.Addr{}, nil, fmt.Errorf("pgpool: %w", err)
+	}
+	base, err := pgxpool.ParseConfig(connString)
+	if err != nil {
+		return nil, pgaddr.Addr{}, nil, fmt.Errorf("pgpool: cluster %q: invalid connection string", cluster)
+	}
+	tenant, err := pgaddr.Tenant(ctx, connString, override)
+	if err != nil {
+		return nil, pgaddr.Addr{}, nil, &pgaddr.ClusterUnavailableError{Cluster: cluster, Err: err}
+	}
+	if tenant.NoSocket {
+		// Either the cluster is down (Tenant could not ask it for its
+		// socket: nothing is cached, the next call asks again) or its
+		// socket is out of reach (cached, with a warning).
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		c, err := pgconn.ConnectConfig(cctx, base.ConnConfig.Config.Copy())
+		cancel()
+		if err != nil {
+			return nil, pgaddr.Addr{}, nil, &pgaddr.ClusterUnavailableError{Cluster: cluster, Err: err}
+		}
+		c.Close(context.WithoutCancel(ctx))
+		m.cfg.Logger.Warn("pgpool: tenant roles of cluster "+cluster+" reach it over TCP at "+tenant.String()+
+			", which a locked-down cluster refuses: give the cluster a --pg-backend (bitd admin cluster add … --pg-backend ADDR)", "why", tenant.Why)
+	}
+	m.cfg.Logger.Info("pgpool: tenant roles of cluster "+cluster+" connect to "+tenant.String(), "why", tenant.Why)
+	if m.clusters == nil {
+		m.clusters = map[string]*clusterConn{}
+	}
+	c := &clusterConn{base: base, tenant: tenant}
+	m.clusters[cluster] = c
+	return base, tenant, &c.acquiring, nil
+}
+
+// TenantAddrOf returns where tenant roles connect on cluster ("" or
+// "default": the default cluster), in pgaddr.Addr.String form.
+func (m *Manager) TenantAddrOf(ctx context.Context, cluster string) (string, error) {
+	if m.err != nil {
+		return "", m.err
+	}
+	if cluster == DefaultCluster || m.cfg.Clusters == nil {
+		cluster = ""
+	}
+	_, a, _, err := m.clusterBase(ctx, cluster)
+	if err != nil {
+		return "", err
+	}
+	return a.String(), nil
+}
+
+func (m *Manager) poolConfig(db, role string, tenant pgaddr.Addr, base *pgxpool.Config, cluster string, counter *acquireCounter) *pgxpool.Config {
+	pc := base.Copy()
 	pc.ShouldPing = shouldPing
 	cc := pc.ConnConfig
 	cc.Host, cc.Port, cc.Fallbacks = tenant.Host, tenant.Port, nil
@@ -287,6 +418,7 @@ func (m *Manager) poolConfig(db, role string, tenant pgaddr.Addr) *pgxpool.Confi
 	cc.RuntimeParams["IntervalStyle"] = "postgres"
 	cc.RuntimeParams["TimeZone"] = "UTC"
 	cc.DefaultQueryExecMode = pgx.QueryExecModeDescribeExec
+	cc.Tracer = counter // for pgxpool.AcquireTracer; its query tracing does nothing
 	cc.StatementCacheCapacity = 0
 	cc.DescriptionCacheCapacity = 0
 	k := key{db, role}
@@ -305,11 +437,14 @@ func (m *Manager) poolConfig(db, role string, tenant pgaddr.Addr) *pgxpool.Confi
 		cc.AfterNetConnect = guard
 	}
 	pc.BeforeConnect = func(ctx context.Context, c *pgx.ConnConfig) error {
+		if cluster != "" {
+			c.DialFunc = clusterDial(cluster, c.DialFunc)
+		}
 		if m.cfg.Budget != nil {
-			c.DialFunc = budgetDial(m.cfg.Budget, db, strings.HasSuffix(role, readerSuffix), c.DialFunc)
+			c.DialFunc = budgetDial(m.cfg.Budget, db, strings.HasSuffix(role, readerSuffix) || strings.HasSuffix(role, publicSuffix), c.DialFunc)
 		}
 		if m.takeSuspect(k) {
-			if err := m.repairRole(ctx, db, role); err != nil {
+			if err := m.repairRoleOn(ctx, base, db, role); err != nil {
 				m.cfg.Logger.Warn("pgpool: resetting a login role failed", "database", db, "role", role, "err", err)
 			}
 		}
@@ -325,7 +460,7 @@ func (m *Manager) poolConfig(db, role string, tenant pgaddr.Addr) *pgxpool.Confi
 			return err
 		}
 		m.cfg.Logger.Warn("pgpool: a login role has per-role settings (set by its own SQL); resetting it", "database", db, "role", role)
-		if rerr := m.repairRole(ctx, db, role); rerr != nil {
+		if rerr := m.repairRoleOn(ctx, base, db, role); rerr != nil {
 			m.cfg.Logger.Warn("pgpool: resetting a login role failed", "database", db, "role", role, "err", rerr)
 		}
 		return fmt.Errorf("pgpool: role %q had been altered by SQL run as it (ALTER ROLE … SET); it was reset: retry", role)
@@ -370,11 +505,23 @@ func (m *Manager) RepairRole(ctx context.Context, pgDatabase, pgRole string) err
 	if m.err != nil {
 		return m.err
 	}
-	return m.repairRole(ctx, pgDatabase, pgRole)
+	base := m.base
+	if m.cfg.Clusters != nil {
+		c, err := m.cfg.Clusters.PlacementOf(ctx, pgDatabase)
+		if err != nil {
+			return err
+		}
+		if c != DefaultCluster {
+			if base, _, _, err = m.clusterBase(ctx, c); err != nil {
+				return err
+			}
+		}
+	}
+	return m.repairRoleOn(ctx, base, pgDatabase, pgRole)
 }
 
-func (m *Manager) repairRole(ctx context.Context, db, role string) error {
-	conn, err := pgx.ConnectConfig(ctx, m.base.ConnConfig.Copy())
+func (m *Manager) repairRoleOn(ctx context.Context, base *pgxpool.Config, db, role string) error {
+	conn, err := pgx.ConnectConfig(ctx, base.ConnConfig.Copy())
 	if err != nil {
 		return fmt.Errorf("connect as admin: %w", err)
 	}
@@ -462,9 +609,13 @@ func (m *Manager) ReleaseIdle(match func(pgDatabase string) bool) int {
 // slot of b for pgDatabase before it is dialled and gives it back when its
 // socket closes. pgconn dials again for fallback configurations (TLS, then
 // plain); after a refusal they are refused at once instead of waiting again.
-// readerSuffix ends the name of a platform database's reader role
-// (store.ReaderSuffix): its connections count against the readers' share.
-const readerSuffix = "_reader"
+// readerSuffix and publicSuffix end the names of a platform database's
+// reader and public-reader roles (store.ReaderSuffix, store.PublicSuffix):
+// their connections count against the readers' share.
+const (
+	readerSuffix = "_reader"
+	publicSuffix = "_public"
+)
 
 func budgetDial(b *connbudget.Budget, pgDatabase string, reader bool, dial pgconn.DialFunc) pgconn.DialFunc {
 	if dial == nil {
@@ -507,6 +658,92 @@ func (c *budgetConn) Close() error {
 	return err
 }
 
+// Stats are the pools' connections, summed over the open pools.
+type Stats struct {
+	Pools int
+	// InUse, Idle and Max are connections handed out, idle, and the
+	// pools' bound; Waiting is callers inside Acquire now.
+	InUse, Idle, Max, Waiting int64
+	// WaitsTotal and WaitTime are the acquisitions that had to wait for a
+	// connection and their total wait (over the pools open now).
+	WaitsTotal int64
+	WaitTime   time.Duration
+}
+
+// Stats reads the pools' statistics (for metrics, at scrape time), over
+// every cluster.
+func (m *Manager) Stats() Stats {
+	var s Stats
+	for _, c := range m.StatsByCluster() {
+		s.Pools += c.Pools
+		s.InUse += c.InUse
+		s.Idle += c.Idle
+		s.Max += c.Max
+		s.Waiting += c.Waiting
+		s.WaitsTotal += c.WaitsTotal
+		s.WaitTime += c.WaitTime
+	}
+	return s
+}
+
+// StatsByCluster is Stats per cluster ("default", and every other cluster
+// a pool was made for: Config.Clusters).
+func (m *Manager) StatsByCluster() map[string]Stats {
+	type placed struct {
+		cluster string
+		pool    *pgxpool.Pool
+	}
+	m.mu.Lock()
+	pools := make([]placed, 0, len(m.pools))
+	for _, e := range m.pools {
+		pools = append(pools, placed{e.cluster, e.pool})
+	}
+	m.mu.Unlock()
+	out := map[string]Stats{DefaultCluster: {Waiting: m.acquiring.n.Load()}}
+	m.tenantMu.Lock()
+	for name, c := range m.clusters {
+		out[name] = Stats{Waiting: c.acquiring.n.Load()}
+	}
+	m.tenantMu.Unlock()
+	for _, p := range pools {
+		name := p.cluster
+		if name == "" {
+			name = DefaultCluster
+		}
+		s := out[name]
+		st := p.pool.Stat()
+		s.Pools++
+		s.InUse += int64(st.AcquiredConns())
+		s.Idle += int64(st.IdleConns())
+		s.Max += int64(st.MaxConns())
+		s.WaitsTotal += st.EmptyAcquireCount()
+		s.WaitTime += st.EmptyAcquireWaitTime()
+		out[name] = s
+	}
+	return out
+}
+
+// acquireCounter is a pgxpool.AcquireTracer that counts the callers inside
+// Acquire.
+type acquireCounter struct{ n atomic.Int64 }
+
+func (a *acquireCounter) TraceAcquireStart(ctx context.Context, _ *pgxpool.Pool, _ pgxpool.TraceAcquireStartData) context.Context {
+	a.n.Add(1)
+	return ctx
+}
+
+func (a *acquireCounter) TraceAcquireEnd(context.Context, *pgxpool.Pool, pgxpool.TraceAcquireEndData) {
+	a.n.Add(-1)
+}
+
+// TraceQueryStart and TraceQueryEnd make acquireCounter the pgx.QueryTracer
+// pgxpool takes its AcquireTracer from; they do nothing.
+func (a *acquireCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	return ctx
+}
+
+func (a *acquireCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
 // Len returns the number of open pools.
 func (m *Manager) Len() int {
 	m.mu.Lock()
@@ -532,4 +769,16 @@ func (m *Manager) Close() {
 // PostgreSQL restart): a dead one is replaced instead of failing a query.
 func shouldPing(_ context.Context, p pgxpool.ShouldPingParams) bool {
 	return p.IdleDuration > time.Second || pgalive.Broken(p.Conn.PgConn().Conn())
+}
+
+// clusterDial makes a dial failure on a non-default cluster a
+// *pgaddr.ClusterUnavailableError naming it.
+func clusterDial(cluster string, dial pgconn.DialFunc) pgconn.DialFunc {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, &pgaddr.ClusterUnavailableError{Cluster: cluster, Err: err}
+		}
+		return c, nil
+	}
 }

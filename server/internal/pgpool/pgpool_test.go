@@ -4,30 +4,45 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 	"github.com/bitkit-dev/bitkit/server/internal/pgpool"
+	"github.com/bitkit-dev/bitkit/server/internal/pgtest"
 	"github.com/bitkit-dev/bitkit/server/internal/secret"
 	"github.com/jackc/pgx/v5"
 )
 
 var testSecret = []byte("pgpool-test-secret-0123456789abcdef")
 
-// fixture creates a database and a login role for it, dropped at cleanup.
-func fixture(t *testing.T) (adminURL, db, role string) {
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// fixture provisions a platform database for t through the store's own
+// code path (pgtest), dropped when t ends, and returns the cluster admin
+// URL, the database, its owner role and the secret its role passwords
+// derive from.
+func fixture(t *testing.T) (adminURL, db, role string, sec []byte) {
 	t.Helper()
-	adminURL = os.Getenv("TEST_DATABASE_URL")
-	if adminURL == "" {
-		t.Fatal("TEST_DATABASE_URL is not set: export TEST_DATABASE_URL=$(scripts/pg-up.sh)")
-	}
+	d := pgtest.New(t)
+	return d.ClusterURL, d.Name, d.Owner, d.Secret
+}
+
+// passwordRole creates a database and a login role (not a platform role)
+// that pg_hba makes log in with its password, as bitd's tenant roles do on a
+// remote cluster (hostssl … scram-sha-256). The test cluster lets platform
+// roles in over its socket without a password, so a password test needs a
+// role of its own; both are dropped at cleanup.
+func passwordRole(t *testing.T) (adminURL, db, role string, sec []byte) {
+	t.Helper()
+	adminURL = pgtest.Get(t).AdminURL
 	b := make([]byte, 5)
 	_, _ = rand.Read(b)
-	db = "pp_" + hex.EncodeToString(b)
-	role = db + "_o"
+	db = "pw_" + hex.EncodeToString(b)
+	role, sec = db+"_o", testSecret
 	exec := func(sql string) {
 		t.Helper()
 		c, err := pgx.Connect(context.Background(), adminURL)
@@ -39,18 +54,18 @@ func fixture(t *testing.T) (adminURL, db, role string) {
 			t.Fatalf("%s: %v", sql, err)
 		}
 	}
-	exec(fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", role, secret.RolePassword(testSecret, role)))
+	exec(fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", role, secret.RolePassword(sec, role)))
 	exec(fmt.Sprintf("CREATE DATABASE %s OWNER %s", db, role))
 	t.Cleanup(func() {
 		exec(fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", db))
 		exec("DROP ROLE IF EXISTS " + role)
 	})
-	return adminURL, db, role
+	return adminURL, db, role, sec
 }
 
 func TestPool(t *testing.T) {
-	adminURL, db, role := fixture(t)
-	m := pgpool.New(pgpool.Config{ConnString: adminURL, Secret: testSecret, MaxPools: 2})
+	adminURL, db, role, sec := fixture(t)
+	m := pgpool.New(pgpool.Config{ConnString: adminURL, Secret: sec, MaxPools: 2})
 	defer m.Close()
 	ctx := t.Context()
 
@@ -77,7 +92,7 @@ func TestPool(t *testing.T) {
 	}
 
 	t.Run("session reset on release", func(t *testing.T) {
-		m1 := pgpool.New(pgpool.Config{ConnString: adminURL, Secret: testSecret, MaxConnsPerPool: 1})
+		m1 := pgpool.New(pgpool.Config{ConnString: adminURL, Secret: sec, MaxConnsPerPool: 1})
 		defer m1.Close()
 		p1, err := m1.Pool(ctx, db, role)
 		if err != nil {
@@ -132,18 +147,14 @@ func TestPool(t *testing.T) {
 		}
 		m.CloseDatabase(db) // must not wait for busy
 		busy.Release()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		testwait.Eventually(t, 10*time.Second, func() error {
 			c, err := p.Acquire(ctx)
 			if err != nil {
-				break
+				return nil
 			}
 			c.Release()
-			if time.Now().After(deadline) {
-				t.Fatal("a closed pool still hands out connections")
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return errors.New("a closed pool still hands out connections")
+		})
 		p3, err := m.Pool(ctx, db, role)
 		if err != nil || p3 == p {
 			t.Errorf("after CloseDatabase, Pool = %p (%v), want a new pool", p3, err)
@@ -152,7 +163,7 @@ func TestPool(t *testing.T) {
 }
 
 func TestPoolWrongSecretLeaksNoPassword(t *testing.T) {
-	adminURL, db, role := fixture(t)
+	adminURL, db, role, sec := passwordRole(t)
 	wrong := []byte("another-secret-0123456789abcdef0123456")
 	m := pgpool.New(pgpool.Config{ConnString: adminURL, Secret: wrong})
 	defer m.Close()
@@ -160,11 +171,12 @@ func TestPoolWrongSecretLeaksNoPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = p.Acquire(t.Context())
+	c, err := p.Acquire(t.Context())
 	if err == nil {
+		c.Release() // or m.Close would wait for it
 		t.Fatal("login with a password from the wrong secret succeeded")
 	}
-	for _, pw := range []string{secret.RolePassword(wrong, role), secret.RolePassword(testSecret, role)} {
+	for _, pw := range []string{secret.RolePassword(wrong, role), secret.RolePassword(sec, role)} {
 		if strings.Contains(err.Error(), pw) {
 			t.Errorf("error contains a role password: %v", err)
 		}
@@ -182,8 +194,8 @@ func TestBadConnString(t *testing.T) {
 }
 
 func TestCopyInGuard(t *testing.T) {
-	adminURL, db, role := fixture(t)
-	m := pgpool.New(pgpool.Config{ConnString: adminURL, Secret: testSecret})
+	adminURL, db, role, sec := fixture(t)
+	m := pgpool.New(pgpool.Config{ConnString: adminURL, Secret: sec})
 	defer m.Close()
 	ctx := t.Context()
 	p, err := m.Pool(ctx, db, role)

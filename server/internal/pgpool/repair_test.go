@@ -2,9 +2,12 @@ package pgpool_test
 
 import (
 	"context"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/bitkit-dev/bitkit/server/internal/pgpool"
+	"github.com/bitkit-dev/bitkit/server/internal/pgtest"
 	"github.com/bitkit-dev/bitkit/server/internal/secret"
 	"github.com/jackc/pgx/v5"
 )
@@ -25,8 +28,26 @@ func TestRoleTamperingHeals(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			adminURL, db, role := fixture(t)
-			m := pgpool.New(pgpool.Config{ConnString: adminURL, Secret: testSecret, MaxConnsPerPool: 1})
+			// A password only matters where pg_hba checks it: those cases
+			// use a role of their own (passwordRole), the others a platform
+			// database as provisioned.
+			var adminURL, db, role string
+			var sec []byte
+			var roleURL func() string
+			if strings.Contains(tc.name, "password") {
+				adminURL, db, role, sec = passwordRole(t)
+				roleURL = func() string {
+					u, _ := url.Parse(adminURL)
+					u.User = url.UserPassword(role, secret.RolePassword(sec, role))
+					u.Path = "/" + db
+					return u.String()
+				}
+			} else {
+				d := pgtest.New(t)
+				adminURL, db, role, sec = d.ClusterURL, d.Name, d.Owner, d.Secret
+				roleURL = func() string { return d.URL(role) } // where bitd logs tenant roles in
+			}
+			m := pgpool.New(pgpool.Config{ConnString: adminURL, Secret: sec, MaxConnsPerPool: 1})
 			defer m.Close()
 			ctx := t.Context()
 			p, err := m.Pool(ctx, db, role)
@@ -52,12 +73,8 @@ func TestRoleTamperingHeals(t *testing.T) {
 				t.Errorf("settings after repair: statement_timeout %q, search_path %q", timeout, path)
 			}
 			// The role logs in with the derived password again, outside the pool too.
-			cfg, err := pgx.ParseConfig(adminURL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg.User, cfg.Password, cfg.Database = role, secret.RolePassword(testSecret, role), db
-			c, err := pgx.ConnectConfig(ctx, cfg)
+			c, err := pgx.Connect(ctx, roleURL())
+
 			if err != nil {
 				t.Fatalf("log in with the derived password after repair: %v", err)
 			}

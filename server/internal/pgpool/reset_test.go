@@ -14,9 +14,9 @@ import (
 // leaves a transaction open gets its connection destroyed; in every case the
 // next statement reads its own answer.
 func TestQueuedReset(t *testing.T) {
-	adminURL, db, role := fixture(t)
+	adminURL, db, role, sec := fixture(t)
 	ctx := t.Context()
-	m := pgpool.New(pgpool.Config{ConnString: adminURL, Secret: testSecret, MaxConnsPerPool: 1})
+	m := pgpool.New(pgpool.Config{ConnString: adminURL, Secret: sec, MaxConnsPerPool: 1})
 	defer m.Close()
 	p, err := m.Pool(ctx, db, role)
 	if err != nil {

@@ -12,10 +12,10 @@ import (
 // ConnString), where a locked-down pg_hba.conf takes them; an invalid
 // TenantAddr is reported by Pool.
 func TestTenantAddr(t *testing.T) {
-	adminURL, db, role := fixture(t)
+	adminURL, db, role, sec := fixture(t)
 	ctx := t.Context()
 
-	auto := pgpool.New(pgpool.Config{ConnString: adminURL, Secret: testSecret})
+	auto := pgpool.New(pgpool.Config{ConnString: adminURL, Secret: sec})
 	defer auto.Close()
 	p, err := auto.Pool(ctx, db, role)
 	if err != nil {
@@ -29,7 +29,7 @@ func TestTenantAddr(t *testing.T) {
 		t.Errorf("pool host %q, want a socket directory", p.Config().ConnConfig.Host)
 	}
 
-	tcp := pgpool.New(pgpool.Config{ConnString: adminURL, TenantAddr: "127.0.0.1:1", Secret: testSecret})
+	tcp := pgpool.New(pgpool.Config{ConnString: adminURL, TenantAddr: "127.0.0.1:1", Secret: sec})
 	defer tcp.Close()
 	p, err = tcp.Pool(ctx, db, role)
 	if err != nil {
@@ -42,7 +42,7 @@ func TestTenantAddr(t *testing.T) {
 		t.Error("a pool pointed at a closed port connected")
 	}
 
-	bad := pgpool.New(pgpool.Config{ConnString: adminURL, TenantAddr: "/nonexistent-socket-dir", Secret: testSecret})
+	bad := pgpool.New(pgpool.Config{ConnString: adminURL, TenantAddr: "/nonexistent-socket-dir", Secret: sec})
 	defer bad.Close()
 	if _, err := bad.Pool(ctx, db, role); err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Errorf("invalid TenantAddr: %v", err)

@@ -3,11 +3,13 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -52,19 +54,15 @@ func TestAdmit(t *testing.T) {
 		t.Fatalf("second session: %v, want FATAL 53300 with Admit's message", err)
 	}
 	c1.Close(t.Context())
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testwait.Eventually(t, 30*time.Second, func() error {
 		mu.Lock()
 		r, n := released, inUse
 		mu.Unlock()
 		if r == 1 && n == 0 && srv.Sessions() == 0 {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after closing the session: released %d times, %d in use, %d sessions; want 1, 0, 0", r, n, srv.Sessions())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return fmt.Errorf("after closing the session: released %d times, %d in use, %d sessions; want 1, 0, 0", r, n, srv.Sessions())
+	})
 	if _, err := connect(t, addr, key, testDB, "require"); err != nil {
 		t.Fatalf("after the release: %v", err)
 	}

@@ -37,7 +37,7 @@ func TestPsql(t *testing.T) {
 		wantOut            string
 		wantErr            bool
 	}{
-		{"sslmode=require", "require", key, f.writer + "\nYou are connected to database \"acct/notes\"", false},
+		{"sslmode=require", "require", key, f.owner + "\nYou are connected to database \"acct/notes\"", false},
 		{"sslmode=require uses TLS", "require", key, "SSL connection (protocol: TLS", false},
 		{"sslmode=disable refused", "disable", key, "SSL required: connect with sslmode=require", true},
 		{"wrong key", "require", "v2_nope", "password authentication failed: the API key or token is invalid or revoked", true},

@@ -38,8 +38,9 @@
 // After the backend accepted the role, the client receives AuthenticationOk,
 // the backend's ParameterStatus messages, a BackendKeyData with a random
 // process id and secret of the proxy's own (mapped to the backend's, so
-// CancelRequest works through the proxy, with or without TLS) and
-// ReadyForQuery. From then on bytes are relayed with 64 KiB buffers; the
+// CancelRequest works through the proxy, with or without TLS; with
+// Config.CancelRelay, also when it reaches another replica: see cancel.go)
+// and ReadyForQuery. From then on bytes are relayed with 64 KiB buffers; the
 // proxy only walks message headers to know whether a query is in flight.
 //
 // # Errors sent to clients (all FATAL)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bitkit-dev/bitkit/internal/testwait"
+	"github.com/bitkit-dev/bitkit/server/internal/pgtest"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -164,27 +166,27 @@ func TestRevalidateBatches(t *testing.T) {
 	for _, k := range []string{keyR, keyR, keyR, keyW} {
 		rawConnect(t, addr, k, testDB)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var last []Grant
+	testwait.Eventually(t, 30*time.Second, func() error {
 		auth.mu.Lock()
-		var last []Grant
+		last = nil
 		if len(auth.checks) > 0 {
-			last = auth.checks[len(auth.checks)-1]
+			last = slices.Clone(auth.checks[len(auth.checks)-1])
 		}
 		auth.mu.Unlock()
-		if len(last) == 2 {
-			slices.SortFunc(last, func(a, b Grant) int { return strings.Compare(a.PGRole, b.PGRole) })
-			want := []Grant{{credR, f.dbID, f.reader}, {credW, f.dbID, f.writer}}
-			slices.SortFunc(want, func(a, b Grant) int { return strings.Compare(a.PGRole, b.PGRole) })
-			if !slices.Equal(last, want) {
-				t.Fatalf("grants %v, want %v", last, want)
-			}
-			return
+		if len(last) < 2 {
+			return fmt.Errorf("last StillAuthorized call had %d grants, want 2 (for 4 sessions of 2 credentials)", len(last))
 		}
-		if len(last) > 2 || time.Now().After(deadline) {
-			t.Fatalf("last StillAuthorized call had %d grants, want 2 (for 4 sessions of 2 credentials)", len(last))
-		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	})
+	if len(last) > 2 {
+		t.Fatalf("last StillAuthorized call had %d grants, want 2 (for 4 sessions of 2 credentials)", len(last))
+	}
+	slices.SortFunc(last, func(a, b Grant) int { return strings.Compare(a.PGRole, b.PGRole) })
+	want := []Grant{{credR, f.dbID, f.reader}, {credW, f.dbID, f.owner}}
+	slices.SortFunc(want, func(a, b Grant) int { return strings.Compare(a.PGRole, b.PGRole) })
+	if !slices.Equal(last, want) {
+		t.Fatalf("grants %v, want %v", last, want)
 	}
 }
 
@@ -215,27 +217,11 @@ func (a *repairAuth) RepairRole(ctx context.Context, t *WireTarget) error {
 func TestRoleSettingsHealed(t *testing.T) {
 	t.Parallel()
 	f := sharedDB(t)
-	// A role of its own: the shared reader is used by parallel tests.
-	role, pw := "proxyt_"+randHex(5)+"_rs", randHex(16)
-	admin, err := pgx.Connect(t.Context(), f.adminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(context.Background())
-	for _, q := range []string{
-		fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", role, pw),
-		fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s", f.pgDB, role),
-	} {
-		if _, err := admin.Exec(t.Context(), q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		_, _ = admin.Exec(context.Background(), fmt.Sprintf("REVOKE CONNECT ON DATABASE %s FROM %s", f.pgDB, role))
-		_, _ = admin.Exec(context.Background(), "DROP ROLE "+role)
-	})
+	// A database of its own: the shared reader is used by parallel tests.
+	d := pgtest.New(t)
+	role, pw := d.Reader, d.Password(d.Reader)
 	tamper := func() {
-		c, err := pgx.Connect(t.Context(), f.url(role, pw))
+		c, err := pgx.Connect(t.Context(), d.URL(role))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -246,8 +232,8 @@ func TestRoleSettingsHealed(t *testing.T) {
 	}
 	base := newTestAuth(f)
 	key := "v2_" + randHex(20)
-	base.keys[key] = &WireTarget{DatabaseID: f.dbID, CredentialID: "cred-" + randHex(4), PGDatabase: f.pgDB,
-		PGRole: role, PGPassword: pw, BackendAddr: f.backendAddr, Reader: true}
+	base.keys[key] = &WireTarget{DatabaseID: d.ID, CredentialID: "cred-" + randHex(4), PGDatabase: d.Name,
+		PGRole: role, PGPassword: pw, BackendAddr: d.TenantAddr.String(), Reader: true}
 
 	tamper()
 	_, plainAddr := startProxy(t, Config{DevTLS: true}, base)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -70,6 +71,13 @@ type Config struct {
 	// error's text, which must be meant for the client; otherwise release
 	// is called once when the session ends.
 	Admit func(ctx context.Context, t *WireTarget) (release func(), err error)
+	// CancelRelay, when set with CancelKey, carries a CancelRequest whose
+	// key names no session of this server to the other replicas, whose
+	// RelayedCancel cancels the query when they hold the session
+	// (cancel.go). CancelKey is DeriveCancelKey of the server secret the
+	// replicas share.
+	CancelRelay CancelRelay
+	CancelKey   []byte
 }
 
 // WireTarget is what an authorized wire connection connects to.
@@ -81,6 +89,7 @@ type WireTarget struct {
 	PGPassword   string // that role's password; never logged
 	BackendAddr  string // host:port of the PostgreSQL server; loopback hosts are reached without TLS; a host that is an absolute path is the directory of the server's Unix socket
 	Reader       bool   // PGRole only reads (a READER permission): Config.ReaderIdleInTransaction and ReaderLockTimeout apply
+	Cluster      string // the PostgreSQL cluster holding the database when bitd places databases on several ("" for the default one): named when it cannot be reached
 }
 
 // Authorizer checks wire credentials. Implementations must be safe for
@@ -176,6 +185,15 @@ type Server struct {
 	wg        sync.WaitGroup
 	revalOnce sync.Once
 	stop      chan struct{}
+
+	// Counters for Stats (metrics).
+	sessionsTotal, bytesToBackend, bytesToClient atomic.Int64
+
+	// relay is the cross-replica cancel relay's state; relayed counts the
+	// cancel requests handed to the other replicas, relayedIn those from
+	// them that cancelled a session here.
+	relay              *relayState
+	relayed, relayedIn atomic.Int64
 }
 
 // New returns a Server. logger may be nil (logs are discarded).
@@ -202,6 +220,7 @@ func New(cfg Config, auth Authorizer, logger *slog.Logger) *Server {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
+		relay:     newRelayState(),
 		cfg:       cfg,
 		auth:      auth,
 		log:       logger,
@@ -348,6 +367,24 @@ func (s *Server) TerminateDatabase(databaseID string) {
 	}
 }
 
+// Stats are the proxy's sessions and relayed bytes.
+type Stats struct {
+	Sessions                      int   // open now
+	SessionsTotal                 int64 // registered since New
+	BytesToBackend, BytesToClient int64 // relayed since New
+	// CancelsRelayed: cancel requests for unknown keys handed to the other
+	// replicas; CancelsRelayedIn: relayed ones that cancelled a session
+	// here (since New).
+	CancelsRelayed, CancelsRelayedIn int64
+}
+
+// Stats reads the proxy's counters (for metrics).
+func (s *Server) Stats() Stats {
+	return Stats{Sessions: s.Sessions(), SessionsTotal: s.sessionsTotal.Load(),
+		BytesToBackend: s.bytesToBackend.Load(), BytesToClient: s.bytesToClient.Load(),
+		CancelsRelayed: s.relayed.Load(), CancelsRelayedIn: s.relayedIn.Load()}
+}
+
 // Sessions returns the number of open relayed sessions.
 func (s *Server) Sessions() int {
 	s.mu.Lock()
@@ -417,6 +454,7 @@ func (s *Server) register(ss *session, c net.Conn) bool {
 		break
 	}
 	s.sessions[ss] = struct{}{}
+	s.sessionsTotal.Add(1)
 	return true
 }
 

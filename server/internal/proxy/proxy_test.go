@@ -9,29 +9,32 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/bitkit-dev/bitkit/internal/testwait"
+	"github.com/bitkit-dev/bitkit/server/internal/pgtest"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
-// fixture is a throwaway PostgreSQL database with a writer (owner) and a
-// reader login role, shared by the tests of this package.
+// fixture is a platform database provisioned by the store's own code
+// path (pgtest), with a table the owner created, shared by the tests of
+// this package. Keys of kind "w" log in as its owner (a writer), keys of
+// kind "r" as its reader.
 type fixture struct {
 	adminURL    string
-	backendAddr string
+	backendAddr string // where its roles log in (pgtest.DB.TenantAddr)
 	pgDB        string
-	writer      string
+	owner       string
 	reader      string
-	writerPW    string
+	ownerPW     string
 	readerPW    string
 	dbID        string
+	db          *pgtest.DB
 }
 
 var (
@@ -40,13 +43,7 @@ var (
 	fixErr  error
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if fix != nil {
-		fix.drop()
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func randHex(n int) string {
 	b := make([]byte, n)
@@ -57,89 +54,40 @@ func randHex(n int) string {
 // sharedDB creates the fixture once. A missing TEST_DATABASE_URL fails.
 func sharedDB(t *testing.T) *fixture {
 	t.Helper()
-	u := os.Getenv("TEST_DATABASE_URL")
-	if u == "" {
-		t.Fatal("TEST_DATABASE_URL is not set: export TEST_DATABASE_URL=$(scripts/pg-up.sh)")
-	}
-	fixOnce.Do(func() { fix, fixErr = newFixture(u) })
+	c := pgtest.Get(t)
+	fixOnce.Do(func() { fix, fixErr = newFixture(c) })
 	if fixErr != nil {
 		t.Fatalf("create test database: %v", fixErr)
 	}
 	return fix
 }
 
-func newFixture(adminURL string) (*fixture, error) {
-	pu, err := url.Parse(adminURL)
-	if err != nil {
-		return nil, err
-	}
-	id := randHex(5)
-	f := &fixture{
-		adminURL:    adminURL,
-		backendAddr: pu.Host,
-		pgDB:        "proxyt_" + id,
-		writer:      "proxyt_" + id + "_w",
-		reader:      "proxyt_" + id + "_r",
-		writerPW:    randHex(16),
-		readerPW:    randHex(16),
-		dbID:        "db-" + id,
-	}
+func newFixture(c *pgtest.Cluster) (*fixture, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, adminURL)
+	d, err := c.Create(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close(ctx)
-	for _, q := range []string{
-		fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", f.writer, f.writerPW),
-		fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", f.reader, f.readerPW),
-		fmt.Sprintf("CREATE DATABASE %s OWNER %s", f.pgDB, f.writer),
-		fmt.Sprintf("REVOKE CONNECT ON DATABASE %s FROM PUBLIC", f.pgDB),
-		fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s", f.pgDB, f.reader),
-	} {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			f.drop()
-			return nil, err
-		}
+	f := &fixture{
+		adminURL:    c.AdminURL,
+		backendAddr: d.TenantAddr.String(),
+		pgDB:        d.Name,
+		owner:       d.Owner,
+		reader:      d.Reader,
+		ownerPW:     d.Password(d.Owner),
+		readerPW:    d.Password(d.Reader),
+		dbID:        d.ID,
+		db:          d,
 	}
-	wc, err := pgx.Connect(ctx, f.url(f.writer, f.writerPW))
-	if err != nil {
-		f.drop()
-		return nil, err
-	}
-	defer wc.Close(ctx)
-	for _, q := range []string{
+	// The reader may read it through the owner's default privileges.
+	if err := d.Exec(ctx, d.Owner,
 		"CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL)",
 		"INSERT INTO notes (body) VALUES ('hello'), ('world')",
-		fmt.Sprintf("GRANT SELECT ON notes TO %s", f.reader),
-	} {
-		if _, err := wc.Exec(ctx, q); err != nil {
-			f.drop()
-			return nil, err
-		}
+	); err != nil {
+		return nil, err
 	}
 	return f, nil
-}
-
-func (f *fixture) url(user, pw string) string {
-	u, _ := url.Parse(f.adminURL)
-	u.User = url.UserPassword(user, pw)
-	u.Path = "/" + f.pgDB
-	return u.String()
-}
-
-func (f *fixture) drop() {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, f.adminURL)
-	if err != nil {
-		return
-	}
-	defer conn.Close(ctx)
-	_, _ = conn.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", f.pgDB))
-	_, _ = conn.Exec(ctx, fmt.Sprintf("DROP ROLE IF EXISTS %s", f.writer))
-	_, _ = conn.Exec(ctx, fmt.Sprintf("DROP ROLE IF EXISTS %s", f.reader))
 }
 
 // testAuth maps generated keys to the fixture's roles.
@@ -170,7 +118,7 @@ func (a *testAuth) key(role string) (key, credID string) {
 		t.BackendAddr = a.backend
 	}
 	if role == "w" {
-		t.PGRole, t.PGPassword = a.f.writer, a.f.writerPW
+		t.PGRole, t.PGPassword = a.f.owner, a.f.ownerPW
 	} else {
 		t.PGRole, t.PGPassword, t.Reader = a.f.reader, a.f.readerPW, true
 	}
@@ -184,7 +132,7 @@ func (a *testAuth) key(role string) (key, credID string) {
 func (a *testAuth) secrets() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := []string{a.f.writerPW, a.f.readerPW}
+	out := []string{a.f.ownerPW, a.f.readerPW}
 	for k := range a.keys {
 		out = append(out, k)
 	}
@@ -332,8 +280,8 @@ func TestConnect(t *testing.T) {
 			if err := conn.QueryRow(t.Context(), "SELECT current_user, current_database(), count(*) FROM notes").Scan(&user, &db, &n); err != nil {
 				t.Fatal(err)
 			}
-			if user != f.writer || db != f.pgDB || n < 2 {
-				t.Errorf("got user=%s db=%s rows=%d, want %s %s ≥2", user, db, n, f.writer, f.pgDB)
+			if user != f.owner || db != f.pgDB || n < 2 {
+				t.Errorf("got user=%s db=%s rows=%d, want %s %s ≥2", user, db, n, f.owner, f.pgDB)
 			}
 			if v := conn.PgConn().ParameterStatus("server_version"); !strings.HasPrefix(v, "15") {
 				t.Errorf("server_version ParameterStatus = %q", v)
@@ -435,21 +383,7 @@ func checkCancel(t *testing.T, f *fixture, conn *pgx.Conn) {
 		_, err := conn.Exec(context.Background(), "SELECT pg_sleep(30) /* "+tag+" */")
 		errc <- err
 	}()
-	admin, err := pgx.Connect(t.Context(), f.adminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(context.Background())
-	for {
-		var n int
-		if err := admin.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%'||$1||'%' AND pid <> pg_backend_pid()", tag).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n == 1 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitQueryRunning(t, f, tag)
 	if err := conn.PgConn().CancelRequest(t.Context()); err != nil {
 		t.Fatalf("CancelRequest: %v", err)
 	}
@@ -495,6 +429,37 @@ var (
 	relayModes     = []relayMode{tlsRelay, {name: "tls-goroutines", goroutine: true}, plaintextRelay, {name: "plaintext-goroutines", plaintext: true, goroutine: true}}
 )
 
+// waitSessions waits until ok(srv.Sessions()), or fails with msg.
+func waitSessions(t *testing.T, srv *Server, ok func(n int) bool, msg string) {
+	t.Helper()
+	testwait.Eventually(t, 20*time.Second, func() error {
+		if n := srv.Sessions(); !ok(n) {
+			return fmt.Errorf("%s: %d sessions open", msg, n)
+		}
+		return nil
+	})
+}
+
+// waitQueryRunning waits until one backend runs a query containing tag.
+func waitQueryRunning(t *testing.T, f *fixture, tag string) {
+	t.Helper()
+	admin, err := pgx.Connect(t.Context(), f.adminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	testwait.Eventually(t, 20*time.Second, func() error {
+		var n int
+		if err := admin.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%'||$1||'%' AND pid <> pg_backend_pid()", tag).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			return fmt.Errorf("the query marked %s runs in %d backends, want 1", tag, n)
+		}
+		return nil
+	})
+}
+
 // waitBackendGone waits until no backend's last query contains marker; after
 // within it fails with msg, what pg_stat_activity still shows and more().
 func waitBackendGone(t *testing.T, f *fixture, marker string, within time.Duration, msg string, more func() string) {
@@ -505,24 +470,24 @@ func waitBackendGone(t *testing.T, f *fixture, marker string, within time.Durati
 	}
 	defer admin.Close(context.Background())
 	const where = "FROM pg_stat_activity WHERE position($1 in query) > 0 AND pid <> pg_backend_pid()"
-	for deadline := time.Now().Add(within); ; {
+	err = testwait.Wait(t.Context(), within, func() error {
 		var n int
 		if err := admin.QueryRow(t.Context(), "SELECT count(*) "+where, marker).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		if n == 0 {
-			return
+		if n != 0 {
+			return fmt.Errorf("%d backends", n)
 		}
-		if time.Now().After(deadline) {
-			var diag string
-			_ = admin.QueryRow(t.Context(), `SELECT string_agg(format('pid %s state %s wait %s/%s since %s backend_start %s',
-				pid, state, wait_event_type, wait_event, now() - state_change, backend_start), '; ') `+where, marker).Scan(&diag)
-			if more != nil {
-				diag += more()
-			}
-			t.Fatalf("%s: %s", msg, diag)
+		return nil
+	})
+	if err != nil {
+		var diag string
+		_ = admin.QueryRow(t.Context(), `SELECT string_agg(format('pid %s state %s wait %s/%s since %s backend_start %s',
+			pid, state, wait_event_type, wait_event, now() - state_change, backend_start), '; ') `+where, marker).Scan(&diag)
+		if more != nil {
+			diag += more()
 		}
-		time.Sleep(20 * time.Millisecond)
+		t.Fatalf("%s: %s", msg, diag)
 	}
 }
 
@@ -714,9 +679,7 @@ func TestIdleClose(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for srv.Sessions() > 0 {
-				time.Sleep(20 * time.Millisecond)
-			}
+			waitSessions(t, srv, func(n int) bool { return n == 0 }, "the idle session was not closed")
 			var one int
 			err = conn.QueryRow(t.Context(), "SELECT 1").Scan(&one)
 			if pgCode(err) != "57P05" {
@@ -755,9 +718,7 @@ func TestCaps(t *testing.T) {
 				t.Fatalf("third connection: %v, want 53300 %q", err, tc.msg)
 			}
 			c1.Close(t.Context())
-			for srv.Sessions() > 1 {
-				time.Sleep(10 * time.Millisecond)
-			}
+			waitSessions(t, srv, func(n int) bool { return n <= 1 }, "the closed session still counts")
 			if _, err := connect(t, addr, key, testDB, "require"); err != nil {
 				t.Fatalf("after closing one: %v", err)
 			}
@@ -811,9 +772,12 @@ func testTerminate(t *testing.T, mode relayMode, cfg Config, end func(*Server, *
 	if err := busy.fe.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	for srv.snapshot(func(ss *session) bool { return ss.inFlight() > 0 }) == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.Eventually(t, 20*time.Second, func() error {
+		if srv.snapshot(func(ss *session) bool { return ss.inFlight() > 0 }) == nil {
+			return errors.New("no session has a query in flight")
+		}
+		return nil
+	})
 	start := time.Now()
 	busySS := srv.snapshot(func(ss *session) bool { return ss.inFlight() > 0 })
 	end(srv, auth, credW)

@@ -259,12 +259,14 @@ func (l *relayLoop) forward(e *rawEnd, p []byte) {
 	ss := e.s.ss
 	if e.toClient {
 		// Client → backend.
+		ss.srv.bytesToBackend.Add(int64(len(p)))
 		ss.lastActive.Store(l.now)
 		if k := e.scan.count(p, &syncTypes); k > 0 {
 			ss.txIdleSince.Store(0)
 			ss.inflight.Add(int32(k))
 		}
 	} else {
+		ss.srv.bytesToClient.Add(int64(len(p)))
 		k := e.scan.count(p, &rfqType)
 		if e.scan.tx != 0 {
 			ss.noteTx(e.scan.tx, l.now)

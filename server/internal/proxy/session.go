@@ -148,6 +148,10 @@ func (s *Server) handle(c net.Conn) {
 	case errors.Is(err, ErrUnknownDatabase):
 		s.sendFatal(conn, fatal("3D000", fmt.Sprintf("database %s does not exist or this API key cannot access it: use the full name account/db (e.g. dbname=alice/mydb)", quoteName(dbName))))
 		return
+	case clusterUnavailable(err):
+		// Several clusters: the one holding the database is down.
+		s.sendFatal(conn, fatal("08006", err.Error()))
+		return
 	case err != nil:
 		s.log.Error("proxy: authorization failed", "remote", remote, "database", dbName, "err", err)
 		s.sendFatal(conn, fatal("XX000", "bitd could not check the credential; try again later"))
@@ -182,6 +186,8 @@ func (s *Server) handle(c net.Conn) {
 			s.sendFatal(conn, fatal(pgErr.Code, pgErr.Message))
 		} else if errors.Is(err, errRoleTampered) {
 			s.sendFatal(conn, fatal("57P03", fmt.Sprintf("the PostgreSQL role of %s was changed by SQL run as it (ALTER ROLE … SET) and bitd could not reset it yet; try again later", dbName)))
+		} else if target.Cluster != "" {
+			s.sendFatal(conn, fatal("08006", fmt.Sprintf("bitd could not connect to the PostgreSQL cluster %q that holds %s (it is unreachable; databases on other clusters are not affected); try again later", target.Cluster, dbName)))
 		} else {
 			s.sendFatal(conn, fatal("08006", fmt.Sprintf("bitd could not connect to the PostgreSQL server of %s; try again later", dbName)))
 		}
@@ -303,7 +309,8 @@ func connectBackend(ctx context.Context, t *WireTarget, clientParams map[string]
 func (s *Server) forwardCancel(pid uint32, secret []byte) {
 	ss := s.lookupCancel(pid, secret)
 	if ss == nil {
-		s.log.Debug("proxy: cancel request with an unknown key")
+		// Perhaps a session of another replica (cancel.go).
+		s.relayCancel(pid, secret)
 		return
 	}
 	ss.cancelBackend()
@@ -400,6 +407,7 @@ func (ss *session) clientToBackend() {
 				ss.fwdMu.Unlock()
 				return
 			}
+			ss.srv.bytesToBackend.Add(int64(n))
 			ss.lastActive.Store(time.Now().UnixNano())
 			if k := fs.count(buf[:n], &syncTypes); k > 0 {
 				ss.txIdleSince.Store(0)
@@ -449,6 +457,7 @@ func (ss *session) backendToClient() {
 	for {
 		n, err := ss.backend.Read(buf)
 		if n > 0 {
+			ss.srv.bytesToClient.Add(int64(n))
 			k := fs.count(buf[:n], &rfqType)
 			if fs.tx != 0 {
 				// Before inflight drops: the idle-in-transaction
@@ -710,3 +719,10 @@ func (f *frameScanner) count(p []byte, set *[256]bool) int {
 
 // atBoundary reports whether the stream so far ends at a message boundary.
 func (f *frameScanner) atBoundary() bool { return !f.broken && f.nhdr == 0 && f.left == 0 }
+
+// clusterUnavailable reports whether err is a cluster-unavailable error
+// (pgaddr.ClusterUnavailableError: its code is cluster_unavailable).
+func clusterUnavailable(err error) bool {
+	var ce interface{ ErrorCode() string }
+	return errors.As(err, &ce) && ce.ErrorCode() == "cluster_unavailable"
+}

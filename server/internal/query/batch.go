@@ -51,6 +51,10 @@ func (h *Handler) ServeBatch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if req.TxID != "" {
+		h.serveTx(w, r, req, true)
+		return
+	}
 	level, ok := isolationLevels[strings.ToLower(strings.Join(strings.Fields(req.Isolation), " "))]
 	if !ok {
 		apierr.Write(w, r, &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "isolation_level",

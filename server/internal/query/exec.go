@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
 	"github.com/bitkit-dev/bitkit/server/internal/apierr"
 	"github.com/bitkit-dev/bitkit/server/internal/dbaccess"
+	"github.com/bitkit-dev/bitkit/server/internal/pgaddr"
 	"github.com/bitkit-dev/bitkit/server/internal/pgjson"
 	"github.com/bitkit-dev/bitkit/server/internal/pgpool"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -59,6 +61,11 @@ func (h *Handler) acquireError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return err // mapped to a timeout or a closed client by mapError
 	}
+	var ce *pgaddr.ClusterUnavailableError
+	if errors.As(err, &ce) { // several clusters: the one holding the database is down
+		h.cfg.Logger.Warn("query: the database's cluster is unreachable", "cluster", ce.Cluster, "err", err)
+		return apierr.As(ce)
+	}
 	h.cfg.Logger.Error("query: cannot connect to the database", "err", err)
 	e := apierr.New(http.StatusServiceUnavailable, "database_unavailable",
 		"cannot connect to the database right now; retry in a moment")
@@ -82,6 +89,12 @@ func (h *Handler) runOn(ctx context.Context, cancel context.CancelFunc, conn *pg
 		return apierr.BadRequest("copy_from_stdin_not_supported",
 			"COPY ... FROM STDIN needs the PostgreSQL wire protocol, so bitd closed the session, which aborted the statement and its transaction; "+
 				"load data with an import job (POST /v2beta/db/{account}/{db}/import/), INSERT statements, or COPY through a direct PostgreSQL connection")
+	}
+	if err != nil && h.cfg.ExplainError != nil {
+		err = h.cfg.ExplainError(ctx, t, err)
+	}
+	if h.cfg.AfterWrite != nil && t.Permission != dbaccess.Reader {
+		h.cfg.AfterWrite(t)
 	}
 	return err
 }

@@ -13,13 +13,15 @@ import (
 // sessionStateSQL reports, in one row, everything a caller could leave in
 // a session: the backend (first column), settings, role, prepared
 // statements, cursors, advisory locks, LISTENs, temporary tables and a
-// custom setting.
+// custom setting. Tenants cannot read pg_locks (provisioning hides it), so
+// the session learns whether it still holds the test's advisory lock by
+// releasing it: pg_advisory_unlock is true only for a lock it holds.
 const sessionStateSQL = `SELECT pg_backend_pid(),
 	current_setting('application_name') || ',' || current_setting('role') || ',' || current_setting('search_path') || ',' || current_setting('TimeZone') || ',' || current_setting('DateStyle'),
 	current_user || ',' || session_user,
 	(SELECT count(*) FROM pg_prepared_statements),
 	(SELECT count(*) FROM pg_cursors),
-	(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()),
+	CASE WHEN pg_advisory_unlock(424243) THEN 1 ELSE 0 END,
 	(SELECT count(*) FROM pg_listening_channels()),
 	(SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()),
 	coalesce(current_setting('bk.leak', true), '')`

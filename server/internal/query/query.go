@@ -36,6 +36,7 @@ import (
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
 	"github.com/bitkit-dev/bitkit/server/internal/apierr"
 	"github.com/bitkit-dev/bitkit/server/internal/dbaccess"
+	"github.com/bitkit-dev/bitkit/server/internal/reqjson"
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
@@ -56,6 +57,14 @@ const (
 
 // Config configures a Handler.
 type Config struct {
+	// ExplainError, when set, may replace the error a statement on t
+	// failed with by a clearer API error (storage quotas: a permission
+	// error on a database over its limit).
+	ExplainError func(ctx context.Context, t *dbaccess.Target, err error) error
+	// AfterWrite, when set, is told after each statement run on t as a
+	// role that may write (not READER), whatever its outcome (storage
+	// quotas: measure the database soon). It must not block.
+	AfterWrite func(t *dbaccess.Target)
 	// StatementTimeout applies when a request has no timeout_ms; 0 means 30s.
 	StatementTimeout time.Duration
 	// MaxStatementTimeout caps a request's timeout_ms; 0 means 10m.
@@ -80,6 +89,9 @@ type Config struct {
 	MaxBufferedBytes           int64
 	MaxBufferedBytesPerAccount int64
 	BufferWait                 time.Duration
+	// Tx serves requests that name a tx_id (interactive transactions,
+	// package txn); nil refuses them.
+	Tx TxSource
 	// Logger receives errors; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -154,7 +166,10 @@ type queryRequest struct {
 	DataFormat   string             `json:"data_format"`
 	Queries      []statementRequest `json:"queries"`
 	Isolation    string             `json:"isolation_level"`
-	ReadOnly     bool               `json:"read_only"`
+	ReadOnly     reqjson.Bool       `json:"read_only"` // a boolean or "true"/"false"
+	// TxID names an interactive transaction to run in (tx.go).
+	TxID string `json:"tx_id"`
+	raw  []byte // the body, for a transaction held by another replica
 }
 
 type statementRequest struct {
@@ -178,9 +193,14 @@ func decodeRequest(w http.ResponseWriter, r *http.Request) (*queryRequest, error
 	}
 	var req queryRequest
 	if err := jsonx.Unmarshal(body, &req); err != nil {
+		if field, value, ok := reqjson.BadBool(body, &queryRequest{}); ok {
+			return nil, &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_field", Field: field,
+				Message: fmt.Sprintf(`field %q must be true or false (a JSON boolean, or the string "true" or "false"), not %s`, field, value)}
+		}
 		return nil, apierr.BadRequest("invalid_json", "the request body is not a valid JSON object: %v", err)
 	}
-	if strings.TrimSpace(req.DatabaseName) == "" {
+	req.raw = body
+	if strings.TrimSpace(req.DatabaseName) == "" && req.TxID == "" {
 		return nil, &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "database_name",
 			Message: `database_name is required: the full name "account/database" of the database to query`}
 	}
@@ -270,25 +290,36 @@ func (h *Handler) ServeQuery(w http.ResponseWriter, r *http.Request) {
 		apierr.Write(w, r, err)
 		return
 	}
+	if req.TxID != "" {
+		h.serveTx(w, r, req, false)
+		return
+	}
 	objects, timeout, target, err := h.prepare(r, req.DataFormat, req.TimeoutMS, req.DatabaseName)
 	if err != nil {
 		apierr.Write(w, r, err)
 		return
 	}
 	if wantsNDJSON(r) {
-		h.serveStream(w, r, target, req, objects, timeout)
+		h.serveStream(w, r, target, req, objects, timeout, nil)
 		return
 	}
-	h.serveBuffered(w, r, target, req, objects, timeout)
+	h.serveBuffered(w, r, target, req, objects, timeout, nil)
 }
 
-// serveBuffered runs the query and answers one JSON object.
-func (h *Handler) serveBuffered(w http.ResponseWriter, r *http.Request, t *dbaccess.Target, req *queryRequest, objects bool, timeout time.Duration) {
+// serveBuffered runs the query and answers one JSON object. With a lease
+// it runs in that interactive transaction.
+func (h *Handler) serveBuffered(w http.ResponseWriter, r *http.Request, t *dbaccess.Target, req *queryRequest, objects bool, timeout time.Duration, lease *TxLease) {
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	sink := newBufferSink(objects, h.cfg.MaxRows, h.cfg.MaxBytes)
 	defer h.spend(ctx, r, sink)() // after the answer is written
-	err := h.run(ctx, cancel, t, req.QueryString, req.Params, sink)
+	var err error
+	if lease == nil {
+		err = h.run(ctx, cancel, t, req.QueryString, req.Params, sink)
+	} else {
+		err = h.runOn(ctx, cancel, lease.Conn, t, req.QueryString, req.Params, sink, false)
+		lease.Done()
+	}
 	defer h.recordUsage(r.Context(), t, sink.returned)
 	if err != nil {
 		apierr.Write(w, r, h.mapError(r.Context(), ctx, timeout, err))
@@ -308,6 +339,9 @@ func (h *Handler) mapError(reqCtx, ctx context.Context, timeout time.Duration, e
 	var ae *apierr.Error
 	if errors.As(err, &ae) {
 		return ae
+	}
+	if apierr.ShuttingDown(reqCtx) {
+		return apierr.ShutdownError() // bitd's drain timeout passed
 	}
 	if reqCtx.Err() != nil {
 		return apierr.New(499, "client_closed_request", "the client closed the request; the query was cancelled")

@@ -3,8 +3,6 @@ package query_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,18 +14,17 @@ import (
 	"time"
 
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 	"github.com/bitkit-dev/bitkit/server/internal/apierr"
 	"github.com/bitkit-dev/bitkit/server/internal/dbaccess"
 	"github.com/bitkit-dev/bitkit/server/internal/pgpool"
+	"github.com/bitkit-dev/bitkit/server/internal/pgtest"
 	"github.com/bitkit-dev/bitkit/server/internal/query"
-	"github.com/bitkit-dev/bitkit/server/internal/secret"
 	"github.com/jackc/pgx/v5"
 )
 
-var testSecret = []byte("query-test-secret-0123456789abcdef0123")
-
-// env is one throwaway platform database with owner, writer and reader
-// roles, created the way bitd creates them, and a Handler over it.
+// env is one throwaway platform database, provisioned by the store's own
+// code path (pgtest), and a Handler over it.
 type env struct {
 	adminURL string
 	db       string
@@ -82,21 +79,8 @@ func TestMain(m *testing.M) {
 	if shared != nil {
 		shared.teardown()
 	}
+	pgtest.Teardown()
 	os.Exit(code)
-}
-
-func adminExec(ctx context.Context, url string, stmts ...string) error {
-	c, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer c.Close(ctx)
-	for _, s := range stmts {
-		if _, err := c.Exec(ctx, s); err != nil {
-			return fmt.Errorf("%s: %w", s, err)
-		}
-	}
-	return nil
 }
 
 func withDatabase(dbURL, db string) string {
@@ -111,52 +95,31 @@ func withDatabase(dbURL, db string) string {
 // setup returns the shared test environment, creating it on first use.
 func setup(t testing.TB) *env {
 	t.Helper()
-	dbURL := os.Getenv("TEST_DATABASE_URL")
-	if dbURL == "" {
-		t.Fatal("TEST_DATABASE_URL is not set: export TEST_DATABASE_URL=$(scripts/pg-up.sh)")
-	}
-	sharedOnce.Do(func() { shared, sharedErr = newEnv(dbURL) })
+	c := pgtest.Get(t)
+	sharedOnce.Do(func() { shared, sharedErr = newEnv(c) })
 	if sharedErr != nil {
 		t.Fatalf("set up test database: %v", sharedErr)
 	}
 	return shared
 }
 
-func newEnv(url string) (*env, error) {
+func newEnv(c *pgtest.Cluster) (*env, error) {
 	ctx := context.Background()
-	b := make([]byte, 5)
-	_, _ = rand.Read(b)
-	sfx := hex.EncodeToString(b)
-	e := &env{adminURL: url, db: "qt_" + sfx, owner: "qt_" + sfx + "_o", writer: "qt_" + sfx + "_w", reader: "qt_" + sfx + "_r",
-		usage: &usageCounter{rows: map[string]int64{}}}
-	var stmts []string
-	for _, r := range []string{e.owner, e.writer, e.reader} {
-		stmts = append(stmts, fmt.Sprintf("CREATE ROLE %s LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD '%s'", r, secret.RolePassword(testSecret, r)))
-	}
-	stmts = append(stmts,
-		fmt.Sprintf("CREATE DATABASE %s OWNER %s", e.db, e.owner),
-		fmt.Sprintf("REVOKE ALL ON DATABASE %s FROM PUBLIC", e.db),
-		fmt.Sprintf("GRANT CONNECT, TEMPORARY ON DATABASE %s TO %s, %s", e.db, e.writer, e.reader),
-	)
-	if err := adminExec(ctx, url, stmts...); err != nil {
-		e.teardown()
+	d, err := c.Create(ctx)
+	if err != nil {
 		return nil, err
 	}
-	dbURL := withDatabase(url, e.db)
-	if err := adminExec(ctx, dbURL,
-		fmt.Sprintf("GRANT USAGE ON SCHEMA public TO %s, %s", e.writer, e.reader),
-		fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO %s", e.owner, e.writer),
-		fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA public GRANT SELECT ON TABLES TO %s", e.owner, e.reader),
-		fmt.Sprintf("SET ROLE %s", e.owner),
+	e := &env{adminURL: c.AdminURL, db: d.Name, owner: d.Owner, writer: d.Writer, reader: d.Reader,
+		usage: &usageCounter{rows: map[string]int64{}}}
+	if err := d.Exec(ctx, d.Owner,
 		"CREATE TYPE mood AS ENUM ('happy', 'sad')",
 		"CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL)",
 		"INSERT INTO items VALUES (1, 'one'), (2, 'two')",
 	); err != nil {
-		e.teardown()
 		return nil, err
 	}
-	e.mgr = pgpool.New(pgpool.Config{ConnString: url, Secret: testSecret})
-	e.single = pgpool.New(pgpool.Config{ConnString: url, Secret: testSecret, MaxConnsPerPool: 1, TestSignals: &e.signals})
+	e.mgr = pgpool.New(pgpool.Config{ConnString: c.AdminURL, Secret: c.Secret})
+	e.single = pgpool.New(pgpool.Config{ConnString: c.AdminURL, Secret: c.Secret, MaxConnsPerPool: 1, TestSignals: &e.signals})
 	targets := map[string]*dbaccess.Target{}
 	add := func(name string, m *pgpool.Manager, role string, perm dbaccess.Permission) error {
 		p, err := m.Pool(ctx, e.db, role)
@@ -212,12 +175,6 @@ func (e *env) teardown() {
 	}
 	if e.single != nil {
 		e.single.Close()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_ = adminExec(ctx, e.adminURL, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", e.db))
-	for _, r := range []string{e.owner, e.writer, e.reader} {
-		_ = adminExec(ctx, e.adminURL, "DROP ROLE IF EXISTS "+r)
 	}
 }
 
@@ -331,15 +288,11 @@ func cell(t *testing.T, r *result, row, col int) string {
 // runs a query containing marker, or fails after a generous deadline.
 func (e *env) waitNoActive(t *testing.T, marker string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testwait.Eventually(t, 20*time.Second, func() error {
 		n := e.adminQuery(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND query LIKE '%' || $2 || '%' AND pid <> pg_backend_pid()`, e.db, marker)
-		if n == 0 {
-			return
+		if n != 0 {
+			return fmt.Errorf("%d backend(s) still run the query marked %q", n, marker)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d backend(s) still run the query marked %q", n, marker)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }

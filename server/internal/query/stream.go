@@ -140,8 +140,9 @@ func (s *streamSink) end(tag pgconn.CommandTag) error {
 	return nil
 }
 
-// serveStream runs the query and streams NDJSON.
-func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, t *dbaccess.Target, req *queryRequest, objects bool, timeout time.Duration) {
+// serveStream runs the query and streams NDJSON. With a lease it runs in
+// that interactive transaction.
+func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, t *dbaccess.Target, req *queryRequest, objects bool, timeout time.Duration, lease *TxLease) {
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	w.Header().Set("Content-Type", "application/x-ndjson")
@@ -152,7 +153,13 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, t *dbacces
 	cw := &commitWriter{w: w, rc: http.NewResponseController(w), ctx: ctx, stall: h.cfg.StreamStallTimeout}
 	_ = cw.rc.SetWriteDeadline(cw.deadline())
 	s := &streamSink{cw: cw, bw: bufio.NewWriterSize(cw, streamBufferSize), objects: objects, lastFlush: time.Now()}
-	err := h.run(ctx, cancel, t, req.QueryString, req.Params, s)
+	var err error
+	if lease == nil {
+		err = h.run(ctx, cancel, t, req.QueryString, req.Params, s)
+	} else {
+		err = h.runOn(ctx, cancel, lease.Conn, t, req.QueryString, req.Params, s, false)
+		lease.Done()
+	}
 	if err == nil && !s.header {
 		err = s.writeHeader(nil)
 	}
@@ -170,13 +177,16 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, t *dbacces
 	}
 	if err != nil {
 		e := apierr.As(h.mapError(r.Context(), ctx, timeout, err))
+		// bitd's drain timeout passed (e is shutting_down): the client is
+		// still there and must see that its stream was cut.
+		shutdown := apierr.ShuttingDown(r.Context())
 		if !cw.committed {
 			// Nothing reached the client: answer a plain error.
 			s.bw.Reset(cw)
 			apierr.Write(w, r, e)
 			return
 		}
-		if r.Context().Err() != nil {
+		if r.Context().Err() != nil && !shutdown {
 			return // the client is gone
 		}
 		out := *e

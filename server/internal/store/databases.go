@@ -11,7 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// ReservationPeriod is how long a deleted database's name stays reserved.
+// ReservationPeriod is how long a deleted database's name stays reserved by
+// default (Options.NameReservation), as on bit.io.
 const ReservationPeriod = 30 * 24 * time.Hour
 
 // Database is a platform database's metadata.
@@ -28,7 +29,13 @@ type Database struct {
 	// Role is the caller's permission ("" when the caller has none, which
 	// for a public database means READER).
 	Role string
+	// Public: the caller's only access is that the database is public
+	// (Role is then READER); it logs in as the public readers' role.
+	Public bool
 }
+
+// PGRole is the login role the caller gets on the database (LoginRole).
+func (d *Database) PGRole() string { return LoginRole(d.PGName, d.Role, d.Public) }
 
 // FullName is "account/db".
 func (d *Database) FullName() string { return d.AccountName + "/" + d.Name }
@@ -101,7 +108,7 @@ func (s *Store) DatabaseFor(ctx context.Context, p *authn.Principal, account, na
 		if d.IsPrivate || p == nil || p.Kind == authn.KindServiceAccount {
 			return nil, ErrNotFound
 		}
-		d.Role = "READER"
+		d.Role, d.Public = "READER", true
 	}
 	return d, nil
 }

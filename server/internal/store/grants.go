@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -25,6 +26,17 @@ type GrantState struct {
 	// computes it (READER for a user on a public database); "" when it has
 	// none or the credential is invalid.
 	Role string
+	// Public: Role is READER only because the database is public (the
+	// public readers' role).
+	Public bool
+}
+
+// PGRole is the login role the grant maps to ("" when none).
+func (st GrantState) PGRole() string {
+	if st.Role == "" || st.PGName == "" {
+		return ""
+	}
+	return LoginRole(st.PGName, st.Role, st.Public)
 }
 
 // grantsSQL resolves each (credential, database) pair in one statement:
@@ -69,6 +81,8 @@ func (s *Store) Grants(ctx context.Context, grants []Grant) ([]GrantState, error
 			return fmt.Errorf("row %d out of range", i)
 		}
 		st.Role = bestOf(roles)
+		parts := strings.Split(roles, ",")
+		st.Public = len(parts) == 3 && st.Role == "READER" && BestRole(parts[0], parts[1]) == ""
 		out[i-1] = st
 		return nil
 	})

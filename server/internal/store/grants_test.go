@@ -77,14 +77,14 @@ func TestGrants(t *testing.T) {
 	}
 	pg := d.PGName
 	none := GrantState{CredentialValid: true, PGName: pg}
-	check("private", GrantState{true, pg, "OWNER"}, none, none, GrantState{true, pg, "WRITER"}, GrantState{false, pg, ""}, GrantState{true, "", ""})
+	check("private", GrantState{true, pg, "OWNER", false}, none, none, GrantState{true, pg, "WRITER", false}, GrantState{false, pg, "", false}, GrantState{true, "", "", false})
 
 	public := false
 	if err := s.UpdateDatabase(ctx, d.ID, nil, &public, nil); err != nil {
 		t.Fatal(err)
 	}
 	// A service account gets no public READER: only its list counts.
-	check("public", GrantState{true, pg, "OWNER"}, GrantState{true, pg, "READER"}, GrantState{true, pg, "READER"}, GrantState{true, pg, "WRITER"}, GrantState{false, pg, ""})
+	check("public", GrantState{true, pg, "OWNER", false}, GrantState{true, pg, "READER", true}, GrantState{true, pg, "READER", true}, GrantState{true, pg, "WRITER", false}, GrantState{false, pg, "", false})
 
 	if err := s.AddCollaborator(ctx, d.ID, other.ID, "WRITER"); err != nil {
 		t.Fatal(err)
@@ -92,7 +92,7 @@ func TestGrants(t *testing.T) {
 	if _, err := s.DB.Exec(ctx, "DELETE FROM service_account_databases WHERE service_account_id = $1", saID); err != nil {
 		t.Fatal(err)
 	}
-	check("collaborator added, service account's list emptied", GrantState{true, pg, "OWNER"}, GrantState{true, pg, "WRITER"}, GrantState{true, pg, "WRITER"}, none)
+	check("collaborator added, service account's list emptied", GrantState{true, pg, "OWNER", false}, GrantState{true, pg, "WRITER", false}, GrantState{true, pg, "WRITER", false}, none)
 
 	private := true
 	if err := s.UpdateDatabase(ctx, d.ID, nil, &private, nil); err != nil {
@@ -104,10 +104,10 @@ func TestGrants(t *testing.T) {
 	if _, err := s.DB.Exec(ctx, "UPDATE access_tokens SET expires_at = now() - interval '1 second' WHERE id = $1", token); err != nil {
 		t.Fatal(err)
 	}
-	check("private again, collaborator removed, token expired", GrantState{true, pg, "OWNER"}, none, GrantState{false, pg, ""})
+	check("private again, collaborator removed, token expired", GrantState{true, pg, "OWNER", false}, none, GrantState{false, pg, "", false})
 
 	if _, err := s.DB.Exec(ctx, "UPDATE databases SET deleted_at = now() WHERE id = $1", d.ID); err != nil {
 		t.Fatal(err)
 	}
-	check("deleted", GrantState{true, "", ""}, GrantState{true, "", ""})
+	check("deleted", GrantState{true, "", "", false}, GrantState{true, "", "", false})
 }

@@ -94,13 +94,28 @@ func (s *Store) UserByName(ctx context.Context, name string) (*User, error) {
 	return &u, nil
 }
 
-// SetPassword replaces a user's password hash.
+// SetPassword replaces a user's password hash and revokes the user's login
+// sessions (their refresh tokens and the access tokens they issued), so a
+// new password ends every session the old one started. (Deleting a user
+// deletes its sessions with it.)
 func (s *Store) SetPassword(ctx context.Context, userID, passwordHash string) error {
-	tag, err := s.DB.Exec(ctx, `UPDATE users SET password_hash = nullif($2, '') WHERE id = $1`, userID, passwordHash)
+	found := true
+	err := s.changeAccess(ctx, func(tx pgx.Tx) ([]string, error) {
+		tag, err := tx.Exec(ctx, `UPDATE users SET password_hash = nullif($2, '') WHERE id = $1`, userID, passwordHash)
+		if err != nil {
+			return nil, err
+		}
+		if tag.RowsAffected() == 0 {
+			found = false
+			return nil, nil
+		}
+		ids, err := revokeUserSessions(ctx, tx, userID, "password")
+		return credTags(ids), err
+	})
 	if err != nil {
 		return fmt.Errorf("set password: %w", err)
 	}
-	if tag.RowsAffected() == 0 {
+	if !found {
 		return ErrNotFound
 	}
 	return nil

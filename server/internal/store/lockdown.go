@@ -77,7 +77,7 @@ func (s *Store) ensureGroupRoles(ctx context.Context) error {
 	return nil
 }
 
-// groupTenantRoles makes the three login roles of pgName members of
+// groupTenantRoles makes the login roles of pgName members of
 // TenantsRole and of a NOLOGIN role named pgName (created when missing).
 func (s *Store) groupTenantRoles(ctx context.Context, pgName string) error {
 	var exists bool
@@ -89,8 +89,8 @@ func (s *Store) groupTenantRoles(ctx context.Context, pgName string) error {
 			return fmt.Errorf("create the database's group role: %w", err)
 		}
 	}
-	_, err := s.admin.Exec(ctx, fmt.Sprintf("GRANT %s, %s TO %s, %s, %s", ident(pgName), ident(TenantsRole),
-		ident(pgName+OwnerSuffix), ident(pgName+WriterSuffix), ident(pgName+ReaderSuffix)))
+	_, err := s.admin.Exec(ctx, fmt.Sprintf("GRANT %s, %s TO %s, %s, %s, %s", ident(pgName), ident(TenantsRole),
+		ident(pgName+OwnerSuffix), ident(pgName+WriterSuffix), ident(pgName+ReaderSuffix), ident(pgName+PublicSuffix)))
 	if err != nil {
 		return fmt.Errorf("add the database's roles to %s (bitd's admin needs to be a superuser, or on PostgreSQL 16+ "+
 			"to hold ADMIN OPTION on it: as a superuser, GRANT %s TO <admin role> WITH ADMIN OPTION): %w", TenantsRole, TenantsRole, err)
@@ -114,7 +114,7 @@ func (s *Store) ensureTenantGroups(ctx context.Context) {
 			NOT EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles g ON g.oid = m.roleid
 				WHERE m.member = r.oid AND g.rolname = d.pg_name)
 			OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles g ON g.oid = m.roleid
-				WHERE m.member = r.oid AND g.rolname = $4))`, append(roleSuffixArgs, TenantsRole)...)
+				WHERE m.member = r.oid AND g.rolname = $5))`, append(roleSuffixArgs, TenantsRole)...)
 	if err != nil {
 		s.log.Warn("cannot check the platform roles' memberships in "+TenantsRole, "err", err)
 		return

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 	"github.com/bitkit-dev/bitkit/server/internal/pgaddr"
 	"github.com/bitkit-dev/bitkit/server/internal/pgcluster"
 	"github.com/bitkit-dev/bitkit/server/internal/secret"
@@ -190,11 +191,12 @@ func TestCheckLockdown(t *testing.T) {
 	var lo logBuf
 	so := openWith(t, c.URL, "", "", &lo)
 	var vo LockdownVerdict
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if vo = so.CheckLockdown(t.Context()); !vo.Locked { // the reload is asynchronous
-			break
+	_ = testwait.Wait(t.Context(), 30*time.Second, func() error { // the reload is asynchronous
+		if vo = so.CheckLockdown(t.Context()); vo.Locked {
+			return errors.New("still locked")
 		}
-	}
+		return nil
+	})
 	if vo.Locked || len(vo.Open) != 2 || vo.Problem != "" {
 		t.Fatalf("open cluster: %+v\n%s", vo, lo.String())
 	}
@@ -224,11 +226,12 @@ func TestCheckLockdown(t *testing.T) {
 	if _, err := su.Exec(t.Context(), "SELECT pg_reload_conf()"); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if vo = so.CheckLockdown(t.Context()); vo.Locked {
-			break
+	_ = testwait.Wait(t.Context(), 30*time.Second, func() error {
+		if vo = so.CheckLockdown(t.Context()); !vo.Locked {
+			return errors.New("not locked yet")
 		}
-	}
+		return nil
+	})
 	if !vo.Locked || strings.Join(vo.HBA, "|") != "line 1 (host all all 10.0.0.0 scram-sha-256)" {
 		t.Fatalf("partly locked cluster: %+v", vo)
 	}
@@ -253,8 +256,8 @@ func TestLockdownNonSuperuserAdmin(t *testing.T) {
 	}
 	var grouped int
 	if err := su.QueryRow(ctx, `SELECT count(*) FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member
-		WHERE g.rolname IN ($1, $2) AND u.rolname LIKE $1 || '\_%'`, d.PGName, TenantsRole).Scan(&grouped); err != nil || grouped != 6 {
-		t.Fatalf("grouped memberships: %d, %v; want 6", grouped, err)
+		WHERE g.rolname IN ($1, $2) AND u.rolname LIKE $1 || '\_%'`, d.PGName, TenantsRole).Scan(&grouped); err != nil || grouped != 8 {
+		t.Fatalf("grouped memberships: %d, %v; want 8 (four login roles in two groups)", grouped, err)
 	}
 	var member bool
 	if err := su.QueryRow(ctx, `SELECT pg_has_role($1, $2, 'MEMBER')`, role, AdminsRole).Scan(&member); err != nil || !member {

@@ -68,6 +68,10 @@ func (s *Store) accessChanged(tags []string) {
 	if len(tags) == 0 {
 		return
 	}
+	if s.root != nil { // another cluster's Store (clusters.go): the subscribers are the root's
+		s.root.accessChanged(tags)
+		return
+	}
 	s.hooks.mu.RLock()
 	defer s.hooks.mu.RUnlock()
 	for _, f := range s.hooks.subs {

@@ -7,19 +7,28 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/bitkit-dev/bitkit/server/internal/secret"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Role suffixes of the three login roles created with each platform database.
+// Role suffixes of the login roles created with each platform database:
+// one per audience. Public readers (signed-in callers whose only access is
+// that the database is public) get a role of their own, apart from READER
+// collaborators and READER service accounts, with the same read-only
+// grants: sessions of one role can read each other's query text in
+// pg_stat_activity, sessions of different roles cannot.
 const (
 	OwnerSuffix  = "_owner"
 	WriterSuffix = "_writer"
 	ReaderSuffix = "_reader"
+	PublicSuffix = "_public"
 )
+
+// loginSuffixes are the suffixes of every login role of a platform
+// database.
+var loginSuffixes = []string{OwnerSuffix, WriterSuffix, ReaderSuffix, PublicSuffix}
 
 // RoleFor maps a permission (OWNER/ADMIN/WRITER/READER) to the login role of
 // PostgreSQL database pgName.
@@ -34,6 +43,22 @@ func RoleFor(pgName, permission string) string {
 	}
 }
 
+// LoginRole is the login role a caller gets on PostgreSQL database pgName:
+// RoleFor(permission), or the public readers' role when public (the
+// caller's only access is that the database is public).
+func LoginRole(pgName, permission string, public bool) string {
+	if public {
+		return pgName + PublicSuffix
+	}
+	return RoleFor(pgName, permission)
+}
+
+// ReadOnlyRole reports whether role is a reader or public-reader login
+// role of a platform database.
+func ReadOnlyRole(role string) bool {
+	return strings.HasSuffix(role, ReaderSuffix) || strings.HasSuffix(role, PublicSuffix)
+}
+
 func newPGName() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
@@ -44,53 +69,6 @@ func ident(s string) string { return pgx.Identifier{s}.Sanitize() }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
-// CreateDatabase provisions a platform database in accountID: a real
-// PostgreSQL database named by a random id, CONNECT revoked from PUBLIC, and
-// three login roles (owner, writer, reader) with passwords derived from the
-// server secret. It then records the metadata. On any failure it removes
-// what it created. Name conflicts are ErrConflict, reserved names
-// *ReservedError.
-func (s *Store) CreateDatabase(ctx context.Context, accountID, name string, isPrivate bool, limit int64) (*Database, error) {
-	if len(s.secret) < 32 {
-		return nil, errors.New("store: no server secret (Options.Secret, at least 32 bytes): role passwords derive from it and would be guessable")
-	}
-	if err := s.CheckNameFree(ctx, accountID, name, ""); err != nil {
-		return nil, err
-	}
-	if err := s.checkDatabaseCap(ctx, s.DB, accountID, false); err != nil {
-		return nil, err // before the costly provisioning; checked again below
-	}
-	pgName := newPGName()
-	if err := s.provision(ctx, pgName); err != nil {
-		s.dropPhysical(context.WithoutCancel(ctx), pgName)
-		return nil, err
-	}
-	var id string
-	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
-		if err := s.checkReservation(ctx, tx, accountID, name); err != nil {
-			return err
-		}
-		if err := s.checkDatabaseCap(ctx, tx, accountID, true); err != nil {
-			return err
-		}
-		return tx.QueryRow(ctx, `INSERT INTO databases (account_id, name, pg_name, is_private, storage_limit_bytes)
-			VALUES ($1, $2, $3, $4, $5) RETURNING id`, accountID, name, pgName, isPrivate, limit).Scan(&id)
-	})
-	if err != nil {
-		s.dropPhysical(context.WithoutCancel(ctx), pgName)
-		if isUniqueViolation(err) {
-			return nil, ErrConflict
-		}
-		var re *ReservedError
-		var te *TooManyDatabasesError
-		if errors.As(err, &re) || errors.As(err, &te) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("record database: %w", err)
-	}
-	return s.databaseByID(ctx, id)
-}
-
 func (s *Store) databaseByID(ctx context.Context, id string) (*Database, error) {
 	d, err := scanDB(s.DB.QueryRow(ctx, `SELECT `+dbColumns+` FROM databases d JOIN accounts a ON a.id = d.account_id WHERE d.id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -100,8 +78,8 @@ func (s *Store) databaseByID(ctx context.Context, id string) (*Database, error) 
 }
 
 func (s *Store) provision(ctx context.Context, pgName string) error {
-	owner, writer, reader := pgName+OwnerSuffix, pgName+WriterSuffix, pgName+ReaderSuffix
-	for _, r := range []string{owner, writer, reader} {
+	owner, writer, reader, public := pgName+OwnerSuffix, pgName+WriterSuffix, pgName+ReaderSuffix, pgName+PublicSuffix
+	for _, r := range []string{owner, writer, reader, public} {
 		q := fmt.Sprintf("CREATE ROLE %s LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION CONNECTION LIMIT %d PASSWORD %s",
 			ident(r), s.connLimit, quoteLiteral(secret.SCRAMVerifier(secret.RolePassword(s.secret, r))))
 		if _, err := s.admin.Exec(ctx, q); err != nil {
@@ -113,7 +91,7 @@ func (s *Store) provision(ctx context.Context, pgName string) error {
 	// writer's and reader's sessions: DROP DATABASE … WITH (FORCE) by an
 	// admin that is not a superuser fails while a session of a role it is
 	// not a member of is connected (see ensureAdminMemberships).
-	if _, err := s.admin.Exec(ctx, fmt.Sprintf("GRANT %s, %s, %s TO CURRENT_USER", ident(owner), ident(writer), ident(reader))); err != nil {
+	if _, err := s.admin.Exec(ctx, fmt.Sprintf("GRANT %s, %s, %s, %s TO CURRENT_USER", ident(owner), ident(writer), ident(reader), ident(public))); err != nil {
 		return fmt.Errorf("grant database roles to admin: %w", err)
 	}
 	// What a locked-down pg_hba.conf tells tenant roles apart by (see
@@ -126,7 +104,7 @@ func (s *Store) provision(ctx context.Context, pgName string) error {
 	}
 	stmts := []string{
 		fmt.Sprintf("REVOKE ALL ON DATABASE %s FROM PUBLIC", ident(pgName)),
-		fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s, %s", ident(pgName), ident(writer), ident(reader)),
+		fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s, %s, %s", ident(pgName), ident(writer), ident(reader), ident(public)),
 	}
 	for _, q := range stmts {
 		if _, err := s.admin.Exec(ctx, q); err != nil {
@@ -158,12 +136,12 @@ func (s *Store) provision(ctx context.Context, pgName string) error {
 	}
 	inner := []string{
 		"REVOKE ALL ON SCHEMA public FROM PUBLIC",
-		fmt.Sprintf("GRANT USAGE ON SCHEMA public TO %s, %s", ident(writer), ident(reader)),
-		fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s GRANT USAGE ON SCHEMAS TO %s, %s", ident(owner), ident(writer), ident(reader)),
+		fmt.Sprintf("GRANT USAGE ON SCHEMA public TO %s, %s, %s", ident(writer), ident(reader), ident(public)),
+		fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s GRANT USAGE ON SCHEMAS TO %s, %s, %s", ident(owner), ident(writer), ident(reader), ident(public)),
 		fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON TABLES TO %s", ident(owner), ident(writer)),
 		fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO %s", ident(owner), ident(writer)),
-		fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s GRANT SELECT ON TABLES TO %s", ident(owner), ident(reader)),
-		fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s GRANT SELECT ON SEQUENCES TO %s", ident(owner), ident(reader)),
+		fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s GRANT SELECT ON TABLES TO %s, %s", ident(owner), ident(reader), ident(public)),
+		fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s GRANT SELECT ON SEQUENCES TO %s, %s", ident(owner), ident(reader), ident(public)),
 		// Every role may create large objects and write WAL records by
 		// default: keep large objects (storage) to owner and writer, and
 		// WAL messages (the cluster's disk) to nobody. Signatures vary by
@@ -189,11 +167,11 @@ func (s *Store) provision(ctx context.Context, pgName string) error {
 	return nil
 }
 
-// rolesOfD is the SQL list of the three role names of databases row d, with
-// roleSuffixArgs as $1..$3.
-const rolesOfD = `(d.pg_name || $1, d.pg_name || $2, d.pg_name || $3)`
+// rolesOfD is the SQL list of the four login role names of databases row d,
+// with roleSuffixArgs as $1..$4.
+const rolesOfD = `(d.pg_name || $1, d.pg_name || $2, d.pg_name || $3, d.pg_name || $4)`
 
-var roleSuffixArgs = []any{OwnerSuffix, WriterSuffix, ReaderSuffix}
+var roleSuffixArgs = []any{OwnerSuffix, WriterSuffix, ReaderSuffix, PublicSuffix}
 
 // ensureAdminMemberships makes the admin a member of the writer and reader
 // roles of every platform database that predates that grant in provision
@@ -232,9 +210,10 @@ func (s *Store) ensureAdminMemberships(ctx context.Context) {
 // Only databases this metadata store recorded are touched. Errors are
 // logged; the next start tries again.
 func (s *Store) finishDeletes(ctx context.Context) {
-	rows, err := s.DB.Query(ctx, `SELECT d.pg_name FROM databases d WHERE d.deleted_at IS NOT NULL
+	rows, err := s.DB.Query(ctx, `SELECT d.pg_name FROM databases d WHERE d.deleted_at IS NOT NULL AND d.placement = 'default'
 		AND (EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = d.pg_name)
-			OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname IN `+rolesOfD+` OR rolname = d.pg_name))`, roleSuffixArgs...)
+			OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname IN `+rolesOfD+` OR rolname = d.pg_name
+				OR rolname = d.pg_name || $5))`, append(roleSuffixArgs, FrozenSuffix)...)
 	if err != nil {
 		s.log.Warn("cannot look for deleted databases left behind", "err", err)
 		return
@@ -295,14 +274,14 @@ func scrub(err error) error {
 	return errors.New("role statement failed")
 }
 
-// dropPhysical drops a PostgreSQL database, its three roles and its group
-// role, ignoring objects that do not exist.
+// dropPhysical drops a PostgreSQL database, its login roles, its group role
+// and its quota role (quota.go), ignoring objects that do not exist.
 func (s *Store) dropPhysical(ctx context.Context, pgName string) error {
 	var errs []error
 	if _, err := s.admin.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident(pgName))); err != nil {
 		errs = append(errs, fmt.Errorf("drop database: %w", err))
 	}
-	for _, suf := range []string{OwnerSuffix, WriterSuffix, ReaderSuffix, ""} { // "": the group role (lockdown.go)
+	for _, suf := range append(append([]string{}, loginSuffixes...), FrozenSuffix, "") { // "": the group role (lockdown.go)
 		if _, err := s.admin.Exec(ctx, "DROP ROLE IF EXISTS "+ident(pgName+suf)); err != nil {
 			errs = append(errs, fmt.Errorf("drop role: %w", err))
 		}
@@ -310,43 +289,18 @@ func (s *Store) dropPhysical(ctx context.Context, pgName string) error {
 	return errors.Join(errs...)
 }
 
-// DeleteDatabase marks the database deleted, reserves its name for
-// ReservationPeriod, and drops the PostgreSQL database and roles. The caller
-// closes pools and relayed sessions first.
-func (s *Store) DeleteDatabase(ctx context.Context, d *Database) (reservedUntil time.Time, err error) {
-	err = s.changeAccess(ctx, func(tx pgx.Tx) ([]string, error) {
-		tag, err := tx.Exec(ctx, `UPDATE databases SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL`, d.ID)
-		if err != nil {
-			return nil, err
-		}
-		if tag.RowsAffected() == 0 {
-			return nil, ErrNotFound
-		}
-		return []string{DBTag(d.ID)}, tx.QueryRow(ctx, `INSERT INTO name_reservations (account_id, name_lower, reserved_until)
-			VALUES ($1, lower($2), now() + $3::interval)
-			ON CONFLICT (account_id, name_lower) DO UPDATE SET reserved_until = EXCLUDED.reserved_until
-			RETURNING reserved_until`, d.AccountID, d.Name, fmt.Sprintf("%d hours", int(ReservationPeriod/time.Hour))).Scan(&reservedUntil)
-	})
-	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return time.Time{}, err
-		}
-		return time.Time{}, fmt.Errorf("delete database: %w", err)
-	}
-	// The metadata row is gone: finish the physical drop even if the
-	// caller's request is cancelled now, or the database and its roles
-	// would be left behind with nothing pointing at them.
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-	defer cancel()
-	if err := s.dropPhysical(dctx, d.PGName); err != nil {
-		return reservedUntil, err
-	}
-	return reservedUntil, nil
-}
-
 // StorageUsage returns pg_database_size of a platform database (0 when it
 // cannot be read).
 func (s *Store) StorageUsage(ctx context.Context, pgName string) int64 {
+	if s.root == nil {
+		if p, err := s.PlacementOf(ctx, pgName); err != nil {
+			return 0
+		} else if sib, err := s.on(ctx, p); err != nil {
+			return 0
+		} else if sib != s {
+			return sib.StorageUsage(ctx, pgName)
+		}
+	}
 	var n int64
 	if err := s.admin.QueryRow(ctx, `SELECT pg_database_size($1)`, pgName).Scan(&n); err != nil {
 		return 0
@@ -358,17 +312,21 @@ func (s *Store) StorageUsage(ctx context.Context, pgName string) int64 {
 // store with its roles, then the metadata database itself (for --ephemeral).
 // The Store is closed afterwards.
 func (s *Store) DropEverything(ctx context.Context) error {
-	rows, err := s.DB.Query(ctx, `SELECT pg_name FROM databases`)
-	var names []string
+	rows, err := s.DB.Query(ctx, `SELECT pg_name, placement FROM databases UNION SELECT pg_name, 'default' FROM db_stock`) // db_stock: stock.go
+	var names [][2]string
 	if err == nil {
-		names, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		names, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) ([2]string, error) {
+			var n [2]string
+			err := r.Scan(&n[0], &n[1])
+			return n, err
+		})
 	}
 	if err != nil {
 		return fmt.Errorf("list databases to drop: %w", err)
 	}
 	var errs []error
 	for _, n := range names {
-		if err := s.dropPhysical(ctx, n); err != nil {
+		if err := s.dropOn(ctx, n[1], n[0]); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -377,6 +335,106 @@ func (s *Store) DropEverything(ctx context.Context) error {
 	if _, err := s.admin.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident(s.metaName))); err != nil {
 		errs = append(errs, fmt.Errorf("drop metadata database: %w", err))
 	}
+	s.closeClusters()
 	s.admin.Close()
 	return errors.Join(errs...)
+}
+
+// ensurePublicRoles gives every live platform database created before
+// public readers had a role of their own its public role: created like the
+// others, with the reader role's privileges mirrored (CONNECT, USAGE on the
+// schemas and SELECT on the relations the reader may use) and the owner's
+// default privileges extended to it. A database whose grants fail loses the
+// role again, so the next start tries again. Errors are logged, never
+// returned: until then its public readers are refused (the role is missing)
+// rather than given the readers' role.
+func (s *Store) ensurePublicRoles(ctx context.Context) {
+	if len(s.secret) < 32 {
+		return // admin tools: role passwords derive from the secret
+	}
+	rows, err := s.DB.Query(ctx, `SELECT d.pg_name FROM databases d WHERE d.deleted_at IS NULL
+		AND EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = d.pg_name)
+		AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = d.pg_name || $1)`, PublicSuffix)
+	var names []string
+	if err == nil {
+		names, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if err != nil {
+		s.log.Warn("cannot look for platform databases without a public readers' role", "err", err)
+		return
+	}
+	done := 0
+	for _, n := range names {
+		if err := s.addPublicRole(ctx, n); err != nil {
+			s.log.Warn("a platform database has no public readers' role yet (its public readers are refused); the next start tries again",
+				"database", n, "err", err)
+			_, _ = s.admin.Exec(context.WithoutCancel(ctx), "DROP ROLE IF EXISTS "+ident(n+PublicSuffix))
+			continue
+		}
+		done++
+	}
+	if done > 0 {
+		s.log.Info("public readers' roles added to existing platform databases", "databases", done)
+	}
+}
+
+// mirrorReaderSQL grants the public role ($2 as an identifier in the
+// format) what the reader role (the first) may use in the current
+// database.
+const mirrorReaderSQL = `DO $$DECLARE r text; BEGIN
+	FOR r IN SELECT n.oid::regnamespace::text FROM pg_catalog.pg_namespace n
+		WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%%'
+		AND has_schema_privilege(%[1]s, n.oid, 'USAGE') LOOP
+		EXECUTE format('GRANT USAGE ON SCHEMA %%s TO %%I', r, %[2]s);
+	END LOOP;
+	FOR r IN SELECT c.oid::regclass::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%%'
+		AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND has_table_privilege(%[1]s, c.oid, 'SELECT') LOOP
+		EXECUTE format('GRANT SELECT ON %%s TO %%I', r, %[2]s);
+	END LOOP;
+END$$`
+
+func (s *Store) addPublicRole(ctx context.Context, pgName string) error {
+	owner, reader, public := pgName+OwnerSuffix, pgName+ReaderSuffix, pgName+PublicSuffix
+	q := fmt.Sprintf("CREATE ROLE %s LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION CONNECTION LIMIT %d PASSWORD %s",
+		ident(public), s.connLimit, quoteLiteral(secret.SCRAMVerifier(secret.RolePassword(s.secret, public))))
+	if _, err := s.admin.Exec(ctx, q); err != nil {
+		return fmt.Errorf("create role: %w", scrub(err))
+	}
+	if _, err := s.admin.Exec(ctx, "GRANT "+ident(public)+" TO CURRENT_USER"); err != nil {
+		return fmt.Errorf("grant the role to the admin: %w", err)
+	}
+	if err := s.groupTenantRoles(ctx, pgName); err != nil {
+		return err
+	}
+	cfg := s.adminCfg.ConnConfig.Copy()
+	cfg.Database = pgName
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	// As the owner: the objects are the owner's, and a non-superuser
+	// admin holds no grant option on them. The owner may be frozen
+	// (quota.go): then the frozen role owns them.
+	var objOwner string
+	if err := conn.QueryRow(ctx, `SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database WHERE datname = current_database()`).Scan(&objOwner); err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		for _, q := range []string{
+			"SET LOCAL ROLE " + ident(objOwner),
+			fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s", ident(pgName), ident(public)),
+			fmt.Sprintf(mirrorReaderSQL, quoteLiteral(reader), quoteLiteral(public)),
+			"RESET ROLE",
+			fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s GRANT USAGE ON SCHEMAS TO %s", ident(owner), ident(public)),
+			fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s GRANT SELECT ON TABLES TO %s", ident(owner), ident(public)),
+			fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s GRANT SELECT ON SEQUENCES TO %s", ident(owner), ident(public)),
+		} {
+			if _, err := tx.Exec(ctx, q); err != nil {
+				return fmt.Errorf("grant the reader's privileges: %w", err)
+			}
+		}
+		return nil
+	})
 }

@@ -16,15 +16,10 @@ package store
 
 import (
 	"context"
-	"embed"
 	"errors"
 	"fmt"
 	"github.com/bitkit-dev/bitkit/internal/pgalive"
-	"io/fs"
 	"log/slog"
-	"sort"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -33,12 +28,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
-
-//go:embed migrations/*.sql
-var migrationsFS embed.FS
-
-// migrationLockKey is the pg_advisory_xact_lock key guarding migrations.
-const migrationLockKey = 0x6269746b6974 // "bitkit"
 
 // Errors returned by store methods.
 var (
@@ -77,6 +66,13 @@ type Store struct {
 	fnWarned atomic.Bool
 	// hooks are the in-process subscribers of access changes (notify.go).
 	hooks accessHooks
+	// bg is the database stock and the reaper of deleted databases (stock.go).
+	bg background
+	// clusters caches the Stores of the other clusters (clusters.go); root
+	// and clusterName are set on those (root is the default cluster's).
+	clusters    clusterSet
+	root        *Store
+	clusterName string
 }
 
 // Options configure Open.
@@ -101,6 +97,10 @@ type Options struct {
 	// the admin may set the parameter (otherwise Open logs one warning).
 	// "" leaves the setting alone (admin tools).
 	TempFileLimit string
+	// NameReservation is how long a deleted database's name stays
+	// reserved: 0 means ReservationPeriod (30 days), negative means not at
+	// all.
+	NameReservation time.Duration
 	// Logger receives start-up and provisioning warnings (nil: discarded).
 	Logger *slog.Logger
 	// MustExist refuses to create a missing metadata database (for admin
@@ -135,6 +135,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	s := &Store{admin: admin, adminCfg: acfg, metaName: o.MetadataDB, secret: o.Secret, connLimit: o.RoleConnLimit, maxDBs: o.MaxDatabasesPerAccount,
 		log: o.Logger, tempLimit: o.TempFileLimit}
+	s.bg.reservation = o.NameReservation
 	if err := s.ensureDatabase(ctx, o.MetadataDB, o.MustExist); err != nil {
 		admin.Close()
 		return nil, err
@@ -163,6 +164,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	s.ensureAdminMemberships(ctx)
 	s.ensureTenantGroups(ctx)
+	s.ensurePublicRoles(ctx)
 	s.hideActivityEverywhere(ctx)
 	s.finishDeletes(ctx)
 	return s, nil
@@ -200,6 +202,7 @@ func redactParseError(err error) string {
 
 // Close releases the pools.
 func (s *Store) Close() {
+	s.closeClusters()
 	if s.DB != nil {
 		s.DB.Close()
 	}
@@ -240,77 +243,6 @@ func (s *Store) ensureDatabase(ctx context.Context, name string, mustExist bool)
 		return fmt.Errorf("restrict metadata database %q: %w", name, err)
 	}
 	return nil
-}
-
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	entries, err := fs.Glob(fsys, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var out []migration
-	for _, p := range entries {
-		base := p[strings.LastIndex(p, "/")+1:]
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil {
-			return nil, fmt.Errorf("migration %s: name must be NNNN_name.sql", base)
-		}
-		b, err := fs.ReadFile(fsys, p)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, migration{v, base, string(b)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
-	return out, nil
-}
-
-// Migrate applies pending embedded migrations in one transaction under an
-// advisory lock, recording each in schema_migrations.
-func (s *Store) Migrate(ctx context.Context) error {
-	ms, err := loadMigrations(migrationsFS)
-	if err != nil {
-		return fmt.Errorf("load migrations: %w", err)
-	}
-	return pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLockKey)); err != nil {
-			return fmt.Errorf("lock migrations: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-			version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-			return fmt.Errorf("create schema_migrations: %w", err)
-		}
-		applied := map[int]bool{}
-		rows, err := tx.Query(ctx, `SELECT version FROM schema_migrations`)
-		if err != nil {
-			return err
-		}
-		vs, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-		if err != nil {
-			return err
-		}
-		for _, v := range vs {
-			applied[int(v)] = true
-		}
-		for _, m := range ms {
-			if applied[m.version] {
-				continue
-			}
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
-				return fmt.Errorf("apply migration %s: %w", m.name, err)
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 }
 
 // SchemaVersion returns the highest applied migration version.

@@ -61,17 +61,23 @@ func (r *Row) ScanStruct(dest any) error {
 	return plan.fill(rv.Elem(), r.cols, r.values)
 }
 
+// postStream sends q asking for an NDJSON answer; the caller reads and
+// closes the body.
+func (c *Client) postStream(ctx context.Context, q QueryRequest) (*Response, error) {
+	if err := checkQuery(q.Database, q.SQL); err != nil {
+		return nil, err
+	}
+	return c.do(ctx, &request{method: "POST", path: apiPrefix + "/query", stream: true,
+		header: Header{"Accept": {"application/x-ndjson"}},
+		body:   queryBody{Database: q.Database, SQL: q.SQL, Params: q.Params, TimeoutMS: c.timeoutMS(ctx, q.Timeout), TxID: q.txID}}, nil)
+}
+
 // QueryStream runs q and returns its rows as a stream. The header (columns)
 // has been read when it returns; errors before the first row come back here
 // as an *APIError, errors after it from Err. The caller must Close the stream.
 // The request is never retried once the server has answered.
 func (c *Client) QueryStream(ctx context.Context, q QueryRequest) (*Stream, error) {
-	if err := checkQuery(q.Database, q.SQL); err != nil {
-		return nil, err
-	}
-	resp, err := c.do(ctx, &request{method: "POST", path: apiPrefix + "/query", stream: true,
-		header: Header{"Accept": {"application/x-ndjson"}},
-		body:   queryBody{Database: q.Database, SQL: q.SQL, Params: q.Params, TimeoutMS: c.timeoutMS(ctx, q.Timeout), TxID: q.txID}}, nil)
+	resp, err := c.postStream(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -107,12 +113,7 @@ func (c *Client) QueryStream(ctx context.Context, q QueryRequest) (*Stream, erro
 // as NDJSON (header, rows, trailer). The caller closes the body; closing it
 // before the end stops the query on the server.
 func (c *Client) QueryStreamBody(ctx context.Context, q QueryRequest) (io.ReadCloser, error) {
-	if err := checkQuery(q.Database, q.SQL); err != nil {
-		return nil, err
-	}
-	resp, err := c.do(ctx, &request{method: "POST", path: apiPrefix + "/query", stream: true,
-		header: Header{"Accept": {"application/x-ndjson"}},
-		body:   queryBody{Database: q.Database, SQL: q.SQL, Params: q.Params, TimeoutMS: c.timeoutMS(ctx, q.Timeout), TxID: q.txID}}, nil)
+	resp, err := c.postStream(ctx, q)
 	if err != nil {
 		return nil, err
 	}

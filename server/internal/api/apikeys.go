@@ -30,12 +30,11 @@ func keyLabel(id string) string {
 }
 
 // listAPIKeys answers GET /v2beta/api-key/: the caller's live API keys.
-func (s *Server) listAPIKeys(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listAPIKeys(w http.ResponseWriter, r *http.Request) error {
 	p := authn.From(r.Context())
 	keys, err := s.st.ListUserAPIKeys(r.Context(), p.UserID)
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	out := make([]apiKeyJSON, 0, len(keys))
 	for _, k := range keys {
@@ -48,27 +47,27 @@ func (s *Server) listAPIKeys(w http.ResponseWriter, r *http.Request) {
 		out = append(out, j)
 	}
 	apierr.WriteJSON(w, http.StatusOK, map[string]any{"api_keys": out})
+	return nil
 }
 
 // revokeAPIKeyByID answers DELETE /v2beta/api-key/{id}: revokes one of the
 // caller's keys by the id the list shows, so the secret need not be pasted.
-func (s *Server) revokeAPIKeyByID(w http.ResponseWriter, r *http.Request) {
+func (s *Server) revokeAPIKeyByID(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	err := s.st.RevokeUserAPIKeyByID(r.Context(), authn.From(r.Context()).UserID, id)
 	if errors.Is(err, store.ErrNotFound) {
-		apierr.Write(w, r, apierr.NotFound("no live API key of yours has the id %q; list your keys with GET /v2beta/api-key/", id))
-		return
+		return apierr.NotFound("no live API key of yours has the id %q; list your keys with GET /v2beta/api-key/", id)
 	}
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	s.revoked([]string{id})
 	apierr.WriteJSON(w, http.StatusOK, struct{}{})
+	return nil
 }
 
 // apiKeyRoutes registers the key list and revoke-by-id.
 func (s *Server) apiKeyRoutes() {
-	s.HandleFunc("GET /v2beta/api-key/", s.listAPIKeys, UserOnly)
-	s.HandleFunc("DELETE /v2beta/api-key/{id}", s.revokeAPIKeyByID, UserOnly)
+	s.handle("GET /v2beta/api-key/", s.listAPIKeys, UserOnly)
+	s.handle("DELETE /v2beta/api-key/{id}", s.revokeAPIKeyByID, UserOnly)
 }

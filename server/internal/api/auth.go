@@ -30,30 +30,27 @@ func bearer(r *http.Request) (string, bool) {
 // required, a request without a credential is refused with 401; a
 // credential that is unknown, revoked or expired is always refused.
 func (s *Server) authenticate(next http.Handler, required bool) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		cred, present := bearer(r)
 		if !present {
 			if required {
-				apierr.Write(w, r, apierr.Unauthorized("authentication required: send \"Authorization: Bearer <API key or access token>\""))
-				return
+				return apierr.Unauthorized("authentication required: send \"Authorization: Bearer <API key or access token>\"")
 			}
 			next.ServeHTTP(w, r)
-			return
+			return nil
 		}
 		if cred == "" {
-			apierr.Write(w, r, apierr.Unauthorized("malformed Authorization header: use \"Authorization: Bearer <API key or access token>\""))
-			return
+			return apierr.Unauthorized("malformed Authorization header: use \"Authorization: Bearer <API key or access token>\"")
 		}
 		if strings.HasPrefix(cred, store.RefreshTokenPrefix) {
-			apierr.Write(w, r, apierr.Unauthorized("a refresh token is not accepted as a bearer credential: trade it for an access token with POST /auth/v1/refresh {\"refresh_token\": …}"))
-			return
+			return apierr.Unauthorized("a refresh token is not accepted as a bearer credential: trade it for an access token with POST /auth/v1/refresh {\"refresh_token\": …}")
 		}
 		p, err := s.acc.Principal(r.Context(), cred)
 		if err != nil {
-			apierr.Write(w, r, err)
-			return
+			return err
 		}
 		next.ServeHTTP(w, r.WithContext(authn.With(r.Context(), p)))
+		return nil
 	})
 }
 
@@ -74,23 +71,19 @@ func clientAddr(r *http.Request) string {
 // answering 429 login_busy.
 const loginHashWait = time.Second
 
-func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	if p := authn.From(r.Context()); p != nil && p.Kind == authn.KindServiceAccount {
-		apierr.Write(w, r, apierr.Forbidden("service accounts cannot log in: they authenticate only with their API keys"))
-		return
+		return apierr.Forbidden("service accounts cannot log in: they authenticate only with their API keys")
 	}
 	var req loginReq
 	if err := DecodeJSON(r, &req, false); err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	if req.Username == "" {
-		apierr.Write(w, r, missing("username"))
-		return
+		return missing("username")
 	}
 	if req.Password == "" {
-		apierr.Write(w, r, missing("password"))
-		return
+		return missing("password")
 	}
 	// Reserve, then settle: the attempt counts as a failure before the
 	// password is verified, so a concurrent burst (on any replica) gets at
@@ -98,20 +91,17 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	// once, before it answers.
 	att, wait, busy, err := s.limiter.reserve(r.Context(), req.Username, clientAddr(r))
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	if wait > 0 {
 		s.o.Metrics.LoginLimited("failures")
 		e := apierr.New(http.StatusTooManyRequests, "rate_limited", "too many failed logins; try again in %d seconds", int((wait+time.Second-1)/time.Second))
 		e.RetryAfter = wait
-		apierr.Write(w, r, e)
-		return
+		return e
 	}
 	if busy {
 		s.o.Metrics.LoginLimited("busy")
-		apierr.Write(w, r, loginBusy())
-		return
+		return loginBusy()
 	}
 	settled := false
 	settle := func(f func(*attempt)) {
@@ -125,8 +115,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}()
 	u, err := s.st.UserByName(r.Context(), req.Username)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	hash := secret.DummyHash
 	if u != nil && u.PasswordHash != "" {
@@ -138,12 +127,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	ok, verr := secret.VerifyPasswordWait(r.Context(), loginHashWait, hash, req.Password)
 	if errors.Is(verr, secret.ErrBusy) {
 		s.o.Metrics.LoginLimited("busy")
-		apierr.Write(w, r, loginBusy())
-		return
+		return loginBusy()
 	}
 	if verr != nil && r.Context().Err() != nil {
-		apierr.Write(w, r, r.Context().Err())
-		return
+		return r.Context().Err()
 	}
 	if verr != nil {
 		s.log.ErrorContext(r.Context(), "stored password hash is unreadable", "user", req.Username, "err", verr)
@@ -151,16 +138,15 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if u == nil || u.PasswordHash == "" || !ok {
 		settle(s.limiter.fail)
 		s.o.Metrics.LoginFailed()
-		apierr.Write(w, r, apierr.New(http.StatusUnauthorized, "invalid_credentials", "invalid username or password"))
-		return
+		return apierr.New(http.StatusUnauthorized, "invalid_credentials", "invalid username or password")
 	}
 	settle(s.limiter.succeed)
 	pair, err := s.st.CreateSession(r.Context(), u.ID, s.sessionTTL())
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	writePair(w, pair)
+	return nil
 }
 
 func (s *Server) sessionTTL() store.SessionTTL {
@@ -219,11 +205,10 @@ func refreshFailed(err error) *apierr.Error {
 
 // refresh trades a refresh token for a new access token and refresh token
 // (POST /auth/v1/refresh); the presented one is used up.
-func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
+func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
 	tok, err := readRefreshToken(r)
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	res, err := s.st.RefreshSession(r.Context(), tok, s.sessionTTL())
 	s.revoked(res.RevokedAccessID)
@@ -234,35 +219,32 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 			s.log.WarnContext(r.Context(), "a used refresh token was presented again; its session is revoked",
 				"request_id", apierr.RequestID(r.Context()), "client", clientAddr(r))
 		}
-		apierr.Write(w, r, refreshFailed(err))
-		return
+		return refreshFailed(err)
 	case err != nil:
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	writePair(w, res.Pair)
+	return nil
 }
 
 // revokeRefresh ends the session of a refresh token (POST /auth/v1/revoke):
 // every refresh token and access token of it stops working. Revoking a
 // revoked session again answers {} too.
-func (s *Server) revokeRefresh(w http.ResponseWriter, r *http.Request) {
+func (s *Server) revokeRefresh(w http.ResponseWriter, r *http.Request) error {
 	tok, err := readRefreshToken(r)
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	ids, err := s.st.RevokeSessionByRefreshToken(r.Context(), tok)
 	if errors.Is(err, store.ErrRefreshUnknown) {
-		apierr.Write(w, r, refreshFailed(err))
-		return
+		return refreshFailed(err)
 	}
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	s.revoked(ids)
 	apierr.WriteJSON(w, http.StatusOK, struct{}{})
+	return nil
 }
 
 // loginBusy is the 429 of a login that was not checked because the server
@@ -274,23 +256,21 @@ func loginBusy() *apierr.Error {
 	return e
 }
 
-func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
 	p := authn.From(r.Context())
 	if p.Credential != authn.CredToken {
-		apierr.Write(w, r, apierr.BadRequest("not_a_token", "DELETE /auth/v1/token revokes the access token it is called with; to revoke an API key use DELETE /v2beta/api-key/?api_key=..."))
-		return
+		return apierr.BadRequest("not_a_token", "DELETE /auth/v1/token revokes the access token it is called with; to revoke an API key use DELETE /v2beta/api-key/?api_key=...")
 	}
 	if err := s.st.RevokeAccessToken(r.Context(), p.CredentialID); err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	// The login session the token belongs to ends with it: its refresh
 	// token and its other access tokens.
 	ids, err := s.st.RevokeSessionOfAccessToken(r.Context(), p.CredentialID)
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	s.revoked(append(ids, p.CredentialID))
 	apierr.WriteJSON(w, http.StatusOK, struct{}{})
+	return nil
 }

@@ -27,9 +27,9 @@ type setCollaboratorReq struct {
 }
 
 func (s *Server) collaboratorRoutes() {
-	s.HandleFunc("GET /v2beta/db/{account}/{db}/collaborators/", s.listCollaborators, UserOnly)
-	s.HandleFunc("PUT /v2beta/db/{account}/{db}/collaborators/{user}", s.setCollaborator, UserOnly)
-	s.HandleFunc("DELETE /v2beta/db/{account}/{db}/collaborators/{user}", s.removeCollaborator, UserOnly)
+	s.handle("GET /v2beta/db/{account}/{db}/collaborators/", s.listCollaborators, UserOnly)
+	s.handle("PUT /v2beta/db/{account}/{db}/collaborators/{user}", s.setCollaborator, UserOnly)
+	s.handle("DELETE /v2beta/db/{account}/{db}/collaborators/{user}", s.removeCollaborator, UserOnly)
 }
 
 // manageableDB finds the database in the path and checks the caller may
@@ -63,38 +63,34 @@ func (s *Server) collaboratorUser(r *http.Request) (*store.User, error) {
 	return u, err
 }
 
-func (s *Server) listCollaborators(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listCollaborators(w http.ResponseWriter, r *http.Request) error {
 	d, err := s.manageableDB(r, "listing collaborators")
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	cs, err := s.st.ListCollaborators(r.Context(), d.ID)
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	out := make([]collaboratorJSON, 0, len(cs))
 	for _, c := range cs {
 		out = append(out, collaboratorJSON{Username: c.UserName, Role: c.Role})
 	}
 	apierr.WriteJSON(w, http.StatusOK, map[string]any{"collaborators": out})
+	return nil
 }
 
-func (s *Server) setCollaborator(w http.ResponseWriter, r *http.Request) {
+func (s *Server) setCollaborator(w http.ResponseWriter, r *http.Request) error {
 	d, err := s.manageableDB(r, "managing collaborators")
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	var req setCollaboratorReq
 	if err := DecodeJSON(r, &req, false); err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	if req.Role == "" {
-		apierr.Write(w, r, missing("role"))
-		return
+		return missing("role")
 	}
 	role := strings.ToUpper(req.Role)
 	switch role {
@@ -102,30 +98,26 @@ func (s *Server) setCollaborator(w http.ResponseWriter, r *http.Request) {
 	case "OWNER":
 		e := apierr.BadRequest("invalid_field", "a collaborator cannot be OWNER: give ADMIN, WRITER or READER")
 		e.Field = "role"
-		apierr.Write(w, r, e)
-		return
+		return e
 	default:
 		e := apierr.BadRequest("invalid_field", "role %q is not a collaborator role: give ADMIN, WRITER or READER", req.Role)
 		e.Field = "role"
-		apierr.Write(w, r, e)
-		return
+		return e
 	}
 	u, err := s.collaboratorUser(r)
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	if err := s.checkShareable(r, d, u); err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	if err := s.st.AddCollaborator(r.Context(), d.ID, u.ID, role); err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	s.accessChanged(d.ID)
 	s.log.InfoContext(r.Context(), "collaborator set", "database", d.FullName(), "user", u.Name, "role", role)
 	apierr.WriteJSON(w, http.StatusOK, collaboratorJSON{Username: u.Name, Role: role})
+	return nil
 }
 
 // checkShareable refuses sharing d with the caller or with an owner of d's
@@ -145,29 +137,26 @@ func (s *Server) checkShareable(r *http.Request, d *store.Database, u *store.Use
 	return nil
 }
 
-func (s *Server) removeCollaborator(w http.ResponseWriter, r *http.Request) {
+func (s *Server) removeCollaborator(w http.ResponseWriter, r *http.Request) error {
 	d, err := s.manageableDB(r, "managing collaborators")
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	u, err := s.collaboratorUser(r)
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	err = s.st.RemoveCollaborator(r.Context(), d.ID, u.ID)
 	if errors.Is(err, store.ErrNotFound) {
-		apierr.Write(w, r, apierr.NotFound("user %q is not a collaborator on %s: list the database's collaborators to see who is", u.Name, d.FullName()))
-		return
+		return apierr.NotFound("user %q is not a collaborator on %s: list the database's collaborators to see who is", u.Name, d.FullName())
 	}
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	s.accessChanged(d.ID)
 	s.log.InfoContext(r.Context(), "collaborator removed", "database", d.FullName(), "user", u.Name)
 	apierr.WriteJSON(w, http.StatusOK, struct{}{})
+	return nil
 }
 
 // accessChanged has this replica's wire sessions on databaseID re-checked

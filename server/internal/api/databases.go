@@ -53,22 +53,21 @@ func (s *Server) databaseJSON(ctx context.Context, d *store.Database) (*database
 
 func notFoundDB(account, db string) error { return access.NotFoundDB(account, db) }
 
-func (s *Server) listDatabases(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listDatabases(w http.ResponseWriter, r *http.Request) error {
 	dbs, err := s.st.ListDatabases(r.Context(), authn.From(r.Context()))
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	out := make([]*databaseJSON, 0, len(dbs))
 	for _, d := range dbs {
 		j, err := s.databaseJSON(r.Context(), d)
 		if err != nil {
-			apierr.Write(w, r, err)
-			return
+			return err
 		}
 		out = append(out, j)
 	}
 	apierr.WriteJSON(w, http.StatusOK, map[string]any{"databases": out})
+	return nil
 }
 
 type createDBReq struct {
@@ -121,35 +120,30 @@ func mayCreateIn(asked, account, role string) error {
 	return apierr.Forbidden("your role in account %q is %s: creating there needs OWNER or ADMIN", account, role)
 }
 
-func (s *Server) createDatabase(w http.ResponseWriter, r *http.Request) {
+func (s *Server) createDatabase(w http.ResponseWriter, r *http.Request) error {
 	p := authn.From(r.Context())
 	var req createDBReq
 	if err := DecodeJSON(r, &req, false); err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	if req.Name == "" {
-		apierr.Write(w, r, missing("name"))
-		return
+		return missing("name")
 	}
 	account, name := req.Account, req.Name
 	if a, n, ok := strings.Cut(req.Name, "/"); ok {
 		if account != "" && !strings.EqualFold(account, a) {
-			apierr.Write(w, r, apierr.BadRequest("invalid_name", "name %q names account %q but the account field says %q: give one", req.Name, a, account))
-			return
+			return apierr.BadRequest("invalid_name", "name %q names account %q but the account field says %q: give one", req.Name, a, account)
 		}
 		account, name = a, n
 		if err := access.ValidateAccountName(account); err != nil {
-			apierr.Write(w, r, err)
-			return
+			return err
 		}
 	}
 	if account == "" {
 		account = r.Header.Get("X-Bitkit-Account")
 	}
 	if err := access.ValidateDatabaseName(name); err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	isPrivate := true
 	if req.IsPrivate != nil {
@@ -164,21 +158,18 @@ func (s *Server) createDatabase(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.StorageLimitBytes != nil {
 		if *req.StorageLimitBytes < 1 || (limit > 0 && *req.StorageLimitBytes > limit) {
-			apierr.Write(w, r, apierr.BadRequest("invalid_field", "storage_limit_bytes must be 1 or more, and at most the default (%d; 0 means none); "+
-				"the operator can raise a database's limit with bitd admin db limit", limit))
-			return
+			return apierr.BadRequest("invalid_field", "storage_limit_bytes must be 1 or more, and at most the default (%d; 0 means none); "+
+				"the operator can raise a database's limit with bitd admin db limit", limit)
 		}
 		limit = *req.StorageLimitBytes
 	}
 	acc, err := s.accountForWrite(r.Context(), p, account)
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	d, err := s.st.CreateDatabase(r.Context(), acc.ID, name, isPrivate, limit)
 	if err != nil {
-		apierr.Write(w, r, dbNameError(err, acc.Name, name))
-		return
+		return dbNameError(err, acc.Name, name)
 	}
 	d.Role = "OWNER"
 	if role, err := s.st.MemberRole(r.Context(), acc.ID, p.UserID); err == nil && role != "" {
@@ -187,10 +178,10 @@ func (s *Server) createDatabase(w http.ResponseWriter, r *http.Request) {
 	s.log.InfoContext(r.Context(), "database created", "database", d.FullName(), "id", d.ID, "pg_database", d.PGName)
 	j, err := s.databaseJSON(r.Context(), d)
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	apierr.WriteJSON(w, http.StatusCreated, j)
+	return nil
 }
 
 func dbNameError(err error, account, name string) error {
@@ -225,18 +216,17 @@ func (s *Server) lookup(r *http.Request) (*store.Database, error) {
 	return d, err
 }
 
-func (s *Server) getDatabase(w http.ResponseWriter, r *http.Request) {
+func (s *Server) getDatabase(w http.ResponseWriter, r *http.Request) error {
 	d, err := s.lookup(r)
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	j, err := s.databaseJSON(r.Context(), d)
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	apierr.WriteJSON(w, http.StatusOK, j)
+	return nil
 }
 
 func requireAdmin(d *store.Database, action string) error {
@@ -252,49 +242,42 @@ type updateDBReq struct {
 	StorageLimitBytes *int64  `json:"storage_limit_bytes"`
 }
 
-func (s *Server) updateDatabase(w http.ResponseWriter, r *http.Request) {
+func (s *Server) updateDatabase(w http.ResponseWriter, r *http.Request) error {
 	d, err := s.lookup(r)
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	var req updateDBReq
 	if err := DecodeJSON(r, &req, true); err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	if err := requireAdmin(d, "changing the database"); err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	if req.Name != nil {
 		n := *req.Name
 		if a, rest, ok := strings.Cut(n, "/"); ok {
 			if !strings.EqualFold(a, d.AccountName) {
-				apierr.Write(w, r, apierr.BadRequest("invalid_name", "a database cannot move to another account (%q → %q)", d.AccountName, a))
-				return
+				return apierr.BadRequest("invalid_name", "a database cannot move to another account (%q → %q)", d.AccountName, a)
 			}
 			n = rest
 		}
 		if err := access.ValidateDatabaseName(n); err != nil {
-			apierr.Write(w, r, err)
-			return
+			return err
 		}
 		req.Name = &n
 	}
 	if req.StorageLimitBytes != nil && (*req.StorageLimitBytes < 1 ||
 		(d.StorageLimitBytes > 0 && *req.StorageLimitBytes > d.StorageLimitBytes)) {
-		apierr.Write(w, r, apierr.Forbidden("storage_limit_bytes can only be lowered through the API (to 1 byte or more; it is %d); "+
-			"the operator raises it with bitd admin db limit", d.StorageLimitBytes))
-		return
+		return apierr.Forbidden("storage_limit_bytes can only be lowered through the API (to 1 byte or more; it is %d); "+
+			"the operator raises it with bitd admin db limit", d.StorageLimitBytes)
 	}
 	if err := s.st.UpdateDatabase(r.Context(), d.ID, req.Name, BoolPtr(req.IsPrivate), req.StorageLimitBytes); err != nil {
 		name := d.Name
 		if req.Name != nil {
 			name = *req.Name
 		}
-		apierr.Write(w, r, dbNameError(err, d.AccountName, name))
-		return
+		return dbNameError(err, d.AccountName, name)
 	}
 	if req.Name != nil {
 		d.Name = *req.Name
@@ -310,21 +293,19 @@ func (s *Server) updateDatabase(w http.ResponseWriter, r *http.Request) {
 	}
 	j, err := s.databaseJSON(r.Context(), d)
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	apierr.WriteJSON(w, http.StatusOK, j)
+	return nil
 }
 
-func (s *Server) deleteDatabase(w http.ResponseWriter, r *http.Request) {
+func (s *Server) deleteDatabase(w http.ResponseWriter, r *http.Request) error {
 	d, err := s.lookup(r)
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	if err := requireAdmin(d, "deleting the database"); err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	if s.o.OnDeleteDatabase != nil {
 		s.o.OnDeleteDatabase(d.PGName, d.ID)
@@ -333,12 +314,10 @@ func (s *Server) deleteDatabase(w http.ResponseWriter, r *http.Request) {
 	// durably (store.DeleteDatabaseInBackground): the caller does not wait.
 	until, err := s.st.DeleteDatabaseInBackground(r.Context(), d)
 	if errors.Is(err, store.ErrNotFound) {
-		apierr.Write(w, r, notFoundDB(d.AccountName, d.Name))
-		return
+		return notFoundDB(d.AccountName, d.Name)
 	}
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	if until.IsZero() {
 		s.log.InfoContext(r.Context(), "database deleted", "database", d.FullName(), "id", d.ID, "name_reserved", false)
@@ -346,4 +325,5 @@ func (s *Server) deleteDatabase(w http.ResponseWriter, r *http.Request) {
 		s.log.InfoContext(r.Context(), "database deleted", "database", d.FullName(), "id", d.ID, "name_reserved_until", until)
 	}
 	apierr.WriteJSON(w, http.StatusOK, struct{}{})
+	return nil
 }

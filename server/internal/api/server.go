@@ -8,6 +8,10 @@
 // apierr's shape, unknown routes are 404 "not_found", a known route with the
 // wrong method is 405 "method_not_allowed", and DELETEs answer {}.
 //
+// The package's handlers return their error (handlerFunc): they write
+// only successful answers, and the adapter writes an error with
+// apierr.Write.
+//
 // Authentication is "Authorization: Bearer <api key or access token>". The
 // credential is looked up by its SHA-256 hash on every request, so a revoked
 // key or token fails on the very next request. Anonymous callers may only
@@ -161,12 +165,12 @@ func (s *Server) Handle(pattern string, h http.Handler, opts ...RouteOption) {
 	inner := h
 	if userOnly {
 		next := inner
-		inner = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inner = handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 			if p := authn.From(r.Context()); p != nil && p.Kind == authn.KindServiceAccount {
-				apierr.Write(w, r, apierr.Forbidden("service accounts cannot use this endpoint: sign in as a user (API key or access token of a user)"))
-				return
+				return apierr.Forbidden("service accounts cannot use this endpoint: sign in as a user (API key or access token of a user)")
 			}
 			next.ServeHTTP(w, r)
+			return nil
 		})
 	}
 	final := s.authenticate(inner, !public)
@@ -197,6 +201,24 @@ func (s *Server) HandleFunc(pattern string, h http.HandlerFunc, opts ...RouteOpt
 	s.Handle(pattern, h, opts...)
 }
 
+// handlerFunc is a handler that returns its error instead of writing it:
+// ServeHTTP answers a non-nil error with apierr.Write (its status, JSON
+// body and Retry-After; 5xx causes logged with the request ID). A handler
+// that wrote its answer itself returns nil; one that has started writing
+// must not return an error.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (h handlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := h(w, r); err != nil {
+		apierr.Write(w, r, err)
+	}
+}
+
+// handle is Handle for a handlerFunc: the package's own routes.
+func (s *Server) handle(pattern string, h handlerFunc, opts ...RouteOption) {
+	s.Handle(pattern, h, opts...)
+}
+
 // SetFallback serves paths outside the API (/v2beta, /auth, /iam, /healthz)
 // with h, e.g. the web dashboard. Without it they are JSON 404s.
 func (s *Server) SetFallback(h http.Handler) { s.fallback = h }
@@ -208,7 +230,7 @@ func (s *Server) Use(mw func(http.Handler) http.Handler) { s.wrap = append(s.wra
 // Handler returns the complete handler: request ID, panic recovery, access
 // log, the middlewares from Use, then the router.
 func (s *Server) Handler() http.Handler {
-	var h http.Handler = http.HandlerFunc(s.dispatch)
+	var h http.Handler = handlerFunc(s.dispatch)
 	for i := len(s.wrap) - 1; i >= 0; i-- {
 		h = s.wrap[i](h)
 	}
@@ -226,24 +248,23 @@ func isAPIPath(p string) bool {
 
 var methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 
-func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) error {
 	if !isAPIPath(r.URL.Path) && s.fallback != nil {
 		setRoute(w, routeFallback)
 		s.fallback.ServeHTTP(w, r)
-		return
+		return nil
 	}
 	clean := path.Clean(r.URL.Path)
 	if strings.HasSuffix(r.URL.Path, "/") && clean != "/" {
 		clean += "/"
 	}
 	if clean != r.URL.Path {
-		apierr.Write(w, r, apierr.NotFound("no route for %s %s: the path is not in canonical form", r.Method, r.URL.Path))
-		return
+		return apierr.NotFound("no route for %s %s: the path is not in canonical form", r.Method, r.URL.Path)
 	}
 	if _, pattern := s.mux.Handler(r); pattern != "" {
 		setRoute(w, pattern)
 		s.mux.ServeHTTP(w, r)
-		return
+		return nil
 	}
 	var allow []string
 	for _, m := range methods {
@@ -255,11 +276,10 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(allow) > 0 {
 		w.Header().Set("Allow", strings.Join(allow, ", "))
-		apierr.Write(w, r, apierr.New(http.StatusMethodNotAllowed, "method_not_allowed",
-			"%s is not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allow, " or ")))
-		return
+		return apierr.New(http.StatusMethodNotAllowed, "method_not_allowed",
+			"%s is not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allow, " or "))
 	}
-	apierr.Write(w, r, apierr.NotFound("no route for %s %s: see the API reference in docs/bitd.md", r.Method, r.URL.Path))
+	return apierr.NotFound("no route for %s %s: see the API reference in docs/bitd.md", r.Method, r.URL.Path)
 }
 
 var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
@@ -392,63 +412,63 @@ func (s *Server) recover(next http.Handler) http.Handler {
 }
 
 func (s *Server) routes() {
-	s.HandleFunc("GET /healthz", s.healthz, Public)
-	s.HandleFunc("GET /readyz", s.readyz, Public)
-	s.HandleFunc("GET /v2beta/db/", s.listDatabases)
-	s.HandleFunc("POST /v2beta/db/", s.createDatabase, UserOnly)
-	s.HandleFunc("GET /v2beta/db/{account}/{db}", s.getDatabase)
-	s.HandleFunc("PATCH /v2beta/db/{account}/{db}", s.updateDatabase)
-	s.HandleFunc("DELETE /v2beta/db/{account}/{db}", s.deleteDatabase)
+	s.handle("GET /healthz", s.healthz, Public)
+	s.handle("GET /readyz", s.readyz, Public)
+	s.handle("GET /v2beta/db/", s.listDatabases)
+	s.handle("POST /v2beta/db/", s.createDatabase, UserOnly)
+	s.handle("GET /v2beta/db/{account}/{db}", s.getDatabase)
+	s.handle("PATCH /v2beta/db/{account}/{db}", s.updateDatabase)
+	s.handle("DELETE /v2beta/db/{account}/{db}", s.deleteDatabase)
 	s.collaboratorRoutes()
 
-	s.HandleFunc("POST /auth/v1/login", s.login, Public)
-	s.HandleFunc("DELETE /auth/v1/token", s.logout)
-	s.HandleFunc("POST /auth/v1/refresh", s.refresh, Public)
-	s.HandleFunc("POST /auth/v1/revoke", s.revokeRefresh, Public)
-	s.HandleFunc("GET /iam/v2/account", s.account)
-	s.HandleFunc("GET /iam/v2/accounts:getIdByName", s.accountIDByName)
+	s.handle("POST /auth/v1/login", s.login, Public)
+	s.handle("DELETE /auth/v1/token", s.logout)
+	s.handle("POST /auth/v1/refresh", s.refresh, Public)
+	s.handle("POST /auth/v1/revoke", s.revokeRefresh, Public)
+	s.handle("GET /iam/v2/account", s.account)
+	s.handle("GET /iam/v2/accounts:getIdByName", s.accountIDByName)
 
-	s.HandleFunc("POST /v2beta/api-key/", s.createAPIKey, UserOnly)
-	s.HandleFunc("DELETE /v2beta/api-key/", s.revokeAPIKeys, UserOnly)
+	s.handle("POST /v2beta/api-key/", s.createAPIKey, UserOnly)
+	s.handle("DELETE /v2beta/api-key/", s.revokeAPIKeys, UserOnly)
 	s.apiKeyRoutes()
-	s.HandleFunc("GET /v2beta/service-account/", s.listServiceAccounts, UserOnly)
-	s.HandleFunc("POST /v2beta/service-account/", s.createServiceAccount, UserOnly)
-	s.HandleFunc("GET /v2beta/service-account/{id}", s.getServiceAccount, UserOnly)
-	s.HandleFunc("POST /v2beta/service-account/{id}/api-key/", s.createServiceAccountKey, UserOnly)
-	s.HandleFunc("DELETE /v2beta/service-account/{id}/api-key/", s.revokeServiceAccountKeys, UserOnly)
+	s.handle("GET /v2beta/service-account/", s.listServiceAccounts, UserOnly)
+	s.handle("POST /v2beta/service-account/", s.createServiceAccount, UserOnly)
+	s.handle("GET /v2beta/service-account/{id}", s.getServiceAccount, UserOnly)
+	s.handle("POST /v2beta/service-account/{id}/api-key/", s.createServiceAccountKey, UserOnly)
+	s.handle("DELETE /v2beta/service-account/{id}/api-key/", s.revokeServiceAccountKeys, UserOnly)
 }
 
-func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	if err := s.st.Ping(ctx); err != nil {
 		s.log.WarnContext(r.Context(), "health check failed", "err", err)
-		apierr.Write(w, r, apierr.New(http.StatusServiceUnavailable, "unavailable", "the metadata database is not reachable"))
-		return
+		return apierr.New(http.StatusServiceUnavailable, "unavailable", "the metadata database is not reachable")
 	}
 	apierr.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
 }
 
 // readyz answers whether this bitd should get new requests: 503 with a
 // JSON reason while it drains (Options.Ready) or while the metadata
 // database does not answer, else 200. A load balancer's health check uses
 // it; /healthz stays the liveness check.
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	if s.o.Ready != nil {
 		if err := s.o.Ready(); err != nil {
-			// Not apierr.Write: a load balancer polls this while bitd
-			// drains, which is no error worth a log line.
+			// Not returned (apierr.Write): a load balancer polls this
+			// while bitd drains, which is no error worth a log line.
 			apierr.WriteJSON(w, http.StatusServiceUnavailable, &apierr.Error{Code: "draining", Message: err.Error(),
 				RequestID: apierr.RequestID(r.Context())})
-			return
+			return nil
 		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.st.Ping(ctx); err != nil {
-		apierr.Write(w, r, apierr.New(http.StatusServiceUnavailable, "metadata_unreachable",
-			"the metadata database is not reachable: this bitd cannot authenticate or route requests until it is"))
-		return
+		return apierr.New(http.StatusServiceUnavailable, "metadata_unreachable",
+			"the metadata database is not reachable: this bitd cannot authenticate or route requests until it is")
 	}
 	apierr.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
 }

@@ -1,13 +1,10 @@
 package jobs
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"mime"
-	"mime/multipart"
 	"net/http"
 	"net/url"
 	"path"
@@ -21,7 +18,6 @@ import (
 	"github.com/bitkit-dev/bitkit/server/internal/export"
 	"github.com/bitkit-dev/bitkit/server/internal/ingest"
 	"github.com/google/uuid"
-	gblob "gocloud.dev/blob"
 )
 
 // jobJSON is the Job object of the wire contract.
@@ -113,6 +109,19 @@ func (s *Service) view(r *record) any {
 	return e
 }
 
+// errorHandler is a job route's handler: it writes its answer, or returns
+// the error to answer with instead (before it has written anything).
+type errorHandler func(w http.ResponseWriter, r *http.Request) error
+
+// ServeHTTP writes the error a handler returned as the API's JSON error
+// (apierr.Write: its status and code, Retry-After when it has one, and a
+// log line with the request ID for a 5xx).
+func (h errorHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := h(w, r); err != nil {
+		apierr.Write(w, r, err)
+	}
+}
+
 func (s *Service) principal(r *http.Request) (*authn.Principal, error) {
 	p := authn.From(r.Context())
 	if p == nil {
@@ -121,173 +130,79 @@ func (s *Service) principal(r *http.Request) (*authn.Principal, error) {
 	return p, nil
 }
 
-// handleCreateImport streams the multipart upload into the blob store, then
-// records the job.
-func (s *Service) handleCreateImport(w http.ResponseWriter, r *http.Request) {
+// newJob is the policy of the routes that create jobs: the caller is signed
+// in (else 401) and may use the database of the path, {account}/{db} (the
+// resolver answers 404 for a database it may not see). It returns the new
+// job's record with its kind, owner and target database.
+func (s *Service) newJob(r *http.Request, kind string) (*record, error) {
 	p, err := s.principal(r)
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return nil, err
 	}
 	target, err := s.resolver.Resolve(r.Context(), r.PathValue("account")+"/"+r.PathValue("db"))
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return nil, err
+	}
+	return &record{ID: uuid.NewString(), Kind: kind, OwnerID: ownerID(p), CredentialID: optional(p.CredentialID),
+		AccountID: optional(p.AccountID), DatabaseID: target.DatabaseID, DatabaseName: target.FullName,
+		PGDatabase: target.PGDatabase, PGRole: target.PGRole}, nil
+}
+
+// handleCreateImport records an import job: who may import where (newJob),
+// the request's form fields and file (the upload, streamed into the blob
+// store and perhaps loaded on the way, upload.go), the checks of the
+// fields, then the job. A file stored for a job that is not recorded is
+// deleted when the request ends.
+func (s *Service) handleCreateImport(w http.ResponseWriter, r *http.Request) error {
+	rec, err := s.newJob(r, "import")
+	if err != nil {
+		return err
 	}
 	// A file_url import may also come as a URL-encoded form (python-bitdotio's
 	// create_import_job(file_url=…)): its fields are read here and there are
 	// no parts.
 	fields, mr, err := importForm(w, r)
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
-	id := uuid.NewString()
-	rec := &record{ID: id, Kind: "import", OwnerID: ownerID(p), CredentialID: optional(p.CredentialID), AccountID: optional(p.AccountID),
-		DatabaseID: target.DatabaseID, DatabaseName: target.FullName,
-		PGDatabase: target.PGDatabase, PGRole: target.PGRole}
-	var size int64
-	uploaded := false
-	cleanup := func() {
-		if uploaded {
-			_ = s.bucket.Delete(context.WithoutCancel(r.Context()), uploadKey(id))
-		}
+	up := s.newUpload(r.Context(), rec)
+	defer up.close()
+	if err := up.readParts(fields, mr); err != nil {
+		return err
 	}
-	var fast *fastLoad
-	for mr != nil {
-		part, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			cleanup()
-			apierr.Write(w, r, apierr.BadRequest("invalid_request", "the multipart body cannot be read: %v", err))
-			return
-		}
-		name := part.FormName()
-		if name == "file" {
-			if uploaded {
-				cleanup()
-				apierr.Write(w, r, apierr.BadRequest("invalid_request", "send exactly one file part"))
-				return
-			}
-			rec.Params.UploadName = part.FileName()
-			// The form fields sent before the file decide whether it can be
-			// loaded while it streams in (the fast path, fastpath.go).
-			early := importParams(fields)
-			early.UploadName = rec.Params.UploadName
-			if fast = s.newFastLoad(r.Context(), rec, early); fast != nil {
-				defer fast.close()
-			}
-			size, rec.Params.CSVProfile, err = s.storeUpload(r.Context(), id, part, fast)
-			uploaded = true
-			if err != nil {
-				cleanup()
-				apierr.Write(w, r, err)
-				return
-			}
-			continue
-		}
-		v, err := io.ReadAll(io.LimitReader(part, 64<<10+1))
-		if err != nil || len(v) > 64<<10 {
-			cleanup()
-			apierr.Write(w, r, apierr.BadRequest("invalid_request", "form field %q is unreadable or longer than 64 KiB", name))
-			return
-		}
-		fields[name] = string(v)
-	}
+	// All the fields are read now: they replace the early ones the fast
+	// path saw; the file's name and CSV profile stay.
 	upload, prof := rec.Params.UploadName, rec.Params.CSVProfile
 	rec.Params = importParams(fields)
 	rec.Params.UploadName, rec.Params.CSVProfile = upload, prof
-	if err := validateImport(&rec.Params, uploaded); err != nil {
-		cleanup()
-		apierr.Write(w, r, err)
-		return
+	if err := validateImport(&rec.Params, up.stored); err != nil {
+		return err
 	}
-	if uploaded {
-		k := uploadKey(id)
+	if up.stored {
+		k := uploadKey(rec.ID)
 		rec.BlobKey = &k
-		rec.BytesTotal = size
+		rec.BytesTotal = up.size
 	}
-	if fast != nil {
-		recorded, err := s.finishFast(r.Context(), fast, rec, size)
-		if err != nil {
-			cleanup()
-			apierr.Write(w, r, err)
-			return
-		}
-		if recorded {
-			apierr.WriteJSON(w, http.StatusAccepted, s.view(rec))
-			return
+	if err := s.recordImport(r.Context(), up, rec); err != nil {
+		return err
+	}
+	up.keep()
+	apierr.WriteJSON(w, http.StatusAccepted, s.view(rec))
+	return nil
+}
+
+// recordImport records an import job whose request is read and checked:
+// the fast path's outcome when it loaded the file (finishFast), else a new
+// job for the workers.
+func (s *Service) recordImport(ctx context.Context, up *upload, rec *record) error {
+	if up.fast != nil {
+		recorded, err := s.finishFast(ctx, up.fast, rec, up.size)
+		if err != nil || recorded {
+			return err
 		}
 		rec.State, rec.LoadXID, rec.Rows, rec.BytesDone = "", nil, 0, 0
 	}
-	if err := s.insertJob(r.Context(), rec); err != nil {
-		cleanup()
-		apierr.Write(w, r, err)
-		return
-	}
-	apierr.WriteJSON(w, http.StatusAccepted, s.view(rec))
-}
-
-// maxFormBytes bounds a URL-encoded import request (it carries no file).
-const maxFormBytes = 1 << 20
-
-// importForm reads an import request's body: an
-// application/x-www-form-urlencoded body is read whole into fields (mr is
-// nil); multipart/form-data gives a reader of its parts (fields is empty,
-// the caller reads them). Anything else is a 400 naming both shapes.
-func importForm(w http.ResponseWriter, r *http.Request) (fields map[string]string, mr *multipart.Reader, err error) {
-	fields = map[string]string{}
-	if d, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); d == "application/x-www-form-urlencoded" {
-		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
-		if err != nil {
-			var ae *apierr.Error
-			if errors.As(err, &ae) {
-				return nil, nil, ae
-			}
-			return nil, nil, apierr.BadRequest("invalid_request",
-				"the form body cannot be read or is larger than %d KiB: a URL-encoded import carries only fields (table_name, file_url, …); upload files as multipart/form-data", maxFormBytes>>10)
-		}
-		vals, err := url.ParseQuery(string(b))
-		if err != nil {
-			return nil, nil, apierr.BadRequest("invalid_request", "the URL-encoded form body is malformed: %v", err)
-		}
-		for k, v := range vals {
-			if len(v) > 1 {
-				e := apierr.BadRequest("invalid_request", "form field %q is given %d times: send it once", k, len(v))
-				e.Field = k
-				return nil, nil, e
-			}
-			fields[k] = v[0]
-		}
-		if _, ok := fields["file"]; ok {
-			return nil, nil, &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "file",
-				Message: "a URL-encoded form cannot carry a file: upload it as a multipart/form-data file part, or give file_url"}
-		}
-		return fields, nil, nil
-	}
-	mr, err = multipartReader(r)
-	if err != nil {
-		return nil, nil, apierr.BadRequest("invalid_request",
-			"an import is a multipart/form-data request with table_name and a file part or file_url, or an application/x-www-form-urlencoded one with table_name and file_url: %v", err)
-	}
-	return fields, mr, nil
-}
-
-// multipartReader is r.MultipartReader over a large read buffer: a
-// multipart.Reader reads its body a few KiB at a time, which costs a
-// system call each straight on the connection.
-func multipartReader(r *http.Request) (*multipart.Reader, error) {
-	d, ps, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || (d != "multipart/form-data" && d != "multipart/mixed") {
-		return nil, http.ErrNotMultipart
-	}
-	boundary := ps["boundary"]
-	if boundary == "" {
-		return nil, http.ErrMissingBoundary
-	}
-	return multipart.NewReader(bufio.NewReaderSize(r.Body, 256<<10), boundary), nil
+	return s.insertJob(ctx, rec)
 }
 
 // The values of an import's if_exists field.
@@ -353,220 +268,32 @@ func validateImport(p *params, uploaded bool) error {
 	return nil
 }
 
-func uploadKey(id string) string { return "uploads/" + id }
-
-// storeUpload copies a file part into the blob store, never holding it in
-// memory, and enforces MaxUploadBytes. While the bytes stream through, a
-// second goroutine runs the CSV inference pass over them (ingest.ProfileCSV),
-// so that the job does not read a CSV file twice; the profile is nil when
-// the file is not CSV or the pass could not decide (the job then infers the
-// types itself). With a fast-path attempt (fast, may be nil) the bytes also
-// go to its COPY, and the inference pass serves its speculation.
-func (s *Service) storeUpload(ctx context.Context, id string, part *multipart.Part, fast *fastLoad) (int64, *ingest.CSVProfile, error) {
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	bw, err := s.bucket.NewWriter(wctx, uploadKey(id), &gblob.WriterOptions{ContentType: "application/octet-stream", BufferSize: 1 << 20})
-	if err != nil {
-		s.log.ErrorContext(ctx, "upload: blob writer", "job", id, "err", err)
-		if fast != nil {
-			fast.spec.CloseWrite(err)
-		}
-		return 0, nil, blobError()
-	}
-	tee := newChunkTee()
-	var spec *ingest.Speculation
-	var out io.Writer = io.MultiWriter(bw, tee)
-	if fast != nil {
-		spec = fast.spec
-		out = io.MultiWriter(bw, tee, fast.spec)
-	}
-	var prof *ingest.CSVProfile
-	profiled := make(chan struct{})
-	go func() {
-		defer close(profiled)
-		p, perr := ingest.ProfileCSVSpeculating(wctx, part.FileName(), tee, spec)
-		if perr == nil {
-			prof = p
-		}
-		tee.discard()
-	}()
-	limit := s.cfg.MaxUploadBytes
-	n, err := copyChunks(out, io.LimitReader(part, limit+1), make([]byte, 64<<10))
-	if err == nil && n > limit {
-		err = &apierr.Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
-			Message: fmt.Sprintf("the file is larger than the server's upload limit of %d bytes: split it, or serve it over https and pass file_url", limit)}
-	}
-	tee.close(err)
-	if fast != nil {
-		fast.spec.CloseWrite(err)
-	}
-	<-profiled
-	if err != nil {
-		cancel() // abort the blob write
-		_ = bw.Close()
-		var ae *apierr.Error
-		if errors.As(err, &ae) {
-			return n, nil, err
-		}
-		if ctx.Err() != nil {
-			return n, nil, ctx.Err()
-		}
-		if storageFull(err) {
-			s.log.ErrorContext(ctx, "upload: blob store full", "job", id, "err", err)
-			return n, nil, storageFullError()
-		}
-		return n, nil, apierr.BadRequest("invalid_request", "the upload was cut off: %v", err)
-	}
-	if err := bw.Close(); err != nil {
-		s.log.ErrorContext(ctx, "upload: blob close", "job", id, "err", err)
-		if fast != nil {
-			fast.spec.Drop(err)
-		}
-		if storageFull(err) {
-			return n, nil, storageFullError()
-		}
-		return n, nil, blobError()
-	}
-	if prof != nil && prof.Size != n {
-		prof = nil
-	}
-	return n, prof, nil
+func (s *Service) handleGetImport(w http.ResponseWriter, r *http.Request) error {
+	return s.handleGet(w, r, "import")
+}
+func (s *Service) handleGetExport(w http.ResponseWriter, r *http.Request) error {
+	return s.handleGet(w, r, "export")
 }
 
-// copyChunks copies r to w in chunks of len(buf) bytes (the last one
-// shorter): a multipart part reads a few KiB at a time, and the writers
-// behind w (the blob store, the inference pass, the COPY) work best with
-// large writes. It returns the bytes copied and the first error other than
-// io.EOF.
-func copyChunks(w io.Writer, r io.Reader, buf []byte) (int64, error) {
-	var total int64
-	for {
-		n := 0
-		var rerr error
-		for n < len(buf) && rerr == nil {
-			var k int
-			k, rerr = r.Read(buf[n:])
-			n += k
-		}
-		if n > 0 {
-			if _, err := w.Write(buf[:n]); err != nil {
-				return total, err
-			}
-			total += int64(n)
-		}
-		if rerr == io.EOF {
-			return total, nil
-		}
-		if rerr != nil {
-			return total, rerr
-		}
-	}
-}
-
-// chunkTee hands copies of the bytes written to it to a reader goroutine
-// through a small queue, so that the writer (the upload) does not wait for
-// the reader (the inference pass) on every write. Once the reader calls
-// discard, writes are dropped.
-type chunkTee struct {
-	ch      chan []byte
-	free    chan []byte
-	dropped chan struct{}
-	cur     []byte
-	off     int
-	err     error
-}
-
-func newChunkTee() *chunkTee {
-	return &chunkTee{ch: make(chan []byte, 16), free: make(chan []byte, 18), dropped: make(chan struct{})}
-}
-
-func (t *chunkTee) Write(p []byte) (int, error) {
-	var b []byte
-	select {
-	case b = <-t.free:
-		b = append(b[:0], p...)
-	default:
-		b = append([]byte(nil), p...)
-	}
-	select {
-	case t.ch <- b:
-	case <-t.dropped:
-	}
-	return len(p), nil
-}
-
-// close ends the stream; err (nil for a complete file) is what the reader
-// gets instead of io.EOF. The writer side calls it once.
-func (t *chunkTee) close(err error) {
-	if err == nil {
-		err = io.EOF
-	}
-	t.err = err
-	close(t.ch)
-}
-
-func (t *chunkTee) Read(p []byte) (int, error) {
-	for t.off >= len(t.cur) {
-		if t.cur != nil {
-			select {
-			case t.free <- t.cur:
-			default:
-			}
-			t.cur = nil
-		}
-		c, ok := <-t.ch
-		if !ok {
-			return 0, t.err
-		}
-		t.cur, t.off = c, 0
-	}
-	n := copy(p, t.cur[t.off:])
-	t.off += n
-	return n, nil
-}
-
-// discard is called by the reader when it stops reading: the remaining and
-// later writes are dropped.
-func (t *chunkTee) discard() {
-	close(t.dropped)
-	for range t.ch {
-	}
-}
-
-func blobError() error {
-	return &apierr.Error{Status: http.StatusServiceUnavailable, Code: "blob_write_failed",
-		Message: "the file store cannot be written right now; retry later (the cause is in the server log)"}
-}
-
-func (s *Service) handleGetImport(w http.ResponseWriter, r *http.Request) {
-	s.handleGet(w, r, "import")
-}
-func (s *Service) handleGetExport(w http.ResponseWriter, r *http.Request) {
-	s.handleGet(w, r, "export")
-}
-
-func (s *Service) handleGet(w http.ResponseWriter, r *http.Request, kind string) {
+func (s *Service) handleGet(w http.ResponseWriter, r *http.Request, kind string) error {
 	p, err := s.principal(r)
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	id := r.PathValue("id")
 	notFound := apierr.NotFound("no %s job %q: check the id (jobs are visible only to whoever created them)", kind, id)
 	if _, err := uuid.Parse(id); err != nil {
-		apierr.Write(w, r, notFound)
-		return
+		return notFound
 	}
 	rec, err := s.getJob(r.Context(), id)
 	if errors.Is(err, errNoJob) || (err == nil && (rec.OwnerID != ownerID(p) || rec.Kind != kind)) {
-		apierr.Write(w, r, notFound)
-		return
+		return notFound
 	}
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	apierr.WriteJSON(w, http.StatusOK, s.view(rec))
+	return nil
 }
 
 // exportRequest is the body of POST …/export/.
@@ -578,26 +305,34 @@ type exportRequest struct {
 	SchemaName   string `json:"schema_name"`
 }
 
-func (s *Service) handleCreateExport(w http.ResponseWriter, r *http.Request) {
-	p, err := s.principal(r)
+// handleCreateExport records an export job: who may export from where
+// (newJob), then the request's body (readExport), then the job.
+func (s *Service) handleCreateExport(w http.ResponseWriter, r *http.Request) error {
+	rec, err := s.newJob(r, "export")
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
-	target, err := s.resolver.Resolve(r.Context(), r.PathValue("account")+"/"+r.PathValue("db"))
-	if err != nil {
-		apierr.Write(w, r, err)
-		return
+	if err := readExport(r, rec); err != nil {
+		return err
 	}
+	if err := s.insertJob(r.Context(), rec); err != nil {
+		return err
+	}
+	apierr.WriteJSON(w, http.StatusAccepted, s.view(rec))
+	return nil
+}
+
+// readExport reads and checks an export request's JSON body into rec: the
+// query (query_string, or the one that reads table_name), the format
+// (default csv) and the file name (default from the table and format).
+func readExport(r *http.Request, rec *record) error {
 	var req exportRequest
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20+1))
 	if err != nil || len(body) > 1<<20 {
-		apierr.Write(w, r, apierr.BadRequest("invalid_request", "the request body is unreadable or larger than 1 MiB"))
-		return
+		return apierr.BadRequest("invalid_request", "the request body is unreadable or larger than 1 MiB")
 	}
 	if err := jsonx.Unmarshal(body, &req); err != nil {
-		apierr.Write(w, r, apierr.BadRequest("invalid_json", "the body is not a JSON object with export_format, file_name and query_string or table_name: %v", err))
-		return
+		return apierr.BadRequest("invalid_json", "the body is not a JSON object with export_format, file_name and query_string or table_name: %v", err)
 	}
 	if req.ExportFormat == "" {
 		req.ExportFormat = export.CSV
@@ -607,18 +342,15 @@ func (s *Service) handleCreateExport(w http.ResponseWriter, r *http.Request) {
 		req.ExportFormat = export.XLS
 	}
 	if !export.Valid(req.ExportFormat) {
-		apierr.Write(w, r, &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "export_format",
-			Message: fmt.Sprintf("export_format %q is unknown: use csv, json, xls or parquet", req.ExportFormat)})
-		return
+		return &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "export_format",
+			Message: fmt.Sprintf("export_format %q is unknown: use csv, json, xls or parquet", req.ExportFormat)}
 	}
 	q := strings.TrimSpace(req.QueryString)
 	switch {
 	case q != "" && req.TableName != "":
-		apierr.Write(w, r, apierr.BadRequest("invalid_request", "send either query_string or table_name, not both"))
-		return
+		return apierr.BadRequest("invalid_request", "send either query_string or table_name, not both")
 	case q == "" && req.TableName == "":
-		apierr.Write(w, r, apierr.BadRequest("invalid_request", "send query_string or table_name (with schema_name, default public)"))
-		return
+		return apierr.BadRequest("invalid_request", "send query_string or table_name (with schema_name, default public)")
 	case q == "":
 		q = export.TableQuery(req.SchemaName, req.TableName)
 	}
@@ -630,14 +362,8 @@ func (s *Service) handleCreateExport(w http.ResponseWriter, r *http.Request) {
 		}
 		name = sanitizeFileName(base + export.Extension(req.ExportFormat))
 	}
-	rec := &record{ID: uuid.NewString(), Kind: "export", OwnerID: ownerID(p), CredentialID: optional(p.CredentialID),
-		AccountID: optional(p.AccountID), DatabaseID: target.DatabaseID, DatabaseName: target.FullName,
-		PGDatabase: target.PGDatabase, PGRole: target.PGRole, Params: params{Query: q}, ExportFormat: &req.ExportFormat, FileName: &name}
-	if err := s.insertJob(r.Context(), rec); err != nil {
-		apierr.Write(w, r, err)
-		return
-	}
-	apierr.WriteJSON(w, http.StatusAccepted, s.view(rec))
+	rec.Params, rec.ExportFormat, rec.FileName = params{Query: q}, &req.ExportFormat, &name
+	return nil
 }
 
 // sanitizeFileName keeps a file name safe for Content-Disposition: the base
@@ -669,42 +395,35 @@ func utfValid(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
 func exportKey(id string) string { return "exports/" + id }
 
 // handleDownload serves an export file to whoever holds a valid token.
-func (s *Service) handleDownload(w http.ResponseWriter, r *http.Request) {
+func (s *Service) handleDownload(w http.ResponseWriter, r *http.Request) error {
 	id, err := verifyToken(s.key, r.PathValue("token"), s.now())
 	switch {
 	case errors.Is(err, errTokenExpired):
-		apierr.Write(w, r, apierr.New(http.StatusGone, "download_expired", "this download URL has expired: GET the export job again for a fresh download_url"))
-		return
+		return apierr.New(http.StatusGone, "download_expired", "this download URL has expired: GET the export job again for a fresh download_url")
 	case err != nil:
-		apierr.Write(w, r, apierr.Forbidden("this download URL is not valid (it was altered or cut): GET the export job for its download_url"))
-		return
+		return apierr.Forbidden("this download URL is not valid (it was altered or cut): GET the export job for its download_url")
 	}
 	rec, err := s.getJob(r.Context(), id)
 	if err != nil || rec.Kind != "export" || rec.State != StateDone || rec.BlobKey == nil {
 		if err != nil && !errors.Is(err, errNoJob) {
-			apierr.Write(w, r, err)
-			return
+			return err
 		}
-		apierr.Write(w, r, apierr.NotFound("the export file no longer exists"))
-		return
+		return apierr.NotFound("the export file no longer exists")
 	}
 	if s.exportExpired(rec, false) {
-		apierr.Write(w, r, exportExpiredError(rec))
-		return
+		return exportExpiredError(rec)
 	}
 	br, err := s.bucket.NewReader(r.Context(), *rec.BlobKey, nil)
 	if err != nil {
 		if errBlobNotFound(err) {
 			// a sweep may be deleting it right now: read the row again
 			if again, gerr := s.getJob(r.Context(), id); gerr == nil && s.exportExpired(again, true) {
-				apierr.Write(w, r, exportExpiredError(again))
-				return
+				return exportExpiredError(again)
 			}
 		} else {
 			s.log.WarnContext(r.Context(), "export file unreadable", "job", id, "err", err)
 		}
-		apierr.Write(w, r, apierr.NotFound("the export file no longer exists"))
-		return
+		return apierr.NotFound("the export file no longer exists")
 	}
 	defer br.Close()
 	format := ""
@@ -723,6 +442,7 @@ func (s *Service) handleDownload(w http.ResponseWriter, r *http.Request) {
 	if _, err := io.Copy(w, br); err != nil {
 		s.log.WarnContext(r.Context(), "download cut off", "job", id, "err", err)
 	}
+	return nil
 }
 
 // expiredMessage tells the owner of an export whose file was deleted what

@@ -332,7 +332,7 @@ func (s *Service) insertOpts() *river.InsertOpts {
 // slash ("…/{$}", so that nothing below it matches).
 func (s *Service) Routes() []Route {
 	var out []Route
-	add := func(pattern string, h http.HandlerFunc, public, upload bool) {
+	add := func(pattern string, h errorHandler, public, upload bool) {
 		out = append(out, Route{Pattern: pattern, Handler: h, Public: public, Upload: upload},
 			Route{Pattern: pattern + "/{$}", Handler: h, Public: public, Upload: upload, SlashOf: pattern})
 	}

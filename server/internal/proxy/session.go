@@ -22,77 +22,129 @@ import (
 
 const relayBufSize = 64 << 10
 
-// handle runs one client connection: startup, then relay.
+// handle runs one client connection through its phases: negotiate the
+// start-up, authorize the password, connect the backend, greet the client,
+// then relay until either side ends.
 func (s *Server) handle(c net.Conn) {
 	defer s.wg.Done()
-	conn := c
-	ok := false
+	h := &handshake{srv: s, raw: c, conn: c, remote: c.RemoteAddr().String()}
 	defer func() {
 		s.mu.Lock()
 		delete(s.pending, c)
 		s.mu.Unlock()
-		if !ok {
-			conn.Close()
+		if !h.started {
+			h.conn.Close()
 		}
 	}()
-	_ = conn.SetDeadline(time.Now().Add(s.cfg.StartupTimeout))
-	remote := c.RemoteAddr().String()
+	_ = c.SetDeadline(time.Now().Add(s.cfg.StartupTimeout))
+	if !h.negotiate() {
+		return
+	}
+	password, ok := h.askPassword()
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.BackendConnectTimeout)
+	defer cancel()
+	target, ok := h.authorize(ctx, password)
+	if !ok {
+		return
+	}
+	hc, admitted, ok := h.connect(ctx, target)
+	if !ok {
+		return
+	}
+	ss, ok := h.greet(target, hc, admitted)
+	if !ok {
+		s.release(target.DatabaseID)
+		if admitted != nil {
+			admitted()
+		}
+		return
+	}
+	h.started = true
+	s.log.Debug("proxy: session opened", "remote", h.remote, "database", h.dbName, "database_id", target.DatabaseID,
+		"credential_id", target.CredentialID, "role", target.PGRole)
+	ss.run()
+}
+
+// handshake is a client connection before its session starts: what the
+// phases of handle learn and hand on to the next.
+type handshake struct {
+	srv     *Server
+	raw     net.Conn // the accepted connection
+	conn    net.Conn // raw, or the TLS connection over it
+	remote  string
+	pkt     *startupPacket
+	prefix  []byte // a NegotiateProtocolVersion to send before the next message, or nil
+	dbName  string // account/db
+	started bool   // the session owns conn (handle must not close it)
+}
+
+// negotiate reads start-up packets until the StartupMessage: it answers
+// SSLRequest (with TLS when configured) and GSSENCRequest ('N'), and
+// forwards a CancelRequest. It then checks the StartupMessage: TLS unless
+// plaintext is allowed from a loopback address, protocol 3.0 (a newer minor
+// version or protocol options get a NegotiateProtocolVersion, sent with the
+// next message), a database name account/db, no replication. false means
+// the connection is over (the client was told why when it can be).
+func (h *handshake) negotiate() bool {
+	s := h.srv
 	isTLS := false
-	var pkt *startupPacket
 	for {
-		var err error
-		pkt, err = readStartup(conn)
+		pkt, err := readStartup(h.conn)
 		if err != nil {
 			if errors.Is(err, errProtocol) {
-				s.sendFatal(conn, fatal("08P01", "invalid startup packet: "+err.Error()))
+				s.sendFatal(h.conn, fatal("08P01", "invalid startup packet: "+err.Error()))
 			}
-			return
+			return false
 		}
+		h.pkt = pkt
 		switch {
 		case pkt.code == codeSSL:
 			if isTLS || s.tls == nil {
 				if isTLS {
-					return
+					return false
 				}
-				if _, err := conn.Write([]byte{'N'}); err != nil {
-					return
+				if _, err := h.conn.Write([]byte{'N'}); err != nil {
+					return false
 				}
 				continue
 			}
-			if _, err := conn.Write([]byte{'S'}); err != nil {
-				return
+			if _, err := h.conn.Write([]byte{'S'}); err != nil {
+				return false
 			}
-			tc := tls.Server(wrapTLS(conn), s.tls)
+			tc := tls.Server(wrapTLS(h.conn), s.tls)
 			if err := tc.Handshake(); err != nil {
-				s.log.Debug("proxy: TLS handshake failed", "remote", remote, "err", err)
-				return
+				s.log.Debug("proxy: TLS handshake failed", "remote", h.remote, "err", err)
+				return false
 			}
-			conn, isTLS = tc, true
+			h.conn, isTLS = tc, true
 			continue
 		case pkt.code == codeGSSEnc:
-			if _, err := conn.Write([]byte{'N'}); err != nil {
-				return
+			if _, err := h.conn.Write([]byte{'N'}); err != nil {
+				return false
 			}
 			continue
 		case pkt.code == codeCancel:
 			s.forwardCancel(pkt.pid, pkt.secret)
-			return
+			return false
 		}
 		break
 	}
 
-	if !isTLS && !(s.cfg.AllowPlaintext && isLoopback(c.RemoteAddr())) {
+	if !isTLS && !(s.cfg.AllowPlaintext && isLoopback(h.raw.RemoteAddr())) {
 		msg := "SSL required: connect with sslmode=require"
 		if s.cfg.AllowPlaintext {
 			msg += " (plaintext is accepted only from loopback addresses)"
 		}
-		s.sendFatal(conn, fatal("28000", msg))
-		return
+		s.sendFatal(h.conn, fatal("28000", msg))
+		return false
 	}
-	var out []byte
+	pkt := h.pkt
 	if pkt.code != 3<<16 || len(pkt.options) > 0 {
 		// Downgrade 3.x (x > 0) and refuse protocol options: the relay speaks 3.0.
-		out, _ = (&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: pkt.options}).Encode(out)
+		h.prefix, _ = (&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: pkt.options}).Encode(h.prefix)
 	}
 	rawDB := pkt.params["database"]
 	if rawDB == "" {
@@ -100,31 +152,48 @@ func (s *Server) handle(c net.Conn) {
 	}
 	dbName, valid := parseDatabase(rawDB)
 	if !valid {
-		s.sendFatal(conn, fatal("3D000", fmt.Sprintf("database %s does not exist: the database name must be account/db (e.g. dbname=alice/mydb; in a URL write alice%%2Fmydb)", quoteName(rawDB))), out...)
-		return
+		s.sendFatal(h.conn, fatal("3D000", fmt.Sprintf("database %s does not exist: the database name must be account/db (e.g. dbname=alice/mydb; in a URL write alice%%2Fmydb)", quoteName(rawDB))), h.prefix...)
+		return false
 	}
 	if v := strings.ToLower(pkt.params["replication"]); v != "" && v != "false" && v != "off" && v != "0" && v != "no" {
-		s.sendFatal(conn, fatal("0A000", "replication connections are not supported through the bitd proxy"), out...)
-		return
+		s.sendFatal(h.conn, fatal("0A000", "replication connections are not supported through the bitd proxy"), h.prefix...)
+		return false
 	}
-	out, _ = (&pgproto3.AuthenticationCleartextPassword{}).Encode(out)
-	if _, err := conn.Write(out); err != nil {
-		return
+	h.dbName = dbName
+	return true
+}
+
+// askPassword asks for a cleartext password (after the pending
+// NegotiateProtocolVersion, if any) and reads it: the API key or access
+// token. false means the connection is over; psql, for one, closes it here
+// to prompt for the password, then reconnects.
+func (h *handshake) askPassword() (string, bool) {
+	out, _ := (&pgproto3.AuthenticationCleartextPassword{}).Encode(h.prefix)
+	if _, err := h.conn.Write(out); err != nil {
+		return "", false
 	}
-	password, err := readPassword(conn)
+	password, err := readPassword(h.conn)
 	if err != nil {
 		if errors.Is(err, errProtocol) {
-			s.sendFatal(conn, fatal("08P01", err.Error()))
+			h.srv.sendFatal(h.conn, fatal("08P01", err.Error()))
 		}
-		return // psql closes here to prompt for the password, then reconnects
+		return "", false
 	}
 	if password == "" {
-		s.sendFatal(conn, fatal("28P01", "password authentication failed: the API key or token is invalid or revoked"))
-		return
+		h.srv.sendFatal(h.conn, fatal("28P01", "password authentication failed: the API key or token is invalid or revoked"))
+		return "", false
 	}
+	return password, true
+}
 
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.BackendConnectTimeout)
-	defer cancel()
+// authorize asks the access layer (Config's WireAuthorizer) what the
+// password may reach in the database named at start-up, retrying a check
+// that failed for another reason than the answer, and turns a refusal into
+// the client's FATAL: 28P01 for a bad password, 3D000 for a database that
+// does not exist or is not the credential's, 08006 for a cluster that is
+// down, XX000 otherwise.
+func (h *handshake) authorize(ctx context.Context, password string) (*WireTarget, bool) {
+	s, dbName := h.srv, h.dbName
 	target, err := s.auth.AuthorizeWire(ctx, password, dbName)
 	for attempt := 1; attempt < 3 && err != nil && !errors.Is(err, ErrBadPassword) && !errors.Is(err, ErrUnknownDatabase); attempt++ {
 		// A read-only check: retry it (e.g. the metadata pool held
@@ -139,32 +208,39 @@ func (s *Server) handle(c net.Conn) {
 		}
 		target, err = s.auth.AuthorizeWire(ctx, password, dbName)
 	}
-	password = ""
 	switch {
 	case errors.Is(err, ErrBadPassword):
-		s.log.Info("proxy: password authentication failed", "remote", remote, "database", dbName)
-		s.sendFatal(conn, fatal("28P01", "password authentication failed: the API key or token is invalid or revoked"))
-		return
+		s.log.Info("proxy: password authentication failed", "remote", h.remote, "database", dbName)
+		s.sendFatal(h.conn, fatal("28P01", "password authentication failed: the API key or token is invalid or revoked"))
+		return nil, false
 	case errors.Is(err, ErrUnknownDatabase):
-		s.sendFatal(conn, fatal("3D000", fmt.Sprintf("database %s does not exist or this API key cannot access it: use the full name account/db (e.g. dbname=alice/mydb)", quoteName(dbName))))
-		return
+		s.sendFatal(h.conn, fatal("3D000", fmt.Sprintf("database %s does not exist or this API key cannot access it: use the full name account/db (e.g. dbname=alice/mydb)", quoteName(dbName))))
+		return nil, false
 	case clusterUnavailable(err):
 		// Several clusters: the one holding the database is down.
-		s.sendFatal(conn, fatal("08006", err.Error()))
-		return
+		s.sendFatal(h.conn, fatal("08006", err.Error()))
+		return nil, false
 	case err != nil:
-		s.log.Error("proxy: authorization failed", "remote", remote, "database", dbName, "err", err)
-		s.sendFatal(conn, fatal("XX000", "bitd could not check the credential; try again later"))
-		return
+		s.log.Error("proxy: authorization failed", "remote", h.remote, "database", dbName, "err", err)
+		s.sendFatal(h.conn, fatal("XX000", "bitd could not check the credential; try again later"))
+		return nil, false
 	}
+	return target, true
+}
+
+// connect takes a session slot of the database (reserve) and the
+// connection budget's admission (Config.Admit), then opens the backend
+// connection as the target's role with the client's start-up parameters.
+// On success the caller owns the slot and admitted (Config.Admit's release,
+// or nil); on failure both are given back and the client got its FATAL.
+func (h *handshake) connect(ctx context.Context, target *WireTarget) (hc *pgconn.HijackedConn, admitted func(), ok bool) {
+	s, dbName := h.srv, h.dbName
 	if fm := s.reserve(target.DatabaseID, dbName); fm != nil {
-		s.sendFatal(conn, fm)
-		return
+		s.sendFatal(h.conn, fm)
+		return nil, nil, false
 	}
-	reserved := true
-	var admitted func() // Config.Admit's release; the session's once it runs
 	defer func() {
-		if reserved {
+		if !ok {
 			s.release(target.DatabaseID)
 			if admitted != nil {
 				admitted()
@@ -172,48 +248,59 @@ func (s *Server) handle(c net.Conn) {
 		}
 	}()
 	if s.cfg.Admit != nil {
+		var err error
 		if admitted, err = s.cfg.Admit(ctx, target); err != nil {
 			s.log.Info("proxy: session refused by the connection budget", "database", dbName, "database_id", target.DatabaseID, "err", err)
-			s.sendFatal(conn, fatal("53300", err.Error()))
-			return
+			s.sendFatal(h.conn, fatal("53300", err.Error()))
+			return nil, admitted, false
 		}
 	}
-
-	hc, err := s.openBackend(ctx, target, dbName, s.backendParams(target, pkt.params))
+	hc, err := s.openBackend(ctx, target, dbName, s.backendParams(target, h.pkt.params))
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) {
-			s.sendFatal(conn, fatal(pgErr.Code, pgErr.Message))
+			s.sendFatal(h.conn, fatal(pgErr.Code, pgErr.Message))
 		} else if errors.Is(err, errRoleTampered) {
-			s.sendFatal(conn, fatal("57P03", fmt.Sprintf("the PostgreSQL role of %s was changed by SQL run as it (ALTER ROLE … SET) and bitd could not reset it yet; try again later", dbName)))
+			s.sendFatal(h.conn, fatal("57P03", fmt.Sprintf("the PostgreSQL role of %s was changed by SQL run as it (ALTER ROLE … SET) and bitd could not reset it yet; try again later", dbName)))
 		} else if target.Cluster != "" {
-			s.sendFatal(conn, fatal("08006", fmt.Sprintf("bitd could not connect to the PostgreSQL cluster %q that holds %s (it is unreachable; databases on other clusters are not affected); try again later", target.Cluster, dbName)))
+			s.sendFatal(h.conn, fatal("08006", fmt.Sprintf("bitd could not connect to the PostgreSQL cluster %q that holds %s (it is unreachable; databases on other clusters are not affected); try again later", target.Cluster, dbName)))
 		} else {
-			s.sendFatal(conn, fatal("08006", fmt.Sprintf("bitd could not connect to the PostgreSQL server of %s; try again later", dbName)))
+			s.sendFatal(h.conn, fatal("08006", fmt.Sprintf("bitd could not connect to the PostgreSQL server of %s; try again later", dbName)))
 		}
 		s.log.Warn("proxy: backend connection failed", "database", dbName, "database_id", target.DatabaseID, "err", err)
-		return
+		return nil, admitted, false
 	}
+	return hc, admitted, true
+}
+
+// greet registers the session (which gives it the cancel key the client
+// sees) and tells the client it is in: AuthenticationOk, the backend's
+// ParameterStatus messages in name order, BackendKeyData with the
+// session's own key, and the backend's ReadyForQuery. It clears the
+// start-up deadline. false means the connection is over (bitd is shutting
+// down, or the client left); the backend connection is closed then, and
+// the caller still holds the session slot and admission.
+func (h *handshake) greet(target *WireTarget, hc *pgconn.HijackedConn, admitted func()) (*session, bool) {
+	s := h.srv
 	ss := &session{
 		srv:           s,
-		client:        conn,
+		client:        h.conn,
 		backend:       hc.Conn,
-		dbName:        dbName,
+		dbName:        h.dbName,
 		target:        *target,
 		backendPID:    hc.PID,
 		backendSecret: hc.SecretKey,
-		remote:        remote,
+		remote:        h.remote,
 		done:          make(chan struct{}),
 	}
 	ss.target.PGPassword = ""
 	ss.admitted = admitted
-	if !s.register(ss, c) {
+	if !s.register(ss, h.raw) {
 		hc.Conn.Close()
-		s.sendFatal(conn, fatal("57P01", "bitd is shutting down; reconnect"))
-		return
+		s.sendFatal(h.conn, fatal("57P01", "bitd is shutting down; reconnect"))
+		return nil, false
 	}
-	out = out[:0]
-	out, _ = (&pgproto3.AuthenticationOk{}).Encode(out)
+	out, _ := (&pgproto3.AuthenticationOk{}).Encode(nil)
 	keys := make([]string, 0, len(hc.ParameterStatuses))
 	for k := range hc.ParameterStatuses {
 		keys = append(keys, k)
@@ -224,16 +311,13 @@ func (s *Server) handle(c net.Conn) {
 	}
 	out, _ = (&pgproto3.BackendKeyData{ProcessID: ss.clientPID, SecretKey: ss.clientSecret[:]}).Encode(out)
 	out, _ = (&pgproto3.ReadyForQuery{TxStatus: hc.TxStatus}).Encode(out)
-	if _, err := conn.Write(out); err != nil {
+	if _, err := h.conn.Write(out); err != nil {
 		s.unregister(ss)
 		hc.Conn.Close()
-		return
+		return nil, false
 	}
-	_ = conn.SetDeadline(time.Time{})
-	ok, reserved = true, false
-	s.log.Debug("proxy: session opened", "remote", remote, "database", dbName, "database_id", target.DatabaseID,
-		"credential_id", target.CredentialID, "role", target.PGRole)
-	ss.run()
+	_ = h.conn.SetDeadline(time.Time{})
+	return ss, true
 }
 
 // sendFatal writes prefix bytes (if any) and a FATAL ErrorResponse.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bitkit-dev/bitkit/server/internal/access"
+	"github.com/bitkit-dev/bitkit/server/internal/access/wireauth"
 	"github.com/bitkit-dev/bitkit/server/internal/config"
 	"github.com/bitkit-dev/bitkit/server/internal/metrics"
 	"github.com/bitkit-dev/bitkit/server/internal/pgpool"
@@ -41,7 +42,7 @@ func newWire(cfg *config.Config, acc *access.Access, pools *pgpool.Manager, ptls
 	if cfg.PGAddr == "" {
 		return nil, nil
 	}
-	backend, err := access.BackendAddr(cfg.DatabaseURL, cfg.PGBackend)
+	backend, err := wireauth.BackendAddr(cfg.DatabaseURL, cfg.PGBackend)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +60,7 @@ func newWire(cfg *config.Config, acc *access.Access, pools *pgpool.Manager, ptls
 	if ptls == nil && !cfg.Dev {
 		log.Warn("the wire proxy uses a self-signed TLS certificate that no client can verify: pass --tls-cert and --tls-key (or --acme-domain), or --pg-tls-cert and --pg-tls-key")
 	}
-	wa := &access.WireAuthorizer{Access: acc, Secret: cfg.Secret, BackendAddr: backend, Repair: pools.RepairRole,
+	wa := &wireauth.Authorizer{Access: acc, Secret: cfg.Secret, BackendAddr: backend, Repair: pools.RepairRole,
 		ClusterAddr: pools.TenantAddrOf}
 	if b := pools.Budget(); b != nil {
 		// Wire sessions take connection-budget slots like pool connections.

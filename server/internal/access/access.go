@@ -171,6 +171,24 @@ func (a *Access) lookupPrincipal(ctx context.Context, cred string) (*authn.Princ
 	return p, nil
 }
 
+// LookupPrincipal is Principal for callers that answer in their own terms
+// (the wire proxy): store.ErrNotFound for an unknown, revoked or expired
+// credential.
+func (a *Access) LookupPrincipal(ctx context.Context, cred string) (*authn.Principal, error) {
+	return a.lookupPrincipal(ctx, cred)
+}
+
+// DatabaseFor finds the live database account/name and p's role on it (the
+// cached answer Resolve uses); store.ErrNotFound when it does not exist or p
+// may not use it.
+func (a *Access) DatabaseFor(ctx context.Context, p *authn.Principal, account, name string) (*store.Database, error) {
+	return a.database(ctx, p, account, name)
+}
+
+// Invalidate drops what this replica cached under tags (store.CredTag …),
+// for a caller that learned from the store that an answer went stale.
+func (a *Access) Invalidate(tags []string) { a.cache.invalidate(tags) }
+
 // principalTags are the invalidation tags of anything cached for p.
 func principalTags(p *authn.Principal) []string {
 	t := []string{store.CredTag(p.CredentialID), store.AccountTag(p.AccountID)}

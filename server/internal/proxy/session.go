@@ -186,7 +186,7 @@ func (h *handshake) askPassword() (string, bool) {
 	return password, true
 }
 
-// authorize asks the access layer (Config's WireAuthorizer) what the
+// authorize asks the access layer (Config's Authorizer) what the
 // password may reach in the database named at start-up, retrying a check
 // that failed for another reason than the answer, and turns a refusal into
 // the client's FATAL: 28P01 for a bad password, 3D000 for a database that

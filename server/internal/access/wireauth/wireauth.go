@@ -1,4 +1,9 @@
-package access
+// Package wireauth is the wire proxy's authorizer over the access layer: it
+// turns a PostgreSQL client's password (an API key or access token) and
+// database name ("account/db") into the backend the proxy relays to. It sits
+// apart from package access so that the HTTP surfaces, which import access,
+// do not depend on the wire proxy.
+package wireauth
 
 import (
 	"context"
@@ -8,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/bitkit-dev/bitkit/server/internal/access"
 	"github.com/bitkit-dev/bitkit/server/internal/pgaddr"
 	"github.com/bitkit-dev/bitkit/server/internal/proxy"
 	"github.com/bitkit-dev/bitkit/server/internal/secret"
@@ -15,12 +21,12 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// WireAuthorizer implements proxy.Authorizer over the access layer: the
+// Authorizer implements proxy.Authorizer over the access layer: the
 // password is an API key or access token, the database "account/db", and
 // the backend role is the one the caller's permission maps to, with its
 // password derived from the server secret.
-type WireAuthorizer struct {
-	Access      *Access
+type Authorizer struct {
+	Access      *access.Access
 	Secret      []byte
 	BackendAddr string // host:port of the cluster holding platform databases
 	// ClusterAddr, when set, returns where tenant roles connect on a
@@ -33,12 +39,12 @@ type WireAuthorizer struct {
 }
 
 var (
-	_ proxy.Authorizer   = (*WireAuthorizer)(nil)
-	_ proxy.RoleRepairer = (*WireAuthorizer)(nil)
+	_ proxy.Authorizer   = (*Authorizer)(nil)
+	_ proxy.RoleRepairer = (*Authorizer)(nil)
 )
 
 // RepairRole resets t's login role with Repair (an error when Repair is nil).
-func (a *WireAuthorizer) RepairRole(ctx context.Context, t *proxy.WireTarget) error {
+func (a *Authorizer) RepairRole(ctx context.Context, t *proxy.WireTarget) error {
 	if a.Repair == nil {
 		return errors.New("no role repair configured")
 	}
@@ -67,8 +73,8 @@ func BackendAddr(connString, override string) (string, error) {
 }
 
 // AuthorizeWire checks the credential and the caller's access to database.
-func (a *WireAuthorizer) AuthorizeWire(ctx context.Context, password, database string) (*proxy.WireTarget, error) {
-	p, err := a.Access.lookupPrincipal(ctx, password)
+func (a *Authorizer) AuthorizeWire(ctx context.Context, password, database string) (*proxy.WireTarget, error) {
+	p, err := a.Access.LookupPrincipal(ctx, password)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, proxy.ErrBadPassword
 	}
@@ -76,10 +82,10 @@ func (a *WireAuthorizer) AuthorizeWire(ctx context.Context, password, database s
 		return nil, err
 	}
 	account, db, ok := strings.Cut(database, "/")
-	if !ok || ValidateAccountName(account) != nil || ValidateDatabaseName(db) != nil {
+	if !ok || access.ValidateAccountName(account) != nil || access.ValidateDatabaseName(db) != nil {
 		return nil, fmt.Errorf("%w: use account/db", proxy.ErrUnknownDatabase)
 	}
-	d, err := a.Access.database(ctx, p, account, db)
+	d, err := a.Access.DatabaseFor(ctx, p, account, db)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, proxy.ErrUnknownDatabase
 	}
@@ -102,12 +108,12 @@ func (a *WireAuthorizer) AuthorizeWire(ctx context.Context, password, database s
 // StillAuthorized re-checks the grants of open wire sessions in one
 // metadata query: a grant holds while its credential is live and still maps
 // to the database with the same login role.
-func (a *WireAuthorizer) StillAuthorized(ctx context.Context, grants []proxy.Grant) ([]proxy.GrantStatus, error) {
+func (a *Authorizer) StillAuthorized(ctx context.Context, grants []proxy.Grant) ([]proxy.GrantStatus, error) {
 	in := make([]store.Grant, len(grants))
 	for i, g := range grants {
 		in[i] = store.Grant{CredentialID: g.CredentialID, DatabaseID: g.DatabaseID}
 	}
-	states, err := a.Access.st.Grants(ctx, in)
+	states, err := a.Access.Store().Grants(ctx, in)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +134,7 @@ func (a *WireAuthorizer) StillAuthorized(ctx context.Context, grants []proxy.Gra
 		// The store's fresh answer disagrees with what the session was
 		// granted: drop what this replica cached for those credentials,
 		// in case the change was made without its notification.
-		a.Access.cache.invalidate(stale)
+		a.Access.Invalidate(stale)
 	}
 	return out, nil
 }

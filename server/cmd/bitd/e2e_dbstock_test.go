@@ -393,10 +393,15 @@ func TestDeleteDatabaseInBackground(t *testing.T) {
 		t.Error("the wire session survived the delete")
 	}
 	waitFor(t, 30*time.Second, "the background drop", func() bool { return !exists(pg) })
-	var dropped bool
-	if err := meta.QueryRow(t.Context(), `SELECT dropped_at IS NOT NULL FROM databases WHERE pg_name = $1`, pg).Scan(&dropped); err != nil || !dropped {
-		t.Errorf("dropped_at not recorded: %v %v", dropped, err)
-	}
+	// The reaper records dropped_at once the DROP has returned, a moment
+	// after the database is gone from pg_database.
+	waitFor(t, 30*time.Second, "dropped_at recorded", func() bool {
+		var dropped bool
+		if err := meta.QueryRow(t.Context(), `SELECT dropped_at IS NOT NULL FROM databases WHERE pg_name = $1`, pg).Scan(&dropped); err != nil {
+			t.Fatal(err)
+		}
+		return dropped
+	})
 	r := call(t, "POST", s.Endpoint+"/v2beta/db/", key, map[string]any{"name": "gone"})
 	want(t, r, 409, "name_reserved")
 	m := regexp.MustCompile(`reserved until (\S+Z)`).FindStringSubmatch(r.str("error"))

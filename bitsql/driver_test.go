@@ -91,7 +91,7 @@ func TestDriverUnderNode(t *testing.T) {
 	}
 	goroot := strings.TrimSpace(string(out))
 	bin := filepath.Join(t.TempDir(), "bitsql.test.wasm")
-	build := exec.Command(goBin, "test", "-c", "-o", bin, ".")
+	build := exec.Command(goBin, "test", "-tags", "bitsqlnode", "-c", "-o", bin, ".")
 	build.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the js/wasm test binary: %v\n%s", err, out)

@@ -1,4 +1,4 @@
-//go:build js
+//go:build js && bitsqlnode
 
 package bitsql_test
 
@@ -10,12 +10,13 @@ import (
 	_ "github.com/bitkit-dev/bitkit/bitsql"
 )
 
-// TestNodeSuite runs the suite in js/wasm; TestDriverUnderNode (native)
-// starts bitd and runs this binary in Node with BITSQL_TEST_DSN set.
+// TestNodeSuite runs the suite in js/wasm. It is built only with the
+// bitsqlnode tag: TestDriverUnderNode (native) starts bitd, builds this
+// test binary with the tag and runs it in Node with BITSQL_TEST_DSN set.
 func TestNodeSuite(t *testing.T) {
 	dsn := os.Getenv("BITSQL_TEST_DSN")
 	if dsn == "" {
-		t.Skip("BITSQL_TEST_DSN is not set: TestDriverUnderNode (a native test) runs this test in Node against a real bitd")
+		t.Fatal("BITSQL_TEST_DSN is not set: run TestDriverUnderNode (a native test), which starts bitd and runs this test in Node")
 	}
 	db, err := sql.Open("bitkit", dsn)
 	if err != nil {

@@ -23,8 +23,8 @@ fleet:
 	@command -v haproxy >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || scripts/deps.sh
 	@mkdir -p test-artifacts; rm -f test-artifacts/fleet-summary.txt test-artifacts/fleet-load.txt
 	@status=0; \
-	(cd stress/fleet && BITKIT_FLEET=1 BITKIT_FLEET_LOAD_S=$(FLEET_LOAD_S) $(CURDIR)/$(WITH_PG) \
-		$(GO) test -count=1 -timeout 15m -v -run '^TestFleet$$' . > $(CURDIR)/test-artifacts/fleet.log 2>&1) || status=$$?; \
+	(cd stress/fleet && BITKIT_FLEET_LOAD_S=$(FLEET_LOAD_S) $(CURDIR)/$(WITH_PG) \
+		$(GO) test -tags fleet -count=1 -timeout 15m -v -run '^TestFleet$$' . > $(CURDIR)/test-artifacts/fleet.log 2>&1) || status=$$?; \
 	if [ $$status != 0 ]; then grep -E -A3 -- '--- FAIL|^\s+[a-z_]+_test\.go:[0-9]+: ' test-artifacts/fleet.log | grep -v -- '--- PASS' | head -60; fi; \
 	[ -s test-artifacts/fleet-load.txt ] && sed 's/^/fleet load: /' test-artifacts/fleet-load.txt; \
 	if [ -s test-artifacts/fleet-summary.txt ]; then cat test-artifacts/fleet-summary.txt; \

@@ -1,16 +1,5 @@
-// Package fleet runs bitd as a fleet on loopback and tests it as one:
-// three bitd replicas on one metadata database, HAProxy (the Debian
-// package) in front of their HTTP and wire-proxy ports, an S3-compatible
-// blob store (gofakes3, in memory, over real HTTP) shared by the replicas,
-// and Prometheus (the Debian package) scraping their metrics listeners.
-//
-// `make fleet` runs it (BITKIT_FLEET=1); without BITKIT_FLEET the tests
-// skip, so `go test ./...` in `make test` only compiles them. The layout and
-// the production version of it are in docs/fleet.md.
-//
-// Everything runs on the PostgreSQL cluster of TEST_DATABASE_URL: placement
-// of databases across several clusters does not exist yet, so the fleet has
-// one cluster for the metadata and every platform database.
+//go:build fleet
+
 package fleet
 
 import (
@@ -68,14 +57,6 @@ type fleet struct {
 	Key      string // the demo user's API key
 	User     string
 	haproxy  *exec.Cmd
-}
-
-// enabled reports whether `make fleet` asked for the fleet tests.
-func enabled(t *testing.T) {
-	t.Helper()
-	if os.Getenv("BITKIT_FLEET") == "" {
-		t.Skip("the fleet tests run under `make fleet` (BITKIT_FLEET=1): they start HAProxy, Prometheus and three bitd replicas")
-	}
 }
 
 // freeAddr returns a loopback host:port that was free a moment ago.
@@ -650,7 +631,6 @@ var summary struct {
 // destructive ones (SIGKILLs) last. It writes the one-line summary to
 // test-artifacts/fleet-summary.txt.
 func TestFleet(t *testing.T) {
-	enabled(t)
 	start := time.Now()
 	f := startFleet(t)
 	t.Logf("fleet up in %v: HAProxy http://%s (wire %s, stats http://%s/stats), Prometheus http://%s, S3 http://%s, replicas %s %s %s; configs in %s",

@@ -103,7 +103,7 @@ func TestTLSDevCA(t *testing.T) {
 		t.Parallel()
 		curl, err := exec.LookPath("curl")
 		if err != nil {
-			t.Skip("curl is not installed (scripts/deps.sh installs it)")
+			t.Fatal("curl is not installed: run scripts/deps.sh (make deps), which installs it")
 		}
 		out, err := exec.CommandContext(t.Context(), curl, "-sS", "--http2", "--cacert", s.CACert,
 			"-o", "/dev/null", "-w", "%{http_version} %{http_code}", s.Endpoint+"/v2beta/db/").CombinedOutput()

@@ -25,8 +25,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -36,14 +34,13 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/bitkit-dev/bitkit/server/internal/benchbitd"
 	"github.com/bitkit-dev/bitkit/server/internal/pgcluster"
 	"github.com/jackc/pgx/v5"
 )
@@ -350,69 +347,13 @@ func (b *bitd) stockReady(ctx context.Context) (int, error) {
 }
 
 func startBitd(dbURL string, extra ...string) (*bitd, error) {
-	bin := *bitdPath
-	if bin == "" {
-		for _, p := range []string{"../bin/bitd", "bin/bitd", "../../bin/bitd"} {
-			if st, err := os.Stat(p); err == nil && !st.IsDir() {
-				bin = p
-				break
-			}
-		}
-	}
-	if bin == "" {
-		return nil, errors.New("no bitd binary at ../bin/bitd: run `make bin/bitd` or pass --bitd")
-	}
-	data, err := os.MkdirTemp("", "bitbench-create-")
+	bin, err := benchbitd.Find(*bitdPath)
 	if err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(data, "bitd.log"))
+	d, err := benchbitd.Start(bin, dbURL, append([]string{"--http", "127.0.0.1:0", "--pg", ""}, extra...)...)
 	if err != nil {
 		return nil, err
 	}
-	meta := "bitbench_meta_" + randomSuffix()
-	args := append([]string{"dev", "--metadata-db", meta, "--http", "127.0.0.1:0", "--pg", "", "--data", data, "--ephemeral"}, extra...)
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "BITD_DATABASE_URL="+dbURL) // not argv: ps shows it
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(90 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		logf.Close()
-		os.RemoveAll(data)
-	}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		b, err := os.ReadFile(filepath.Join(data, "demo.env"))
-		if err == nil && bytes.Contains(b, []byte("BITKIT_API_KEY=")) {
-			env := map[string]string{}
-			sc := bufio.NewScanner(bytes.NewReader(b))
-			for sc.Scan() {
-				k, v, _ := strings.Cut(sc.Text(), "=")
-				env[k] = v
-			}
-			return &bitd{endpoint: env["BITKIT_ENDPOINT"], key: env["BITKIT_API_KEY"], meta: meta, stop: stop}, nil
-		}
-		select {
-		case <-done:
-			logs, _ := os.ReadFile(logf.Name())
-			stop()
-			return nil, fmt.Errorf("bitd exited during start-up:\n%s", logs)
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return nil, errors.New("bitd not ready after 90 s")
-		}
-	}
+	return &bitd{endpoint: d.Env["BITKIT_ENDPOINT"], key: d.Env["BITKIT_API_KEY"], meta: d.Meta, stop: d.Stop}, nil
 }

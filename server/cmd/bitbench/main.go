@@ -35,8 +35,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -50,15 +48,13 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/bitkit-dev/bitkit/core"
+	"github.com/bitkit-dev/bitkit/server/internal/benchbitd"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -536,72 +532,16 @@ func withDatabase(dbURL, db string) (string, error) {
 // startBitd runs `bitd dev --ephemeral` against the cluster and returns its
 // endpoint, the demo user's API key and name, and a function that stops it.
 func startBitd(dbURL string, extra ...string) (stop func(), ep, key, user string, pid int, err error) {
-	bin := *bitdPath
-	if bin == "" {
-		for _, p := range []string{"../bin/bitd", "bin/bitd", "../../bin/bitd"} {
-			if st, err := os.Stat(p); err == nil && !st.IsDir() {
-				bin = p
-				break
-			}
-		}
+	bin, err := benchbitd.Find(*bitdPath)
+	if err != nil {
+		return nil, "", "", "", 0, fmt.Errorf("%w (or pass --endpoint/--key)", err)
 	}
-	if bin == "" {
-		return nil, "", "", "", 0, errors.New("no bitd binary at ../bin/bitd: run `make bin/bitd` or pass --endpoint/--key or --bitd")
-	}
-	data, err := os.MkdirTemp("", "bitbench-")
+	args := append([]string{"--http", "127.0.0.1:0", "--pg", "127.0.0.1:0"}, strings.Fields(*bitdArgs)...)
+	d, err := benchbitd.Start(bin, dbURL, append(args, extra...)...)
 	if err != nil {
 		return nil, "", "", "", 0, err
 	}
-	logf, err := os.Create(filepath.Join(data, "bitd.log"))
-	if err != nil {
-		return nil, "", "", "", 0, err
-	}
-	args := append([]string{"dev", "--metadata-db", "bitbench_meta_" + randomSuffix(),
-		"--http", "127.0.0.1:0", "--pg", "127.0.0.1:0", "--data", data, "--ephemeral"}, strings.Fields(*bitdArgs)...)
-	args = append(args, extra...)
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "BITD_DATABASE_URL="+dbURL) // not argv: ps shows it
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return nil, "", "", "", 0, fmt.Errorf("start %s: %w", bin, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	stop = func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		logf.Close()
-		os.RemoveAll(data)
-	}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		b, err := os.ReadFile(filepath.Join(data, "demo.env"))
-		if err == nil && bytes.Contains(b, []byte("BITKIT_API_KEY=")) {
-			env := map[string]string{}
-			sc := bufio.NewScanner(bytes.NewReader(b))
-			for sc.Scan() {
-				k, v, _ := strings.Cut(sc.Text(), "=")
-				env[k] = v
-			}
-			wireAddr = env["BITKIT_PG_ADDR"]
-			caCert = env["BITKIT_CA_CERT"]
-			return stop, env["BITKIT_ENDPOINT"], env["BITKIT_API_KEY"], env["BITKIT_DEMO_USER"], cmd.Process.Pid, nil
-		}
-		select {
-		case <-done:
-			logs, _ := os.ReadFile(logf.Name())
-			stop()
-			return nil, "", "", "", 0, fmt.Errorf("bitd exited during start-up:\n%s", logs)
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return nil, "", "", "", 0, errors.New("bitd did not become ready within 90s")
-		}
-	}
+	wireAddr = d.Env["BITKIT_PG_ADDR"]
+	caCert = d.Env["BITKIT_CA_CERT"]
+	return d.Stop, d.Env["BITKIT_ENDPOINT"], d.Env["BITKIT_API_KEY"], d.Env["BITKIT_DEMO_USER"], d.Pid, nil
 }

@@ -109,15 +109,8 @@ func runDBUnshare(ctx context.Context, inv *invocation) error {
 }
 
 func runDBCollaborators(ctx context.Context, inv *invocation) error {
-	name, err := inv.dbArg()
+	c, name, err := inv.dbTarget(ctx)
 	if err != nil {
-		return err
-	}
-	c, err := inv.tabularClient()
-	if err != nil {
-		return err
-	}
-	if name, err = fullDBName(ctx, c, inv, name); err != nil {
 		return err
 	}
 	cs, err := c.ListCollaborators(ctx, name)

@@ -87,6 +87,23 @@ Without a terminal on stdin (scripts, CI) it does not ask.`,
 	return g
 }
 
+// dbTarget is dbArg completed to account/db, with the client that resolved
+// it.
+func (inv *invocation) dbTarget(ctx context.Context) (*core.Client, string, error) {
+	name, err := inv.dbArg()
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := inv.tabularClient()
+	if err != nil {
+		return nil, "", err
+	}
+	if name, err = fullDBName(ctx, c, inv, name); err != nil {
+		return nil, "", err
+	}
+	return c, name, nil
+}
+
 // dbArg is -d, or the single positional argument.
 func (inv *invocation) dbArg() (string, error) {
 	d := inv.str("--database")
@@ -179,15 +196,8 @@ func runDBCreate(ctx context.Context, inv *invocation) error {
 }
 
 func runDBInfo(ctx context.Context, inv *invocation) error {
-	name, err := inv.dbArg()
+	c, name, err := inv.dbTarget(ctx)
 	if err != nil {
-		return err
-	}
-	c, err := inv.tabularClient()
-	if err != nil {
-		return err
-	}
-	if name, err = fullDBName(ctx, c, inv, name); err != nil {
 		return err
 	}
 	d, err := c.GetDatabase(ctx, name)
@@ -249,15 +259,8 @@ func runDBUpdate(ctx context.Context, inv *invocation) error {
 }
 
 func runDBDelete(ctx context.Context, inv *invocation) error {
-	name, err := inv.dbArg()
+	c, name, err := inv.dbTarget(ctx)
 	if err != nil {
-		return err
-	}
-	c, err := inv.tabularClient()
-	if err != nil {
-		return err
-	}
-	if name, err = fullDBName(ctx, c, inv, name); err != nil {
 		return err
 	}
 	if inv.app.stdinTTY && !inv.opt("--yes").on() {

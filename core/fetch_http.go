@@ -8,31 +8,102 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync"
 )
 
 // DefaultFetcher is the base transport of clients given none of
 // WithFetcher, WithHTTPClient and WithTransport. In native builds it sends
-// through net/http's DefaultTransport; in js/wasm builds it is nil until the
-// program sets it (the bitkit wasm client and Worker set one built on fetch).
-// Set it before creating clients.
+// through core's own transport (net/http's defaults, HTTP/1.1 with
+// keep-alive; see WithHTTP2); in js/wasm builds it is nil until the program
+// sets it (the bitkit wasm client and Worker set one built on fetch). Set it
+// before creating clients.
 //
 // A native client that keeps the default transport trusts, besides the
 // system's roots, the CA file named by $BITKIT_CA_CERT (EnvCACert).
 var DefaultFetcher Fetcher = defaultFetcher
 
-var defaultFetcher Fetcher = httpFetcher{hc: &http.Client{CheckRedirect: noRedirect}}
+var defaultFetcher Fetcher = httpFetcher{hc: &http.Client{Transport: coreTransport(false), CheckRedirect: noRedirect}}
 
-// nativeConfig holds WithHTTPClient, WithTransport and WithRootCAs.
+// coreTransport is core's own transport, HTTP/1.1 only (false) or HTTP/1.1
+// and HTTP/2 (true, WithHTTP2). HTTP/1.1 is the default because Go's
+// HTTP/2, on both ends, costs more than TLS itself: measured against bitd,
+// HTTPS over HTTP/1.1 serves 0.9–0.97× the requests of plain HTTP, HTTPS
+// over HTTP/2 0.65–0.7×, and a handler that does nothing fares the same
+// (docs/benchmarks.md, (f)). Many concurrent requests then use several
+// keep-alive connections instead of one multiplexed one, so more idle
+// connections per host are kept than net/http's two.
+type coreTransport bool
+
+func (h2 coreTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return h2.transport().RoundTrip(r)
+}
+
+// transport returns the *http.Transport behind h2, made at first use (so
+// that changes a program makes to http.DefaultTransport at start-up, such
+// as its Proxy, are kept).
+func (h2 coreTransport) transport() *http.Transport {
+	h1, both := coreTransports()
+	if h2 {
+		return both
+	}
+	return h1
+}
+
+// idleConnsPerHost is how many idle connections core's transports keep
+// per host.
+const idleConnsPerHost = 64
+
+var coreTransports = sync.OnceValues(func() (h1, both *http.Transport) {
+	return newTransport(false), newTransport(true)
+})
+
+// newTransport clones http.DefaultTransport (proxy from the environment,
+// dial and TLS handshake timeouts) to speak HTTP/1.1, and HTTP/2 when h2.
+func newTransport(h2 bool) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetHTTP2(h2)
+	t.Protocols = p
+	t.ForceAttemptHTTP2 = h2
+	t.TLSNextProto = nil
+	if t.TLSClientConfig != nil {
+		// net/http wrote its ALPN list into the default transport's TLS
+		// configuration; offering "h2" and then speaking HTTP/1.1 would
+		// break, so the list is rebuilt from Protocols.
+		t.TLSClientConfig = t.TLSClientConfig.Clone()
+		t.TLSClientConfig.NextProtos = nil
+	}
+	t.MaxIdleConnsPerHost = idleConnsPerHost
+	return t
+}
+
+// WithHTTP2 lets core's own transport speak HTTP/2 when the server offers
+// it (by TLS ALPN, so over HTTPS only): all concurrent requests to a server
+// then share one connection. The default is HTTP/1.1 with keep-alive,
+// which costs less CPU on both ends (see DefaultFetcher). It applies to
+// core's own transport only: one given with WithTransport or
+// WithHTTPClient chooses its protocols itself. Native builds only.
+func WithHTTP2() Option {
+	return func(c *Client) error {
+		c.native.http2, c.base = true, nil
+		return nil
+	}
+}
+
+// nativeConfig holds WithHTTPClient, WithTransport, WithRootCAs and
+// WithHTTP2.
 type nativeConfig struct {
 	hc    *http.Client
 	rt    http.RoundTripper
 	roots *x509.CertPool
+	http2 bool
 }
 
 // fetcher returns the Fetcher of the options given, or nil for none.
 func (n nativeConfig) fetcher() Fetcher {
 	if n.hc == nil && n.rt == nil && n.roots == nil {
-		return envFetcher()
+		return envFetcher(n.http2)
 	}
 	hc := &http.Client{}
 	if n.hc != nil {
@@ -41,6 +112,15 @@ func (n nativeConfig) fetcher() Fetcher {
 	}
 	if n.rt != nil {
 		hc.Transport = n.rt
+	}
+	if n.http2 {
+		if hc.Transport != nil {
+			return errFetcher{errors.New("core: WithHTTP2 applies to core's own transport; a transport given with WithTransport or WithHTTPClient chooses its protocols itself (set its Protocols or ForceAttemptHTTP2)")}
+		}
+		hc.Transport = coreTransport(true).transport()
+	}
+	if hc.Transport == nil {
+		hc.Transport = coreTransport(false).transport()
 	}
 	if n.roots != nil {
 		rt, err := withRoots(hc.Transport, n.roots)
@@ -54,7 +134,7 @@ func (n nativeConfig) fetcher() Fetcher {
 }
 
 // WithHTTPClient makes the client send through a copy of hc: its Transport
-// becomes the base transport (http.DefaultTransport when nil) and its
+// becomes the base transport (core's own when nil) and its
 // Timeout and Jar are kept; redirects are never followed (the API answers
 // none, and following one could carry credentials elsewhere). hc itself is
 // never modified. Native builds only.
@@ -69,7 +149,8 @@ func WithHTTPClient(hc *http.Client) Option {
 }
 
 // WithTransport sets the net/http base transport that the client's
-// user-agent, auth and retry layers wrap (default http.DefaultTransport).
+// user-agent, auth and retry layers wrap (default: core's own, see
+// DefaultFetcher).
 // Native builds only; see WithFetcher for any build.
 func WithTransport(rt http.RoundTripper) Option {
 	return func(c *Client) error {

@@ -53,11 +53,8 @@ func LoadCAFile(path string) (*x509.CertPool, error) {
 }
 
 // withRoots returns rt with its TLS configuration trusting pool: a clone of
-// an *http.Transport (http.DefaultTransport when rt is nil).
+// an *http.Transport.
 func withRoots(rt http.RoundTripper, pool *x509.CertPool) (http.RoundTripper, error) {
-	if rt == nil {
-		rt = http.DefaultTransport
-	}
 	t, ok := rt.(*http.Transport)
 	if !ok {
 		return nil, fmt.Errorf("core: WithRootCAs: the transport is a %T, not an *http.Transport; set RootCAs in its own TLS configuration instead", rt)
@@ -67,7 +64,7 @@ func withRoots(rt http.RoundTripper, pool *x509.CertPool) (http.RoundTripper, er
 		t.TLSClientConfig = &tls.Config{}
 	}
 	t.TLSClientConfig.RootCAs = pool
-	if t.TLSNextProto == nil && slices.Contains(t.TLSClientConfig.NextProtos, "h2") {
+	if t.Protocols == nil && t.TLSNextProto == nil && slices.Contains(t.TLSClientConfig.NextProtos, "h2") {
 		// The original spoke HTTP/2 by default; the clone, whose TLS
 		// configuration is now its own, must be told to, or it would offer
 		// h2 by ALPN and then speak HTTP/1.1.
@@ -77,18 +74,30 @@ func withRoots(rt http.RoundTripper, pool *x509.CertPool) (http.RoundTripper, er
 }
 
 // envFetchers are the transports of BITKIT_CA_CERT files, one per file
-// name, so that clients share their connections like DefaultFetcher's.
-var envFetchers sync.Map // path → Fetcher
+// name and protocol set, so that clients share their connections like
+// DefaultFetcher's.
+var envFetchers sync.Map // path, or "h2 "+path → Fetcher
 
-// envFetcher is the default transport trusting the system's roots and the
-// CA file named by BITKIT_CA_CERT; nil when it is unset or the program has
-// replaced DefaultFetcher.
-func envFetcher() Fetcher {
+// http2Fetcher is WithHTTP2's transport without a BITKIT_CA_CERT file.
+var http2Fetcher Fetcher = httpFetcher{hc: &http.Client{Transport: coreTransport(true), CheckRedirect: noRedirect}}
+
+// envFetcher is core's own transport (HTTP/2 too when h2) trusting the
+// system's roots and the CA file named by BITKIT_CA_CERT. Without that
+// file it is nil (DefaultFetcher) or, for h2, the HTTP/2 transport; a
+// program that replaced DefaultFetcher gets it for h2 only.
+func envFetcher(h2 bool) Fetcher {
 	path := os.Getenv(EnvCACert)
-	if path == "" || DefaultFetcher != defaultFetcher {
+	if path == "" || (!h2 && DefaultFetcher != defaultFetcher) {
+		if h2 {
+			return http2Fetcher
+		}
 		return nil
 	}
-	if f, ok := envFetchers.Load(path); ok {
+	key := path
+	if h2 {
+		key = "h2 " + path
+	}
+	if f, ok := envFetchers.Load(key); ok {
 		return f.(Fetcher)
 	}
 	pool, err := LoadCAFile(path)
@@ -96,8 +105,8 @@ func envFetcher() Fetcher {
 		// Not cached: a file created later is read then.
 		return errFetcher{fmt.Errorf("%w (from $%s; unset it or point it at the PEM file of the server's CA)", err, EnvCACert)}
 	}
-	rt, _ := withRoots(nil, pool)
-	f, _ := envFetchers.LoadOrStore(path, httpFetcher{hc: &http.Client{Transport: rt, CheckRedirect: noRedirect}})
+	rt, _ := withRoots(coreTransport(h2).transport(), pool)
+	f, _ := envFetchers.LoadOrStore(key, httpFetcher{hc: &http.Client{Transport: rt, CheckRedirect: noRedirect}})
 	return f.(Fetcher)
 }
 

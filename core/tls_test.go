@@ -60,8 +60,21 @@ func TestWithRootCAs(t *testing.T) {
 	if _, err := c.ListDatabases(t.Context()); err != nil {
 		t.Fatalf("with WithRootCAs: %v", err)
 	}
+	if p := lastProto.Load(); p != 1 {
+		t.Fatalf("WithRootCAs: HTTP/%d, want HTTP/1.1 (core's default)", p)
+	}
+	// WithHTTP2: the same over HTTP/2.
+	c, _ = core.NewClient(srv.URL, core.WithAPIKey("v2_x"), core.WithRootCAs(pool), core.WithHTTP2(), noRetry)
+	if _, err := c.ListDatabases(t.Context()); err != nil {
+		t.Fatalf("with WithRootCAs + WithHTTP2: %v", err)
+	}
 	if p := lastProto.Load(); p != 2 {
-		t.Fatalf("WithRootCAs: HTTP/%d, want HTTP/2", p)
+		t.Fatalf("WithRootCAs + WithHTTP2: HTTP/%d, want HTTP/2", p)
+	}
+	// WithHTTP2 with a transport of the caller's: it decides, so it is refused.
+	c, _ = core.NewClient(srv.URL, core.WithAPIKey("v2_x"), core.WithTransport(&http.Transport{}), core.WithHTTP2(), noRetry)
+	if _, err := c.ListDatabases(t.Context()); err == nil || !strings.Contains(err.Error(), "chooses its protocols itself") {
+		t.Fatalf("WithHTTP2 + WithTransport: %v", err)
 	}
 	// On a caller's *http.Transport: a copy gets the roots.
 	tr := &http.Transport{}
@@ -98,8 +111,15 @@ func TestEnvCACert(t *testing.T) {
 	if _, err := c.ListDatabases(t.Context()); err != nil {
 		t.Fatalf("with $BITKIT_CA_CERT: %v", err)
 	}
+	if p := lastProto.Load(); p != 1 {
+		t.Fatalf("with $BITKIT_CA_CERT: HTTP/%d, want HTTP/1.1", p)
+	}
+	c, _ = core.NewClient(srv.URL, core.WithAPIKey("v2_x"), core.WithHTTP2(), noRetry)
+	if _, err := c.ListDatabases(t.Context()); err != nil {
+		t.Fatalf("with $BITKIT_CA_CERT and WithHTTP2: %v", err)
+	}
 	if p := lastProto.Load(); p != 2 {
-		t.Fatalf("with $BITKIT_CA_CERT: HTTP/%d, want HTTP/2", p)
+		t.Fatalf("with $BITKIT_CA_CERT and WithHTTP2: HTTP/%d, want HTTP/2", p)
 	}
 	// Unset: refused again (the system's roots only).
 	t.Setenv(core.EnvCACert, "")

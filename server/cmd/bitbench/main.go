@@ -172,7 +172,7 @@ ANALYZE points`, pointRows)
 		return benchTx(httpc, ep, key, db, scratchURL)
 	}
 	if tlsOnly {
-		return benchTLS(httpc, ep, key, db)
+		return benchTLS(httpc, ep, key, db, scratchURL)
 	}
 	if compOnly {
 		return compareCompression(ep, key, db, *bitdPID)
@@ -258,7 +258,7 @@ FROM (SELECT generate_series(1, %d) AS g) s`, bulkRows)
 	if err := benchTx(httpc, ep, key, db, scratchURL); err != nil {
 		return err
 	}
-	if err := benchTLS(httpc, ep, key, db); err != nil {
+	if err := benchTLS(httpc, ep, key, db, scratchURL); err != nil {
 		return err
 	}
 	return compareCompression(ep, key, db, *bitdPID)

@@ -115,7 +115,13 @@ func serveReference(addr, dbURL string) error {
 			Command     string            `json:"command"`
 		}{req.QueryString, meta, cols, data, len(data), tag})
 	}), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
+	if cert := os.Getenv("BITBENCH_REFERENCE_TLS_CERT"); cert != "" {
+		// HTTPS, HTTP/2 by ALPN as bitd serves it: (f)'s measure of what
+		// Go's TLS and HTTP/2 cost a handler that does nothing else.
+		go func() { _ = hs.ServeTLS(ln, cert, os.Getenv("BITBENCH_REFERENCE_TLS_KEY")) }()
+	} else {
+		go func() { _ = hs.Serve(ln) }()
+	}
 	fmt.Println(ln.Addr().String())
 	_, _ = io.Copy(io.Discard, os.Stdin) // the parent closes stdin to stop us
 	return hs.Close()
@@ -123,7 +129,7 @@ func serveReference(addr, dbURL string) error {
 
 // startReference starts the reference gateway as a child process and
 // returns its endpoint, its process ID and a function that stops it.
-func startReference(dbURL string) (ep string, pid int, stop func(), err error) {
+func startReference(dbURL string, env ...string) (ep string, pid int, stop func(), err error) {
 	self, err := os.Executable()
 	if err != nil {
 		return "", 0, nil, err
@@ -133,6 +139,7 @@ func startReference(dbURL string) (ep string, pid int, stop func(), err error) {
 	if *refUnnamed {
 		cmd.Env = append(cmd.Env, "BITBENCH_REFERENCE_UNNAMED=1")
 	}
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {

@@ -49,7 +49,13 @@ func TestTLSDevCA(t *testing.T) {
 	_, httpPort, _ := net.SplitHostPort(u.Host)
 	pgHost, pgPort, _ := net.SplitHostPort(s.PGAddr)
 
-	// core, verifying against the CA: it works, over HTTP/2.
+	// core, verifying against the CA: it works, over HTTP/1.1 (core's
+	// default) and over HTTP/2 (WithHTTP2; core's tests check which one
+	// each option speaks).
+	c2, err := core.NewClient(s.Endpoint, core.WithAPIKey(s.APIKey), core.WithRootCAs(pool), core.WithHTTP2())
+	if err != nil {
+		t.Fatal(err)
+	}
 	c, err := core.NewClient(s.Endpoint, core.WithAPIKey(s.APIKey), core.WithRootCAs(pool))
 	if err != nil {
 		t.Fatal(err)
@@ -62,9 +68,14 @@ func TestTLSDevCA(t *testing.T) {
 	if err != nil || fmt.Sprint(res.Rows) != "[[42]]" {
 		t.Fatalf("core query over HTTPS: %v %v", res, err)
 	}
+	res, err = c2.Query(t.Context(), dbName, "SELECT 40 + 2")
+	if err != nil || fmt.Sprint(res.Rows) != "[[42]]" {
+		t.Fatalf("core query over HTTPS with HTTP/2: %v %v", res, err)
+	}
 	t.Run("core", func(t *testing.T) {
 		t.Parallel()
-		// The same transport core builds, seen from outside: HTTP/2.
+		// bitd offers HTTP/2: a Go transport that allows it (as
+		// core.WithHTTP2's does) speaks it.
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
 		hres, err := (&http.Client{Transport: tr}).Get(s.Endpoint + "/v2beta/db/")

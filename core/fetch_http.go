@@ -38,11 +38,16 @@ func (h2 coreTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return h2.transport().RoundTrip(r)
 }
 
-// transport returns the *http.Transport behind h2, made at first use (so
-// that changes a program makes to http.DefaultTransport at start-up, such
-// as its Proxy, are kept).
-func (h2 coreTransport) transport() *http.Transport {
+// transport returns the transport behind h2, made at first use (so that
+// changes a program makes to http.DefaultTransport at start-up, such as its
+// Proxy, are kept). A program that replaced http.DefaultTransport with a
+// RoundTripper of its own (a tracing wrapper, say) keeps it: core sends
+// through it as it is.
+func (h2 coreTransport) transport() http.RoundTripper {
 	h1, both := coreTransports()
+	if h1 == nil {
+		return http.DefaultTransport
+	}
 	if h2 {
 		return both
 	}
@@ -54,13 +59,18 @@ func (h2 coreTransport) transport() *http.Transport {
 const idleConnsPerHost = 64
 
 var coreTransports = sync.OnceValues(func() (h1, both *http.Transport) {
-	return newTransport(false), newTransport(true)
+	def, ok := http.DefaultTransport.(*http.Transport)
+	if !ok {
+		return nil, nil
+	}
+	return newTransport(def, false), newTransport(def, true)
 })
 
-// newTransport clones http.DefaultTransport (proxy from the environment,
-// dial and TLS handshake timeouts) to speak HTTP/1.1, and HTTP/2 when h2.
-func newTransport(h2 bool) *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
+// newTransport clones def, http.DefaultTransport (proxy from the
+// environment, dial and TLS handshake timeouts), to speak HTTP/1.1, and
+// HTTP/2 when h2.
+func newTransport(def *http.Transport, h2 bool) *http.Transport {
+	t := def.Clone()
 	p := new(http.Protocols)
 	p.SetHTTP1(true)
 	p.SetHTTP2(h2)

@@ -105,7 +105,10 @@ func envFetcher(h2 bool) Fetcher {
 		// Not cached: a file created later is read then.
 		return errFetcher{fmt.Errorf("%w (from $%s; unset it or point it at the PEM file of the server's CA)", err, EnvCACert)}
 	}
-	rt, _ := withRoots(coreTransport(h2).transport(), pool)
+	rt, err := withRoots(coreTransport(h2).transport(), pool)
+	if err != nil { // http.DefaultTransport is a RoundTripper of the program's
+		return errFetcher{fmt.Errorf("%w (from $%s)", err, EnvCACert)}
+	}
 	f, _ := envFetchers.LoadOrStore(key, httpFetcher{hc: &http.Client{Transport: rt, CheckRedirect: noRedirect}})
 	return f.(Fetcher)
 }

@@ -6,6 +6,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -54,7 +57,9 @@ type fleet struct {
 	Socket   string // HAProxy's runtime API (unix socket)
 	Prom     string // Prometheus, host:port
 	S3       *fakeS3
-	Key      string // the demo user's API key
+	PG2      *pgCluster // the second PostgreSQL cluster, registered as secondName
+	Secret   string     // BITD_SECRET of every replica (db move needs it)
+	Key      string     // the demo user's API key
 	User     string
 	haproxy  *exec.Cmd
 }
@@ -239,6 +244,11 @@ func startFleet(t *testing.T) *fleet {
 	f := &fleet{Dir: t.TempDir(), HTTP: freeAddr(t), PG: freeAddr(t), Stats: freeAddr(t), Prom: freeAddr(t)}
 	f.Socket = filepath.Join(f.Dir, "haproxy.sock")
 	f.S3 = startFakeS3(t)
+	// Before the replicas: its clean-up then runs after theirs.
+	f.PG2 = startSecondCluster(t)
+	var sb [32]byte
+	_, _ = rand.Read(sb[:])
+	f.Secret = hex.EncodeToString(sb[:])
 
 	blob := bitdtest.Env(
 		"BITD_BLOB_URL="+fmt.Sprintf("s3://%s?region=us-east-1&endpoint=http://%s&use_path_style=true", s3Bucket, f.S3.Addr),
@@ -255,13 +265,18 @@ func startFleet(t *testing.T) *fleet {
 			// No stock of ready databases: fewer databases to drop at the end.
 			"--db-stock", "0")
 		if i == 0 {
-			r.S = bitdtest.Start(t, bitdtest.SharedSecret(), blob, args)
+			r.S = bitdtest.Start(t, bitdtest.Env("BITD_SECRET="+f.Secret), blob, args)
 		} else {
 			r.S = bitdtest.Start(t, bitdtest.Replica(f.Replicas[0].S), args)
 		}
 		f.Replicas = append(f.Replicas, r)
 	}
 	f.Key, f.User = f.Replicas[0].S.APIKey, f.Replicas[0].S.User
+	// The replicas learn the clusters from the metadata database: one
+	// `cluster add` through any replica's admin command is enough.
+	if out := f.Replicas[0].S.Admin(t, "cluster", "add", secondName, f.PG2.Registered); !strings.Contains(out, `"locked_down":true`) {
+		t.Fatalf("bitd admin cluster add %s %s: %s (want it added and locked down)", secondName, f.PG2.Registered, out)
+	}
 
 	hcfg := filepath.Join(f.Dir, "haproxy.cfg")
 	render(t, hcfg, haproxyConfig, f)
@@ -549,6 +564,7 @@ type answer struct {
 	Body    map[string]any
 	Raw     []byte
 	Replica string // X-Bitkit-Replica, set by HAProxy
+	Header  http.Header
 }
 
 func (a answer) str(k string) string { s, _ := a.Body[k].(string); return s }
@@ -593,7 +609,7 @@ func callE(ctx context.Context, method, url, key string, body any) (answer, erro
 	if err != nil {
 		return answer{}, err
 	}
-	a := answer{Status: res.StatusCode, Raw: raw, Replica: res.Header.Get("X-Bitkit-Replica")}
+	a := answer{Status: res.StatusCode, Raw: raw, Replica: res.Header.Get("X-Bitkit-Replica"), Header: res.Header}
 	_ = json.Unmarshal(raw, &a.Body)
 	return a, nil
 }
@@ -625,6 +641,7 @@ func scalar(a answer) string {
 var summary struct {
 	passed, failed []string
 	load           string
+	move           string // the write pause of testClusterMove
 }
 
 // TestFleet starts the fleet once and runs the fleet tests against it, the
@@ -633,9 +650,9 @@ var summary struct {
 func TestFleet(t *testing.T) {
 	start := time.Now()
 	f := startFleet(t)
-	t.Logf("fleet up in %v: HAProxy http://%s (wire %s, stats http://%s/stats), Prometheus http://%s, S3 http://%s, replicas %s %s %s; configs in %s",
+	t.Logf("fleet up in %v: HAProxy http://%s (wire %s, stats http://%s/stats), Prometheus http://%s, S3 http://%s, replicas %s %s %s, second PostgreSQL cluster 127.0.0.1:%d (%s); configs in %s",
 		time.Since(start).Round(time.Millisecond), f.HTTP, f.PG, f.Stats, f.Prom, f.S3.Addr,
-		f.Replicas[0].HTTP, f.Replicas[1].HTTP, f.Replicas[2].HTTP, f.Dir)
+		f.Replicas[0].HTTP, f.Replicas[1].HTTP, f.Replicas[2].HTTP, f.PG2.Port, f.PG2.Dir, f.Dir)
 	tests := []struct {
 		name string
 		fn   func(*testing.T, *fleet)
@@ -643,11 +660,28 @@ func TestFleet(t *testing.T) {
 		{"AnyReplica", testAnyReplica},
 		{"RevokeOnAll", testRevokeOnAll},
 		{"CancelAcrossReplicas", testCancelAcrossReplicas},
+		{"ClusterPlacement", testClusterPlacement},
 		{"Prometheus", testPrometheus},
+		{"ClusterDown", testClusterDown},
+		{"ClusterMove", testClusterMove},
 		{"Load", testLoad},
 		{"KillDuringStream", testKillDuringStream},
 		{"KillDuringWireSession", testKillDuringWireSession},
 		{"KillDuringJobs", testKillDuringJobs},
+	}
+	// BITKIT_FLEET_ONLY=Name,Name runs only those subtests (to work on
+	// them); the summary then counts only them.
+	if only := os.Getenv("BITKIT_FLEET_ONLY"); only != "" {
+		names := strings.Split(only, ",")
+		tests = slices.DeleteFunc(tests, func(tc struct {
+			name string
+			fn   func(*testing.T, *fleet)
+		}) bool {
+			return !slices.Contains(names, tc.name)
+		})
+		if len(tests) == 0 {
+			t.Fatalf("BITKIT_FLEET_ONLY=%s names no subtest of TestFleet", only)
+		}
 	}
 	for _, tc := range tests {
 		if t.Run(tc.name, func(t *testing.T) { tc.fn(t, f) }) {
@@ -673,7 +707,10 @@ func TestFleet(t *testing.T) {
 	if len(summary.failed) > 0 {
 		line += " (FAILED: " + strings.Join(summary.failed, ", ") + ")"
 	}
-	line += fmt.Sprintf(" in %v with %d bitd replicas behind HAProxy, S3 (gofakes3), Prometheus", time.Since(start).Round(time.Second), replicaCount)
+	line += fmt.Sprintf(" in %v with %d bitd replicas behind HAProxy, 2 PostgreSQL clusters, S3 (gofakes3), Prometheus", time.Since(start).Round(time.Second), replicaCount)
+	if summary.move != "" {
+		line += "; " + summary.move
+	}
 	if summary.load != "" {
 		line += "; " + summary.load
 	}

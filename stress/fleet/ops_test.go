@@ -26,6 +26,13 @@ import (
 // distinct instance labels of the answer.
 func promInstances(t *testing.T, f *fleet, query string) ([]string, string) {
 	t.Helper()
+	return promLabels(t, f, query, "instance")
+}
+
+// promLabels asks Prometheus's HTTP API for query and returns the distinct
+// values of the labels (joined by a space) of the answer's series.
+func promLabels(t *testing.T, f *fleet, query string, labels ...string) ([]string, string) {
+	t.Helper()
 	res, err := http.Get("http://" + f.Prom + "/api/v1/query?query=" + url.QueryEscape(query))
 	if err != nil {
 		t.Fatalf("Prometheus API: %v", err)
@@ -48,7 +55,11 @@ func promInstances(t *testing.T, f *fleet, query string) ([]string, string) {
 	}
 	seen := map[string]bool{}
 	for _, r := range body.Data.Result {
-		seen[r.Metric["instance"]] = true
+		var vs []string
+		for _, l := range labels {
+			vs = append(vs, r.Metric[l])
+		}
+		seen[strings.Join(vs, " ")] = true
 	}
 	var out []string
 	for i := range seen {
@@ -60,15 +71,22 @@ func promInstances(t *testing.T, f *fleet, query string) ([]string, string) {
 
 // testPrometheus: Prometheus, scraping the replicas' metrics listeners,
 // answers the request and pool series of every replica through its own
-// HTTP API.
+// HTTP API, the pool series of each replica with both clusters' labels.
 func testPrometheus(t *testing.T, f *fleet) {
-	var want []string
+	var want, wantPools []string
+	dbs := dbOnEach(t, f, "prom_")
 	for _, r := range f.Replicas {
 		want = append(want, r.Metrics)
-		// A request on every replica, so that each has request series.
+		// A request on every replica, so that each has request series,
+		// and a query on each cluster, so that each has a pool there.
 		call(t, "POST", r.S.Endpoint+"/v2beta/query", f.Key, map[string]any{"database_name": f.User + "/nodb", "query_string": "select 1"})
+		for _, c := range []string{defaultName, secondName} {
+			sql(t, r.S.Endpoint, f.Key, dbs[c], "select 1")
+			wantPools = append(wantPools, r.Metrics+" "+c)
+		}
 	}
 	slices.Sort(want)
+	slices.Sort(wantPools)
 	for _, q := range []string{
 		`up{job="bitd"} == 1`,
 		`sum by (instance) (bitd_http_requests_total)`,
@@ -82,6 +100,15 @@ func testPrometheus(t *testing.T, f *fleet) {
 			return slices.Equal(got, want)
 		}, func() string { return fmt.Sprintf("instances %v (%s), want %v", got, detail, want) })
 		t.Logf("%s: instances %v (%s)", q, got, detail)
+	}
+	for _, q := range []string{`bitd_pool_open > 0`, `bitd_pool_connections{state="max"} > 0`} {
+		var got []string
+		var detail string
+		eventually(t, 45*time.Second, "Prometheus returns "+q+" for every replica and cluster", func() bool {
+			got, detail = promLabels(t, f, q, "instance", "cluster")
+			return slices.Equal(got, wantPools)
+		}, func() string { return fmt.Sprintf("instance, cluster: %v (%s), want %v", got, detail, wantPools) })
+		t.Logf("%s: instance, cluster %v (%s)", q, got, detail)
 	}
 }
 

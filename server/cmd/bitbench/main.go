@@ -22,7 +22,11 @@
 //	    (tls.go);
 //	(g) a 100k-row answer as JSON and as NDJSON, uncompressed vs gzip vs
 //	    zstd (Accept-Encoding): bytes on the wire and bitd CPU per answer
-//	    (compression.go).
+//	    (compression.go);
+//	(h) the point query on one PostgreSQL connection: the backend's CPU
+//	    per query with bitd's unnamed statement and DISCARD ALL, with a
+//	    kept named statement and a reset that keeps it, and without resets
+//	    (reset.go).
 //
 // Usage:
 //
@@ -177,6 +181,9 @@ ANALYZE points`, pointRows)
 	if compOnly {
 		return compareCompression(ep, key, db, *bitdPID)
 	}
+	if resetOnly {
+		return benchReset(scratchURL)
+	}
 
 	// (a) SELECT 1.
 	selectBody := fmt.Sprintf(`{"database_name":%q,"query_string":"SELECT 1"}`, db)
@@ -261,7 +268,10 @@ FROM (SELECT generate_series(1, %d) AS g) s`, bulkRows)
 	if err := benchTLS(httpc, ep, key, db, scratchURL); err != nil {
 		return err
 	}
-	return compareCompression(ep, key, db, *bitdPID)
+	if err := compareCompression(ep, key, db, *bitdPID); err != nil {
+		return err
+	}
+	return benchReset(scratchURL)
 }
 
 // compareReference runs (d): bitd against the reference gateway, both on

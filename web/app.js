@@ -95,7 +95,7 @@ async function act(btn, { status, error }, fn) {
     return await fn();
   } catch (err) {
     if (err && (err.status === 401 || err.code === "unauthorized") && state.client) {
-      signedOut("Your session ended: the key or sign-in was revoked or expired. Sign in again.");
+      signedOut("Your session ended: the key or sign-in was revoked or expired. Sign in again.", true);
       return undefined;
     }
     if (error) setError(error, err);
@@ -164,6 +164,7 @@ async function resume() {
     methodChanged();
     $("username").value = s.username || "";
     $("signin-notice").textContent = notice;
+    $("signin-notice").classList.remove("warn");
     show($("signin-notice"));
     return false;
   };
@@ -196,7 +197,9 @@ async function enter(c, name, session) {
 }
 
 // signedOut returns to the sign-in screen with an optional explanation.
-function signedOut(notice) {
+// signedOut shows the sign-in form with notice; warn marks bad news (the
+// session ended against the person's will), drawn in the warning colour.
+function signedOut(notice, warn = false) {
   const c = state.client;
   state.client = null;
   state.session = null;
@@ -209,6 +212,7 @@ function signedOut(notice) {
   show($("app-view"), false);
   show($("signin-view"));
   $("signin-notice").textContent = notice || "";
+  $("signin-notice").classList.toggle("warn", warn);
   show($("signin-notice"), !!notice);
   setError($("signin-error"), null);
   $("apikey").focus();
@@ -870,7 +874,7 @@ async function revokeById(btn, k) {
       if (err.status === 404) throw new Error("That key is not one of your live keys (it may be revoked already).");
       throw err;
     }
-    if (k.current) { signedOut("You revoked the key this session used, so you are signed out. Sign in with another key."); return; }
+    if (k.current) { signedOut("You revoked the key this session used, so you are signed out. Sign in with another key.", true); return; }
     setStatus($("key-status"), `${k.label} is revoked.`, true);
     await loadKeys();
   });
@@ -898,7 +902,7 @@ async function revokeKey(ev) {
     }
     input.value = "";
     if ($("key-value").textContent === key) { show($("key-new"), false); $("key-value").textContent = ""; }
-    if (state.session && state.session.apiKey === key) { signedOut("You revoked the key this session used, so you are signed out."); return; }
+    if (state.session && state.session.apiKey === key) { signedOut("You revoked the key this session used, so you are signed out.", true); return; }
     setStatus($("key-status"), "The key is revoked.", true);
     await loadKeys();
   });
@@ -906,7 +910,7 @@ async function revokeKey(ev) {
 async function revokeAll() {
   await act($("key-revoke-all"), { error: $("key-error") }, async () => {
     await state.client.revokeAllApiKeys();
-    signedOut("All your API keys are revoked, including the one this session used, so you are signed out. Sign in with your username and password, or with a key an administrator creates for you.");
+    signedOut("All your API keys are revoked, including the one this session used, so you are signed out. Sign in with your username and password, or with a key an administrator creates for you.", true);
   });
 }
 

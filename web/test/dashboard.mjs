@@ -415,8 +415,19 @@ for (const pass of passes) {
       eq(gone.status, 200, "revoking the key elsewhere");
       await page.getByRole("button", { name: `${full}b`, exact: true }).click();
       await page.getByRole("heading", { name: "Sign in" }).waitFor();
-      const notice = await page.getByRole("form", { name: "Sign in" }).getByRole("status").innerText();
+      const status = page.getByRole("form", { name: "Sign in" }).getByRole("status");
+      const notice = await status.innerText();
       assert(/session ended/.test(notice) && !/With(APIKey|Token)|bit /.test(notice), `401 notice: ${notice}`);
+      // Bad news is drawn as a warning, not in the colour of success.
+      const [border, okColour] = await status.evaluate((el) => {
+        const probe = document.createElement("p");
+        probe.className = "notice";
+        el.parentElement.appendChild(probe);
+        const ok = getComputedStyle(probe).borderTopColor;
+        probe.remove();
+        return [getComputedStyle(el).borderTopColor, ok];
+      });
+      assert(border !== okColour, `the session-ended notice is drawn in the success colour (${border})`);
       await shot("session-ended");
       await page.reload();
       await page.getByRole("heading", { name: "Sign in" }).waitFor();

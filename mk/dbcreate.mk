@@ -6,7 +6,8 @@
 #                       private cluster with fsync on, idle and under a writer)
 #                       next to POST /v2beta/db/ on bitd without a stock, with
 #                       the default stock and with a stock covering the burst:
-#                       p50/p99 at 1 creator and 50 at once (about 7 minutes)
+#                       p50/p99 at 1 creator and 50 at once, and a second burst of
+#                       50 once the default stock has followed demand (about 8 minutes)
 #
 # The tests (server/internal/store/stock_test.go,
 # server/cmd/bitd/e2e_dbstock_test.go) run in `make test-go` with the server module.

@@ -5,11 +5,13 @@
 # /tmp/fleet-pg2-* directory on a port of 55560-55569), HAProxy (Debian
 # package) in front of their HTTP and wire-proxy ports, blobs on an
 # S3-compatible server (gofakes3, in memory, over HTTP), Prometheus (Debian
-# package) scraping the replicas' metrics listeners. The fleet tests run
+# package) scraping the replicas' metrics listeners, Jaeger (v2, built from
+# the Go module proxy by scripts/deps.sh --fleet, in-memory storage, loopback
+# ports 55590-55593) receiving their OpenTelemetry traces. The fleet tests run
 # against it (any request on any replica, revoke on all, cancel across
-# replicas, placement on both clusters, Prometheus's API, a stopped
-# cluster, a database moved under a write load, SIGKILL during a stream, a
-# wire session and jobs) with the mixed load through HAProxy at 1 and 3
+# replicas, placement on both clusters, Prometheus's API, traces in
+# Jaeger's API, a stopped cluster, a database moved under a write load,
+# SIGKILL during a stream, a wire session and jobs) with the mixed load through HAProxy at 1 and 3
 # replicas
 # (FLEET_LOAD_S seconds each, default 10). Two to three minutes, most of it
 # waiting for the jobs of a killed replica to be rescued, so it runs in
@@ -20,12 +22,15 @@
 # summary, also in test-artifacts/fleet-summary.txt.
 
 FLEET_LOAD_S ?= 10
+# Jaeger receives the replicas' traces; scripts/deps.sh --fleet builds it.
+JAEGER_VERSION := $(shell sed -n 's/^JAEGER_VERSION=//p' scripts/deps.d/fleet.sh)
 
 .PHONY: fleet
 
-## fleet: 3 bitd replicas + 2 PostgreSQL clusters + HAProxy + S3 + Prometheus on loopback, the fleet tests and the 1 vs 3 replica load; one summary line
+## fleet: 3 bitd replicas + 2 PostgreSQL clusters + HAProxy + S3 + Prometheus + Jaeger on loopback, the fleet tests and the 1 vs 3 replica load; one summary line
 fleet:
-	@command -v haproxy >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || scripts/deps.sh
+	@command -v haproxy >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 && \
+		$(GO) version -m "$$($(GO) env GOPATH)/bin/jaeger" 2>/dev/null | grep -q 'jaeger[[:space:]]$(JAEGER_VERSION)[[:space:]]' || scripts/deps.sh --fleet
 	@mkdir -p test-artifacts; rm -f test-artifacts/fleet-summary.txt test-artifacts/fleet-load.txt
 	@status=0; pg2=$$(mktemp -d /tmp/fleet-pg2-XXXXXX); \
 	(cd stress/fleet && BITKIT_FLEET_LOAD_S=$(FLEET_LOAD_S) BITKIT_FLEET_PG2_DIR=$$pg2 $(CURDIR)/$(WITH_PG) \

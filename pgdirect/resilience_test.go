@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bitkit-dev/bitkit/internal/bitdtest"
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 	"github.com/bitkit-dev/bitkit/pgdirect"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -118,16 +119,8 @@ func testPostgresRestart(t *testing.T, sslmode string, socket bool) {
 	pg.ctl(t, "restart", "-m", "fast")
 	// The same Client must work again once PostgreSQL is back. Work that was
 	// in flight may fail, and bitd itself may need a moment to replace its
-	// own broken metadata connections, so a few attempts are allowed.
-	var err error
-	for attempt := range 20 {
-		if err = insert("after"); err == nil {
-			break
-		}
-		t.Logf("attempt %d after the restart: %v", attempt, err)
-		time.Sleep(250 * time.Millisecond)
-	}
-	if err != nil {
+	// own broken metadata connections, so it is tried until it works.
+	if err := testwait.Wait(t.Context(), 10*time.Second, func() error { return insert("after") }); err != nil {
 		t.Fatalf("WithTx after a PostgreSQL restart: %v\n%s", err, s.Logs())
 	}
 	if a, b := countRows(t, c, db, "before"), countRows(t, c, db, "after"); a != 1 || b != 1 {

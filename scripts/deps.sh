@@ -10,6 +10,7 @@ APT_PACKAGES=(postgresql-15 postgresql-client-15 ca-certificates)
 BENCH_APT_PACKAGES=()   # only for `make bench` (scripts/deps.sh --bench)
 NPM_DIRS=()
 GO_TOOLS=()             # module/path/cmd/NAME@vX.Y.Z, installed into $(go env GOPATH)/bin
+FLEET_INSTALLS=()       # functions run only for `make fleet` (scripts/deps.sh --fleet)
 for f in "$here"/deps.d/*.sh; do [ -f "$f" ] && . "$f"; done
 if [ "${1:-}" = "--bench" ]; then APT_PACKAGES+=("${BENCH_APT_PACKAGES[@]}"); fi
 apt_install "${APT_PACKAGES[@]}"
@@ -46,3 +47,6 @@ for t in "${GO_TOOLS[@]}"; do
 		go install "$t" >&2 || die "go install $t failed"
 	fi
 done
+if [ "${1:-}" = "--fleet" ]; then
+	for f in "${FLEET_INSTALLS[@]}"; do "$f"; done
+fi

@@ -31,11 +31,8 @@ type audience struct {
 
 func TestAttackAudienceActivity(t *testing.T) {
 	t.Parallel()
-	s := start(t)
-	t.Cleanup(func() { scanLogs(t, s) })
-	if s.PGAddr == "" {
-		t.Fatal("bitd dev runs no wire proxy (BITKIT_PG_ADDR missing from demo.env)")
-	}
+	s := startScanned(t)
+	needWire(t, s)
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 	owner := newClient(s.Endpoint, s.APIKey)

@@ -64,13 +64,9 @@ func wantTooManyConns(t *testing.T, r result, what string) {
 func TestAttackWireConnections(t *testing.T) {
 	t.Parallel()
 	s := start(t, budgetArgs)
-	if s.PGAddr == "" {
-		t.Fatal("bitd dev runs no wire proxy (BITKIT_PG_ADDR missing from demo.env)")
-	}
+	needWire(t, s)
 	attacker := newClient(s.Endpoint, s.APIKey)
-	victimKey := s.NewUser(t, "victim"+randSuffix(), "")
-	remember(victimKey)
-	victim := newClient(s.Endpoint, victimKey)
+	victim, victimKey := otherUser(t, s, "victim")
 	vdb := victim.createDB(t, "vwire", true)
 
 	dbs, refused := createDBs(t, attacker, "flood", 4)
@@ -174,9 +170,7 @@ func TestAttackHTTPConnections(t *testing.T) {
 	t.Parallel()
 	s := start(t, budgetArgs)
 	attacker := newClient(s.Endpoint, s.APIKey)
-	victimKey := s.NewUser(t, "victim"+randSuffix(), "")
-	remember(victimKey)
-	victim := newClient(s.Endpoint, victimKey)
+	victim, _ := otherUser(t, s, "victim")
 	vdb := victim.createDB(t, "vhttp", true)
 	dbs := []string{attacker.createDB(t, "sleep0", true), attacker.createDB(t, "sleep1", true), attacker.createDB(t, "sleep2", true)}
 

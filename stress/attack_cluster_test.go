@@ -27,11 +27,8 @@ import (
 // on the socket even bitd's OS user reaches only the role's own database;
 // the other readers of the database keep working over HTTP and the wire.
 func TestAttackClusterDirectLogin(t *testing.T) {
-	s := start(t)
-	t.Cleanup(func() { scanLogs(t, s) })
-	if s.PGAddr == "" {
-		t.Fatal("bitd dev runs no wire proxy (BITKIT_PG_ADDR missing from demo.env); start it with --pg")
-	}
+	s := startScanned(t)
+	needWire(t, s)
 	tried(t, "tenant sets its role's password, logs in to the cluster directly")
 	alice := newClient(s.Endpoint, s.APIKey)
 	db := alice.createDB(t, "shared"+randSuffix(), false)

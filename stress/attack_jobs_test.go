@@ -3,9 +3,7 @@ package stress
 import (
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,12 +39,9 @@ func TestAttackJobStarvation(t *testing.T) {
 	t.Parallel() // mostly waiting
 	tried(t, "a tenant queues long exports to stall every other tenant's jobs")
 	const timeout = 40 * time.Second
-	s := start(t, bitdtest.Args("--job-statement-timeout", timeout.String()))
-	t.Cleanup(func() { scanLogs(t, s) })
+	s := startScanned(t, bitdtest.Args("--job-statement-timeout", timeout.String()))
 	victim := newClient(s.Endpoint, s.APIKey)
-	attackerKey := s.NewUser(t, "mallory"+randSuffix(), "")
-	remember(attackerKey)
-	attacker := newClient(s.Endpoint, attackerKey)
+	attacker, _ := otherUser(t, s, "mallory")
 	adb := attacker.createDB(t, "sleepy", true)
 	vdb := victim.createDB(t, "busy", true)
 	victim.mustQuery(t, vdb, "create table t (id int); insert into t values (1)")
@@ -92,8 +87,7 @@ func TestAttackJobStarvation(t *testing.T) {
 func TestAttackJobOutlivesKey(t *testing.T) {
 	t.Parallel()
 	tried(t, "a service account's queued file_url import after all its keys are revoked")
-	s := start(t)
-	t.Cleanup(func() { scanLogs(t, s) })
+	s := startScanned(t)
 	alice := newClient(s.Endpoint, s.APIKey)
 	db := alice.createDB(t, "etl"+randSuffix(), true)
 	alice.mustQuery(t, db, "create table landed (id int, name text)")
@@ -115,19 +109,8 @@ func TestAttackJobOutlivesKey(t *testing.T) {
 
 	// the file is served only once the keys are revoked: the job is under
 	// way (fetching) when its key goes
-	hit, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	src := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		once.Do(func() { close(hit) })
-		select {
-		case <-release:
-		case <-r.Context().Done():
-			return
-		}
-		w.Write(csvRows(100))
-	}))
-	defer src.Close()
-	id := sa.startImport(t, db, "landed", nil, src.URL+"/rows.csv")
+	fileURL, hit, release := bitdtest.BlockingFile(t, "rows.csv", csvRows(100))
+	id := sa.startImport(t, db, "landed", nil, fileURL)
 	select {
 	case <-hit:
 	case <-time.After(2 * time.Minute):
@@ -137,7 +120,7 @@ func TestAttackJobOutlivesKey(t *testing.T) {
 		t.Fatalf("revoke the service account's keys: %d %s", r.Status, r.Raw)
 	}
 	fresh := newClient(s.Endpoint, mint()) // a new key does not revive the old key's job
-	close(release)
+	release()
 	r = fresh.waitJob(t, "import", id, 2*time.Minute)
 	typ, msg := jobError(r)
 	if r.str("state") != "FAILED" || typ != "credential_revoked" {
@@ -156,8 +139,7 @@ func TestAttackJobOutlivesKey(t *testing.T) {
 func TestAttackExportWrites(t *testing.T) {
 	t.Parallel()
 	tried(t, "an export whose query writes")
-	s := start(t)
-	t.Cleanup(func() { scanLogs(t, s) })
+	s := startScanned(t)
 	c := newClient(s.Endpoint, s.APIKey)
 	db := c.createDB(t, "ro"+randSuffix(), true)
 	c.mustQuery(t, db, "create table t (id int); insert into t values (1), (2), (3)")

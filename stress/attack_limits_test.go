@@ -36,9 +36,7 @@ func TestAttackBufferedMemory(t *testing.T) {
 	s := start(t, limitsArgs("--max-result-bytes", perAnswer, "--max-buffered-bytes", total,
 		"--max-buffered-bytes-per-account", perAccount))
 	attacker := newClient(s.Endpoint, s.APIKey)
-	victimKey := s.NewUser(t, "victim"+randSuffix(), "")
-	remember(victimKey)
-	victim := newClient(s.Endpoint, victimKey)
+	victim, _ := otherUser(t, s, "victim")
 	adb := attacker.createDB(t, "hog", true)
 	vdb := victim.createDB(t, "calm", true)
 	victim.mustQuery(t, vdb, "select 1")
@@ -264,6 +262,18 @@ func TestAttackSlowClients(t *testing.T) {
 		}
 		return got.String(), false
 	}
+	// want408 dribbles (closedBy) until bitd closes conn, which must have
+	// answered 408 body_timeout first.
+	want408 := func(t *testing.T, conn net.Conn, dribble, what string) {
+		t.Helper()
+		got, closed := closedBy(conn, dribble)
+		if !closed {
+			t.Fatalf("%s was still open after %v", what, giveUp)
+		}
+		if !strings.HasPrefix(got, "HTTP/1.1 408") || !strings.Contains(got, "body_timeout") {
+			t.Fatalf("%s: answered %.300q; want 408 body_timeout", what, got)
+		}
+	}
 
 	t.Run("header", func(t *testing.T) {
 		conn := dial()
@@ -276,13 +286,7 @@ func TestAttackSlowClients(t *testing.T) {
 	t.Run("body", func(t *testing.T) {
 		conn := dial()
 		fmt.Fprintf(conn, "POST /v2beta/query HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{", s.APIKey)
-		got, closed := closedBy(conn, " ")
-		if !closed {
-			t.Fatalf("a body dribbled a byte every 500 ms was still open after %v", giveUp)
-		}
-		if !strings.HasPrefix(got, "HTTP/1.1 408") || !strings.Contains(got, "body_timeout") {
-			t.Fatalf("slow body: got %.300q; want 408 body_timeout", got)
-		}
+		want408(t, conn, " ", "a body dribbled a byte every 500 ms")
 		record(t, "HTTP request body sent one byte every 500 ms (2 s read timeout)", "408 body_timeout, connection closed")
 	})
 	t.Run("upload", func(t *testing.T) {
@@ -305,13 +309,7 @@ func TestAttackSlowClients(t *testing.T) {
 				t.Fatalf("upload answered or closed while it kept sending (after %d lines): %q %v", i, buf[:n], err)
 			}
 		}
-		got, closed := closedBy(conn, "")
-		if !closed {
-			t.Fatalf("a silent upload was still open after %v", giveUp)
-		}
-		if !strings.HasPrefix(got, "HTTP/1.1 408") || !strings.Contains(got, "body_timeout") {
-			t.Fatalf("silent upload answered %.300q; want 408 body_timeout", got)
-		}
+		want408(t, conn, "", "a silent upload")
 		record(t, "upload that sends a line every 500 ms for 6 s, then nothing (2 s stall bound)", "kept open while sending; once silent: 408 body_timeout, connection closed")
 	})
 	t.Run("idle", func(t *testing.T) {

@@ -53,11 +53,8 @@ var quotaEscapes = []string{
 
 func TestAttackQuota(t *testing.T) {
 	t.Parallel()
-	s := start(t, bitdtest.Args("--storage-check-interval", "300ms"))
-	t.Cleanup(func() { scanLogs(t, s) })
-	if s.PGAddr == "" {
-		t.Fatal("bitd dev runs no wire proxy (BITKIT_PG_ADDR missing from demo.env)")
-	}
+	s := startScanned(t, bitdtest.Args("--storage-check-interval", "300ms"))
+	needWire(t, s)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	c := newClient(s.Endpoint, s.APIKey)
@@ -291,8 +288,7 @@ func pgCode(err error) string {
 // so filling it past its limit is refused within seconds.
 func TestAttackQuotaWriteCheck(t *testing.T) {
 	t.Parallel()
-	s := start(t, bitdtest.Args("--storage-check-interval", "1h"))
-	t.Cleanup(func() { scanLogs(t, s) })
+	s := startScanned(t, bitdtest.Args("--storage-check-interval", "1h"))
 	c := newClient(s.Endpoint, s.APIKey)
 	db := c.createDB(t, "nudge"+randSuffix(), true)
 	c.mustQuery(t, db, "CREATE TABLE big (v text)")

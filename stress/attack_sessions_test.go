@@ -88,15 +88,10 @@ func metadataConn(t *testing.T, s *bitdtest.Server) *pgx.Conn {
 // another replica made the change).
 func TestAttackSessionOutlivesPermission(t *testing.T) {
 	t.Parallel()
-	s := start(t)
-	t.Cleanup(func() { scanLogs(t, s) })
-	if s.PGAddr == "" {
-		t.Fatal("bitd dev runs no wire proxy (BITKIT_PG_ADDR missing from demo.env)")
-	}
+	s := startScanned(t)
+	needWire(t, s)
 	alice := newClient(s.Endpoint, s.APIKey)
-	bobKey := s.NewUser(t, "bob"+randSuffix(), "")
-	remember(bobKey)
-	bob := newClient(s.Endpoint, bobKey)
+	bob, bobKey := otherUser(t, s, "bob")
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 
@@ -211,14 +206,10 @@ func TestAttackSessionOutlivesPermission(t *testing.T) {
 func TestAttackReaderHoldsDDLHostage(t *testing.T) {
 	t.Parallel()
 	tried(t, "a public reader holds a transaction open over the wire")
-	s := start(t, bitdtest.Args("--pg-reader-idle-in-transaction-timeout", "2s"))
-	t.Cleanup(func() { scanLogs(t, s) })
-	if s.PGAddr == "" {
-		t.Fatal("bitd dev runs no wire proxy")
-	}
+	s := startScanned(t, bitdtest.Args("--pg-reader-idle-in-transaction-timeout", "2s"))
+	needWire(t, s)
 	alice := newClient(s.Endpoint, s.APIKey)
-	bobKey := s.NewUser(t, "bob"+randSuffix(), "")
-	remember(bobKey)
+	_, bobKey := otherUser(t, s, "bob")
 	db := alice.createDB(t, "hostage", false)
 	alice.mustQuery(t, db, "create table t (v text); insert into t values ('one'), ('two')")
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -255,11 +246,8 @@ func TestAttackReaderHoldsDDLHostage(t *testing.T) {
 func TestAttackReaderTampersRoleSettings(t *testing.T) {
 	t.Parallel()
 	tried(t, "a reader sets its shared role's statement_timeout")
-	s := start(t)
-	t.Cleanup(func() { scanLogs(t, s) })
-	if s.PGAddr == "" {
-		t.Fatal("bitd dev runs no wire proxy")
-	}
+	s := startScanned(t)
+	needWire(t, s)
 	alice := newClient(s.Endpoint, s.APIKey)
 	db := alice.createDB(t, "shared", false)
 	alice.mustQuery(t, db, "create table t (v text); insert into t values ('one')")

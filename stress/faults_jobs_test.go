@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bitkit-dev/bitkit/internal/bitdtest"
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -41,8 +42,7 @@ func activeBackends(t *testing.T, marker string) int {
 func TestStalledStreamReader(t *testing.T) {
 	t.Parallel() // mostly waiting: overlaps with the other waiting tests
 	tried(t, "client reads a stream's header line, then stalls with the connection open (statement timeout 5 s)")
-	s := start(t, bitdtest.Args("--statement-timeout", "5s"))
-	t.Cleanup(func() { scanLogs(t, s) })
+	s := startScanned(t, bitdtest.Args("--statement-timeout", "5s"))
 	c := newClient(s.Endpoint, s.APIKey)
 	db := c.createDB(t, "stall", true)
 	marker := "stall_marker_" + randSuffix()
@@ -71,17 +71,16 @@ func TestStalledStreamReader(t *testing.T) {
 	// the client (a few MB on loopback) are full long before the timeout:
 	// bitd is then blocked writing to the client when the timeout fires.
 	seen := activeBackends(t, marker)
-	gone := false
-	var waited time.Duration
-	for t0 := time.Now(); time.Since(t0) < 90*time.Second; time.Sleep(500 * time.Millisecond) {
-		if activeBackends(t, marker) == 0 {
-			gone, waited = true, time.Since(t0)
-			break
+	t0 := time.Now()
+	if err := testwait.Wait(t.Context(), 90*time.Second, func() error {
+		if n := activeBackends(t, marker); n != 0 {
+			return fmt.Errorf("%d backend(s) still run the query", n)
 		}
+		return nil
+	}); err != nil {
+		t.Fatalf("a client that stalls reading a stream still holds a PostgreSQL backend 90 s later (statement timeout 5 s; %d backend(s) seen at the stall): %v", seen, err)
 	}
-	if !gone {
-		t.Fatalf("a client that stalls reading a stream still holds a PostgreSQL backend 90 s later (statement timeout 5 s; %d backend(s) seen at the stall)", seen)
-	}
+	waited := time.Since(t0)
 	record(t, "client reads a stream's header line, then stalls with the connection open (statement timeout 5 s)",
 		fmt.Sprintf("backend released after about %v while the client still stalled", waited.Round(time.Second)))
 }
@@ -101,8 +100,7 @@ func TestBlobStoreFull(t *testing.T) {
 		}
 	})
 	tried(t, "blob store on a full 2 MiB disk: upload, export, recovery")
-	s := start(t, bitdtest.Args("--blob-url", "file://"+dir))
-	t.Cleanup(func() { scanLogs(t, s) })
+	s := startScanned(t, bitdtest.Args("--blob-url", "file://"+dir))
 	c := newClient(s.Endpoint, s.APIKey)
 	db := c.createDB(t, "full", true)
 	c.mustQuery(t, db, "create table big as select g as id, md5(g::text) || md5(g::text) as v from generate_series(1, 200000) g")

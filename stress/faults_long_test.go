@@ -9,7 +9,6 @@ package stress
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"net/http"
 	"strings"
@@ -24,8 +23,7 @@ import (
 // a restart the job reaches DONE and the table holds every row exactly once.
 func TestKillBitdDuringImport(t *testing.T) {
 	t.Parallel() // mostly waiting: overlaps with the other waiting tests
-	s := start(t)
-	t.Cleanup(func() { scanLogs(t, s) })
+	s := startScanned(t)
 	c := newClient(s.Endpoint, s.APIKey)
 	db := c.createDB(t, "killimport", true)
 	const n = 1_000_000
@@ -51,8 +49,7 @@ func TestKillBitdDuringImport(t *testing.T) {
 // download URL holds every row exactly once.
 func TestKillBitdDuringExport(t *testing.T) {
 	t.Parallel() // mostly waiting: overlaps with the other waiting tests
-	s := start(t)
-	t.Cleanup(func() { scanLogs(t, s) })
+	s := startScanned(t)
 	c := newClient(s.Endpoint, s.APIKey)
 	db := c.createDB(t, "killexport", true)
 	const n = 2_000_000
@@ -91,14 +88,7 @@ func TestKillBitdDuringExport(t *testing.T) {
 }
 
 // quotedCSVRows is csvRows with the names quoted.
-func quotedCSVRows(n int) []byte {
-	var b bytes.Buffer
-	b.WriteString("id,name\n")
-	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&b, "%d,\"row %d\"\n", i, i)
-	}
-	return b.Bytes()
-}
+func quotedCSVRows(n int) []byte { return csvRowsOf(n, "%d,\"row %d\"\n") }
 
 // waitProcessing waits until a job has started (bounded) and returns the
 // state it was in.

@@ -158,6 +158,15 @@ func start(t testing.TB, opts ...bitdtest.Option) *bitdtest.Server {
 	return s
 }
 
+// startScanned is start, and scans the bitd's log for secrets and
+// unexpected errors when the test ends (scanLogs).
+func startScanned(t testing.TB, opts ...bitdtest.Option) *bitdtest.Server {
+	t.Helper()
+	s := start(t, opts...)
+	t.Cleanup(func() { scanLogs(t, s) })
+	return s
+}
+
 // reliability rows, written to test-artifacts/reliability.md by TestMain.
 var report = struct {
 	sync.Mutex
@@ -213,4 +222,22 @@ func writeReport(path string) error {
 		return err
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// otherUser creates a second user of s named prefix plus a random suffix,
+// remembers its API key for the secret scan, and returns a client with that
+// key and the key itself.
+func otherUser(t testing.TB, s *bitdtest.Server, prefix string) (*client, string) {
+	t.Helper()
+	key := s.NewUser(t, prefix+randSuffix(), "")
+	remember(key)
+	return newClient(s.Endpoint, key), key
+}
+
+// needWire fails t when s runs no wire proxy.
+func needWire(t testing.TB, s *bitdtest.Server) {
+	t.Helper()
+	if s.PGAddr == "" {
+		t.Fatal("bitd dev runs no wire proxy (BITKIT_PG_ADDR missing from demo.env); start it with --pg")
+	}
 }

@@ -74,11 +74,31 @@ func (c *client) waitJob(t testing.TB, kind, id string, within time.Duration) re
 }
 
 // csvRows is a CSV file with a header and ids 1..n.
-func csvRows(n int) []byte {
+func csvRows(n int) []byte { return csvRowsOf(n, "%d,row %d\n") }
+
+// csvRowsOf is a CSV file with the header id,name and rows 1..n, each
+// written with format from (i, i).
+func csvRowsOf(n int, format string) []byte {
 	var b bytes.Buffer
 	b.WriteString("id,name\n")
 	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&b, "%d,row %d\n", i, i)
+		fmt.Fprintf(&b, format, i, i)
 	}
 	return b.Bytes()
+}
+
+// exportDone starts an export of db with body, waits (up to 2 minutes) for
+// it to finish DONE with a download URL, and returns its id and that URL.
+func exportDone(t testing.TB, c *client, db string, body map[string]any) (id, downloadURL string) {
+	t.Helper()
+	exp := c.do(t, "POST", "/v2beta/db/"+db+"/export/", body)
+	if exp.Status != http.StatusAccepted {
+		t.Fatalf("export: %d %s", exp.Status, exp.Raw)
+	}
+	done := c.waitJob(t, "export", exp.str("id"), 2*time.Minute)
+	dl := done.str("download_url")
+	if done.str("state") != "DONE" || dl == "" {
+		t.Fatalf("export did not finish with a download_url: %s", done.Raw)
+	}
+	return exp.str("id"), dl
 }

@@ -26,6 +26,39 @@ func envInt(name string, def int) int {
 	return def
 }
 
+// loadSize is a load test's clients and duration: short by default, 200
+// clients for 60 s under make stress, and prefix+"_CLIENTS" and
+// prefix+"_SECONDS" from the environment over both.
+func loadSize(prefix string, clients int, dur time.Duration) (int, time.Duration) {
+	if long() {
+		clients, dur = 200, 60*time.Second
+	}
+	clients = envInt(prefix+"_CLIENTS", clients)
+	if v := envInt(prefix+"_SECONDS", 0); v > 0 {
+		dur = time.Duration(v) * time.Second
+	}
+	return clients, dur
+}
+
+// checkAcked checks that every write a client saw acknowledged is in
+// table w (client, seq) of db: acked[i] are client i's sequence numbers.
+// It returns how many there were.
+func checkAcked(t *testing.T, c *client, db string, acked [][]int) int {
+	t.Helper()
+	n := 0
+	for i, seqs := range acked {
+		n += len(seqs)
+		if len(seqs) == 0 {
+			continue
+		}
+		r := c.mustQuery(t, db, "select count(*) from w where client = $1 and seq = any($2::int[])", i, seqs)
+		if !bytes.Contains(r.Raw, []byte(fmt.Sprintf("[[%d]]", len(seqs)))) {
+			t.Errorf("client %d: %d acknowledged writes, table has %s", i, len(seqs), r.Raw)
+		}
+	}
+	return n
+}
+
 // opStats collects latencies and statuses of one kind of operation.
 type opStats struct {
 	mu        sync.Mutex
@@ -76,17 +109,9 @@ func rss(pid int, field string) int {
 // acknowledged write must be there afterwards, and 429/503 must carry
 // Retry-After. make test: 32 clients for 8 s; make stress: 200 for 60 s.
 func TestMixedLoad(t *testing.T) {
-	clients, dur := 32, 8*time.Second
-	if long() {
-		clients, dur = 200, 60*time.Second
-	}
-	clients = envInt("BITKIT_LOAD_CLIENTS", clients)
-	if v := envInt("BITKIT_LOAD_SECONDS", 0); v > 0 {
-		dur = time.Duration(v) * time.Second
-	}
+	clients, dur := loadSize("BITKIT_LOAD", 32, 8*time.Second)
 
-	s := start(t)
-	t.Cleanup(func() { scanLogs(t, s) })
+	s := startScanned(t)
 	c := newClient(s.Endpoint, s.APIKey)
 	db := c.createDB(t, "load", true)
 	c.mustQuery(t, db, "create table w (client int, seq int, primary key (client, seq))")
@@ -205,17 +230,7 @@ func TestMixedLoad(t *testing.T) {
 	}
 	// Zero lost writes: every acknowledged (client, seq) is in the table, and
 	// nothing is there that was not attempted.
-	want := 0
-	for i, seqs := range acked {
-		want += len(seqs)
-		if len(seqs) == 0 {
-			continue
-		}
-		r := c.mustQuery(t, db, "select count(*) from w where client = $1 and seq = any($2::int[])", i, seqs)
-		if !bytes.Contains(r.Raw, []byte(fmt.Sprintf("[[%d]]", len(seqs)))) {
-			t.Errorf("client %d: %d acknowledged writes, table has %s", i, len(seqs), r.Raw)
-		}
-	}
+	want := checkAcked(t, c, db, acked)
 	rps := float64(total) / dur.Seconds()
 	t.Logf("%d clients, %v: %d requests (%.0f/s), %d acknowledged writes, bitd peak RSS %d MiB", clients, dur, total, rps, want, peakRSS.Load()/1024)
 	record(t, fmt.Sprintf("%d clients × %v mixed load (point queries, writes, streams, DB create/delete, logins)", clients, dur),

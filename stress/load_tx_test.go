@@ -26,14 +26,7 @@ import (
 // make test: 16 clients for 5 s; make stress: 200 for 60 s;
 // BITKIT_TX_LOAD_CLIENTS and BITKIT_TX_LOAD_SECONDS override both.
 func TestTxLoad(t *testing.T) {
-	clients, dur := 16, 5*time.Second
-	if long() {
-		clients, dur = 200, 60*time.Second
-	}
-	clients = envInt("BITKIT_TX_LOAD_CLIENTS", clients)
-	if v := envInt("BITKIT_TX_LOAD_SECONDS", 0); v > 0 {
-		dur = time.Duration(v) * time.Second
-	}
+	clients, dur := loadSize("BITKIT_TX_LOAD", 16, 5*time.Second)
 	tried(t, fmt.Sprintf("%d clients, short interactive transactions for %s", clients, dur))
 	s := start(t, bitdtest.Args("--pool-max-conns", "20", "--tx-max-per-database", "16", "--tx-max-per-principal", "1000"))
 	c := newClient(s.Endpoint, s.APIKey)

@@ -2,6 +2,7 @@ package stress
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/bitkit-dev/bitkit/internal/bitdtest"
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -38,14 +40,10 @@ func proxyConnect(ctx context.Context, addr, db, password string) (*pgx.Conn, er
 // cannot open user A's private database and a tampered key is refused, while
 // A's own key works.
 func TestWireProxyIsolation(t *testing.T) {
-	s := start(t)
-	t.Cleanup(func() { scanLogs(t, s) })
-	if s.PGAddr == "" {
-		t.Fatal("bitd dev runs no wire proxy (BITKIT_PG_ADDR missing from demo.env); start it with --pg")
-	}
+	s := startScanned(t)
+	needWire(t, s)
 	alice := newClient(s.Endpoint, s.APIKey)
-	bobKey := s.NewUser(t, "bob"+randSuffix(), "")
-	remember(bobKey)
+	_, bobKey := otherUser(t, s, "bob")
 	db := alice.createDB(t, "wire", true)
 	alice.mustQuery(t, db, "create table secrets (v text); insert into secrets values ('crown jewels')")
 
@@ -96,12 +94,9 @@ func firstLine(s string) string {
 // TestJobAndServiceAccountIDOR: user B asks for user A's import and export
 // jobs and service account by id and gets 404 every time.
 func TestJobAndServiceAccountIDOR(t *testing.T) {
-	s := start(t)
-	t.Cleanup(func() { scanLogs(t, s) })
+	s := startScanned(t)
 	alice := newClient(s.Endpoint, s.APIKey)
-	bobKey := s.NewUser(t, "bob"+randSuffix(), "")
-	remember(bobKey)
-	bob := newClient(s.Endpoint, bobKey)
+	bob, _ := otherUser(t, s, "bob")
 	db := alice.createDB(t, "idor", true)
 
 	imp := alice.startImport(t, db, "people", csvRows(10), "")
@@ -155,20 +150,11 @@ func TestJobAndServiceAccountIDOR(t *testing.T) {
 // Authorization header; any change to it (signature, job id, expiry) is
 // refused.
 func TestDownloadURLTampering(t *testing.T) {
-	s := start(t)
-	t.Cleanup(func() { scanLogs(t, s) })
+	s := startScanned(t)
 	c := newClient(s.Endpoint, s.APIKey)
 	db := c.createDB(t, "dl", true)
 	c.mustQuery(t, db, "create table t as select g as id, 'secret ' || g as v from generate_series(1, 20) g")
-	exp := c.do(t, "POST", "/v2beta/db/"+db+"/export/", map[string]any{"table_name": "t", "schema_name": "public", "file_name": "t.csv"})
-	if exp.Status != http.StatusAccepted {
-		t.Fatalf("export: %d %s", exp.Status, exp.Raw)
-	}
-	done := c.waitJob(t, "export", exp.str("id"), 2*time.Minute)
-	dl := done.str("download_url")
-	if done.str("state") != "DONE" || dl == "" {
-		t.Fatalf("export did not finish with a download_url: %s", done.Raw)
-	}
+	_, dl := exportDone(t, c, db, map[string]any{"table_name": "t", "schema_name": "public", "file_name": "t.csv"})
 	anon := newClient("", "")
 	get := func(u string) result {
 		r, err := anon.doE("GET", u, nil)
@@ -257,10 +243,11 @@ func serveMode(t *testing.T) (endpoint, key string) {
 		dropWithDev(t, bin, dbURL, meta, dir)
 	})
 	endpoint = "http://" + addr
-	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(endpoint + "/v2beta/db/"); err == nil {
+	testwait.Eventually(t, 90*time.Second, func() error {
+		resp, err := http.Get(endpoint + "/v2beta/db/")
+		if err == nil {
 			resp.Body.Close()
-			break
+			return nil
 		}
 		select {
 		case <-exited:
@@ -268,10 +255,8 @@ func serveMode(t *testing.T) (endpoint, key string) {
 			t.Fatalf("bitd serve exited before it was ready:\n%s", logs)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("bitd serve not ready after 90 s")
-		}
-	}
+		return fmt.Errorf("bitd serve not ready: %w", err)
+	})
 	admin := func(args ...string) string {
 		out, err := exec.Command(bin, append([]string{"admin", "--database-url", dbURL, "--metadata-db", meta}, args...)...).Output()
 		if err != nil {
@@ -305,11 +290,14 @@ func dropWithDev(t *testing.T, bin, dbURL, meta, dir string) {
 		t.Errorf("start the clean-up bitd dev: %v", err)
 		return
 	}
-	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if b, err := os.ReadFile(filepath.Join(dir, "demo.env")); err == nil && len(b) > 0 && b[len(b)-1] == '\n' {
-			break
+	// Waited for whatever comes: the logs checked below say what went
+	// wrong. Not t.Context(): this runs in a Cleanup, after it ended.
+	_ = testwait.Wait(context.Background(), 90*time.Second, func() error {
+		if b, err := os.ReadFile(filepath.Join(dir, "demo.env")); err != nil || len(b) == 0 || b[len(b)-1] != '\n' {
+			return errors.New("the clean-up bitd dev has not written demo.env")
 		}
-	}
+		return nil
+	})
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -371,24 +359,15 @@ func TestSSRFFileURL(t *testing.T) {
 // lifetime (--download-url-ttl) has passed.
 func TestDownloadURLExpires(t *testing.T) {
 	t.Parallel() // mostly waiting
-	s := start(t, bitdtest.Args("--download-url-ttl", "2s"))
-	t.Cleanup(func() { scanLogs(t, s) })
+	s := startScanned(t, bitdtest.Args("--download-url-ttl", "2s"))
 	c := newClient(s.Endpoint, s.APIKey)
 	db := c.createDB(t, "dlttl", true)
 	c.mustQuery(t, db, "create table t as select g as id from generate_series(1, 5) g")
-	exp := c.do(t, "POST", "/v2beta/db/"+db+"/export/", map[string]any{"table_name": "t", "schema_name": "public"})
-	if exp.Status != http.StatusAccepted {
-		t.Fatalf("export: %d %s", exp.Status, exp.Raw)
-	}
-	done := c.waitJob(t, "export", exp.str("id"), 2*time.Minute)
-	dl := done.str("download_url")
-	if done.str("state") != "DONE" || dl == "" {
-		t.Fatalf("export did not finish with a download_url: %s", done.Raw)
-	}
+	expID, _ := exportDone(t, c, db, map[string]any{"table_name": "t", "schema_name": "public"})
 	anon := newClient("", "")
 	// The URL is minted when the job is read; read it again so the check of
 	// the fresh URL does not race its 2 s lifetime.
-	dl = c.waitJob(t, "export", exp.str("id"), time.Minute).str("download_url")
+	dl := c.waitJob(t, "export", expID, time.Minute).str("download_url")
 	if r, err := anon.doE("GET", dl, nil); err != nil || r.Status != 200 {
 		t.Fatalf("fresh download_url: %v %d %.200s", err, r.Status, r.Raw)
 	}

@@ -22,12 +22,9 @@ func randSuffix() string {
 // TestTenantIsolation: user B tries every HTTP path into user A's private
 // database and gets 404 (never 403, never data).
 func TestTenantIsolation(t *testing.T) {
-	s := start(t)
-	t.Cleanup(func() { scanLogs(t, s) })
+	s := startScanned(t)
 	alice := newClient(s.Endpoint, s.APIKey)
-	bobKey := s.NewUser(t, "bob"+randSuffix(), "")
-	remember(bobKey)
-	bob := newClient(s.Endpoint, bobKey)
+	bob, _ := otherUser(t, s, "bob")
 
 	db := alice.createDB(t, "vault", true)
 	alice.mustQuery(t, db, "create table secrets (v text); insert into secrets values ('crown jewels')")
@@ -77,9 +74,7 @@ func TestTenantIsolation(t *testing.T) {
 func TestPublicDatabaseIsReadOnlyForOthers(t *testing.T) {
 	s := start(t)
 	alice := newClient(s.Endpoint, s.APIKey)
-	bobKey := s.NewUser(t, "bob"+randSuffix(), "")
-	remember(bobKey)
-	bob := newClient(s.Endpoint, bobKey)
+	bob, _ := otherUser(t, s, "bob")
 	db := alice.createDB(t, "open", false)
 	alice.mustQuery(t, db, "create table t (v int); insert into t values (1)")
 

@@ -77,10 +77,9 @@ func TestLoginRefresh(t *testing.T) {
 		return nil
 	})
 
-	// Wait until the cached access token has expired (by its own expiry).
-	for time.Now().Before(first.Expiry.Add(100 * time.Millisecond)) {
-		time.Sleep(100 * time.Millisecond)
-	}
+	// Wait until the cached access token has expired (by its own expiry):
+	// the pause is the point.
+	time.Sleep(time.Until(first.Expiry.Add(100 * time.Millisecond)))
 	if r := call(t, s, "GET", "/iam/v2/account", first.AccessToken, nil); r.code != 401 {
 		t.Fatalf("the first access token still works after its expiry: %d", r.code)
 	}

@@ -62,6 +62,9 @@ type fleet struct {
 	Key      string     // the demo user's API key
 	User     string
 	haproxy  *exec.Cmd
+	// NoTraces, when not empty, is why the replicas run without tracing
+	// (Jaeger is not installed); testTraces fails with it.
+	NoTraces string
 }
 
 // freeAddr returns a loopback host:port that was free a moment ago.
@@ -134,6 +137,8 @@ frontend bitd_http
 backend bitd_http
 	mode http
 	balance roundrobin
+	# The client's address for bitd (--trusted-proxies 127.0.0.1).
+	option forwardfor
 	option httpchk GET /readyz
 	http-check expect status 200
 	# Which replica answered (for the tests and for operators).
@@ -157,7 +162,7 @@ backend bitd_pg
 	http-check expect status 200
 	default-server inter 300ms fall 2 rise 1
 {{- range .Replicas}}
-	server {{.Name}} {{.PG}} check addr {{host .HTTP}} port {{port .HTTP}}
+	server {{.Name}} {{.PG}} check addr {{host .HTTP}} port {{port .HTTP}} send-proxy-v2
 {{- end}}
 
 listen stats
@@ -254,6 +259,14 @@ func startFleet(t *testing.T) *fleet {
 		"BITD_BLOB_URL="+fmt.Sprintf("s3://%s?region=us-east-1&endpoint=http://%s&use_path_style=true", s3Bucket, f.S3.Addr),
 		"AWS_ACCESS_KEY_ID=bitkit-fleet", "AWS_SECRET_ACCESS_KEY=bitkit-fleet-secret",
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+	// Traces (traces_test.go): every replica exports to Jaeger, in
+	// batches every half second (the SDK's OTEL_BSP_SCHEDULE_DELAY).
+	traces := bitdtest.Env()
+	if ok, why := startJaeger(t, f.Dir); ok {
+		traces = bitdtest.Env("BITD_OTLP_ENDPOINT=http://"+jaegerOTLP, "OTEL_BSP_SCHEDULE_DELAY=500")
+	} else {
+		f.NoTraces = why
+	}
 	for i := range replicaCount {
 		r := &replica{Name: fmt.Sprintf("r%d", i+1), HTTP: freeAddr(t), PG: freeAddr(t), Metrics: freeAddr(t)}
 		// Later flags win over bitdtest's --http/--pg 127.0.0.1:0. The
@@ -262,10 +275,13 @@ func startFleet(t *testing.T) *fleet {
 		// id, which tells the tests which replica runs a job.
 		args := bitdtest.Args("--http", r.HTTP, "--pg", r.PG, "--metrics", r.Metrics,
 			"--public-url", "http://"+f.HTTP, "--log-level", "debug",
+			// HAProxy (on 127.0.0.1) forwards the client's address: X-Forwarded-For
+			// and a PROXY v2 header on the wire port.
+			"--trusted-proxies", "127.0.0.1", "--wire-proxy-protocol",
 			// No stock of ready databases: fewer databases to drop at the end.
 			"--db-stock", "0")
 		if i == 0 {
-			r.S = bitdtest.Start(t, bitdtest.Env("BITD_SECRET="+f.Secret), blob, args)
+			r.S = bitdtest.Start(t, bitdtest.Env("BITD_SECRET="+f.Secret), blob, traces, args)
 		} else {
 			r.S = bitdtest.Start(t, bitdtest.Replica(f.Replicas[0].S), args)
 		}
@@ -327,7 +343,7 @@ func (f *fleet) keepLogs(t *testing.T) {
 	for _, r := range f.Replicas {
 		files["bitd-"+r.Name+".log"] = r.S.LogPath
 	}
-	for _, n := range []string{"haproxy.log", "prometheus.log", "haproxy.cfg", "prometheus.yml"} {
+	for _, n := range []string{"haproxy.log", "prometheus.log", "haproxy.cfg", "prometheus.yml", "jaeger.log", "jaeger.yaml"} {
 		files[n] = filepath.Join(f.Dir, n)
 	}
 	for name, src := range files {
@@ -642,6 +658,7 @@ var summary struct {
 	passed, failed []string
 	load           string
 	move           string // the write pause of testClusterMove
+	traces         string // what testTraces found in Jaeger
 }
 
 // TestFleet starts the fleet once and runs the fleet tests against it, the
@@ -662,6 +679,7 @@ func TestFleet(t *testing.T) {
 		{"CancelAcrossReplicas", testCancelAcrossReplicas},
 		{"ClusterPlacement", testClusterPlacement},
 		{"Prometheus", testPrometheus},
+		{"Traces", testTraces},
 		{"ClusterDown", testClusterDown},
 		{"ClusterMove", testClusterMove},
 		{"Load", testLoad},
@@ -707,7 +725,10 @@ func TestFleet(t *testing.T) {
 	if len(summary.failed) > 0 {
 		line += " (FAILED: " + strings.Join(summary.failed, ", ") + ")"
 	}
-	line += fmt.Sprintf(" in %v with %d bitd replicas behind HAProxy, 2 PostgreSQL clusters, S3 (gofakes3), Prometheus", time.Since(start).Round(time.Second), replicaCount)
+	line += fmt.Sprintf(" in %v with %d bitd replicas behind HAProxy, 2 PostgreSQL clusters, S3 (gofakes3), Prometheus, Jaeger", time.Since(start).Round(time.Second), replicaCount)
+	if summary.traces != "" {
+		line += "; " + summary.traces
+	}
 	if summary.move != "" {
 		line += "; " + summary.move
 	}

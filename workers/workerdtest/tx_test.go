@@ -3,6 +3,7 @@
 package workerdtest_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/bitkit-dev/bitkit/core"
 	"github.com/bitkit-dev/bitkit/internal/bitdtest"
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 	"github.com/bitkit-dev/bitkit/workers/workerdtest"
 )
 
@@ -186,12 +188,16 @@ func TestWorkerTransactionAcrossRequests(t *testing.T) {
 		}
 		return n
 	}
-	n := logins()
-	for deadline := time.Now().Add(5 * time.Second); n < 1 && time.Now().Before(deadline); n = logins() {
-		time.Sleep(20 * time.Millisecond) // bitd writes its access log in batches
-	}
+	// bitd writes its access log in batches: wait for the first login line
+	// (the check below reports its absence).
+	_ = testwait.Wait(t.Context(), 5*time.Second, func() error {
+		if logins() < 1 {
+			return errors.New("no login logged yet")
+		}
+		return nil
+	})
 	time.Sleep(300 * time.Millisecond) // and a second login, were there one, would be logged by now
-	if n = logins(); n != 1 {
+	if n := logins(); n != 1 {
 		t.Errorf("bitd saw %d logins for the Worker's requests, want 1 (the token cached in KV)", n)
 	}
 	gets, puts, values := store.snapshot()

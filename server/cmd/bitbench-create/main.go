@@ -9,7 +9,9 @@
 //	    private cluster with fsync on, idle and under a writer;
 //	(b) POST /v2beta/db/ on a bitd without a stock (--db-stock 0): every
 //	    creation provisions its database and roles while the caller waits;
-//	(c) the same on a bitd with the default stock (--db-stock 4);
+//	(c) the same on a bitd with the default stock (--db-stock 4), then a
+//	    second burst once the stock has grown to the target the first
+//	    burst raised (--db-stock-max, 32 by default);
 //	(d) the same on a bitd whose stock covers the burst (--db-stock 64),
 //	    filled before the burst starts.
 //
@@ -308,7 +310,47 @@ func benchBitd(ctx context.Context, stock int) error {
 		return err
 	}
 	fmt.Printf("    bitd POST /db/ %d at once %s\n", *burst, many)
+	if stock == 0 {
+		return nil
+	}
+	// The burst raised the stock target (each creation that found the
+	// stock empty added one, up to --db-stock-max): once the stock has
+	// refilled to it, a second burst of the same size.
+	target, err := b.stockTarget(ctx)
+	if err != nil {
+		return err
+	}
+	if target <= stock {
+		return nil
+	}
+	stock = target
+	if err := waitStock(); err != nil {
+		return err
+	}
+	many2, err := timeAll(*burst, *burst, func(i int) error { return create(fmt.Sprintf("again%03d", i)) })
+	if err != nil {
+		return err
+	}
+	fmt.Printf("    bitd POST /db/ %d at once %s  (a second burst: the stock had grown to %d)\n", *burst, many2, target)
 	return nil
+}
+
+// stockTarget is the default cluster's stock target as the last burst
+// left it (db_stock_targets; 0 when no burst raised it).
+func (b *bitd) stockTarget(ctx context.Context) (int, error) {
+	cfg, err := pgx.ParseConfig(*databaseURL)
+	if err != nil {
+		return 0, err
+	}
+	cfg.Database = b.meta
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close(ctx)
+	var n int
+	err = c.QueryRow(ctx, `SELECT coalesce((SELECT least(target, 32) FROM db_stock_targets WHERE placement = 'default'), 0)`).Scan(&n) // 32: the default --db-stock-max
+	return n, err
 }
 
 func adminExec(ctx context.Context, url, sql string) error {

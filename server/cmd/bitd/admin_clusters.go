@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/bitkit-dev/bitkit/server/internal/store"
 )
@@ -66,7 +67,26 @@ func adminClusters(ctx context.Context, st *store.Store, cmd string, rest []stri
 		if err != nil {
 			return err
 		}
-		return printJSON(map[string]any{"clusters": cs})
+		// Whether each answers now: a ping through bitd's admin
+		// connection to it, all clusters at once.
+		hs, err := st.ClustersHealth(ctx, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		up := map[string]store.ClusterHealth{}
+		for _, h := range hs {
+			up[h.Name] = h
+		}
+		type listed struct {
+			store.Cluster
+			Up    bool   `json:"up"`
+			Cause string `json:"down_cause,omitempty"`
+		}
+		out := make([]listed, len(cs))
+		for i, c := range cs {
+			out[i] = listed{Cluster: c, Up: up[c.Name].Up, Cause: up[c.Name].Cause}
+		}
+		return printJSON(map[string]any{"clusters": out})
 	case "cluster drain", "cluster activate":
 		if err := need(1, "NAME"); err != nil {
 			return err

@@ -32,3 +32,20 @@ func TestBudgetShares(t *testing.T) {
 		t.Fatalf("a cluster too small: %v, want an error with the fix", err)
 	}
 }
+
+// TestOtherClusterBudget: a cluster other than the default one keeps back
+// only bitd's admin and ad-hoc connections (no metadata pool, no job
+// workers), so the same max_connections leaves it more for tenants.
+func TestOtherClusterBudget(t *testing.T) {
+	t.Parallel()
+	total, per, err := budgetSharesOwn(100, 3, ownOtherClusterConns, 0, 0)
+	if err != nil || total != 77 || per != 19 {
+		t.Fatalf("budgetSharesOwn(100, 3, %d) = %d, %d, %v; want 77, 19", ownOtherClusterConns, total, per, err)
+	}
+	if d, _, _ := budgetShares(100, 3, 0, 0); d >= total {
+		t.Fatalf("the default cluster's budget (%d) is not below another cluster's (%d) for the same settings", d, total)
+	}
+	if total, per, err := budgetSharesOwn(400, 3, ownOtherClusterConns, 40, 0); err != nil || total != 40 || per != 10 {
+		t.Fatalf("a set --max-backend-conns applies to every cluster: %d, %d, %v", total, per, err)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bitkit-dev/bitkit/internal/bitdtest"
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 	"github.com/bitkit-dev/bitkit/server/internal/access"
 	"github.com/bitkit-dev/bitkit/server/internal/secret"
 	"github.com/bitkit-dev/bitkit/server/internal/store"
@@ -22,17 +24,17 @@ import (
 // build from hanging).
 const replicaWait = 20 * time.Second
 
-// eventually polls f until it is true or replicaWait passed, and returns
-// how long it took.
+// eventually polls f (testwait) until it is true or replicaWait passed,
+// and returns how long it took.
 func eventually(t *testing.T, what string, f func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
-	for !f() {
-		if time.Since(start) > replicaWait {
-			t.Fatalf("%s: not seen within %v", what, replicaWait)
+	testwait.Eventually(t, replicaWait, func() error {
+		if !f() {
+			return errors.New(what + ": not seen yet")
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 	return time.Since(start)
 }
 

@@ -10,9 +10,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -487,4 +490,251 @@ func countOn(pl map[string]string, cluster string) int {
 		}
 	}
 	return n
+}
+
+// stockOn lists the ready stocked databases per cluster.
+func stockOn(t *testing.T, meta *pgx.Conn) map[string][]string {
+	t.Helper()
+	rows, err := meta.Query(t.Context(), `SELECT placement, pg_name FROM db_stock WHERE ready ORDER BY placement, pg_name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string][]string{}
+	for rows.Next() {
+		var p, n string
+		if err := rows.Scan(&p, &n); err != nil {
+			t.Fatal(err)
+		}
+		out[p] = append(out[p], n)
+	}
+	if rows.Err() != nil {
+		t.Fatal(rows.Err())
+	}
+	return out
+}
+
+// connectOn connects as the admin to database db of the cluster at adminURL.
+func connectOn(t *testing.T, adminURL, db string) *pgx.Conn {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(adminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Database = db
+	c, err := pgx.ConnectConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", db, err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+// roleExists reports whether the cluster at adminURL has role r.
+func roleExists(t *testing.T, adminURL, r string) bool {
+	t.Helper()
+	c := connectOn(t, adminURL, "postgres")
+	var ok bool
+	if err := c.QueryRow(t.Context(), `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, r).Scan(&ok); err != nil {
+		t.Fatal(err)
+	}
+	c.Close(t.Context())
+	return ok
+}
+
+// dropPublicRole removes the public readers' role of platform database pg
+// on the cluster at adminURL, as an older bitd (or a failed back-fill)
+// would have left it.
+func dropPublicRole(t *testing.T, adminURL, pg string) {
+	t.Helper()
+	c := connectOn(t, adminURL, pg)
+	if _, err := c.Exec(t.Context(), fmt.Sprintf(`DROP OWNED BY %s; DROP ROLE %[1]s`, pgx.Identifier{pg + "_public"}.Sanitize())); err != nil {
+		t.Fatalf("drop the public role of %s: %v", pg, err)
+	}
+	c.Close(t.Context())
+}
+
+// clusterUpMetric reads bitd_cluster_up{cluster} from a scrape.
+func clusterUpMetric(t *testing.T, s *bitdtest.Server, cluster string) (float64, bool) {
+	t.Helper()
+	return metric(scrape(t, s), "bitd_cluster_up", "cluster="+cluster)
+}
+
+// TestClusterOperations: with two real clusters, each active cluster keeps
+// its own database stock and a creation takes from the stock of the
+// cluster placement chose; each cluster has its own connection budget (a
+// full second cluster refuses its own databases' connections with 53300
+// while the default cluster's still get theirs); an unrecorded database
+// left on the second cluster by an interrupted provisioning is dropped
+// there; the start-up repairs run on the second cluster (a missing public
+// readers' role comes back, a deleted database left there is dropped),
+// and when that cluster is down at start-up bitd still starts, says so, and
+// repairs it once it is back; bitd_cluster_up and `admin cluster list`
+// follow the cluster going down and coming back.
+func TestClusterOperations(t *testing.T) {
+	c2, url2, restart := secondCluster(t)
+	admin2 := strings.Replace(url2, "bitkit@", "bitkit:"+url.QueryEscape(mustPassword(t))+"@", 1)
+	s := bitdtest.Start(t, bitdtest.Args("--metrics", "127.0.0.1:0", "--db-stock", "2", "--db-stock-max", "2",
+		"--max-backend-conns", "3"))
+	key, user, E := s.APIKey, s.User, s.Endpoint
+	meta := clusterConn(t, s.MetadataDB)
+	if out := s.Admin(t, "cluster", "add", "second", url2); !strings.Contains(out, `"added":"second"`) {
+		t.Fatalf("cluster add: %s", out)
+	}
+
+	// A stock on each cluster, once the store has had a database.
+	want(t, call(t, "POST", E+"/v2beta/db/", key, map[string]any{"name": "s0"}), http.StatusCreated, "")
+	stockFull := func() bool { st := stockOn(t, meta); return len(st["default"]) == 2 && len(st["second"]) == 2 }
+	waitFor(t, 90*time.Second, "a stock of 2 on both clusters", stockFull)
+	// Each creation takes a stocked database of the cluster placement chose.
+	for _, n := range []string{"s1", "s2", "s3"} {
+		waitFor(t, 90*time.Second, "the stocks to refill to 2", stockFull)
+		before := stockOn(t, meta)
+		want(t, call(t, "POST", E+"/v2beta/db/", key, map[string]any{"name": n}), http.StatusCreated, "")
+		p, pg := placements(t, s)[n], pgNameOf(t, s, n)
+		if !slices.Contains(before[p], pg) {
+			t.Fatalf("%s was placed on %q as %s, not one of that cluster's stocked databases %v (stock: %v)", n, p, pg, before[p], before)
+		}
+	}
+	waitFor(t, 90*time.Second, "the stocks to refill to 2 after the creations", stockFull)
+	pl := placements(t, s)
+	var onSecond []string
+	for _, n := range []string{"s1", "s2", "s3"} {
+		if pl[n] == "second" {
+			onSecond = append(onSecond, n)
+		}
+	}
+	if pl["s0"] != "default" || len(onSecond) != 2 {
+		t.Fatalf("placement by fewest databases: %v", pl)
+	}
+	for _, st := range stockOn(t, meta)["second"] {
+		if !hasDatabase(t, admin2, st) || hasDatabase(t, bitdtest.DatabaseURL(t), st) {
+			t.Fatalf("stocked database %s of the second cluster is not there only", st)
+		}
+	}
+	dbA, dbB, dbB2 := user+"/s0", user+"/"+onSecond[0], user+"/"+onSecond[1]
+	pgB, pgB2 := pgNameOf(t, s, onSecond[0]), pgNameOf(t, s, onSecond[1])
+
+	// The connection budget is per cluster (3 each here): three wire
+	// sessions fill the second cluster's, a fourth is refused there, the
+	// default cluster's databases still get connections.
+	var sessions []*pgx.Conn
+	for range 3 {
+		sessions = append(sessions, wireConn(t, s, key, dbB))
+	}
+	wcfg, _ := pgx.ParseConfig("postgres://any@" + s.PGAddr + "/x?sslmode=require")
+	wcfg.Password, wcfg.Database = key, dbB
+	if c, err := pgx.ConnectConfig(t.Context(), wcfg); err == nil {
+		c.Close(t.Context())
+		t.Fatal("a fourth wire session to the full second cluster was accepted")
+	} else if !strings.Contains(err.Error(), "53300") {
+		t.Fatalf("a fourth wire session to the full second cluster: %v, want FATAL 53300", err)
+	}
+	wa := wireConn(t, s, key, dbA)
+	if _, err := wa.Exec(t.Context(), "SELECT 1"); err != nil {
+		t.Fatalf("a wire session to the default cluster while the second is full: %v", err)
+	}
+	want(t, sqlAs(t, E, key, dbA, "SELECT 1"), 200, "")
+	fams := scrape(t, s)
+	if n, _ := metric(fams, "bitd_connection_budget", "cluster=second", "state=in_use"); n != 3 {
+		t.Errorf("bitd_connection_budget{cluster=second,state=in_use} = %v, want 3", n)
+	}
+	if n, _ := metric(fams, "bitd_connection_budget", "cluster=second", "state=max"); n != 3 {
+		t.Errorf("bitd_connection_budget{cluster=second,state=max} = %v, want 3", n)
+	}
+	wa.Close(t.Context())
+	for _, c := range sessions {
+		c.Close(t.Context())
+	}
+	testwait.Eventually(t, 30*time.Second, func() error {
+		c, err := pgx.ConnectConfig(t.Context(), wcfg)
+		if err != nil {
+			return fmt.Errorf("a wire session to the second cluster once the others closed: %v", err)
+		}
+		c.Close(t.Context())
+		return nil
+	})
+
+	// An unrecorded database on the second cluster, as a bitd killed
+	// between provisioning it and recording it leaves: its db_stock row
+	// (not ready, not locked), its database and a role. The stock's
+	// clean-up drops them there.
+	var rb [8]byte
+	_, _ = rand.Read(rb[:])
+	left := "bk_" + hex.EncodeToString(rb[:])
+	a2 := connectOn(t, admin2, "postgres")
+	for _, q := range []string{"CREATE DATABASE " + left, "CREATE ROLE " + left + "_owner LOGIN"} {
+		if _, err := a2.Exec(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := meta.Exec(t.Context(), `INSERT INTO db_stock (pg_name, stock_key, placement, created_at)
+		VALUES ($1, 'crashed', 'second', now() - interval '1 minute')`, left); err != nil {
+		t.Fatal(err)
+	}
+	want(t, call(t, "POST", E+"/v2beta/db/", key, map[string]any{"name": "kick"}), http.StatusCreated, "") // wakes the stock
+	waitFor(t, 90*time.Second, "the unrecorded database on the second cluster to be dropped", func() bool {
+		return !hasDatabase(t, admin2, left) && !roleExists(t, admin2, left+"_owner")
+	})
+	var rowsLeft int
+	if err := meta.QueryRow(t.Context(), `SELECT count(*) FROM db_stock WHERE pg_name = $1`, left).Scan(&rowsLeft); err != nil || rowsLeft != 0 {
+		t.Fatalf("the leftover's db_stock row: %d (%v)", rowsLeft, err)
+	}
+
+	// Start-up repairs on the second cluster: a missing public readers'
+	// role, and a deleted database whose drop did not happen there.
+	dropPublicRole(t, admin2, pgB)
+	if _, err := meta.Exec(t.Context(), `UPDATE databases SET deleted_at = now(), dropped_at = now() WHERE pg_name = $1`, pgB2); err != nil {
+		t.Fatal(err)
+	}
+	s.Restart(t, syscall.SIGKILL) // SIGTERM would run the --ephemeral clean-up
+	if !roleExists(t, admin2, pgB+"_public") {
+		t.Errorf("after a restart the public readers' role of %s (second cluster) is still missing; log:\n%s", dbB, s.Logs())
+	}
+	if hasDatabase(t, admin2, pgB2) {
+		t.Errorf("after a restart the deleted database %s is still on the second cluster", dbB2)
+	}
+	if v, ok := clusterUpMetric(t, s, "second"); !ok || v != 1 {
+		t.Fatalf("bitd_cluster_up{cluster=second} = %v (%v), want 1", v, ok)
+	}
+	if v, ok := clusterUpMetric(t, s, "default"); !ok || v != 1 {
+		t.Fatalf("bitd_cluster_up{cluster=default} = %v (%v), want 1", v, ok)
+	}
+
+	// The second cluster stops: cluster_up goes to 0 and cluster list
+	// says it is down; a bitd starting meanwhile starts, names the
+	// cluster, and repairs it once it is back; cluster_up goes back to 1.
+	dropPublicRole(t, admin2, pgB)
+	c2.Stop(30 * time.Second)
+	testwait.Eventually(t, 30*time.Second, func() error {
+		if v, _ := clusterUpMetric(t, s, "second"); v != 0 {
+			return fmt.Errorf("bitd_cluster_up{cluster=second} = %v with the cluster stopped", v)
+		}
+		return nil
+	})
+	if v, _ := clusterUpMetric(t, s, "default"); v != 1 {
+		t.Fatalf("bitd_cluster_up{cluster=default} = %v while only the second cluster is down", v)
+	}
+	list := s.Admin(t, "cluster", "list")
+	if !strings.Contains(list, `"name":"second"`) || !regexp.MustCompile(`"name":"second"[^}]*"up":false,"down_cause":"[^"]+"`).MatchString(list) ||
+		!regexp.MustCompile(`"name":"default"[^}]*"up":true`).MatchString(list) {
+		t.Fatalf("cluster list with the second cluster stopped: %s", list)
+	}
+	s.Restart(t, syscall.SIGKILL)
+	if !strings.Contains(s.Logs(), `cluster=second`) || !strings.Contains(s.Logs(), "its start-up repairs run once it answers") {
+		t.Fatalf("bitd started with the second cluster down without a warning naming it; log:\n%s", s.Logs())
+	}
+	want(t, sqlAs(t, s.Endpoint, key, dbA, "SELECT 1"), 200, "")
+	restart()
+	testwait.Eventually(t, 30*time.Second, func() error {
+		if v, _ := clusterUpMetric(t, s, "second"); v != 1 {
+			return fmt.Errorf("bitd_cluster_up{cluster=second} = %v after the cluster came back", v)
+		}
+		return nil
+	})
+	// The background pass (every 30 s) runs the repairs that waited.
+	waitFor(t, 120*time.Second, "the public readers' role repaired on the second cluster once it is back", func() bool {
+		return roleExists(t, admin2, pgB+"_public")
+	})
+	want(t, sqlAs(t, s.Endpoint, key, dbB, "SELECT 1"), 200, "")
 }

@@ -469,3 +469,68 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 		return nil
 	})
 }
+
+// TestStockFollowsBursts: on a real bitd, a burst of creations larger
+// than the stock raises the stock target (each creation that found the
+// stock empty adds one) up to --db-stock-max, and the stock grows to it and
+// no further; a second burst of that size is then served from the stock
+// (every one of its databases was a stocked one).
+func TestStockFollowsBursts(t *testing.T) {
+	t.Parallel()
+	s := bitdtest.Start(t, bitdtest.Args("--db-stock", "2", "--db-stock-max", "8"))
+	key := s.APIKey
+	meta := clusterConn(t, s.MetadataDB)
+	ready := func() (n int) {
+		if err := meta.QueryRow(t.Context(), `SELECT count(*) FROM db_stock WHERE ready`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	burst := func(prefix string, n int) {
+		t.Helper()
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := range n {
+			wg.Go(func() {
+				name := fmt.Sprintf("%s%02d", prefix, i)
+				if st, raw, err := post(t.Context(), "POST", s.Endpoint+"/v2beta/db/", key, map[string]any{"name": name}); err != nil || st != 201 {
+					errs <- fmt.Errorf("create %s: %d %s %v", name, st, raw, err)
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+	}
+	if st, raw, err := post(t.Context(), "POST", s.Endpoint+"/v2beta/db/", key, map[string]any{"name": "first"}); err != nil || st != 201 {
+		t.Fatalf("create first: %d %s %v", st, raw, err)
+	}
+	waitFor(t, 60*time.Second, "the stock to fill to 2", func() bool { return ready() == 2 })
+	burst("a", 16)
+	var target int
+	if err := meta.QueryRow(t.Context(), `SELECT target FROM db_stock_targets WHERE placement = 'default'`).Scan(&target); err != nil || target != 8 {
+		t.Fatalf("stock target after a burst of 16 against a stock of 2: %d (%v), want the maximum 8", target, err)
+	}
+	waitFor(t, 120*time.Second, "the stock to grow to 8", func() bool { return ready() == 8 })
+	rows, err := meta.Query(t.Context(), `SELECT pg_name FROM db_stock WHERE ready`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stocked, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The second burst of 8 takes the 8 stocked databases.
+	burst("b", 8)
+	var fromStock int
+	if err := meta.QueryRow(t.Context(), `SELECT count(*) FROM databases WHERE name LIKE 'b%' AND pg_name = ANY($1)`, stocked).Scan(&fromStock); err != nil || fromStock != 8 {
+		t.Fatalf("%d of the second burst's 8 databases came from the stock (%v), want 8", fromStock, err)
+	}
+	waitFor(t, 120*time.Second, "the stock to refill to 8", func() bool { return ready() == 8 })
+	var total int
+	if err := meta.QueryRow(t.Context(), `SELECT count(*) FROM db_stock`).Scan(&total); err != nil || total != 8 {
+		t.Fatalf("the stock holds %d rows (%v), want no more than the target 8", total, err)
+	}
+}

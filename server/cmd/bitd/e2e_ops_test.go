@@ -117,6 +117,8 @@ func TestMetrics(t *testing.T) {
 	for range n {
 		want(t, sqlAs(t, E, key, db, "select g from generate_series(1,10) g"), 200, "")
 	}
+	sqlErrors0, _ := metric(before, "bitd_http_errors_total", "route=POST /v2beta/query", "code=sql_error")
+	want(t, sqlAs(t, E, key, db, "select 1/0"), http.StatusBadRequest, "sql_error")
 
 	// A wire-proxy session.
 	c := wireConn(t, s, key, db)
@@ -190,6 +192,13 @@ func TestMetrics(t *testing.T) {
 	imp2, _ := metric(after, "bitd_http_requests_total", "route=POST /v2beta/db/{account}/{db}/import/{$}")
 	if imp1+imp2 < 1 {
 		t.Error("no import request counted under its route pattern")
+	}
+	// Error answers are counted by route and code.
+	if v := must(t, after, "bitd_http_errors_total", "route=POST /v2beta/query", "code=sql_error"); v != sqlErrors0+1 {
+		t.Errorf("query sql_error answers counted %v, want %v", v, sqlErrors0+1)
+	}
+	if v := must(t, after, "bitd_http_errors_total", "route=POST /auth/v1/login", "code=invalid_credentials"); v < 5 {
+		t.Errorf("failed logins counted as errors %v, want at least 5", v)
 	}
 	if v := must(t, after, "bitd_login_failures_total"); v < 5 {
 		t.Errorf("login failures %v, want at least 5", v)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"regexp"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/bitkit-dev/bitkit/core"
 	"github.com/bitkit-dev/bitkit/internal/bitdtest"
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 )
 
 // login logs user in and returns the answer (access and refresh token).
@@ -278,22 +280,18 @@ func TestRefreshIdleExpiry(t *testing.T) {
 	want(t, r, 200, "")
 	rt := r.str("refresh_token")
 	meta := metaConn(t, s)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		time.Sleep(500 * time.Millisecond)
+	testwait.Eventually(t, 30*time.Second, func() error {
 		// Read-only probe (trading the token would rotate it): is it past
 		// its idle end by the database's clock, which bitd uses too?
 		var live bool
 		if err := meta.QueryRow(t.Context(), `SELECT expires_at > now() FROM refresh_tokens WHERE hash = $1`, sha256hex(rt)).Scan(&live); err != nil {
 			t.Fatal(err)
 		}
-		if !live {
-			break
+		if live {
+			return errors.New("the refresh token has not gone idle")
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("refresh token never went idle")
-		}
-	}
+		return nil
+	})
 	wantRefreshRefused(t, refreshCall(t, s, rt), "expired")
 }
 
@@ -310,21 +308,17 @@ func TestRefreshAbsoluteExpiry(t *testing.T) {
 	}
 	rt := l.str("refresh_token")
 	refreshed := 0
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testwait.Eventually(t, 30*time.Second, func() error {
 		r := refreshCall(t, s, rt)
 		if r.Status == 401 {
 			wantRefreshRefused(t, r, "expired")
-			break
+			return nil
 		}
 		want(t, r, 200, "")
 		refreshed++
 		rt = r.str("refresh_token")
-		if time.Now().After(deadline) {
-			t.Fatal("the session never reached its lifetime")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return errors.New("the session has not reached its lifetime")
+	})
 	if refreshed == 0 {
 		t.Fatal("no refresh succeeded before the session ended")
 	}

@@ -16,8 +16,8 @@ import (
 
 	"github.com/bitkit-dev/bitkit/internal/bitdtest"
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
+	"github.com/bitkit-dev/bitkit/server/internal/httpcomp/httpcomptest"
 	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 )
 
 // rawClient sends requests as given: no transparent gzip, so the test sees
@@ -50,36 +50,6 @@ func rawDo(t *testing.T, method, u, key string, body []byte, headers map[string]
 	return res, b
 }
 
-// decodeBody undoes Content-Encoding enc ("" for none).
-func decodeBody(t *testing.T, enc string, b []byte) []byte {
-	t.Helper()
-	var r io.Reader
-	switch enc {
-	case "":
-		return b
-	case "gzip":
-		zr, err := gzip.NewReader(bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r = zr
-	case "zstd":
-		zr, err := zstd.NewReader(bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer zr.Close()
-		r = zr
-	default:
-		t.Fatalf("unexpected Content-Encoding %q", enc)
-	}
-	out, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatalf("decode %s: %v", enc, err)
-	}
-	return out
-}
-
 // TestCompressedAnswers: the same 100k-row JSON and NDJSON answers with and
 // without Accept-Encoding (gzip, zstd) are identical once decoded, and
 // smaller on the wire.
@@ -109,7 +79,7 @@ func TestCompressedAnswers(t *testing.T) {
 				if vary := strings.Join(res.Header.Values("Vary"), ", "); !strings.Contains(vary, "Accept-Encoding") {
 					t.Errorf("Vary %q lacks Accept-Encoding", vary)
 				}
-				dec := decodeBody(t, enc, raw)
+				dec := httpcomptest.Decode(t, enc, raw)
 				if enc == "" {
 					plain, plainWire = dec, len(raw)
 					if n := bytes.Count(plain, []byte(`"`)); n < 100000 {
@@ -184,23 +154,7 @@ func TestCompressedStreamFlushes(t *testing.T) {
 			if res.StatusCode != 200 || res.Header.Get("Content-Encoding") != enc {
 				t.Fatalf("status %d, Content-Encoding %q", res.StatusCode, res.Header.Get("Content-Encoding"))
 			}
-			var r io.Reader
-			if enc == "gzip" {
-				zr, err := gzip.NewReader(res.Body)
-				if err != nil {
-					t.Fatal(err)
-				}
-				r = zr
-			} else {
-				// Synchronous decoding: a concurrent decoder reads ahead.
-				zr, err := zstd.NewReader(res.Body, zstd.WithDecoderConcurrency(1))
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer zr.Close()
-				r = zr
-			}
-			br := bufio.NewReader(r)
+			br := bufio.NewReader(httpcomptest.Reader(t, enc, res.Body))
 			header, err := br.ReadString('\n')
 			if err != nil || !strings.HasPrefix(header, `{"columns":`) {
 				t.Fatalf("header line %q: %v", header, err)

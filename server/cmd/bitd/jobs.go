@@ -14,6 +14,7 @@ import (
 	"github.com/bitkit-dev/bitkit/server/internal/metrics"
 	"github.com/bitkit-dev/bitkit/server/internal/quota"
 	"github.com/bitkit-dev/bitkit/server/internal/store"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // newJobs migrates the job tables, opens the blob store and starts the
@@ -24,7 +25,7 @@ import (
 // closeJobs drains, then closes the blob store (after the HTTP server
 // stopped: uploads and downloads use it).
 func newJobs(ctx context.Context, cfg *config.Config, st *store.Store, pools jobs.PoolSource,
-	resolver *access.Access, met *metrics.Metrics, log *slog.Logger) (svc *jobs.Service, drain, closeJobs func(), err error) {
+	resolver *access.Access, met *metrics.Metrics, tracer trace.Tracer, log *slog.Logger) (svc *jobs.Service, drain, closeJobs func(), err error) {
 	if err := jobs.Migrate(ctx, st.DB); err != nil {
 		return nil, nil, nil, err
 	}
@@ -35,7 +36,7 @@ func newJobs(ctx context.Context, cfg *config.Config, st *store.Store, pools job
 	jc := jobs.Config{PublicURL: cfg.PublicURL, Secret: cfg.Secret, AllowPrivateURLs: cfg.AllowPrivateFileURLs,
 		DownloadURLTTL: cfg.DownloadURLTTL, ExportRetention: cfg.ExportRetention,
 		StatementTimeout: cfg.JobStatementTimeout, Workers: cfg.JobWorkers, MaxRunningPerAccount: cfg.JobMaxPerAccount,
-		Credentials: st, Metrics: met}
+		Credentials: st, Metrics: met, Tracer: tracer}
 	// Storage quotas: an import that would not fit fails before loading;
 	// one that committed is measured at once.
 	jc.CheckStorage = func(ctx context.Context, databaseID string, incoming int64) error {

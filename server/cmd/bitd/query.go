@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"log/slog"
-	"net/http"
 
 	"github.com/bitkit-dev/bitkit/server/internal/access"
 	"github.com/bitkit-dev/bitkit/server/internal/api"
+	"github.com/bitkit-dev/bitkit/server/internal/apierr"
 	"github.com/bitkit-dev/bitkit/server/internal/config"
 	"github.com/bitkit-dev/bitkit/server/internal/dbaccess"
 	"github.com/bitkit-dev/bitkit/server/internal/query"
@@ -28,13 +28,14 @@ func wireQuery(cfg *config.Config, srv *api.Server, resolver *access.Access, usa
 		MaxBufferedBytesPerAccount: cfg.MaxBufferedBytesPerAccount,
 		Tx:                         tx,
 		Logger:                     log,
+		TraceSQL:                   cfg.TraceSQL,
 		ExplainError: func(ctx context.Context, t *dbaccess.Target, err error) error {
 			return quota.Explain(ctx, resolver.Store(), t.DatabaseID, err)
 		},
 		AfterWrite: func(t *dbaccess.Target) { quotas.Nudge(t.DatabaseID) },
 	}, resolver, usage)
 	// The query handler limits its own request body (query.MaxRequestBytes).
-	srv.Handle("POST /v2beta/query", http.HandlerFunc(qh.ServeQuery), api.NoBodyLimit)
-	srv.Handle("POST /v2beta/query/batch", http.HandlerFunc(qh.ServeBatch), api.NoBodyLimit)
+	srv.Handle("POST /v2beta/query", apierr.HandlerFunc(qh.ServeQuery), api.NoBodyLimit)
+	srv.Handle("POST /v2beta/query/batch", apierr.HandlerFunc(qh.ServeBatch), api.NoBodyLimit)
 	return qh.FlushUsage
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
 	"github.com/bitkit-dev/bitkit/server/internal/access"
 	"github.com/bitkit-dev/bitkit/server/internal/api"
+	"github.com/bitkit-dev/bitkit/server/internal/clientaddr"
 	"github.com/bitkit-dev/bitkit/server/internal/config"
 	"github.com/bitkit-dev/bitkit/server/internal/cors"
 	"github.com/bitkit-dev/bitkit/server/internal/httpcomp"
@@ -28,6 +29,7 @@ import (
 	"github.com/bitkit-dev/bitkit/server/internal/secret"
 	"github.com/bitkit-dev/bitkit/server/internal/store"
 	"github.com/bitkit-dev/bitkit/server/internal/tlsconf"
+	"github.com/bitkit-dev/bitkit/server/internal/tracing"
 	"github.com/bitkit-dev/bitkit/server/internal/webui"
 )
 
@@ -97,8 +99,19 @@ func cmdServe(args []string, dev bool) error {
 	if err := cfg.Validate(); err != nil {
 		return exitUsage{err.Error()}
 	}
+	// Tracing: --otlp-endpoint, else the standard OTEL_ variables.
+	if cfg.OTLPEndpoint, err = tracing.ResolveEndpoint(cfg.OTLPEndpoint, os.Getenv); err != nil {
+		return exitUsage{err.Error()}
+	}
 	if _, err := cors.ParseOrigins(cfg.AllowedOrigins); err != nil {
 		return exitUsage{"--allowed-origins: " + err.Error()}
+	}
+	trusted, err := clientaddr.ParseTrusted(cfg.TrustedProxies)
+	if err != nil {
+		return exitUsage{"--trusted-proxies: " + err.Error()}
+	}
+	if cfg.WireProxyProtocol && trusted.Empty() {
+		return exitUsage{"--wire-proxy-protocol needs --trusted-proxies: the addresses of the balancers that send the PROXY header"}
 	}
 	log := newLogger(&cfg)
 	slog.SetDefault(log)
@@ -191,7 +204,8 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, d devOptions, log 
 	}()
 	// The database stock and the reaper of deleted databases; stopped
 	// (by the defer) before the store closes.
-	stopBackground := st.StartBackground(ctx, store.BackgroundOptions{StockSize: cfg.DBStock})
+	stopBackground := st.StartBackground(ctx, store.BackgroundOptions{StockSize: cfg.DBStock,
+		StockMax: stockMaxOption(cfg.DBStockMax), StockDecay: cfg.DBStockDecay})
 	defer stopBackground()
 	// Storage quotas: databases over storage_limit_bytes are frozen (and
 	// thawed) by a pass every --storage-check-interval.
@@ -261,7 +275,13 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, d devOptions, log 
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
 
 	met := metrics.New()
-	jobSvc, drainJobs, closeJobs, err := newJobs(ctx, cfg, st, pools, acc, met, log)
+	// Traces (trace.go): off (nil tracer) unless an OTLP endpoint is set.
+	tracer, log, stopTracing, err := startTracing(ctx, cfg, endpoint, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	jobSvc, drainJobs, closeJobs, err := newJobs(ctx, cfg, st, pools, acc, met, tracer, log)
 	if err != nil {
 		return err
 	}
@@ -270,12 +290,12 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, d devOptions, log 
 	if err != nil {
 		return err
 	}
-	wire, err := newWire(cfg, acc, pools, ptls, log)
+	wire, err := newWire(cfg, acc, pools, ptls, tracer, log)
 	if err != nil {
 		return err
 	}
 	defer wire.stop()
-	registerCollectors(met, pools, acc, wire, jobSvc)
+	registerCollectors(met, pools, acc, wire, jobSvc, st)
 	metricsAddr, stopMetrics, err := startMetrics(cfg.MetricsAddr, met, log)
 	if err != nil {
 		return err
@@ -305,6 +325,7 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, d devOptions, log 
 		OnAccessChanged:    wire.recheck,
 		Metrics:            met,
 		Ready:              dr.ready,
+		Tracer:             tracer,
 	})
 	origins, _ := cors.ParseOrigins(cfg.AllowedOrigins)
 	srv.Use(cors.Middleware(origins))
@@ -320,9 +341,12 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, d devOptions, log 
 	// timeout, with apierr.ErrShuttingDown as the cause.
 	reqCtx, cancelRequests := context.WithCancelCause(context.Background())
 	defer cancelRequests(nil)
+	// Behind trusted balancers, requests carry the client's address from
+	// X-Forwarded-For/Forwarded (validated in cmdServe).
+	trusted, _ := clientaddr.ParseTrusted(cfg.TrustedProxies)
 	// Slow clients: the header, then the body (uploads extend it per read,
 	// see api.StallDeadline), then the wait for the next request are bounded.
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,
+	hs := &http.Server{Handler: trusted.Middleware(srv.Handler()), ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,
 		ReadTimeout: cfg.HTTPReadTimeout, IdleTimeout: cfg.HTTPIdleTimeout,
 		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext: func(net.Listener) context.Context { return reqCtx }}
@@ -424,6 +448,15 @@ func devBootstrap(ctx context.Context, cfg *config.Config, st *store.Store, d de
 	}
 	fmt.Printf("  demo user:  %s\n  API key:    in %s (source it: set -a; . %s)\n", u.Name, envPath, envPath)
 	return nil
+}
+
+// stockMaxOption maps --db-stock-max (0: the stock does not follow
+// demand) to store.BackgroundOptions.StockMax (0: the default).
+func stockMaxOption(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // storageLimitOption maps --storage-limit (0: no limit) to

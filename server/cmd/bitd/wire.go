@@ -13,11 +13,13 @@ import (
 
 	"github.com/bitkit-dev/bitkit/server/internal/access"
 	"github.com/bitkit-dev/bitkit/server/internal/access/wireauth"
+	"github.com/bitkit-dev/bitkit/server/internal/clientaddr"
 	"github.com/bitkit-dev/bitkit/server/internal/config"
 	"github.com/bitkit-dev/bitkit/server/internal/metrics"
 	"github.com/bitkit-dev/bitkit/server/internal/pgpool"
 	"github.com/bitkit-dev/bitkit/server/internal/proxy"
 	"github.com/bitkit-dev/bitkit/server/internal/store"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // wireProxy is the PostgreSQL wire proxy of --pg. A nil *wireProxy (no
@@ -38,7 +40,7 @@ type wireProxy struct {
 // newWire listens on --pg and serves the wire proxy until stop; nil when
 // --pg is empty. ptls is its TLS configuration (wireTLS); nil means a
 // self-signed certificate.
-func newWire(cfg *config.Config, acc *access.Access, pools *pgpool.Manager, ptls *tls.Config, log *slog.Logger) (*wireProxy, error) {
+func newWire(cfg *config.Config, acc *access.Access, pools *pgpool.Manager, ptls *tls.Config, tracer trace.Tracer, log *slog.Logger) (*wireProxy, error) {
 	if cfg.PGAddr == "" {
 		return nil, nil
 	}
@@ -47,7 +49,8 @@ func newWire(cfg *config.Config, acc *access.Access, pools *pgpool.Manager, ptls
 		return nil, err
 	}
 	pc := proxy.Config{DevTLS: true, AllowPlaintext: cfg.AllowPlaintextLoopback, IdleTimeout: cfg.PGIdleTimeout,
-		MaxConns: cfg.PGMaxConns, MaxConnsPerDatabase: cfg.PGMaxConnsPerDB, ReaderIdleInTransaction: cfg.PGReaderIdleInTx}
+		MaxConns: cfg.PGMaxConns, MaxConnsPerDatabase: cfg.PGMaxConnsPerDB, ReaderIdleInTransaction: cfg.PGReaderIdleInTx,
+		Tracer: tracer}
 	switch cfg.PGRelay {
 	case "", "loop":
 	case "goroutines":
@@ -71,6 +74,17 @@ func newWire(cfg *config.Config, acc *access.Access, pools *pgpool.Manager, ptls
 			return b.Acquire(ctx, t.PGDatabase)
 		}
 	}
+	if cfg.WireProxyProtocol {
+		// Behind a TCP balancer: its PROXY header names the client (for
+		// logs and the loopback check). Required from the balancer's
+		// addresses, never guessed: a peer that may send either could pass
+		// off a client's bytes as a header.
+		trusted, err := clientaddr.ParseTrusted(cfg.TrustedProxies)
+		if err != nil {
+			return nil, fmt.Errorf("--trusted-proxies: %w", err)
+		}
+		pc.ClientAddr = trusted.Conn
+	}
 	// A cancel request that lands on another replica still cancels.
 	relay := &cancelRelay{st: acc.Store()}
 	pc.CancelRelay, pc.CancelKey = relay, proxy.DeriveCancelKey(cfg.Secret)
@@ -78,7 +92,9 @@ func newWire(cfg *config.Config, acc *access.Access, pools *pgpool.Manager, ptls
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s (--pg): %w", cfg.PGAddr, err)
 	}
-	w := &wireProxy{px: proxy.New(pc, wa, log), ln: ln, log: log, recheckAll: make(chan struct{}, 1), done: make(chan struct{}), relay: relay}
+	// Failed passwords count against the client's address (wirelimit.go).
+	la := &limitedAuth{Authorizer: wa, st: acc.Store(), log: log}
+	w := &wireProxy{px: proxy.New(pc, la, log), ln: ln, log: log, recheckAll: make(chan struct{}, 1), done: make(chan struct{}), relay: relay}
 	relay.start(w.px)
 	go func() {
 		if err := w.px.Serve(ln); err != nil && !errors.Is(err, proxy.ErrServerClosed) {

@@ -14,7 +14,10 @@ import (
 	"github.com/bitkit-dev/bitkit/server/internal/dbaccess"
 	"github.com/bitkit-dev/bitkit/server/internal/secret"
 	"github.com/bitkit-dev/bitkit/server/internal/store"
+	"github.com/bitkit-dev/bitkit/server/internal/tracing"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Cache bounds used when Config leaves them zero.
@@ -147,18 +150,19 @@ func (a *Access) Principal(ctx context.Context, cred string) (*authn.Principal, 
 // lookupPrincipal finds the principal of an API key or access token, from
 // the cache or the store; store.ErrNotFound when it is unknown, revoked or
 // expired (never cached).
-func (a *Access) lookupPrincipal(ctx context.Context, cred string) (*authn.Principal, error) {
+func (a *Access) lookupPrincipal(ctx context.Context, cred string) (p *authn.Principal, err error) {
+	ctx, sp := tracing.Start(ctx, "access.principal") // nil unless traced
 	key := "p:" + secret.HashCredential(cred)
 	if v, ok := a.cache.get(key); ok {
 		cp := v.(*principalEntry).p
+		endLookup(sp, true, nil)
 		return &cp, nil
 	}
+	if sp != nil {
+		defer func() { endLookup(sp, false, err) }()
+	}
 	gen, _ := a.cache.generation()
-	var (
-		p       *authn.Principal
-		expires time.Time
-		err     error
-	)
+	var expires time.Time
 	if secret.IsAccessToken(cred) {
 		p, expires, err = a.st.AccessTokenPrincipal(ctx, cred)
 	} else {
@@ -204,11 +208,16 @@ func principalTags(p *authn.Principal) []string {
 // database finds the live database account/name and p's role on it, from
 // the cache or the store; store.ErrNotFound when it does not exist or p
 // may not use it (never cached).
-func (a *Access) database(ctx context.Context, p *authn.Principal, account, name string) (*store.Database, error) {
+func (a *Access) database(ctx context.Context, p *authn.Principal, account, name string) (_ *store.Database, err error) {
+	ctx, sp := tracing.Start(ctx, "access.database") // nil unless traced
 	key := "d:" + p.CredentialID + "\x00" + strings.ToLower(account) + "\x00" + strings.ToLower(name)
 	if v, ok := a.cache.get(key); ok {
 		d := *v.(*store.Database)
+		endLookup(sp, true, nil)
 		return &d, nil
+	}
+	if sp != nil {
+		defer func() { endLookup(sp, false, err) }()
 	}
 	gen, _ := a.cache.generation()
 	d, err := a.st.DatabaseFor(ctx, p, account, name)
@@ -219,6 +228,21 @@ func (a *Access) database(ctx context.Context, p *authn.Principal, account, name
 	tags := append(principalTags(p), store.DBTag(d.ID), store.AccountTag(d.AccountID))
 	a.cache.put(gen, key, &cp, time.Time{}, tags...)
 	return d, nil
+}
+
+// endLookup ends a lookup's span (nil: not traced) with whether the
+// cache answered; a credential or database that does not exist is an
+// answer, not a failure of the lookup.
+func endLookup(sp trace.Span, hit bool, err error) {
+	if sp == nil {
+		return
+	}
+	sp.SetAttributes(attribute.Bool("bitkit.cache.hit", hit))
+	if errors.Is(err, store.ErrNotFound) {
+		sp.SetAttributes(attribute.Bool("bitkit.found", false))
+		err = nil
+	}
+	tracing.End(sp, err)
 }
 
 // NotFoundDB is the 404 for a database that does not exist or that the

@@ -2,13 +2,13 @@ package api
 
 import (
 	"errors"
-	"net"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/bitkit-dev/bitkit/server/internal/apierr"
 	"github.com/bitkit-dev/bitkit/server/internal/authn"
+	"github.com/bitkit-dev/bitkit/server/internal/clientaddr"
 	"github.com/bitkit-dev/bitkit/server/internal/secret"
 	"github.com/bitkit-dev/bitkit/server/internal/store"
 )
@@ -59,13 +59,9 @@ type loginReq struct {
 	Password string `json:"password"`
 }
 
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+// clientAddr is the client's address: the TCP peer's, or behind a trusted
+// balancer the one it forwarded (clientaddr.Trusted.Middleware).
+func clientAddr(r *http.Request) string { return clientaddr.Host(r.RemoteAddr) }
 
 // loginHashWait is how long a login waits for a password-hashing slot before
 // answering 429 login_busy.

@@ -34,8 +34,10 @@ import (
 	"github.com/bitkit-dev/bitkit/server/internal/access"
 	"github.com/bitkit-dev/bitkit/server/internal/apierr"
 	"github.com/bitkit-dev/bitkit/server/internal/authn"
+	"github.com/bitkit-dev/bitkit/server/internal/clientaddr"
 	"github.com/bitkit-dev/bitkit/server/internal/metrics"
 	"github.com/bitkit-dev/bitkit/server/internal/store"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // MaxJSONBody is the largest JSON request body accepted (16 MiB).
@@ -81,6 +83,9 @@ type Options struct {
 	// ping: a non-nil error (bitd is draining) makes it 503 with the
 	// error's text as the reason.
 	Ready func() error
+	// Tracer, when set, starts a server span per request (trace.go),
+	// continuing the client's W3C trace context; nil starts none.
+	Tracer trace.Tracer
 }
 
 // Server is the HTTP API. Create it with New, add routes with Handle, then
@@ -202,17 +207,11 @@ func (s *Server) HandleFunc(pattern string, h http.HandlerFunc, opts ...RouteOpt
 }
 
 // handlerFunc is a handler that returns its error instead of writing it:
-// ServeHTTP answers a non-nil error with apierr.Write (its status, JSON
-// body and Retry-After; 5xx causes logged with the request ID). A handler
-// that wrote its answer itself returns nil; one that has started writing
-// must not return an error.
-type handlerFunc func(w http.ResponseWriter, r *http.Request) error
-
-func (h handlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if err := h(w, r); err != nil {
-		apierr.Write(w, r, err)
-	}
-}
+// apierr.HandlerFunc, bitd's one adapter, answers a non-nil error with
+// apierr.Write and counts it (statusWriter.CountError). A handler that
+// wrote its answer itself returns nil; one that has started writing must
+// not return an error.
+type handlerFunc = apierr.HandlerFunc
 
 // handle is Handle for a handlerFunc: the package's own routes.
 func (s *Server) handle(pattern string, h handlerFunc, opts ...RouteOption) {
@@ -306,6 +305,20 @@ type statusWriter struct {
 	status int
 	bytes  int64
 	route  string // the pattern that served the request (metrics)
+	m      *metrics.Metrics
+	code   string // the error code answered (CountError), for the span
+}
+
+// CountError counts an error answer of the request in
+// bitd_http_errors_total, by its route (see setRoute) and code
+// (apierr.HandlerFunc calls it).
+func (w *statusWriter) CountError(code string) {
+	route := w.route
+	if route == "" {
+		route = routeUnmatched
+	}
+	w.code = code
+	w.m.HTTPError(route, code)
 }
 
 // Route labels of requests no API route served.
@@ -363,15 +376,25 @@ func (w *statusWriter) Flush() {
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &statusWriter{ResponseWriter: w, m: s.o.Metrics}
+		var span trace.Span // nil unless tracing is on (trace.go)
+		if s.o.Tracer != nil {
+			r, span = s.startSpan(r)
+		}
 		defer func() {
 			status := sw.status
 			if status == 0 {
 				status = http.StatusOK
 			}
+			if span != nil {
+				// Ended after the access log line, which gets its trace_id
+				// from the recording span (tracing.LogHandler).
+				defer endSpan(span, sw, status)
+			}
 			d := time.Since(start)
 			s.log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
 				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status),
+				slog.String("client", clientaddr.Host(r.RemoteAddr)),
 				slog.Int64("bytes", sw.bytes), slog.Duration("duration", d),
 				slog.String("request_id", apierr.RequestID(r.Context())))
 			if s.o.Metrics != nil {

@@ -1,4 +1,6 @@
-// Package apierr is bitd's one JSON error shape and the helpers that write it.
+// Package apierr is bitd's one JSON error shape, the helpers that write it,
+// and the one handler adapter (HandlerFunc): handlers return their error,
+// and the adapter writes and counts it.
 //
 // Every non-2xx answer of the HTTP API is
 //
@@ -182,6 +184,11 @@ func Unavailable(err error) bool {
 // Write sends err as the JSON error body. 5xx causes are logged with the
 // request ID; the cause itself never reaches the client.
 func Write(w http.ResponseWriter, r *http.Request, err error) {
+	write(w, r, err)
+}
+
+// write is Write; it returns the code it answered.
+func write(w http.ResponseWriter, r *http.Request, err error) (code string) {
 	e := As(err)
 	out := *e
 	out.RequestID = RequestID(r.Context())
@@ -192,6 +199,7 @@ func Write(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
 	}
 	WriteJSON(w, e.Status, &out)
+	return e.Code
 }
 
 // WriteJSON writes v as a JSON body with the given status.

@@ -84,9 +84,17 @@ type Config struct {
 	// (default 100; 0 means no cap).
 	MaxDatabasesPerAccount int
 	// DBStock is how many databases bitd keeps provisioned ahead of
-	// demand, per metadata store, so that creating one answers in
-	// milliseconds (--db-stock; default 4, 2 under dev; 0 disables).
+	// demand on each active cluster, shared by the replicas of a metadata
+	// store, so that creating one answers in milliseconds (--db-stock;
+	// default 4, 2 under dev; 0 disables).
 	DBStock int
+	// DBStockMax is the most a burst of creations raises a cluster's stock
+	// target to (--db-stock-max, default 32; not above DBStock: the stock
+	// does not follow demand), and DBStockDecay how long the raised target
+	// stays after the last creation that found the stock empty
+	// (--db-stock-decay, default 1h).
+	DBStockMax   int
+	DBStockDecay time.Duration
 	// NameReservation is how long a deleted database's name stays
 	// reserved (--name-reservation; default 30 days, 0 under dev; 0 means
 	// not at all).
@@ -177,6 +185,17 @@ type Config struct {
 	// AllowPlaintextLoopback lets the wire proxy accept cleartext passwords
 	// without TLS from loopback clients (dev only by default).
 	AllowPlaintextLoopback bool
+	// TrustedProxies lists the load balancers (comma-separated addresses
+	// and CIDR ranges, --trusted-proxies) whose word bitd takes for the
+	// client's address: X-Forwarded-For or Forwarded on HTTP, a PROXY
+	// protocol header on the wire proxy (with WireProxyProtocol). Empty
+	// (the default) trusts nobody: the client is the TCP peer.
+	TrustedProxies string
+	// WireProxyProtocol makes the wire proxy require a PROXY protocol
+	// header (version 1 or 2) at the start of every connection from a
+	// TrustedProxies address (--wire-proxy-protocol); other peers must
+	// not send one.
+	WireProxyProtocol bool
 	// TempFileLimit is the temp_file_limit bitd sets on every platform
 	// database (--temp-file-limit): a PostgreSQL size ("5GB", "512MB"; a
 	// bare number is kB) or "-1" for no per-database limit. Validate
@@ -205,6 +224,15 @@ type Config struct {
 	// loopback address unless MetricsAnyAddr.
 	MetricsAddr    string
 	MetricsAnyAddr bool
+	// OTLPEndpoint, when set, exports OpenTelemetry traces to this
+	// OTLP/HTTP receiver (--otlp-endpoint; empty: the standard
+	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT,
+	// else tracing is off). TraceSample is the share of new traces
+	// recorded (--trace-sample, 0..1, default 1); TraceSQL adds the SQL
+	// text (never parameters) to query spans (--trace-sql, default off).
+	OTLPEndpoint string
+	TraceSample  float64
+	TraceSQL     bool
 	// DrainDelay is how long bitd keeps serving after SIGTERM with /readyz
 	// answering 503, so that load balancers stop sending it requests
 	// (--drain-delay, default 0). DrainTimeout then bounds the wait for
@@ -220,6 +248,7 @@ func Default() Config {
 	return Config{
 		MetadataDB:          "bitkit",
 		HTTPAddr:            "127.0.0.1:8080",
+		TraceSample:         1,
 		TokenTTL:            time.Hour,
 		RefreshIdle:         14 * 24 * time.Hour,
 		RefreshLifetime:     90 * 24 * time.Hour,
@@ -234,6 +263,8 @@ func Default() Config {
 		StorageCheckInterval:   10 * time.Second,
 		StorageLimit:           3 << 30,
 		DBStock:                4,
+		DBStockMax:             32,
+		DBStockDecay:           time.Hour,
 		NameReservation:        30 * 24 * time.Hour,
 
 		HTTPReadHeaderTimeout: 10 * time.Second,
@@ -265,6 +296,15 @@ func envInt(name string, def int64) int64 {
 	if v, ok := os.LookupEnv("BITD_" + name); ok {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 			return n
+		}
+	}
+	return def
+}
+
+func envFloat(name string, def float64) float64 {
+	if v, ok := os.LookupEnv("BITD_" + name); ok {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			return f
 		}
 	}
 	return def
@@ -308,6 +348,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxBackendConnsPerAccount, "max-backend-conns-per-account", int(envInt("MAX_BACKEND_CONNS_PER_ACCOUNT", int64(c.MaxBackendConnsPerAccount))), "each account's share (and cap) of --max-backend-conns; 0 = a quarter of it, at least 10 (env BITD_MAX_BACKEND_CONNS_PER_ACCOUNT)")
 	fs.IntVar(&c.MaxDatabasesPerAccount, "max-databases-per-account", int(envInt("MAX_DATABASES_PER_ACCOUNT", int64(c.MaxDatabasesPerAccount))), "cap on the databases of one account; 0 = no cap (env BITD_MAX_DATABASES_PER_ACCOUNT)")
 	fs.IntVar(&c.DBStock, "db-stock", int(envInt("DB_STOCK", int64(c.DBStock))), "databases kept provisioned ahead of demand, so that creating one takes milliseconds; shared by replicas; 0 = none (env BITD_DB_STOCK)")
+	fs.IntVar(&c.DBStockMax, "db-stock-max", int(envInt("DB_STOCK_MAX", int64(c.DBStockMax))), "the most a burst of creations raises a cluster's stock to (each creation that finds the stock empty adds one); not above --db-stock = the stock does not follow demand (env BITD_DB_STOCK_MAX)")
+	fs.DurationVar(&c.DBStockDecay, "db-stock-decay", envDur("DB_STOCK_DECAY", c.DBStockDecay), "how long a raised stock stays after the last creation that found it empty; then it falls back to --db-stock (env BITD_DB_STOCK_DECAY)")
 	fs.DurationVar(&c.NameReservation, "name-reservation", envDur("NAME_RESERVATION", c.NameReservation), "how long a deleted database's name stays reserved (720h = 30 days); 0 = not at all; `bitd admin db release` frees one early (env BITD_NAME_RESERVATION)")
 	fs.StringVar(&c.PGRelay, "pg-relay", envOr("PG_RELAY", c.PGRelay), "wire-proxy relay: loop (default; epoll loop for plaintext sessions) or goroutines (env BITD_PG_RELAY)")
 	fs.StringVar(&c.PGBackend, "pg-backend", envOr("PG_BACKEND", c.PGBackend), "how bitd reaches PostgreSQL as tenant roles (HTTP pools and wire proxy): host:port or a Unix-socket directory; empty = the server's Unix socket when --database-url is loopback, else its host (env BITD_PG_BACKEND)")
@@ -336,12 +378,17 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.JobWorkers, "job-workers", int(envInt("JOB_WORKERS", int64(c.JobWorkers))), "import/export jobs this bitd runs at once; 0 = 8 (env BITD_JOB_WORKERS)")
 	fs.IntVar(&c.JobMaxPerAccount, "job-max-per-account", int(envInt("JOB_MAX_PER_ACCOUNT", int64(c.JobMaxPerAccount))), "running import/export jobs per account across all bitds; 0 = 2 (env BITD_JOB_MAX_PER_ACCOUNT)")
 	fs.StringVar(&c.TempFileLimit, "temp-file-limit", envOr("TEMP_FILE_LIMIT", c.TempFileLimit), "temp_file_limit of every platform database (PostgreSQL size: 5GB, 512MB); -1 = no limit (env BITD_TEMP_FILE_LIMIT)")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", envOr("TRUSTED_PROXIES", c.TrustedProxies), "comma-separated addresses and CIDR ranges of load balancers whose X-Forwarded-For/Forwarded (HTTP) and PROXY protocol header (wire, with --wire-proxy-protocol) name the client; empty = trust nobody (env BITD_TRUSTED_PROXIES)")
+	fs.BoolVar(&c.WireProxyProtocol, "wire-proxy-protocol", envBool("WIRE_PROXY_PROTOCOL", c.WireProxyProtocol), "require a PROXY protocol header (v1 or v2, e.g. HAProxy send-proxy-v2) on wire-proxy connections from --trusted-proxies (env BITD_WIRE_PROXY_PROTOCOL)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", envOr("ALLOWED_ORIGINS", c.AllowedOrigins), "comma-separated CORS origins, * for any (env BITD_ALLOWED_ORIGINS)")
 	fs.StringVar(&c.LogFormat, "log-format", envOr("LOG_FORMAT", c.LogFormat), "log format: text or json (env BITD_LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("LOG_LEVEL", c.LogLevel), "log level: debug, info, warn, error (env BITD_LOG_LEVEL)")
 	fs.IntVar(&c.PoolMaxConns, "pool-max-conns", int(envInt("POOL_MAX_CONNS", int64(c.PoolMaxConns))), "connections of each HTTP query pool (one per database and role); 0 = 10 (env BITD_POOL_MAX_CONNS)")
 	fs.StringVar(&c.PprofAddr, "pprof", envOr("PPROF", c.PprofAddr), "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060; empty = off (env BITD_PPROF)")
 	fs.StringVar(&c.MetricsAddr, "metrics", envOr("METRICS", c.MetricsAddr), "serve Prometheus metrics at /metrics on this loopback address, e.g. 127.0.0.1:9090; empty = off (env BITD_METRICS)")
+	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", envOr("OTLP_ENDPOINT", c.OTLPEndpoint), "export OpenTelemetry traces to this OTLP/HTTP receiver, e.g. http://127.0.0.1:4318; empty = OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT if set, else no tracing (env BITD_OTLP_ENDPOINT)")
+	fs.Float64Var(&c.TraceSample, "trace-sample", envFloat("TRACE_SAMPLE", c.TraceSample), "share of new traces recorded when tracing, 0 to 1; a request continuing a client's trace follows the client's decision (env BITD_TRACE_SAMPLE)")
+	fs.BoolVar(&c.TraceSQL, "trace-sql", envBool("TRACE_SQL", c.TraceSQL), "record the SQL text (never its parameters) on query spans (env BITD_TRACE_SQL)")
 	fs.BoolVar(&c.MetricsAnyAddr, "metrics-any-addr", envBool("METRICS_ANY_ADDR", c.MetricsAnyAddr), "let --metrics listen on a non-loopback address (keep it on a private network) (env BITD_METRICS_ANY_ADDR)")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", envDur("DRAIN_DELAY", c.DrainDelay), "after SIGTERM, keep serving this long with /readyz answering 503 so load balancers move away (env BITD_DRAIN_DELAY)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", envDur("DRAIN_TIMEOUT", c.DrainTimeout), "after SIGTERM (and --drain-delay), wait this long for in-flight requests, streams, wire sessions and jobs before cutting them; default 30s, 5s under dev (env BITD_DRAIN_TIMEOUT)")
@@ -353,6 +400,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 func (c *Config) Validate() error {
 	if c.DatabaseURL == "" {
 		return fmt.Errorf("--database-url (or BITD_DATABASE_URL) is required: a PostgreSQL URL of a superuser or a role with CREATEDB and CREATEROLE")
+	}
+	if !(c.TraceSample >= 0 && c.TraceSample <= 1) {
+		return fmt.Errorf("--trace-sample must be between 0 and 1 (the share of new traces recorded), not %g", c.TraceSample)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("--log-format must be text or json, not %q", c.LogFormat)
@@ -373,6 +423,12 @@ func (c *Config) Validate() error {
 	}
 	if c.DBStock < 0 || c.DBStock > 1000 {
 		return fmt.Errorf("--db-stock (BITD_DB_STOCK) must be between 0 (no stock) and 1000, not %d", c.DBStock)
+	}
+	if c.DBStockMax < 0 || c.DBStockMax > 1000 {
+		return fmt.Errorf("--db-stock-max (BITD_DB_STOCK_MAX) must be between 0 and 1000, not %d", c.DBStockMax)
+	}
+	if c.DBStockDecay <= 0 {
+		return fmt.Errorf("--db-stock-decay (BITD_DB_STOCK_DECAY) must be positive, such as 1h, not %s", c.DBStockDecay)
 	}
 	if c.NameReservation < 0 {
 		return fmt.Errorf("--name-reservation (BITD_NAME_RESERVATION) must not be negative: give a duration such as 720h (30 days, the default), or 0 to reserve nothing, not %v", c.NameReservation)

@@ -149,13 +149,7 @@ func TestSlowClientAndBufferFlags(t *testing.T) {
 				t.Fatalf("got header %v read %v idle %v buffered %d; want %v %v %v %d",
 					c.HTTPReadHeaderTimeout, c.HTTPReadTimeout, c.HTTPIdleTimeout, c.MaxBufferedBytes, tc.hdr, tc.read, tc.idle, tc.buf)
 			}
-			err := c.Validate()
-			if tc.wantErr == "" && err != nil {
-				t.Fatalf("Validate() = %v", err)
-			}
-			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
-				t.Fatalf("Validate() = %v; want an error naming %s", err, tc.wantErr)
-			}
+			wantValid(t, c, tc.wantErr)
 		})
 	}
 }
@@ -164,10 +158,7 @@ func TestSlowClientAndBufferFlags(t *testing.T) {
 // --pprof-any-addr) and --pool-max-conns.
 func TestPprofAndPoolFlags(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		args    []string
-		wantErr string
-	}{
+	checkFlags(t, []flagCase{
 		{nil, ""},
 		{[]string{"--pprof", "127.0.0.1:6060"}, ""},
 		{[]string{"--pprof", "[::1]:6060"}, ""},
@@ -179,21 +170,40 @@ func TestPprofAndPoolFlags(t *testing.T) {
 		{[]string{"--pprof", "6060"}, "host:port"},
 		{[]string{"--pool-max-conns", "1"}, ""},
 		{[]string{"--pool-max-conns", "-1"}, "--pool-max-conns"},
-	} {
+	})
+}
+
+// flagCase is a command line and what Validate must say of it: wantErr ""
+// for nothing, else a word of its error.
+type flagCase struct {
+	args    []string
+	wantErr string
+}
+
+// checkFlags checks each case in a parallel subtest named by its args.
+func checkFlags(t *testing.T, cases []flagCase) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			t.Parallel()
-			c := parsed(t, tc.args)
-			err := c.Validate()
-			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatalf("Validate() = %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("Validate() = %v; want an error mentioning %q", err, tc.wantErr)
-			}
+			wantValid(t, parsed(t, tc.args), tc.wantErr)
 		})
+	}
+}
+
+// wantValid checks c.Validate(): no error when wantErr is "", else an
+// error mentioning wantErr.
+func wantValid(t *testing.T, c *Config, wantErr string) {
+	t.Helper()
+	err := c.Validate()
+	if wantErr == "" {
+		if err != nil {
+			t.Fatalf("Validate() = %v", err)
+		}
+		return
+	}
+	if err == nil || !strings.Contains(err.Error(), wantErr) {
+		t.Fatalf("Validate() = %v; want an error mentioning %q", err, wantErr)
 	}
 }
 

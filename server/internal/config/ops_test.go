@@ -1,7 +1,6 @@
 package config
 
 import (
-	"strings"
 	"testing"
 	"time"
 )
@@ -10,10 +9,7 @@ import (
 // --metrics-any-addr), --drain-delay and --drain-timeout.
 func TestMetricsAndDrainFlags(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		args    []string
-		wantErr string
-	}{
+	checkFlags(t, []flagCase{
 		{nil, ""},
 		{[]string{"--metrics", "127.0.0.1:9090"}, ""},
 		{[]string{"--metrics", "[::1]:0"}, ""},
@@ -24,22 +20,7 @@ func TestMetricsAndDrainFlags(t *testing.T) {
 		{[]string{"--drain-delay", "10s", "--drain-timeout", "1m"}, ""},
 		{[]string{"--drain-delay", "-1s"}, "--drain-delay"},
 		{[]string{"--drain-timeout", "0s"}, "--drain-timeout"},
-	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			t.Parallel()
-			c := parsed(t, tc.args)
-			err := c.Validate()
-			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatalf("Validate() = %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("Validate() = %v; want an error mentioning %q", err, tc.wantErr)
-			}
-		})
-	}
+	})
 	if d := Default().DrainTimeout; d != 30*time.Second {
 		t.Errorf("default --drain-timeout %v, want 30s", d)
 	}

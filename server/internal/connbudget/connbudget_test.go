@@ -296,3 +296,68 @@ func TestReadersCannotTakeTheOwnersShare(t *testing.T) {
 		t.Fatalf("stats %+v after releasing everything, want 0 in use", s)
 	}
 }
+
+func TestClustersHaveTheirOwnBudget(t *testing.T) {
+	t.Parallel()
+	place := map[string]string{"a1": "default", "b1": "two", "b2": "two", "c1": "three"}
+	var sizeCalls atomic.Int32
+	b := New(Config{Max: 3, PerAccount: 3, Wait: -1,
+		Lookup: owners(map[string]string{"a1": "A", "b1": "B", "b2": "B2", "c1": "C"}),
+		Cluster: func(_ context.Context, db string) (string, error) {
+			if c, ok := place[db]; ok {
+				return c, nil
+			}
+			return "", errors.New("unknown database")
+		},
+		Size: func(_ context.Context, c string) (int, int, error) {
+			sizeCalls.Add(1)
+			if c == "three" {
+				return 0, 0, errors.New("cluster three is down")
+			}
+			return 2, 0, nil // the share: derived, capped by the total
+		}})
+	// Cluster two's cap is 2 (its own size), shared by its databases.
+	r1 := mustAcquire(t, b, "b1")
+	r2 := mustAcquire(t, b, "b2")
+	_, err := b.Acquire(t.Context(), "b1")
+	var be *Error
+	if !errors.As(err, &be) || be.Account || be.Cluster != "two" || be.Limit != 2 || be.HTTPStatus() != 503 {
+		t.Fatalf("3rd slot on cluster two: %v (%#v), want the cluster's total (2) refusing", err, be)
+	}
+	if !strings.Contains(err.Error(), "(two)") {
+		t.Fatalf("the refusal does not name the full cluster: %q", err)
+	}
+	// The default cluster's databases are not affected: all 3 slots there.
+	var rels []func()
+	for range 3 {
+		rels = append(rels, mustAcquire(t, b, "a1"))
+	}
+	if _, err := b.Acquire(t.Context(), "a1"); !IsOver(err) {
+		t.Fatalf("4th slot on the default cluster: %v, want a refusal", err)
+	}
+	// Cluster two is not affected by the full default cluster.
+	r1()
+	rels = append(rels, mustAcquire(t, b, "b1"))
+	// A cluster whose size cannot be read has the default cluster's limits.
+	rels = append(rels, mustAcquire(t, b, "c1"))
+	if m, _, own := b.Limits("three"); m != 3 || own {
+		t.Fatalf("Limits(three) = %d, own %v; want the default's 3, not own", m, own)
+	}
+	if m, per, own := b.Limits("two"); m != 2 || per != 2 || !own {
+		t.Fatalf("Limits(two) = %d, %d, own %v; want 2, 2, own", m, per, own)
+	}
+	s := b.Stats()
+	if s.InUse != 6 || s.Clusters["two"].InUse != 2 || s.Clusters["default"].InUse != 3 || s.Clusters["three"].InUse != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+	r2()
+	for _, r := range rels {
+		r()
+	}
+	if s := b.Stats(); s.InUse != 0 {
+		t.Fatalf("in use after releasing everything: %+v", s)
+	}
+	if n := sizeCalls.Load(); n != 2 {
+		t.Fatalf("Size asked %d times, want once per cluster (the failed one retried only after a pause)", n)
+	}
+}

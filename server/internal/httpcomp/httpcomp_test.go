@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/bitkit-dev/bitkit/server/internal/apierr"
+	"github.com/bitkit-dev/bitkit/server/internal/httpcomp/httpcomptest"
 	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 )
 
 func TestNegotiate(t *testing.T) {
@@ -43,35 +43,6 @@ func TestNegotiate(t *testing.T) {
 			t.Errorf("negotiate(%q) = %q, want %q", in, got, want)
 		}
 	}
-}
-
-func decode(t *testing.T, enc string, b []byte) []byte {
-	t.Helper()
-	var r io.Reader
-	switch enc {
-	case "":
-		return b
-	case "gzip":
-		zr, err := gzip.NewReader(bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r = zr
-	case "zstd":
-		zr, err := zstd.NewReader(bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer zr.Close()
-		r = zr
-	default:
-		t.Fatalf("unexpected Content-Encoding %q", enc)
-	}
-	out, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatalf("decode %s: %v", enc, err)
-	}
-	return out
 }
 
 func bigJSON(n int) []byte {
@@ -153,7 +124,7 @@ func TestAnswers(t *testing.T) {
 			if enc == "identity" {
 				enc = ""
 			}
-			if got := decode(t, enc, rec.Body.Bytes()); !bytes.Equal(got, c.body) {
+			if got := httpcomptest.Decode(t, enc, rec.Body.Bytes()); !bytes.Equal(got, c.body) {
 				t.Fatalf("decoded body differs: %d bytes, want %d", len(got), len(c.body))
 			}
 			if enc != "" {
@@ -207,22 +178,7 @@ func TestStreamFlushes(t *testing.T) {
 			if got := res.Header.Get("Content-Encoding"); got != enc {
 				t.Fatalf("Content-Encoding %q, want %q", got, enc)
 			}
-			var r io.Reader
-			if enc == "gzip" {
-				zr, err := gzip.NewReader(res.Body)
-				if err != nil {
-					t.Fatal(err)
-				}
-				r = zr
-			} else {
-				zr, err := zstd.NewReader(res.Body, zstd.WithDecoderConcurrency(1)) // synchronous: no read-ahead
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer zr.Close()
-				r = zr
-			}
-			line, err := bufio.NewReader(r).ReadString('\n')
+			line, err := bufio.NewReader(httpcomptest.Reader(t, enc, res.Body)).ReadString('\n')
 			if err != nil || line != `{"first":true}`+"\n" {
 				t.Fatalf("first line %q, %v", line, err)
 			}

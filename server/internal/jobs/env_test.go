@@ -3,21 +3,19 @@ package jobs
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/bitkit-dev/bitkit/internal/bitdtest"
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
 	"github.com/bitkit-dev/bitkit/internal/testwait"
 	"github.com/bitkit-dev/bitkit/server/internal/apierr"
@@ -55,73 +53,44 @@ type env struct {
 	crash *sync.Map
 }
 
-var (
-	testEnv     *env
-	testEnvErr  error
-	testEnvOnce sync.Once
-)
+var testEnv pgtest.Shared[*env]
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if testEnv != nil {
-		testEnv.close()
-	}
-	pgtest.Teardown()
-	os.Exit(code)
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func getEnv(t *testing.T) *env {
 	t.Helper()
-	c := pgtest.Get(t)
-	testEnvOnce.Do(func() { testEnv, testEnvErr = newEnv(c) })
-	if testEnvErr != nil {
-		t.Fatal(testEnvErr)
-	}
-	return testEnv
+	return testEnv.Get(t, newEnv)
 }
 
-func withDB(raw, db string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		panic(err)
-	}
-	u.Path = "/" + db
-	return u.String()
-}
-
-func newEnv(c *pgtest.Cluster) (*env, error) {
+func newEnv(c *pgtest.Cluster, d *pgtest.DB, cleanup func(func())) (*env, error) {
 	ctx := context.Background()
-	d, err := c.Create(ctx)
-	if err != nil {
-		return nil, err
-	}
-	e := &env{adminURL: c.AdminURL, suffix: randHex(4), secret: c.Secret, fast: &sync.Map{}, crash: &sync.Map{},
+	var err error
+	e := &env{adminURL: c.AdminURL, suffix: pgtest.RandHex(4), secret: c.Secret, fast: &sync.Map{}, crash: &sync.Map{},
 		metaDB: c.Store.MetadataDB(), targetDB: d.Name, db: d, meta: c.Store.DB,
 		roles: map[dbaccess.Permission]string{dbaccess.Owner: d.Owner, dbaccess.Writer: d.Writer, dbaccess.Reader: d.Reader}}
 	e.admin, err = pgxpool.New(ctx, d.URL(""))
 	if err != nil {
 		return nil, err
 	}
+	cleanup(e.admin.Close)
 	if err := Migrate(ctx, e.meta); err != nil {
 		return nil, err
 	}
 	e.pools = &testPools{e: e, pools: map[string]*pgxpool.Pool{}}
+	cleanup(e.pools.close)
 	e.blobDir, err = os.MkdirTemp("", "bkjobs-blobs-")
 	if err != nil {
 		return nil, err
 	}
+	cleanup(func() { os.RemoveAll(e.blobDir) })
 	e.bucket, err = blob.Open(ctx, "", e.blobDir)
 	if err != nil {
 		return nil, err
 	}
+	cleanup(func() { e.bucket.Close() })
 	mux := http.NewServeMux()
 	e.srv = httptest.NewServer(mux)
+	cleanup(e.srv.Close)
 	e.svc, err = New(ctx, Config{PublicURL: e.srv.URL, Secret: e.secret, Workers: 3, Queue: "test_" + e.suffix,
 		RescueAfter: 30 * time.Second, MaxURLFetchBytes: 1 << 20, URLFetchTimeout: 10 * time.Second,
 		SweepInterval: -1}, // the retention tests run the sweep themselves
@@ -129,6 +98,11 @@ func newEnv(c *pgtest.Cluster) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
+	cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = e.svc.Stop(ctx)
+	})
 	e.register(mux, e.svc)
 	// the tests run many uploads at once and check how each one was loaded
 	e.svc.fastSlots = make(chan struct{}, 64)
@@ -169,30 +143,6 @@ func (e *env) register(mux *http.ServeMux, svc *Service) {
 			h = testAuth(h)
 		}
 		mux.Handle(rt.Pattern, h)
-	}
-}
-
-func (e *env) close() {
-	ctx := context.Background()
-	if e.svc != nil {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_ = e.svc.Stop(sctx)
-		cancel()
-	}
-	if e.srv != nil {
-		e.srv.Close()
-	}
-	if e.pools != nil {
-		e.pools.close()
-	}
-	if e.admin != nil {
-		e.admin.Close()
-	}
-	if e.bucket != nil {
-		e.bucket.Close()
-	}
-	if e.blobDir != "" {
-		os.RemoveAll(e.blobDir)
 	}
 }
 
@@ -290,15 +240,7 @@ func (e *env) do(t *testing.T, user, method, path, contentType string, body io.R
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, b := bitdtest.Do(t, req)
 	return resp.StatusCode, b
 }
 

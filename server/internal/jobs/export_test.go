@@ -5,14 +5,13 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/bitkit-dev/bitkit/internal/jsonx"
+	"github.com/bitkit-dev/bitkit/internal/bitdtest"
 	"github.com/bitkit-dev/bitkit/server/internal/dbaccess"
 	"github.com/parquet-go/parquet-go"
 	"github.com/xuri/excelize/v2"
@@ -45,14 +44,7 @@ line ü', '{"k": [1, 2]}', '\x00ff'),
 
 func (e *env) export(t *testing.T, user string, body string) job {
 	t.Helper()
-	code, b := e.do(t, user, "POST", "/v2beta/db/acct/db/export/", "application/json", strings.NewReader(body))
-	if code != http.StatusAccepted {
-		t.Fatalf("export: %d %s", code, b)
-	}
-	var j job
-	if err := jsonx.Unmarshal(b, &j); err != nil {
-		t.Fatal(err)
-	}
+	j := e.startExport(t, user, body)
 	if j.DownloadURL != nil || j.State != StateReceived {
 		t.Fatalf("new export job = %+v", j)
 	}
@@ -61,16 +53,11 @@ func (e *env) export(t *testing.T, user string, body string) job {
 
 func download(t *testing.T, url string) (*http.Response, []byte) {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
+	return bitdtest.Do(t, req)
 }
 
 func TestExportRoundTrip(t *testing.T) {

@@ -13,11 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bitkit-dev/bitkit/internal/bitdtest"
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
 	"github.com/bitkit-dev/bitkit/internal/testwait"
 	"github.com/bitkit-dev/bitkit/server/internal/apierr"
 	"github.com/bitkit-dev/bitkit/server/internal/authn"
 	"github.com/bitkit-dev/bitkit/server/internal/dbaccess"
+	"github.com/bitkit-dev/bitkit/server/internal/pgtest"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -66,7 +68,7 @@ func newGuard(t *testing.T, cfg Config) *guard {
 	mux := http.NewServeMux()
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)
-	cfg.PublicURL, cfg.Secret, cfg.Queue = e.srv.URL, e.secret, "guard_"+randHex(4)
+	cfg.PublicURL, cfg.Secret, cfg.Queue = e.srv.URL, e.secret, "guard_"+pgtest.RandHex(4)
 	cfg.Credentials, cfg.SweepInterval = testCreds{g.revoked}, -1
 	if cfg.RescueAfter == 0 {
 		cfg.RescueAfter = 30 * time.Second
@@ -132,32 +134,7 @@ func (e *env) state(t *testing.T, user, kind, id string) job {
 	return j
 }
 
-// blockingFile serves a CSV file_url that answers only once release is
-// closed; hit is closed when bitd asked for it.
-func blockingFile(t *testing.T) (url string, hit, release chan struct{}) {
-	hit, release = make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	src := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		once.Do(func() { close(hit) })
-		select {
-		case <-release:
-		case <-r.Context().Done():
-			return
-		}
-		_, _ = w.Write([]byte("id,name\n1,a\n2,b\n"))
-	}))
-	t.Cleanup(src.Close)
-	t.Cleanup(func() {
-		select {
-		case <-release:
-		default:
-			close(release)
-		}
-	})
-	return src.URL + "/data.csv", hit, release
-}
-
-func waitClosed(t *testing.T, ch chan struct{}, what string) {
+func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
 	t.Helper()
 	select {
 	case <-ch:
@@ -180,15 +157,15 @@ func TestJobRecheckBeforeLoad(t *testing.T) {
 		{"permission removed", "owner", "permission_denied", func() { g.denied.Store("owner", true) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			url, hit, release := blockingFile(t)
-			table := "recheck_" + randHex(4)
+			url, hit, release := bitdtest.BlockingFile(t, "data.csv", []byte("id,name\n1,a\n2,b\n"))
+			table := "recheck_" + pgtest.RandHex(4)
 			code, j, b := g.startImport(t, c.user, map[string]string{"table_name": table, "file_url": url}, "", nil)
 			if code != http.StatusAccepted {
 				t.Fatalf("import: %d %s", code, b)
 			}
 			waitClosed(t, hit, "the job fetching its file_url")
 			c.lose()
-			close(release)
+			release()
 			j = g.wait(t, c.user, "import", j.ID)
 			if j.State != StateFailed || deref(j.ErrorType) != c.errType {
 				t.Fatalf("import after %s: %s %q %v, want FAILED %s", c.name, j.State, deref(j.ErrorType), j.ErrorDetails, c.errType)
@@ -220,7 +197,7 @@ func TestJobRecheckAtPickup(t *testing.T) {
 func TestExportCannotWrite(t *testing.T) {
 	t.Parallel()
 	e := getEnv(t)
-	table := "ro_" + randHex(4)
+	table := "ro_" + pgtest.RandHex(4)
 	owner, err := e.pools.Pool(t.Context(), e.targetDB, e.roles[dbaccess.Owner])
 	if err != nil {
 		t.Fatal(err)
@@ -315,7 +292,7 @@ func TestJobSlots(t *testing.T) {
 	e := getEnv(t)
 	ctx := t.Context()
 	key := "account:" + uuid.NewString()
-	other, err := pgxpool.New(ctx, withDB(e.adminURL, e.metaDB)) // a second replica
+	other, err := pgxpool.New(ctx, pgtest.WithDatabase(e.adminURL, e.metaDB)) // a second replica
 	if err != nil {
 		t.Fatal(err)
 	}

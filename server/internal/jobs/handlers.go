@@ -110,17 +110,9 @@ func (s *Service) view(r *record) any {
 }
 
 // errorHandler is a job route's handler: it writes its answer, or returns
-// the error to answer with instead (before it has written anything).
-type errorHandler func(w http.ResponseWriter, r *http.Request) error
-
-// ServeHTTP writes the error a handler returned as the API's JSON error
-// (apierr.Write: its status and code, Retry-After when it has one, and a
-// log line with the request ID for a 5xx).
-func (h errorHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if err := h(w, r); err != nil {
-		apierr.Write(w, r, err)
-	}
-}
+// the error to answer with instead (before it has written anything), which
+// apierr.HandlerFunc, bitd's one adapter, writes and counts.
+type errorHandler = apierr.HandlerFunc
 
 func (s *Service) principal(r *http.Request) (*authn.Principal, error) {
 	p := authn.From(r.Context())

@@ -61,6 +61,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config configures a Service. Zero values take the defaults named.
@@ -132,6 +133,10 @@ type Config struct {
 	ExportRetention time.Duration
 	// Metrics records the jobs this process finishes; nil records nothing.
 	Metrics *metrics.Metrics
+	// Tracer, when set, traces each job run (a "job.import" or
+	// "job.export" span linked to the traced request that created the
+	// job, worker.go); nil traces nothing.
+	Tracer trace.Tracer
 	// SweepInterval is how often the retention sweep runs (default 10
 	// minutes; the first sweep runs one minute after New, or after
 	// SweepInterval when that is shorter). Negative turns the periodic

@@ -9,6 +9,7 @@ import (
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
 	"github.com/bitkit-dev/bitkit/server/internal/ingest"
 	"github.com/bitkit-dev/bitkit/server/internal/metrics"
+	"github.com/bitkit-dev/bitkit/server/internal/tracing"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -143,9 +144,11 @@ func (s *Service) insertJobAt(ctx context.Context, r *record, runAt time.Time) (
 	if err != nil {
 		return 0, err
 	}
-	var args jobArgs = importArgs{JobID: r.ID}
+	// A traced request hands its trace context to the job's run.
+	tp := tracing.Inject(ctx)
+	var args jobArgs = importArgs{JobID: r.ID, Traceparent: tp}
 	if r.Kind == "export" {
-		args = exportArgs{JobID: r.ID}
+		args = exportArgs{JobID: r.ID, Traceparent: tp}
 	}
 	opts := s.insertOpts()
 	opts.ScheduledAt = runAt

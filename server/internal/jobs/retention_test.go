@@ -14,6 +14,7 @@ import (
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
 	"github.com/bitkit-dev/bitkit/internal/testwait"
 	"github.com/bitkit-dev/bitkit/server/internal/blob"
+	"github.com/bitkit-dev/bitkit/server/internal/pgtest"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -300,7 +301,7 @@ func TestRetentionMigrationAndLoop(t *testing.T) {
 	t.Parallel()
 	e := getEnv(t)
 	ctx := t.Context()
-	dbName := "bkjobs_ret_" + randHex(4)
+	dbName := "bkjobs_ret_" + pgtest.RandHex(4)
 	admin, err := pgx.Connect(ctx, e.adminURL)
 	if err != nil {
 		t.Fatal(err)
@@ -312,7 +313,7 @@ func TestRetentionMigrationAndLoop(t *testing.T) {
 	defer func() {
 		_, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+dbName+" WITH (FORCE)")
 	}()
-	meta, err := pgxpool.New(ctx, withDB(e.adminURL, dbName))
+	meta, err := pgxpool.New(ctx, pgtest.WithDatabase(e.adminURL, dbName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,7 +387,7 @@ func TestRetentionMigrationAndLoop(t *testing.T) {
 
 	// the periodic sweep of a running Service
 	loopID := insertFinished(t, meta, bucket, "export", StateDone, "exports/", 8*24*time.Hour)
-	svc, err := New(ctx, Config{PublicURL: "http://127.0.0.1:1", Secret: e.secret, Queue: "ret_" + randHex(4),
+	svc, err := New(ctx, Config{PublicURL: "http://127.0.0.1:1", Secret: e.secret, Queue: "ret_" + pgtest.RandHex(4),
 		SweepInterval: 10 * time.Millisecond}, meta, nil, nil, bucket, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,9 @@ type jobArgs interface{ Kind() string }
 // importArgs is the river job of an import.
 type importArgs struct {
 	JobID string `json:"job_id"`
+	// Traceparent is the W3C trace context of the request that created
+	// the job, when it was traced: the run's span links to it.
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // Kind is the river job kind.
@@ -31,7 +34,8 @@ func (importArgs) Kind() string { return "bitkit_import" }
 
 // exportArgs is the river job of an export.
 type exportArgs struct {
-	JobID string `json:"job_id"`
+	JobID       string `json:"job_id"`
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // Kind is the river job kind.
@@ -43,7 +47,10 @@ type importWorker struct {
 }
 
 func (w *importWorker) Work(ctx context.Context, job *river.Job[importArgs]) error {
-	return w.s.work(ctx, job.Args.JobID, job.Attempt, job.MaxAttempts, w.s.runImport)
+	ctx, done := w.s.traceRun(ctx, "job.import", job.Args.JobID, job.Args.Traceparent, job.Attempt)
+	err := w.s.work(ctx, job.Args.JobID, job.Attempt, job.MaxAttempts, w.s.runImport)
+	done(err)
+	return err
 }
 
 type exportWorker struct {
@@ -52,7 +59,10 @@ type exportWorker struct {
 }
 
 func (w *exportWorker) Work(ctx context.Context, job *river.Job[exportArgs]) error {
-	return w.s.work(ctx, job.Args.JobID, job.Attempt, job.MaxAttempts, w.s.runExport)
+	ctx, done := w.s.traceRun(ctx, "job.export", job.Args.JobID, job.Args.Traceparent, job.Attempt)
+	err := w.s.work(ctx, job.Args.JobID, job.Attempt, job.MaxAttempts, w.s.runExport)
+	done(err)
+	return err
 }
 
 // userError is an error in the user's input or SQL: the job FAILS at once.

@@ -8,7 +8,8 @@
 // metrics (tests, `bitd admin`) need no checks.
 //
 // Label values are bounded: HTTP routes are the router's patterns (never a
-// raw path), job kinds and states are the API's fixed words.
+// raw path), job kinds and states and HTTP error codes are the API's fixed
+// words.
 package metrics
 
 import (
@@ -31,6 +32,7 @@ type Metrics struct {
 	httpRequests *prometheus.CounterVec
 	httpDuration *prometheus.HistogramVec
 	httpBytes    *prometheus.CounterVec
+	httpErrors   *prometheus.CounterVec
 	queryRows    prometheus.Counter
 	loginFails   prometheus.Counter
 	loginLimited *prometheus.CounterVec
@@ -59,6 +61,10 @@ func New() *Metrics {
 			Name: "bitd_http_response_bytes_total",
 			Help: "Bytes of HTTP answer bodies, by route pattern (the query routes: query result bytes).",
 		}, []string{"route"}),
+		httpErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bitd_http_errors_total",
+			Help: "HTTP error answers by route pattern and error code (the JSON body's \"code\": not_found, query_timeout, database_busy, ...).",
+		}, []string{"route", "code"}),
 		queryRows: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bitd_query_rows_total",
 			Help: "Rows returned by HTTP queries (buffered, streamed and batches).",
@@ -89,7 +95,7 @@ func New() *Metrics {
 			Help: "1 while bitd drains (SIGTERM received: /readyz answers 503), else 0.",
 		}),
 	}
-	reg.MustRegister(m.httpRequests, m.httpDuration, m.httpBytes, m.queryRows, m.loginFails, m.loginLimited,
+	reg.MustRegister(m.httpRequests, m.httpDuration, m.httpBytes, m.httpErrors, m.queryRows, m.loginFails, m.loginLimited,
 		m.jobDuration, m.jobRows, m.jobBytes, m.draining,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"failures", "busy"} {
@@ -141,6 +147,33 @@ func (m *Metrics) HTTPRequest(route, method string, code int, d time.Duration, b
 	if bytes > 0 {
 		m.httpBytes.WithLabelValues(route).Add(float64(bytes))
 	}
+}
+
+// HTTPError counts one error answer of route (as for HTTPRequest) with
+// code, the API's error code. A code that is not a snake_case word (a-z,
+// 0-9 and _, at most 64 bytes; the API's fixed codes all are) is counted
+// as "other".
+func (m *Metrics) HTTPError(route, code string) {
+	if m == nil {
+		return
+	}
+	if !errorCode(code) {
+		code = "other"
+	}
+	m.httpErrors.WithLabelValues(route, code).Inc()
+}
+
+// errorCode reports whether code has the shape of the API's error codes.
+func errorCode(code string) bool {
+	if code == "" || len(code) > 64 {
+		return false
+	}
+	for i := 0; i < len(code); i++ {
+		if c := code[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // Route is one route pattern's request metrics, resolved once so that the

@@ -104,6 +104,33 @@ bitd_jobs{kind="import",state="RECEIVED"} 2
 	}
 }
 
+// Error answers are counted by route and code; a code outside the API's
+// shape is counted as "other", so the label stays bounded.
+func TestHTTPErrors(t *testing.T) {
+	t.Parallel()
+	m := New()
+	m.HTTPError("POST /v2beta/query", "query_timeout")
+	m.HTTPError("POST /v2beta/query", "query_timeout")
+	m.HTTPError("unmatched", "not_found")
+	m.HTTPError("POST /v2beta/query", "Bad Code")
+	m.HTTPError("POST /v2beta/query", "a_code_longer_than_sixty_four_bytes_is_not_one_of_the_api_fixed_words")
+	for _, c := range []struct {
+		route, code string
+		want        float64
+	}{
+		{"POST /v2beta/query", "query_timeout", 2},
+		{"unmatched", "not_found", 1},
+		{"POST /v2beta/query", "other", 2},
+	} {
+		if got := testutil.ToFloat64(m.httpErrors.WithLabelValues(c.route, c.code)); got != c.want {
+			t.Errorf("bitd_http_errors_total{route=%q,code=%q} = %v, want %v", c.route, c.code, got, c.want)
+		}
+	}
+	if n := testutil.CollectAndCount(m.httpErrors); n != 3 {
+		t.Errorf("%d series, want 3", n)
+	}
+}
+
 // A failing job-queue read makes that family an error of the scrape, not
 // a panic or a missing answer for the others.
 func TestJobQueueError(t *testing.T) {
@@ -125,6 +152,7 @@ func TestNilMetrics(t *testing.T) {
 	m.LoginLimited("busy")
 	m.JobFinished("import", "DONE", time.Second, 1, 1)
 	m.SetDraining(true)
+	m.HTTPError("x", "not_found")
 	m.AddPools("default", nil)
 	m.AddWire(nil)
 	m.AddCache(nil)

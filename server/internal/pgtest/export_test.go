@@ -8,3 +8,6 @@ func (c *Cluster) Kill() {
 	c.Store.Close()
 	c.lock.Close(context.Background())
 }
+
+// CloseShared runs the Shared fixtures' cleanups, as Teardown does first.
+func CloseShared() { closeShared() }

@@ -11,8 +11,9 @@
 // One Cluster is opened per test binary, on first use, from
 // TEST_DATABASE_URL (a superuser URL; scripts/pg-up.sh starts one), and
 // reused by every test; a test asks for a fresh database with New (dropped
-// when the test ends) or builds a shared one itself behind a sync.Once with
-// Get(t).Create. TestMain drops what is left:
+// when the test ends), or the tests of a package share a fixture built
+// once over Cluster.Create (Shared). TestMain closes the shared fixtures
+// and drops what is left:
 //
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
 //
@@ -23,8 +24,6 @@ package pgtest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -72,7 +71,7 @@ type Cluster struct {
 // Open first drops what test processes that were killed before their
 // Close (a test timeout) left behind (sweepStale).
 func Open(ctx context.Context, adminURL string) (*Cluster, error) {
-	meta := "pgtest_" + randHex(6)
+	meta := "pgtest_" + RandHex(6)
 	lock, err := pgx.Connect(ctx, adminURL)
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: connect to the cluster: %w", err)
@@ -82,7 +81,7 @@ func Open(ctx context.Context, adminURL string) (*Cluster, error) {
 		return nil, fmt.Errorf("pgtest: lock the metadata database's name: %w", err)
 	}
 	sweepStale(ctx, lock, adminURL)
-	sec := []byte(randHex(32))
+	sec := []byte(RandHex(32))
 	st, err := store.Open(ctx, store.Options{AdminURL: adminURL, MetadataDB: meta, Secret: sec, NameReservation: -1})
 	if err != nil {
 		lock.Close(context.WithoutCancel(ctx))
@@ -280,10 +279,11 @@ func New(t testing.TB) *DB {
 	return d
 }
 
-// Teardown closes the test binary's Cluster, if one was opened, dropping
-// every database it created, their roles and its metadata database. Call
-// it from TestMain after m.Run.
+// Teardown closes the test binary's Shared fixtures, then its Cluster, if
+// one was opened, dropping every database it created, their roles and its
+// metadata database. Call it from TestMain after m.Run.
 func Teardown() {
+	closeShared()
 	if shared == nil {
 		return
 	}
@@ -298,10 +298,4 @@ func Main(m *testing.M) {
 	code := m.Run()
 	Teardown()
 	os.Exit(code)
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

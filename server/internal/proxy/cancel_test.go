@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bitkit-dev/bitkit/server/internal/pgtest"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -72,7 +73,7 @@ func TestCancelRelay(t *testing.T) {
 	}
 	defer c.Close(context.WithoutCancel(t.Context()))
 	pid, secret := c.PgConn().PID(), c.PgConn().SecretKey()
-	tag := "relay_" + randHex(4)
+	tag := "relay_" + pgtest.RandHex(4)
 	done := make(chan error, 1)
 	go func() {
 		_, err := c.Exec(t.Context(), "SELECT pg_sleep(30) /* "+tag+" */")

@@ -35,6 +35,14 @@
 // URL-encoded (account%2Fdb). Clients asking for protocol 3.2 get a
 // NegotiateProtocolVersion down to 3.0.
 //
+// Behind a TCP load balancer, Config.ClientAddr runs first on every
+// connection and may read a PROXY protocol header (bitd passes
+// clientaddr.Trusted.Conn: required from trusted balancers, refused from
+// anyone else), before the SSLRequest or CancelRequest; its address is
+// the client's in logs, for the loopback rule above, and for the
+// Authorizer (ClientFrom), which may refuse an address over its limit of
+// failures with ErrLoginLimited.
+//
 // After the backend accepted the role, the client receives AuthenticationOk,
 // the backend's ParameterStatus messages, a BackendKeyData with a random
 // process id and secret of the proxy's own (mapped to the backend's, so
@@ -47,7 +55,10 @@
 //
 //   - 28P01 wrong or revoked API key/token
 //   - 3D000 unknown or invisible database, or a name not of the form account/db
-//   - 28000 TLS required
+//   - 28000 TLS required, or ErrLoginLimited (too many failed logins from
+//     the client's address)
+//   - 08P01 invalid startup packet, or Config.ClientAddr failed (no valid
+//     PROXY header from a trusted balancer)
 //   - 53300 Config.MaxConns or Config.MaxConnsPerDatabase reached
 //   - 57P05 idle session closed after Config.IdleTimeout
 //   - 57P01 session ended by TerminateCredential, TerminateDatabase,

@@ -231,8 +231,8 @@ func TestRoleSettingsHealed(t *testing.T) {
 		}
 	}
 	base := newTestAuth(f)
-	key := "v2_" + randHex(20)
-	base.keys[key] = &WireTarget{DatabaseID: d.ID, CredentialID: "cred-" + randHex(4), PGDatabase: d.Name,
+	key := "v2_" + pgtest.RandHex(20)
+	base.keys[key] = &WireTarget{DatabaseID: d.ID, CredentialID: "cred-" + pgtest.RandHex(4), PGDatabase: d.Name,
 		PGRole: role, PGPassword: pw, BackendAddr: d.TenantAddr.String(), Reader: true}
 
 	tamper()

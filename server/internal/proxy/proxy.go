@@ -13,11 +13,16 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config configures a Server. The zero value (with DevTLS or TLS set) is
 // usable: see each field for its default.
 type Config struct {
+	// Tracer, when set, traces each session that gets past its start-up
+	// message (a "pg.session" span, trace.go); nil traces nothing.
+	Tracer trace.Tracer
 	// TLS is the server certificate configuration offered after an
 	// SSLRequest. When nil and DevTLS is set, a self-signed certificate for
 	// localhost/127.0.0.1/::1 is generated at start-up. When nil without
@@ -71,6 +76,14 @@ type Config struct {
 	// error's text, which must be meant for the client; otherwise release
 	// is called once when the session ends.
 	Admit func(ctx context.Context, t *WireTarget) (release func(), err error)
+	// ClientAddr, when set, runs first on every accepted connection, before
+	// any PostgreSQL message is read and before StartupTimeout's deadline
+	// is set (it bounds its own reads): it may read a PROXY protocol header
+	// from the connection (and nothing after it) and returns the client's
+	// address, which the logs show and the plaintext-from-loopback check
+	// (AllowPlaintext) uses. An error ends the connection with FATAL 08P01
+	// and the error's text. Unset, the client is the TCP peer.
+	ClientAddr func(c net.Conn) (net.Addr, error)
 	// CancelRelay, when set with CancelKey, carries a CancelRequest whose
 	// key names no session of this server to the other replicas, whose
 	// RelayedCancel cancels the query when they hold the session
@@ -90,6 +103,17 @@ type WireTarget struct {
 	BackendAddr  string // host:port of the PostgreSQL server; loopback hosts are reached without TLS; a host that is an absolute path is the directory of the server's Unix socket
 	Reader       bool   // PGRole only reads (a READER permission): Config.ReaderIdleInTransaction and ReaderLockTimeout apply
 	Cluster      string // the PostgreSQL cluster holding the database when bitd places databases on several ("" for the default one): named when it cannot be reached
+}
+
+// clientKey keys the client's address in AuthorizeWire's context.
+type clientKey struct{}
+
+// ClientFrom returns the address of the client in the context of an
+// Authorizer's AuthorizeWire call: the TCP peer, or the address a trusted
+// proxy named (Config.ClientAddr). nil in other contexts.
+func ClientFrom(ctx context.Context) net.Addr {
+	a, _ := ctx.Value(clientKey{}).(net.Addr)
+	return a
 }
 
 // Authorizer checks wire credentials. Implementations must be safe for
@@ -149,6 +173,11 @@ var (
 	// ErrUnknownDatabase means the database does not exist or is not
 	// visible to the caller.
 	ErrUnknownDatabase = errors.New("database does not exist or is not visible to this credential")
+	// ErrLoginLimited, wrapped by an AuthorizeWire error, means the
+	// client's address made too many failed attempts: the connection is
+	// refused with FATAL 28000 and the error's text (which must be meant
+	// for the client), without retries.
+	ErrLoginLimited = errors.New("too many failed logins from this address")
 	// ErrServerClosed is returned by Serve after Shutdown.
 	ErrServerClosed = errors.New("proxy: server closed")
 )

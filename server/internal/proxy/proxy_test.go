@@ -2,9 +2,7 @@ package proxy
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,38 +35,20 @@ type fixture struct {
 	db          *pgtest.DB
 }
 
-var (
-	fixOnce sync.Once
-	fix     *fixture
-	fixErr  error
-)
+var fix pgtest.Shared[*fixture]
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
 
 // sharedDB creates the fixture once. A missing TEST_DATABASE_URL fails.
 func sharedDB(t *testing.T) *fixture {
 	t.Helper()
-	c := pgtest.Get(t)
-	fixOnce.Do(func() { fix, fixErr = newFixture(c) })
-	if fixErr != nil {
-		t.Fatalf("create test database: %v", fixErr)
-	}
-	return fix
+	return fix.Get(t, newFixture)
 }
 
-func newFixture(c *pgtest.Cluster) (*fixture, error) {
+// newFixture creates the fixture; the Cluster drops its database.
+func newFixture(c *pgtest.Cluster, d *pgtest.DB, _ func(func())) (*fixture, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	d, err := c.Create(ctx)
-	if err != nil {
-		return nil, err
-	}
 	f := &fixture{
 		adminURL:    c.AdminURL,
 		backendAddr: d.TenantAddr.String(),
@@ -111,8 +91,8 @@ func newTestAuth(f *fixture) *testAuth {
 // key registers a fresh key for role ("w" or "r") and returns it and its
 // credential id.
 func (a *testAuth) key(role string) (key, credID string) {
-	key = "v2_" + randHex(20)
-	credID = "cred-" + randHex(4)
+	key = "v2_" + pgtest.RandHex(20)
+	credID = "cred-" + pgtest.RandHex(4)
 	t := &WireTarget{DatabaseID: a.f.dbID, CredentialID: credID, PGDatabase: a.f.pgDB, BackendAddr: a.f.backendAddr}
 	if a.backend != "" {
 		t.BackendAddr = a.backend
@@ -377,7 +357,7 @@ func TestCancel(t *testing.T) {
 // works afterwards.
 func checkCancel(t *testing.T, f *fixture, conn *pgx.Conn) {
 	t.Helper()
-	tag := "cancel_" + randHex(4)
+	tag := "cancel_" + pgtest.RandHex(4)
 	errc := make(chan error, 1)
 	go func() {
 		_, err := conn.Exec(context.Background(), "SELECT pg_sleep(30) /* "+tag+" */")
@@ -767,7 +747,7 @@ func testTerminate(t *testing.T, mode relayMode, cfg Config, end func(*Server, *
 	srv, addr := startProxy(t, cfg, auth)
 	idle := rawConnectMode(t, mode, addr, keyW, testDB)
 	busy := rawConnectMode(t, mode, addr, keyW, testDB)
-	sleep := "SELECT pg_sleep(30) /* terminate_" + randHex(4) + " */"
+	sleep := "SELECT pg_sleep(30) /* terminate_" + pgtest.RandHex(4) + " */"
 	busy.fe.Send(&pgproto3.Query{String: sleep})
 	if err := busy.fe.Flush(); err != nil {
 		t.Fatal(err)

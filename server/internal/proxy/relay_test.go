@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bitkit-dev/bitkit/server/internal/pgtest"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -102,7 +103,7 @@ func TestRelayBulk(t *testing.T) {
 		// session and its backend end.
 		quitter := rawConnectMode(t, mode, addr, key, testDB)
 		open := srv.Sessions()
-		marker := "/* quitter_" + randHex(4) + " */"
+		marker := "/* quitter_" + pgtest.RandHex(4) + " */"
 		quitter.fe.Send(&pgproto3.Query{String: fmt.Sprintf("SELECT g, repeat('q', %d) %s FROM generate_series(1, %d) g", width, marker, rows)})
 		if err := quitter.fe.Flush(); err != nil {
 			t.Fatal(err)
@@ -194,7 +195,7 @@ func TestRelayClientResetWhilePaused(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer admin.Close(context.Background())
-		table := "paused_" + randHex(4)
+		table := "paused_" + pgtest.RandHex(4)
 		if _, err := admin.Exec(t.Context(), "CREATE TABLE "+table+" (s text)"); err != nil {
 			t.Fatal(err)
 		}
@@ -273,7 +274,7 @@ func TestTLSGarbage(t *testing.T) {
 				if err := rs.query(t, "SELECT 1"); err != nil {
 					t.Fatal(err)
 				}
-				marker := "garbage_" + randHex(4)
+				marker := "garbage_" + pgtest.RandHex(4)
 				if err := rs.query(t, "SELECT 1 /* "+marker+" */"); err != nil {
 					t.Fatal(err)
 				}

@@ -27,7 +27,7 @@ const relayBufSize = 64 << 10
 // then relay until either side ends.
 func (s *Server) handle(c net.Conn) {
 	defer s.wg.Done()
-	h := &handshake{srv: s, raw: c, conn: c, remote: c.RemoteAddr().String()}
+	h := &handshake{srv: s, raw: c, conn: c, client: c.RemoteAddr()}
 	defer func() {
 		s.mu.Lock()
 		delete(s.pending, c)
@@ -36,6 +36,16 @@ func (s *Server) handle(c net.Conn) {
 			h.conn.Close()
 		}
 	}()
+	if s.cfg.ClientAddr != nil {
+		a, err := s.cfg.ClientAddr(c)
+		if err != nil {
+			s.log.Info("proxy: connection refused", "peer", c.RemoteAddr().String(), "err", err)
+			s.sendFatal(c, fatal("08P01", err.Error()))
+			return
+		}
+		h.client = a
+	}
+	h.remote = h.client.String()
 	_ = c.SetDeadline(time.Now().Add(s.cfg.StartupTimeout))
 	if !h.negotiate() {
 		return
@@ -44,16 +54,20 @@ func (s *Server) handle(c net.Conn) {
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.BackendConnectTimeout)
+	st, sctx := s.startSession(h) // trace.go; nil (and no span) unless tracing
+	defer st.end()
+	ctx, cancel := context.WithTimeout(sctx, s.cfg.BackendConnectTimeout)
 	defer cancel()
 	target, ok := h.authorize(ctx, password)
 	if !ok {
 		return
 	}
+	st.event("authorized", "connect")
 	hc, admitted, ok := h.connect(ctx, target)
 	if !ok {
 		return
 	}
+	st.event("backend connected", "greet")
 	ss, ok := h.greet(target, hc, admitted)
 	if !ok {
 		s.release(target.DatabaseID)
@@ -63,6 +77,7 @@ func (s *Server) handle(c net.Conn) {
 		return
 	}
 	h.started = true
+	st.event("relaying", "relay")
 	s.log.Debug("proxy: session opened", "remote", h.remote, "database", h.dbName, "database_id", target.DatabaseID,
 		"credential_id", target.CredentialID, "role", target.PGRole)
 	ss.run()
@@ -74,7 +89,8 @@ type handshake struct {
 	srv     *Server
 	raw     net.Conn // the accepted connection
 	conn    net.Conn // raw, or the TLS connection over it
-	remote  string
+	client  net.Addr // the client: raw's peer, or the address a trusted proxy named (Config.ClientAddr)
+	remote  string   // client, for logs
 	pkt     *startupPacket
 	prefix  []byte // a NegotiateProtocolVersion to send before the next message, or nil
 	dbName  string // account/db
@@ -133,7 +149,7 @@ func (h *handshake) negotiate() bool {
 		break
 	}
 
-	if !isTLS && !(s.cfg.AllowPlaintext && isLoopback(h.raw.RemoteAddr())) {
+	if !isTLS && !(s.cfg.AllowPlaintext && isLoopback(h.client)) {
 		msg := "SSL required: connect with sslmode=require"
 		if s.cfg.AllowPlaintext {
 			msg += " (plaintext is accepted only from loopback addresses)"
@@ -189,13 +205,15 @@ func (h *handshake) askPassword() (string, bool) {
 // authorize asks the access layer (Config's Authorizer) what the
 // password may reach in the database named at start-up, retrying a check
 // that failed for another reason than the answer, and turns a refusal into
-// the client's FATAL: 28P01 for a bad password, 3D000 for a database that
-// does not exist or is not the credential's, 08006 for a cluster that is
-// down, XX000 otherwise.
+// the client's FATAL: 28P01 for a bad password, 28000 for an address over
+// its limit of failures (ErrLoginLimited), 3D000 for a database that does
+// not exist or is not the credential's, 08006 for a cluster that is down,
+// XX000 otherwise. The context carries the client's address (ClientFrom).
 func (h *handshake) authorize(ctx context.Context, password string) (*WireTarget, bool) {
 	s, dbName := h.srv, h.dbName
+	ctx = context.WithValue(ctx, clientKey{}, h.client)
 	target, err := s.auth.AuthorizeWire(ctx, password, dbName)
-	for attempt := 1; attempt < 3 && err != nil && !errors.Is(err, ErrBadPassword) && !errors.Is(err, ErrUnknownDatabase); attempt++ {
+	for attempt := 1; attempt < 3 && err != nil && !errors.Is(err, ErrBadPassword) && !errors.Is(err, ErrUnknownDatabase) && !errors.Is(err, ErrLoginLimited); attempt++ {
 		// A read-only check: retry it (e.g. the metadata pool held
 		// connections broken by a PostgreSQL restart).
 		s.log.Warn("proxy: authorization failed; retrying", "database", dbName, "attempt", attempt, "err", err)
@@ -212,6 +230,10 @@ func (h *handshake) authorize(ctx context.Context, password string) (*WireTarget
 	case errors.Is(err, ErrBadPassword):
 		s.log.Info("proxy: password authentication failed", "remote", h.remote, "database", dbName)
 		s.sendFatal(h.conn, fatal("28P01", "password authentication failed: the API key or token is invalid or revoked"))
+		return nil, false
+	case errors.Is(err, ErrLoginLimited):
+		s.log.Info("proxy: login limited", "remote", h.remote, "database", dbName)
+		s.sendFatal(h.conn, fatal("28000", err.Error()))
 		return nil, false
 	case errors.Is(err, ErrUnknownDatabase):
 		s.sendFatal(h.conn, fatal("3D000", fmt.Sprintf("database %s does not exist or this API key cannot access it: use the full name account/db (e.g. dbname=alice/mydb)", quoteName(dbName))))

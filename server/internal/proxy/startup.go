@@ -51,6 +51,9 @@ func readStartup(r io.Reader) (*startupPacket, error) {
 		return nil, err
 	}
 	n := int64(int32(binary.BigEndian.Uint32(hdr[:])))
+	if string(hdr[:]) == "PROX" || string(hdr[:]) == "\r\n\r\n" {
+		return nil, fmt.Errorf("%w: it starts like a PROXY protocol header, which bitd reads only from the addresses of --trusted-proxies with --wire-proxy-protocol", errProtocol)
+	}
 	if n < 8 || n > maxStartupLen {
 		return nil, fmt.Errorf("%w: length %d", errProtocol, n)
 	}

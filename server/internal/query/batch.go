@@ -25,46 +25,40 @@ var isolationLevels = map[string]string{
 
 // ServeBatch serves POST /v2beta/query/batch: the statements run in order in
 // one transaction, which commits only if all succeed. A failing statement's
-// error carries its 0-based index and nothing is committed.
-func (h *Handler) ServeBatch(w http.ResponseWriter, r *http.Request) {
+// error carries its 0-based index and nothing is committed. It returns the
+// error to answer with (register it through apierr.HandlerFunc).
+func (h *Handler) ServeBatch(w http.ResponseWriter, r *http.Request) error {
 	req, err := decodeRequest(w, r)
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	if len(req.Queries) == 0 || len(req.Queries) > MaxBatchStatements {
-		apierr.Write(w, r, &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "queries",
-			Message: fmt.Sprintf("queries must list 1 to %d statements, each {\"query_string\": ..., \"params\": [...]}", MaxBatchStatements)})
-		return
+		return &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "queries",
+			Message: fmt.Sprintf("queries must list 1 to %d statements, each {\"query_string\": ..., \"params\": [...]}", MaxBatchStatements)}
 	}
 	for i, q := range req.Queries {
 		if err := checkNUL("queries["+strconv.Itoa(i)+"].query_string", q.QueryString); err != nil {
 			idx := i
 			err.(*apierr.Error).Index = &idx
-			apierr.Write(w, r, err)
-			return
+			return err
 		}
 		if strings.TrimSpace(q.QueryString) == "" {
 			idx := i
-			apierr.Write(w, r, &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Index: &idx,
-				Field: "queries[" + strconv.Itoa(i) + "].query_string", Message: fmt.Sprintf("queries[%d].query_string is empty", i)})
-			return
+			return &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Index: &idx,
+				Field: "queries[" + strconv.Itoa(i) + "].query_string", Message: fmt.Sprintf("queries[%d].query_string is empty", i)}
 		}
 	}
 	if req.TxID != "" {
-		h.serveTx(w, r, req, true)
-		return
+		return h.serveTx(w, r, req, true)
 	}
 	level, ok := isolationLevels[strings.ToLower(strings.Join(strings.Fields(req.Isolation), " "))]
 	if !ok {
-		apierr.Write(w, r, &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "isolation_level",
-			Message: fmt.Sprintf("isolation_level %q is not supported: use \"read committed\" (the default), \"repeatable read\" or \"serializable\"", req.Isolation)})
-		return
+		return &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "isolation_level",
+			Message: fmt.Sprintf("isolation_level %q is not supported: use \"read committed\" (the default), \"repeatable read\" or \"serializable\"", req.Isolation)}
 	}
 	objects, timeout, target, err := h.prepare(r, req.DataFormat, req.TimeoutMS, req.DatabaseName)
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
@@ -82,13 +76,13 @@ func (h *Handler) ServeBatch(w http.ResponseWriter, r *http.Request) {
 			e.Index = &idx
 			e.Message = fmt.Sprintf("statement %d (0-based) failed, nothing was committed: %s", idx, e.Message)
 		}
-		apierr.Write(w, r, &e)
-		return
+		return &e
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
+	return nil
 }
 
 type batchError struct {
@@ -101,7 +95,7 @@ func (e *batchError) Error() string { return fmt.Sprintf("statement %d: %v", e.i
 // runBatch runs the statements into sink, whose reservation also covers
 // out (the answers so far, sink.usedBytes) as it grows.
 func (h *Handler) runBatch(ctx context.Context, cancel context.CancelFunc, t *dbaccess.Target, req *queryRequest, level string, sink *bufferSink) (out []byte, rows int64, err error) {
-	conn, err := t.Pool.Acquire(ctx)
+	conn, err := acquire(ctx, t)
 	if err != nil {
 		return nil, 0, h.acquireError(ctx, err)
 	}

@@ -44,7 +44,7 @@ type sink interface {
 // query costs one round trip, and a parameterised one too once its
 // parameter types are cached (describe.go), else two.
 func (h *Handler) run(ctx context.Context, cancel context.CancelFunc, t *dbaccess.Target, sql string, params []jsonx.RawMessage, s sink) error {
-	conn, err := t.Pool.Acquire(ctx)
+	conn, err := acquire(ctx, t)
 	if err != nil {
 		return h.acquireError(ctx, err)
 	}
@@ -75,11 +75,14 @@ func (h *Handler) acquireError(ctx context.Context, err error) error {
 
 // runOn runs sql on an acquired connection. With reset, DISCARD ALL is
 // sent behind the statement, and the connection must be released next.
-func (h *Handler) runOn(ctx context.Context, cancel context.CancelFunc, conn *pgxpool.Conn, t *dbaccess.Target, sql string, params []jsonx.RawMessage, s sink, reset bool) error {
+func (h *Handler) runOn(ctx context.Context, cancel context.CancelFunc, conn *pgxpool.Conn, t *dbaccess.Target, sql string, params []jsonx.RawMessage, s sink, reset bool) (err error) {
+	ctx, s, done := h.traceQuery(ctx, t, sql, len(params), s) // trace.go; done is nil unless traced
+	if done != nil {
+		defer func() { done(err) }()
+	}
 	pc := conn.Conn().PgConn()
 	pgpool.RefuseCopyIn(pc, true)
 	defer pgpool.RefuseCopyIn(pc, false)
-	var err error
 	if len(params) > 0 {
 		err = h.runExtended(ctx, cancel, pc, t, sql, params, s, reset)
 	} else {

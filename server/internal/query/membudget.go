@@ -3,13 +3,13 @@ package query
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/bitkit-dev/bitkit/server/internal/apierr"
 	"github.com/bitkit-dev/bitkit/server/internal/authn"
+	"github.com/bitkit-dev/bitkit/server/internal/clientaddr"
 )
 
 // Memory budget of buffered answers: every buffered answer (POST /query
@@ -201,11 +201,9 @@ func budgetAccount(r *http.Request) string {
 			return "service:" + p.ServiceAccountID
 		}
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	return "address:" + host
+	// The client's address: the TCP peer's, or behind a trusted balancer
+	// the one it forwarded (clientaddr.Trusted.Middleware).
+	return "address:" + clientaddr.Host(r.RemoteAddr)
 }
 
 // bufferGrant is one answer's reservation.

@@ -94,6 +94,9 @@ type Config struct {
 	Tx TxSource
 	// Logger receives errors; nil means slog.Default().
 	Logger *slog.Logger
+	// TraceSQL records the SQL text (never its parameters) on the
+	// "db.query" span of a traced request (bitd --trace-sql).
+	TraceSQL bool
 }
 
 // UsageRecorder counts the rows a database's queries returned.
@@ -274,41 +277,39 @@ func wantsNDJSON(r *http.Request) bool {
 	return false
 }
 
-// ServeQuery serves POST /v2beta/query.
-func (h *Handler) ServeQuery(w http.ResponseWriter, r *http.Request) {
+// ServeQuery serves POST /v2beta/query. It returns the error to answer
+// with (register it through apierr.HandlerFunc); once it has started
+// writing its answer it returns nil.
+func (h *Handler) ServeQuery(w http.ResponseWriter, r *http.Request) error {
 	req, err := decodeRequest(w, r)
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	if strings.TrimSpace(req.QueryString) == "" {
-		apierr.Write(w, r, &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "query_string",
-			Message: "query_string is required: the SQL to run"})
-		return
+		return &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "query_string",
+			Message: "query_string is required: the SQL to run"}
 	}
 	if err := checkNUL("query_string", req.QueryString); err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	if req.TxID != "" {
-		h.serveTx(w, r, req, false)
-		return
+		return h.serveTx(w, r, req, false)
 	}
 	objects, timeout, target, err := h.prepare(r, req.DataFormat, req.TimeoutMS, req.DatabaseName)
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	if wantsNDJSON(r) {
-		h.serveStream(w, r, target, req, objects, timeout, nil)
-		return
+		return h.serveStream(w, r, target, req, objects, timeout, nil)
 	}
-	h.serveBuffered(w, r, target, req, objects, timeout, nil)
+	return h.serveBuffered(w, r, target, req, objects, timeout, nil)
 }
 
 // serveBuffered runs the query and answers one JSON object. With a lease
-// it runs in that interactive transaction.
-func (h *Handler) serveBuffered(w http.ResponseWriter, r *http.Request, t *dbaccess.Target, req *queryRequest, objects bool, timeout time.Duration, lease *TxLease) {
+// it runs in that interactive transaction. The memory reservation is
+// released (deferred) after the answer is written; an error is returned
+// for the caller to write, after it.
+func (h *Handler) serveBuffered(w http.ResponseWriter, r *http.Request, t *dbaccess.Target, req *queryRequest, objects bool, timeout time.Duration, lease *TxLease) error {
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	sink := newBufferSink(objects, h.cfg.MaxRows, h.cfg.MaxBytes)
@@ -322,8 +323,7 @@ func (h *Handler) serveBuffered(w http.ResponseWriter, r *http.Request, t *dbacc
 	}
 	defer h.recordUsage(r.Context(), t, sink.returned)
 	if err != nil {
-		apierr.Write(w, r, h.mapError(r.Context(), ctx, timeout, err))
-		return
+		return h.mapError(r.Context(), ctx, timeout, err)
 	}
 	pre, suf := sink.parts(req.QueryString)
 	w.Header().Set("Content-Type", "application/json")
@@ -332,6 +332,7 @@ func (h *Handler) serveBuffered(w http.ResponseWriter, r *http.Request, t *dbacc
 	_, _ = w.Write(pre)
 	_, _ = w.Write(sink.data)
 	_, _ = w.Write(append(suf, '\n'))
+	return nil
 }
 
 // mapError turns an execution error into the API error to answer.

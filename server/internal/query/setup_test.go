@@ -4,15 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/bitkit-dev/bitkit/internal/bitdtest"
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
 	"github.com/bitkit-dev/bitkit/internal/testwait"
 	"github.com/bitkit-dev/bitkit/server/internal/apierr"
@@ -26,7 +24,7 @@ import (
 // env is one throwaway platform database, provisioned by the store's own
 // code path (pgtest), and a Handler over it.
 type env struct {
-	adminURL string
+	pg       *pgtest.DB
 	db       string
 	owner    string
 	writer   string
@@ -41,11 +39,7 @@ type env struct {
 	stalling *httptest.Server // StreamStallTimeout 1s
 }
 
-var (
-	shared     *env
-	sharedOnce sync.Once
-	sharedErr  error
-)
+var shared pgtest.Shared[*env]
 
 type usageCounter struct {
 	mu   sync.Mutex
@@ -74,42 +68,17 @@ func (r *resolver) Resolve(_ context.Context, name string) (*dbaccess.Target, er
 	return t, nil
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if shared != nil {
-		shared.teardown()
-	}
-	pgtest.Teardown()
-	os.Exit(code)
-}
-
-func withDatabase(dbURL, db string) string {
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		panic(err)
-	}
-	u.Path = "/" + db
-	return u.String()
-}
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // setup returns the shared test environment, creating it on first use.
 func setup(t testing.TB) *env {
 	t.Helper()
-	c := pgtest.Get(t)
-	sharedOnce.Do(func() { shared, sharedErr = newEnv(c) })
-	if sharedErr != nil {
-		t.Fatalf("set up test database: %v", sharedErr)
-	}
-	return shared
+	return shared.Get(t, newEnv)
 }
 
-func newEnv(c *pgtest.Cluster) (*env, error) {
+func newEnv(c *pgtest.Cluster, d *pgtest.DB, cleanup func(func())) (*env, error) {
 	ctx := context.Background()
-	d, err := c.Create(ctx)
-	if err != nil {
-		return nil, err
-	}
-	e := &env{adminURL: c.AdminURL, db: d.Name, owner: d.Owner, writer: d.Writer, reader: d.Reader,
+	e := &env{pg: d, db: d.Name, owner: d.Owner, writer: d.Writer, reader: d.Reader,
 		usage: &usageCounter{rows: map[string]int64{}}}
 	if err := d.Exec(ctx, d.Owner,
 		"CREATE TYPE mood AS ENUM ('happy', 'sad')",
@@ -119,7 +88,9 @@ func newEnv(c *pgtest.Cluster) (*env, error) {
 		return nil, err
 	}
 	e.mgr = pgpool.New(pgpool.Config{ConnString: c.AdminURL, Secret: c.Secret})
+	cleanup(e.mgr.Close)
 	e.single = pgpool.New(pgpool.Config{ConnString: c.AdminURL, Secret: c.Secret, MaxConnsPerPool: 1, TestSignals: &e.signals})
+	cleanup(e.single.Close)
 	targets := map[string]*dbaccess.Target{}
 	add := func(name string, m *pgpool.Manager, role string, perm dbaccess.Permission) error {
 		p, err := m.Pool(ctx, e.db, role)
@@ -141,47 +112,31 @@ func newEnv(c *pgtest.Cluster) (*env, error) {
 		{"acct/single", e.single, e.owner, dbaccess.Owner},
 	} {
 		if err := add(a.name, a.m, a.role, a.perm); err != nil {
-			e.teardown()
 			return nil, err
 		}
 	}
 	res := &resolver{targets: targets}
 	e.handler = query.New(query.Config{}, res, e.usage)
 	e.srv = httptest.NewServer(mux(e.handler))
+	cleanup(e.srv.Close)
 	e.limited = httptest.NewServer(mux(query.New(query.Config{MaxRows: 1000, MaxBytes: 64 << 10}, res, nil)))
+	cleanup(e.limited.Close)
 	e.stalling = httptest.NewServer(mux(query.New(query.Config{StreamStallTimeout: time.Second}, res, nil)))
+	cleanup(e.stalling.Close)
 	return e, nil
 }
 
 func mux(h *query.Handler) http.Handler {
 	m := http.NewServeMux()
-	m.HandleFunc("POST /v2beta/query", h.ServeQuery)
-	m.HandleFunc("POST /v2beta/query/batch", h.ServeBatch)
+	m.Handle("POST /v2beta/query", apierr.HandlerFunc(h.ServeQuery))
+	m.Handle("POST /v2beta/query/batch", apierr.HandlerFunc(h.ServeBatch))
 	return m
-}
-
-func (e *env) teardown() {
-	if e.srv != nil {
-		e.srv.Close()
-	}
-	if e.limited != nil {
-		e.limited.Close()
-	}
-	if e.stalling != nil {
-		e.stalling.Close()
-	}
-	if e.mgr != nil {
-		e.mgr.Close()
-	}
-	if e.single != nil {
-		e.single.Close()
-	}
 }
 
 // admin runs a query as the cluster admin in the test database.
 func (e *env) adminQuery(t *testing.T, sql string, args ...any) int64 {
 	t.Helper()
-	c, err := pgx.Connect(t.Context(), withDatabase(e.adminURL, e.db))
+	c, err := pgx.Connect(t.Context(), e.pg.URL(""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,15 +185,7 @@ func post(t *testing.T, base, path string, body any, header ...string) (int, []b
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, out := bitdtest.Do(t, req)
 	return resp.StatusCode, out
 }
 

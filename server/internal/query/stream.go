@@ -141,8 +141,10 @@ func (s *streamSink) end(tag pgconn.CommandTag) error {
 }
 
 // serveStream runs the query and streams NDJSON. With a lease it runs in
-// that interactive transaction.
-func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, t *dbaccess.Target, req *queryRequest, objects bool, timeout time.Duration, lease *TxLease) {
+// that interactive transaction. It returns an error only while nothing of
+// the stream reached the client; later errors end the stream with an
+// error line.
+func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, t *dbaccess.Target, req *queryRequest, objects bool, timeout time.Duration, lease *TxLease) error {
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	w.Header().Set("Content-Type", "application/x-ndjson")
@@ -173,7 +175,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, t *dbacces
 		// The client stopped reading (or left): the query was cancelled and
 		// its connection released; no error line can reach the client.
 		h.cfg.Logger.Info("query: stream stopped: the client did not read it", "err", cw.err)
-		return
+		return nil
 	}
 	if err != nil {
 		e := apierr.As(h.mapError(r.Context(), ctx, timeout, err))
@@ -183,11 +185,10 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, t *dbacces
 		if !cw.committed {
 			// Nothing reached the client: answer a plain error.
 			s.bw.Reset(cw)
-			apierr.Write(w, r, e)
-			return
+			return e
 		}
 		if r.Context().Err() != nil && !shutdown {
-			return // the client is gone
+			return nil // the client is gone
 		}
 		out := *e
 		out.RequestID = apierr.RequestID(r.Context())
@@ -199,7 +200,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, t *dbacces
 		line = append(line, '}', '\n')
 		_, _ = s.bw.Write(line)
 		_ = s.bw.Flush()
-		return
+		return nil
 	}
 	line := append(s.line[:0], `{"row_count":`...)
 	line = strconv.AppendInt(line, s.rows, 10)
@@ -208,4 +209,5 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, t *dbacces
 	line = append(line, '}', '\n')
 	_, _ = s.bw.Write(line)
 	_ = s.bw.Flush()
+	return nil
 }

@@ -45,37 +45,33 @@ type TxLease struct {
 }
 
 // serveTx serves /query (batch false) or /query/batch in the transaction
-// req.TxID.
-func (h *Handler) serveTx(w http.ResponseWriter, r *http.Request, req *queryRequest, batch bool) {
+// req.TxID. The transaction is given back (lease.Done, deferred) before an
+// error it returns is written.
+func (h *Handler) serveTx(w http.ResponseWriter, r *http.Request, req *queryRequest, batch bool) error {
 	if h.cfg.Tx == nil {
-		apierr.Write(w, r, &apierr.Error{Status: http.StatusBadRequest, Code: "transactions_not_supported", Field: "tx_id",
-			Message: "this server does not serve interactive transactions: drop tx_id, or use /v2beta/query/batch"})
-		return
+		return &apierr.Error{Status: http.StatusBadRequest, Code: "transactions_not_supported", Field: "tx_id",
+			Message: "this server does not serve interactive transactions: drop tx_id, or use /v2beta/query/batch"}
 	}
 	lease, handled, err := h.cfg.Tx.Use(w, r, req.TxID, req.raw)
 	if handled {
-		return
+		return nil
 	}
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	defer lease.Done()
 	t := lease.Target
 	if req.DatabaseName != "" && !strings.EqualFold(req.DatabaseName, t.FullName) && !strings.EqualFold(req.DatabaseName, t.FullName[strings.IndexByte(t.FullName, '/')+1:]) {
-		apierr.Write(w, r, &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "database_name",
-			Message: fmt.Sprintf("database_name %q is not the database of transaction %s (%s): drop database_name or name the transaction's database", req.DatabaseName, req.TxID, t.FullName)})
-		return
+		return &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "database_name",
+			Message: fmt.Sprintf("database_name %q is not the database of transaction %s (%s): drop database_name or name the transaction's database", req.DatabaseName, req.TxID, t.FullName)}
 	}
 	objects, err := dataFormat(r, req.DataFormat)
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	timeout, err := h.timeout(req.TimeoutMS)
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	// The statement ends with the request or with the transaction.
 	ctx, cancel := context.WithCancel(r.Context())
@@ -85,18 +81,18 @@ func (h *Handler) serveTx(w http.ResponseWriter, r *http.Request, req *queryRequ
 	r = r.WithContext(ctx)
 	switch {
 	case batch:
-		h.serveTxBatch(w, r, lease, req, objects, timeout)
+		return h.serveTxBatch(w, r, lease, req, objects, timeout)
 	case wantsNDJSON(r):
-		h.serveStream(w, r, t, req, objects, timeout, lease)
+		return h.serveStream(w, r, t, req, objects, timeout, lease)
 	default:
-		h.serveBuffered(w, r, t, req, objects, timeout, lease)
+		return h.serveBuffered(w, r, t, req, objects, timeout, lease)
 	}
 }
 
 // serveTxBatch runs a batch's statements in the transaction. A failing
 // statement leaves the transaction failed, as PostgreSQL does: only a
 // rollback ends it.
-func (h *Handler) serveTxBatch(w http.ResponseWriter, r *http.Request, lease *TxLease, req *queryRequest, objects bool, timeout time.Duration) {
+func (h *Handler) serveTxBatch(w http.ResponseWriter, r *http.Request, lease *TxLease, req *queryRequest, objects bool, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	sink := newBufferSink(objects, h.cfg.MaxRows, h.cfg.MaxBytes)
@@ -123,12 +119,12 @@ func (h *Handler) serveTxBatch(w http.ResponseWriter, r *http.Request, lease *Tx
 		e := *apierr.As(h.mapError(r.Context(), ctx, timeout, err))
 		e.Index = &idx
 		e.Message = fmt.Sprintf("statement %d (0-based) failed, and the transaction is now failed (roll it back): %s", idx, e.Message)
-		apierr.Write(w, r, &e)
-		return
+		return &e
 	}
 	out = append(out, ']', '}', '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
+	return nil
 }

@@ -328,43 +328,6 @@ func (s *Store) ChoosePlacement(ctx context.Context) (string, error) {
 	return name, nil
 }
 
-// createOn provisions a new database on non-default cluster sib and
-// records it with record (in a metadata transaction). The stock holds
-// databases of the default cluster only, so this always provisions. When
-// recording fails, the new database is dropped.
-func (s *Store) createOn(ctx context.Context, sib *Store, record func(tx pgx.Tx, pgName string) (string, error)) (string, error) {
-	pgName := newPGName()
-	drop := func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if err := sib.dropPhysical(cctx, pgName); err != nil {
-			s.log.Warn("a database whose creation failed could not be dropped", "cluster", sib.clusterName, "database", pgName, "err", err)
-		}
-	}
-	// Provisioning's errors do not keep their cause (scrub): ask first.
-	if err := sib.admin.Ping(ctx); err != nil {
-		return "", &ClusterUnavailableError{Cluster: sib.clusterName, Err: err}
-	}
-	if err := sib.provision(ctx, pgName); err != nil {
-		drop()
-		if pgconnUnavailable(err) {
-			return "", &ClusterUnavailableError{Cluster: sib.clusterName, Err: err}
-		}
-		return "", err
-	}
-	var id string
-	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
-		var err error
-		id, err = record(tx, pgName)
-		return err
-	})
-	if err != nil {
-		drop()
-		return "", err
-	}
-	return id, nil
-}
-
 func pgconnUnavailable(err error) bool {
 	var ce *pgconn.ConnectError
 	return errors.As(err, &ce)
@@ -498,8 +461,8 @@ func (s *Store) quotaStateOn(ctx context.Context, placement, databaseID string) 
 
 // CheckClusters runs, for every cluster other than default, what Open and
 // CheckLockdown do for the default one at start-up: the group roles a
-// locked-down pg_hba.conf names, then the lock-down probe (which logs its
-// verdict). A cluster that cannot be reached is logged, not returned:
+// locked-down pg_hba.conf names, the lock-down probe (which logs its
+// verdict) and the repairs (clusterrepair.go). A cluster that cannot be reached is logged, not returned:
 // its databases answer cluster_unavailable until it is back.
 func (s *Store) CheckClusters(ctx context.Context) {
 	rows, err := s.DB.Query(ctx, `SELECT name FROM clusters WHERE name <> 'default' ORDER BY created_at, name`)
@@ -512,15 +475,12 @@ func (s *Store) CheckClusters(ctx context.Context) {
 		return
 	}
 	for _, n := range names {
-		sib, err := s.on(ctx, n)
-		if err == nil {
-			err = sib.ensureGroupRoles(ctx)
-		}
-		if err != nil {
-			s.log.Warn("a PostgreSQL cluster that holds platform databases is unreachable or refused the set-up; its databases fail until it is back",
+		// Group roles, lock-down probe and the start-up repairs
+		// (clusterrepair.go); a cluster that fails stays pending and the
+		// background pass tries it again.
+		if err := s.checkCluster(ctx, n); err != nil {
+			s.log.Warn("a PostgreSQL cluster that holds platform databases is unreachable or refused the set-up; its databases fail until it is back, and its start-up repairs run once it answers",
 				"cluster", n, "err", causeOf(err))
-			continue
 		}
-		sib.CheckLockdown(ctx)
 	}
 }

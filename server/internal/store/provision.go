@@ -312,7 +312,7 @@ func (s *Store) StorageUsage(ctx context.Context, pgName string) int64 {
 // store with its roles, then the metadata database itself (for --ephemeral).
 // The Store is closed afterwards.
 func (s *Store) DropEverything(ctx context.Context) error {
-	rows, err := s.DB.Query(ctx, `SELECT pg_name, placement FROM databases UNION SELECT pg_name, 'default' FROM db_stock`) // db_stock: stock.go
+	rows, err := s.DB.Query(ctx, `SELECT pg_name, placement FROM databases UNION SELECT pg_name, placement FROM db_stock`) // db_stock: stock.go
 	var names [][2]string
 	if err == nil {
 		names, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) ([2]string, error) {

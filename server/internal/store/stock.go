@@ -21,6 +21,22 @@ package store
 // databases row in the same transaction, so several replicas share one
 // stock and a database is never handed out twice, nor lost.
 //
+// Every active (not draining) cluster has its own stock: a db_stock row
+// names the cluster it was provisioned on (placement), a creation takes
+// from the stock of the cluster ChoosePlacement chose, and the clean-up of
+// rows left by a dead bitd drops their objects on their own cluster.
+//
+// The stock follows demand. Each cluster's target starts at --db-stock
+// (BackgroundOptions.StockSize). A creation that finds its cluster's stock
+// empty (a shortfall: it provisions while the caller waits) raises that
+// cluster's target by one, up to --db-stock-max (StockMax), so a burst of N
+// creations against a stock of S raises the target to about N (the
+// refills made during the burst serve some of it). The target stays up
+// while shortfalls keep coming and falls back to --db-stock once
+// --db-stock-decay (StockDecay, 1 h) has passed without one; the stocked
+// databases above the target are then dropped. The targets live in
+// db_stock_targets, shared by replicas.
+//
 // Deleting marks the row deleted and reserves the name in one transaction
 // and answers; the reaper drops the PostgreSQL database and roles and sets
 // dropped_at. A row deleted but not dropped (bitd killed in between) is
@@ -44,6 +60,14 @@ import (
 // DefaultStockSize is the stock of `bitd serve` (--db-stock).
 const DefaultStockSize = 4
 
+// DefaultStockMax is the most a burst raises a cluster's stock target to
+// (--db-stock-max).
+const DefaultStockMax = 32
+
+// DefaultStockDecay is how long a raised stock target stays up after the
+// last shortfall (--db-stock-decay).
+const DefaultStockDecay = time.Hour
+
 // provisionSlots bounds the provisionings one bitd runs at once (the admin
 // pool has four connections).
 const provisionSlots = 4
@@ -64,12 +88,24 @@ type background struct {
 	kickReap  chan struct{}
 	// reservation is Options.NameReservation.
 	reservation time.Duration
-	// stockSize is BackgroundOptions.StockSize once started.
-	stockSize atomic.Int64
-	key       string
+	// stockSize, stockMax and stockDecay are BackgroundOptions.StockSize,
+	// StockMax and StockDecay once started.
+	stockSize  atomic.Int64
+	stockMax   atomic.Int64
+	stockDecay atomic.Int64 // nanoseconds
+	// active: the stock fills (the store has had a database); a creation
+	// that finds the stock empty before then is no shortfall.
+	active atomic.Bool
+	key    string
 }
 
+// bgState returns the stock's state, one per bitd: a sibling Store
+// (another cluster) shares its root's, so provisionings on every cluster
+// share one bound.
 func (s *Store) bgState() *background {
+	if s.root != nil {
+		return s.root.bgState()
+	}
 	b := &s.bg
 	b.once.Do(func() {
 		b.sem = make(chan struct{}, provisionSlots)
@@ -156,10 +192,16 @@ func (s *Store) CreateDatabase(ctx context.Context, accountID, name string, isPr
 	b := s.bgState()
 	var id string
 	if placement != DefaultCluster {
-		// The stock holds databases of the default cluster only.
 		var sib *Store
 		if sib, err = s.on(ctx, placement); err == nil {
-			id, err = s.createOn(ctx, sib, record)
+			// Ask first: provisioning's errors do not keep their cause
+			// (scrub), and a stocked database of a cluster that is down
+			// would not answer either.
+			if perr := sib.admin.Ping(ctx); perr != nil {
+				err = &ClusterUnavailableError{Cluster: placement, Err: perr}
+			} else {
+				id, err = sib.takeOrProvision(ctx, record)
+			}
 		}
 		var ce *ClusterUnavailableError
 		if errors.As(err, &ce) {
@@ -170,15 +212,7 @@ func (s *Store) CreateDatabase(ctx context.Context, accountID, name string, isPr
 		}
 	}
 	if placement == DefaultCluster {
-		id, err = s.handOut(ctx, record)
-	}
-	if errors.Is(err, errStockEmpty) {
-		id, err = s.provisionTracked(ctx, func(tx pgx.Tx, pgName string) (string, error) {
-			if _, err := tx.Exec(ctx, `DELETE FROM db_stock WHERE pg_name = $1`, pgName); err != nil {
-				return "", err
-			}
-			return record(tx, pgName)
-		})
+		id, err = s.takeOrProvision(ctx, record)
 	}
 	kick(b.kickStock)
 	if err != nil {
@@ -195,15 +229,83 @@ func (s *Store) CreateDatabase(ctx context.Context, accountID, name string, isPr
 	return s.databaseByID(ctx, id)
 }
 
-// handOut takes the oldest ready database of the stock and calls record in
-// the same transaction. errStockEmpty when there is none.
+// placement is the name of the cluster s provisions on.
+func (s *Store) placement() string {
+	if s.clusterName == "" {
+		return DefaultCluster
+	}
+	return s.clusterName
+}
+
+// takeOrProvision hands out a database of the stock of s's cluster, or,
+// when that stock is empty, records the shortfall (which raises the
+// cluster's stock target) and provisions one there while the caller waits.
+// A cluster that cannot be reached while provisioning answers a
+// *ClusterUnavailableError.
+func (s *Store) takeOrProvision(ctx context.Context, record func(tx pgx.Tx, pgName string) (string, error)) (string, error) {
+	id, err := s.handOut(ctx, record)
+	if !errors.Is(err, errStockEmpty) {
+		return id, err
+	}
+	s.noteShortfall(ctx)
+	id, err = s.provisionTracked(ctx, func(tx pgx.Tx, pgName string) (string, error) {
+		if _, err := tx.Exec(ctx, `DELETE FROM db_stock WHERE pg_name = $1`, pgName); err != nil {
+			return "", err
+		}
+		return record(tx, pgName)
+	})
+	if err != nil && s.root != nil && pgconnUnavailable(err) {
+		return "", &ClusterUnavailableError{Cluster: s.clusterName, Err: err}
+	}
+	return id, err
+}
+
+// noteShortfall raises the stock target of s's cluster by one (at most to
+// the stock's maximum) and records when: a creation found the stock empty.
+// Nothing is recorded when there is no stock (--db-stock 0) or it may not
+// grow (--db-stock-max not above --db-stock).
+func (s *Store) noteShortfall(ctx context.Context) {
+	b := s.bgState()
+	size, most := b.stockSize.Load(), b.stockMax.Load()
+	if size <= 0 || most <= size || !b.active.Load() {
+		return
+	}
+	_, err := s.DB.Exec(ctx, `INSERT INTO db_stock_targets AS t (placement, target, shortfall_at) VALUES ($1, least($2 + 1, $3), now())
+		ON CONFLICT (placement) DO UPDATE SET shortfall_at = now(),
+			target = least(greatest(CASE WHEN t.shortfall_at > now() - make_interval(secs => $4) THEN t.target ELSE $2 END, $2) + 1, $3)`,
+		s.placement(), size, most, time.Duration(b.stockDecay.Load()).Seconds())
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("cannot record that the database stock ran short", "err", err)
+	}
+}
+
+// stockTarget is the stock target of cluster placement: --db-stock, or
+// more while a recent burst has raised it (noteShortfall).
+func (s *Store) stockTarget(ctx context.Context, placement string) (int, error) {
+	b := s.bgState()
+	size, most := int(b.stockSize.Load()), int(b.stockMax.Load())
+	var raised int
+	err := s.DB.QueryRow(ctx, `SELECT target FROM db_stock_targets WHERE placement = $1
+		AND shortfall_at > now() - make_interval(secs => $2)`, placement, time.Duration(b.stockDecay.Load()).Seconds()).Scan(&raised)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return size, nil
+	}
+	if err != nil {
+		return size, err
+	}
+	return max(size, min(raised, most)), nil
+}
+
+// handOut takes the oldest ready database of the stock of s's cluster and
+// calls record in the same transaction. errStockEmpty when there is none.
 func (s *Store) handOut(ctx context.Context, record func(tx pgx.Tx, pgName string) (string, error)) (string, error) {
 	b := s.bgState()
 	var id string
 	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
 		var pgName string
 		err := tx.QueryRow(ctx, `DELETE FROM db_stock WHERE pg_name = (SELECT pg_name FROM db_stock
-			WHERE ready AND stock_key = $1 ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING pg_name`, b.key).Scan(&pgName)
+			WHERE ready AND stock_key = $1 AND placement = $2 ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING pg_name`,
+			b.key, s.placement()).Scan(&pgName)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return errStockEmpty
 		}
@@ -237,7 +339,7 @@ func (s *Store) provisionTracked(ctx context.Context, finish func(tx pgx.Tx, pgN
 	}
 	defer conn.Release()
 	pgName := newPGName()
-	if _, err := conn.Exec(ctx, `INSERT INTO db_stock (pg_name, stock_key) VALUES ($1, $2)`, pgName, b.key); err != nil {
+	if _, err := conn.Exec(ctx, `INSERT INTO db_stock (pg_name, stock_key, placement) VALUES ($1, $2, $3)`, pgName, b.key, s.placement()); err != nil {
 		return "", fmt.Errorf("record a database being provisioned: %w", err)
 	}
 	cleanup := func() {
@@ -292,11 +394,19 @@ func (s *Store) provisionTracked(ctx context.Context, finish func(tx pgx.Tx, pgN
 
 // BackgroundOptions configure StartBackground.
 type BackgroundOptions struct {
-	// StockSize is how many provisioned databases to keep ready (0: none;
-	// creations then provision while the caller waits). The stock starts
-	// filling once the metadata store has had a database (a fresh
-	// throw-away instance that never creates one provisions nothing).
+	// StockSize is how many provisioned databases to keep ready on each
+	// active cluster (0: none; creations then provision while the caller
+	// waits). The stock starts filling once the metadata store has had a
+	// database (a fresh throw-away instance that never creates one
+	// provisions nothing).
 	StockSize int
+	// StockMax is the most a burst of creations raises a cluster's stock
+	// target to (0: DefaultStockMax; not above StockSize: the target never
+	// moves).
+	StockMax int
+	// StockDecay is how long a raised target stays up after the last
+	// shortfall (0: DefaultStockDecay).
+	StockDecay time.Duration
 	// Interval is how often the stock and the reaper look for work other
 	// replicas left (default 30 s); this bitd's own creations and deletes
 	// wake them at once.
@@ -309,8 +419,16 @@ func (s *Store) StartBackground(ctx context.Context, o BackgroundOptions) (stop 
 	if o.Interval <= 0 {
 		o.Interval = 30 * time.Second
 	}
+	if o.StockMax == 0 {
+		o.StockMax = DefaultStockMax
+	}
+	if o.StockDecay <= 0 {
+		o.StockDecay = DefaultStockDecay
+	}
 	b := s.bgState()
 	b.stockSize.Store(int64(o.StockSize))
+	b.stockMax.Store(int64(o.StockMax))
+	b.stockDecay.Store(int64(o.StockDecay))
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -343,83 +461,163 @@ func (s *Store) stockLoop(ctx context.Context, o BackgroundOptions) {
 			s.log.Warn("cannot check whether to fill the database stock", "err", err)
 		}
 	}
+	b.active.Store(active)
 	t := time.NewTicker(o.Interval)
 	defer t.Stop()
 	for {
 		s.reclaimStock(ctx)
+		s.repairPendingClusters(ctx) // clusterrepair.go: the start-up repairs of clusters that were down
 		if active && o.StockSize > 0 {
-			s.refill(ctx, o.StockSize)
+			s.refillAll(ctx)
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-b.kickStock:
 			active = true
+			b.active.Store(true)
 		case <-t.C:
 		}
 	}
 }
 
-// refill provisions databases until the stock (ready or being provisioned,
-// by any replica) holds size.
-func (s *Store) refill(ctx context.Context, size int) {
+// refillAll refills the stock of every active cluster, the clusters side
+// by side (each one provisioning at a time, all within the provisioning
+// bound), so a cluster that is down or slow holds up no other.
+func (s *Store) refillAll(ctx context.Context) {
+	rows, err := s.DB.Query(ctx, `SELECT name FROM clusters WHERE state = 'active' ORDER BY name <> 'default', created_at, name`)
+	var names []string
+	if err == nil {
+		names, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("cannot list the clusters to fill their database stock", "err", err)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for _, n := range names {
+		wg.Go(func() {
+			on, err := s.on(ctx, n)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("cannot fill the database stock of a cluster; trying again later", "cluster", n, "err", causeOf(err))
+				}
+				return
+			}
+			on.refill(ctx)
+		})
+	}
+	wg.Wait()
+}
+
+// refill provisions databases on s's cluster until its stock (ready or
+// being provisioned, by any replica) holds the cluster's target
+// (stockTarget), or drops ready ones above it.
+func (s *Store) refill(ctx context.Context) {
 	b := s.bgState()
 	for ctx.Err() == nil {
-		var n int
-		if err := s.DB.QueryRow(ctx, `SELECT count(*) FROM db_stock WHERE stock_key = $1`, b.key).Scan(&n); err != nil {
+		size, err := s.stockTarget(ctx, s.placement())
+		var n, ready int
+		if err == nil {
+			err = s.DB.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE ready) FROM db_stock WHERE stock_key = $1 AND placement = $2`,
+				b.key, s.placement()).Scan(&n, &ready)
+		}
+		if err != nil {
 			if ctx.Err() == nil {
-				s.log.Warn("cannot count the database stock", "err", err)
+				s.log.Warn("cannot count the database stock", "cluster", s.placement(), "err", err)
 			}
 			return
+		}
+		if ready > size {
+			if !s.trimStock(ctx) {
+				return
+			}
+			continue
 		}
 		if n >= size {
 			return
 		}
-		_, err := s.provisionTracked(ctx, func(tx pgx.Tx, pgName string) (string, error) {
+		_, err = s.provisionTracked(ctx, func(tx pgx.Tx, pgName string) (string, error) {
 			_, err := tx.Exec(ctx, `UPDATE db_stock SET ready = true WHERE pg_name = $1`, pgName)
 			return "", err
 		})
 		if err != nil {
 			if ctx.Err() == nil {
-				s.log.Warn("cannot provision a database for the stock; trying again later", "err", err)
+				s.log.Warn("cannot provision a database for the stock; trying again later", "cluster", s.placement(), "err", causeOf(err))
 			}
 			return
 		}
 	}
 }
 
-// reclaimStock drops the objects of db_stock rows left by a bitd that died
-// while provisioning (not ready, not locked, older than orphanAge) and of
-// ready rows another build or other settings provisioned.
+// trimStock drops the newest ready database of the stock of s's cluster
+// (the target fell back), and reports whether it did.
+func (s *Store) trimStock(ctx context.Context) bool {
+	b := s.bgState()
+	dropped := false
+	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+		var pgName string
+		err := tx.QueryRow(ctx, `SELECT pg_name FROM db_stock WHERE ready AND stock_key = $1 AND placement = $2
+			ORDER BY created_at DESC LIMIT 1 FOR UPDATE SKIP LOCKED`, b.key, s.placement()).Scan(&pgName)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.dropPhysical(ctx, pgName); err != nil {
+			return fmt.Errorf("drop %s: %w", pgName, err)
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM db_stock WHERE pg_name = $1`, pgName)
+		dropped = err == nil
+		return err
+	})
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("cannot drop a stocked database above the stock target; trying again later", "cluster", s.placement(), "err", causeOf(err))
+	}
+	return err == nil && dropped
+}
+
+// reclaimStock drops, on whichever cluster holds them, the objects of
+// db_stock rows left by a bitd that died while provisioning (not ready, not
+// locked, older than orphanAge), of ready rows another build or other
+// settings provisioned, and of ready rows on a draining cluster. A row
+// whose cluster cannot be reached is left for a later pass.
 func (s *Store) reclaimStock(ctx context.Context) {
 	b := s.bgState()
+	failed := []string{}
 	for ctx.Err() == nil {
 		done := true
 		err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
-			var pgName string
-			var ready bool
-			err := tx.QueryRow(ctx, `SELECT pg_name, ready FROM db_stock
-				WHERE ((NOT ready AND created_at < now() - make_interval(secs => $2)) OR (ready AND stock_key <> $1))
+			var pgName, placement, why string
+			err := tx.QueryRow(ctx, `SELECT pg_name, placement, CASE WHEN NOT ready THEN 'left by a bitd that stopped while provisioning it'
+					WHEN stock_key <> $1 THEN 'provisioned by another build of bitd or with other settings'
+					ELSE 'kept on a cluster that is draining' END FROM db_stock
+				WHERE ((NOT ready AND created_at < now() - make_interval(secs => $2)) OR (ready AND stock_key <> $1)
+					OR (ready AND placement IN (SELECT name FROM clusters WHERE state = 'draining')))
 				AND NOT EXISTS (SELECT 1 FROM databases d WHERE d.pg_name = db_stock.pg_name)
-				ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED`, b.key, orphanAge.Seconds()).Scan(&pgName, &ready)
+				AND pg_name <> ALL ($3)
+				ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED`, b.key, orphanAge.Seconds(), failed).Scan(&pgName, &placement, &why)
 			if errors.Is(err, pgx.ErrNoRows) {
 				return nil
 			}
 			if err != nil {
 				return err
 			}
-			if err := s.dropPhysical(ctx, pgName); err != nil {
-				return fmt.Errorf("drop %s: %w", pgName, err)
+			done = false
+			if err := s.dropOn(ctx, placement, pgName); err != nil {
+				failed = append(failed, pgName)
+				if ctx.Err() == nil {
+					s.log.Warn("cannot reclaim a stocked database; trying again later", "cluster", placement, "database", pgName, "err", causeOf(err))
+				}
+				return nil
 			}
 			if _, err := tx.Exec(ctx, `DELETE FROM db_stock WHERE pg_name = $1`, pgName); err != nil {
 				return err
 			}
-			why := "left by a bitd that stopped while provisioning it"
-			if ready {
-				why = "provisioned by another build of bitd or with other settings"
-			}
-			s.log.Info("reclaimed a stocked database "+why, "database", pgName)
-			done = false
+			s.log.Info("reclaimed a stocked database "+why, "cluster", placement, "database", pgName)
 			return nil
 		})
 		if err != nil {
@@ -434,8 +632,8 @@ func (s *Store) reclaimStock(ctx context.Context) {
 	}
 }
 
-// StockCount returns the ready databases in the stock of this build and
-// settings, and the rows being provisioned (by anyone).
+// StockCount returns the ready databases in the stocks (every cluster's)
+// of this build and settings, and the rows being provisioned (by anyone).
 func (s *Store) StockCount(ctx context.Context) (ready, pending int, err error) {
 	b := s.bgState()
 	err = s.DB.QueryRow(ctx, `SELECT count(*) FILTER (WHERE ready AND stock_key = $1), count(*) FILTER (WHERE NOT ready) FROM db_stock`, b.key).Scan(&ready, &pending)

@@ -3,10 +3,13 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/bitkit-dev/bitkit/internal/testwait"
+	"github.com/jackc/pgx/v5"
 )
 
 func pgDatabaseExists(t *testing.T, s *Store, pgName string) bool {
@@ -187,4 +190,78 @@ func TestDeleteInBackgroundAndReservationOption(t *testing.T) {
 		_ = s.DB.QueryRow(ctx, `SELECT dropped_at IS NOT NULL FROM databases WHERE id = $1`, d.ID).Scan(&done)
 		return done
 	})
+}
+
+// TestStockFollowsDemand: a burst of creations larger than the stock
+// raises the stock target (each creation that found the stock empty adds
+// one) up to StockMax, and the stock fills to it; once the last shortfall
+// is older than StockDecay the target falls back and the stocked databases
+// above it are dropped. The very first creation (the stock not filling
+// yet) raises nothing.
+func TestStockFollowsDemand(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := openTest(t)
+	acct := newUserAccount(t, s, "bursty")
+	stop := s.StartBackground(ctx, BackgroundOptions{StockSize: 2, StockMax: 6, Interval: time.Hour})
+	t.Cleanup(stop)
+	target := func() (n int) {
+		t.Helper()
+		err := s.DB.QueryRow(ctx, `SELECT coalesce((SELECT target FROM db_stock_targets WHERE placement = 'default'), 0)`).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if _, err := s.CreateDatabase(ctx, acct, "first", true, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the stock to fill to 2", func() bool { r, _, _ := s.StockCount(ctx); return r == 2 })
+	if n := target(); n != 0 {
+		t.Fatalf("the first creation (stock not filling yet) raised the target to %d", n)
+	}
+	// A burst of 12 against a stock of 2.
+	var wg sync.WaitGroup
+	errs := make(chan error, 12)
+	for i := range 12 {
+		wg.Go(func() {
+			if _, err := s.CreateDatabase(ctx, acct, fmt.Sprintf("burst%02d", i), true, 0); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := target(); n != 6 {
+		t.Fatalf("after a burst of 12 against a stock of 2 the target is %d, want the maximum 6", n)
+	}
+	kick(s.bgState().kickStock)
+	waitUntil(t, "the stock to grow to 6", func() bool { r, _, _ := s.StockCount(ctx); return r == 6 })
+	// Quiet for longer than the decay: the target falls back to 2 and the
+	// refill drops the four above it.
+	if _, err := s.DB.Exec(ctx, `UPDATE db_stock_targets SET shortfall_at = now() - interval '2 hours'`); err != nil {
+		t.Fatal(err)
+	}
+	var stocked []string
+	rows, err := s.DB.Query(ctx, `SELECT pg_name FROM db_stock WHERE ready`)
+	if err == nil {
+		stocked, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	kick(s.bgState().kickStock)
+	waitUntil(t, "the stock to shrink to 2", func() bool { r, _, _ := s.StockCount(ctx); return r == 2 })
+	dropped := 0
+	for _, n := range stocked {
+		if !pgDatabaseExists(t, s, n) {
+			dropped++
+		}
+	}
+	if dropped != 4 {
+		t.Fatalf("%d of the 6 stocked databases were dropped when the target fell back, want 4", dropped)
+	}
 }

@@ -73,6 +73,10 @@ type Store struct {
 	clusters    clusterSet
 	root        *Store
 	clusterName string
+	// repairs and health are the pending start-up repairs of other
+	// clusters and the last cluster pings (clusterrepair.go).
+	repairs clusterRepairs
+	health  healthCache
 }
 
 // Options configure Open.

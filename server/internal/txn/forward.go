@@ -14,13 +14,14 @@ var forwardedHeaders = []string{"Authorization", "Accept", "Content-Type", "X-Re
 
 // forward hands r (whose body, already read, is body) to owner, the
 // replica that holds transaction id, and copies its answer back as it
-// arrives (streams too). The owner authenticates the caller again.
-func (m *Manager) forward(w http.ResponseWriter, r *http.Request, id, owner string, body []byte) {
+// arrives (streams too). The owner authenticates the caller again. It
+// returns an error, for the caller to answer, only before it has written
+// anything.
+func (m *Manager) forward(w http.ResponseWriter, r *http.Request, id, owner string, body []byte) error {
 	if body == nil && r.Body != nil {
 		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
 		if err != nil {
-			apierr.Write(w, r, apierr.BadRequest("invalid_request", "could not read the request body: %v", err))
-			return
+			return apierr.BadRequest("invalid_request", "could not read the request body: %v", err)
 		}
 		body = b
 	}
@@ -30,8 +31,7 @@ func (m *Manager) forward(w http.ResponseWriter, r *http.Request, id, owner stri
 	}
 	req, err := http.NewRequestWithContext(r.Context(), r.Method, u, bytes.NewReader(body))
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	for _, h := range forwardedHeaders {
 		if v := r.Header.Values(h); len(v) > 0 {
@@ -45,12 +45,11 @@ func (m *Manager) forward(w http.ResponseWriter, r *http.Request, id, owner stri
 	resp, err := m.client.Do(req)
 	if err != nil {
 		if r.Context().Err() != nil {
-			return
+			return nil // the client is gone
 		}
 		m.cfg.Logger.Warn("txn: cannot reach the replica that holds a transaction", "owner", owner, "err", err)
-		apierr.Write(w, r, apierr.New(http.StatusServiceUnavailable, "transaction_owner_unreachable",
-			"the server replica that holds transaction %s cannot be reached; if it stopped, the transaction was rolled back: begin a new one", id))
-		return
+		return apierr.New(http.StatusServiceUnavailable, "transaction_owner_unreachable",
+			"the server replica that holds transaction %s cannot be reached; if it stopped, the transaction was rolled back: begin a new one", id)
 	}
 	defer resp.Body.Close()
 	for k, v := range resp.Header {
@@ -67,12 +66,12 @@ func (m *Manager) forward(w http.ResponseWriter, r *http.Request, id, owner stri
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
-				return
+				return nil
 			}
 			_ = rc.Flush()
 		}
 		if err != nil {
-			return
+			return nil
 		}
 	}
 }

@@ -181,9 +181,10 @@ func New(cfg Config) *Manager {
 
 var _ query.TxSource = (*Manager)(nil)
 
-// Routes are the transaction endpoints, for api.Server.Handle.
-func (m *Manager) Routes() map[string]http.HandlerFunc {
-	return map[string]http.HandlerFunc{
+// Routes are the transaction endpoints, for api.Server.Handle. The
+// handlers return their errors to apierr.HandlerFunc, which writes them.
+func (m *Manager) Routes() map[string]apierr.HandlerFunc {
+	return map[string]apierr.HandlerFunc{
 		"POST /v2beta/tx":               m.ServeBegin,
 		"POST /v2beta/tx/{id}/commit":   m.serveEnd(true),
 		"POST /v2beta/tx/{id}/rollback": m.serveEnd(false),
@@ -238,8 +239,10 @@ func principalKey(p *authn.Principal) string {
 	return "c:" + p.CredentialID
 }
 
-// ServeBegin serves POST /v2beta/tx.
-func (m *Manager) ServeBegin(w http.ResponseWriter, r *http.Request) {
+// ServeBegin serves POST /v2beta/tx. The connection and the reservation
+// against the caps are given back (deferred) before an error it returns
+// is written.
+func (m *Manager) ServeBegin(w http.ResponseWriter, r *http.Request) error {
 	var req beginRequest
 	body, err := io.ReadAll(r.Body)
 	if err == nil {
@@ -247,38 +250,32 @@ func (m *Manager) ServeBegin(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		if field, value, ok := reqjson.BadBool(body, &beginRequest{}); ok {
-			apierr.Write(w, r, &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_field", Field: field,
-				Message: fmt.Sprintf(`field %q must be true or false (a JSON boolean, or the string "true" or "false"), not %s`, field, value)})
-			return
+			return &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_field", Field: field,
+				Message: fmt.Sprintf(`field %q must be true or false (a JSON boolean, or the string "true" or "false"), not %s`, field, value)}
 		}
-		apierr.Write(w, r, apierr.BadRequest("invalid_json", "the request body is not a valid JSON object: %v", err))
-		return
+		return apierr.BadRequest("invalid_json", "the request body is not a valid JSON object: %v", err)
 	}
 	level, ok := isolationLevels[strings.ToLower(strings.Join(strings.Fields(strings.ReplaceAll(req.Isolation, "_", " ")), " "))]
 	if !ok {
-		apierr.Write(w, r, &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "isolation_level",
-			Message: fmt.Sprintf("isolation_level %q is not supported: use \"read committed\" (the default), \"repeatable read\" or \"serializable\"", req.Isolation)})
-		return
+		return &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "isolation_level",
+			Message: fmt.Sprintf("isolation_level %q is not supported: use \"read committed\" (the default), \"repeatable read\" or \"serializable\"", req.Isolation)}
 	}
 	idle := m.cfg.IdleTimeout
 	if req.IdleTimeoutMS != nil && *req.IdleTimeoutMS != 0 {
 		if *req.IdleTimeoutMS < 0 {
-			apierr.Write(w, r, &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "idle_timeout_ms",
-				Message: fmt.Sprintf("idle_timeout_ms must be positive (milliseconds, at most %d)", m.cfg.MaxIdleTimeout.Milliseconds())})
-			return
+			return &apierr.Error{Status: http.StatusBadRequest, Code: "invalid_request", Field: "idle_timeout_ms",
+				Message: fmt.Sprintf("idle_timeout_ms must be positive (milliseconds, at most %d)", m.cfg.MaxIdleTimeout.Milliseconds())}
 		}
 		idle = min(time.Duration(min(*req.IdleTimeoutMS, m.cfg.MaxIdleTimeout.Milliseconds()))*time.Millisecond, m.cfg.MaxIdleTimeout)
 	}
 	t, err := m.cfg.Resolver.Resolve(r.Context(), req.DatabaseName)
 	if err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	p := t.Principal
 	pk := principalKey(p)
 	if err := m.reserve(pk, t.DatabaseID); err != nil {
-		apierr.Write(w, r, err)
-		return
+		return err
 	}
 	reserved := true
 	defer func() {
@@ -290,9 +287,14 @@ func (m *Manager) ServeBegin(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	conn, err := t.Pool.Acquire(ctx)
 	if err != nil {
-		apierr.Write(w, r, m.acquireError(r.Context(), err))
-		return
+		return m.acquireError(r.Context(), err)
 	}
+	owned := false // by the transaction, which releases it when it ends
+	defer func() {
+		if !owned {
+			conn.Release() // after a failed BEGIN: not idle, so the pool destroys it
+		}
+	}()
 	begin := "BEGIN ISOLATION LEVEL " + level
 	if req.ReadOnly {
 		begin += " READ ONLY"
@@ -307,10 +309,9 @@ func (m *Manager) ServeBegin(w http.ResponseWriter, r *http.Request) {
 	}
 	pc := conn.Conn().PgConn()
 	if _, err := pc.Exec(ctx, begin).ReadAll(); err != nil {
-		conn.Release() // not idle: the pool destroys it
-		apierr.Write(w, r, m.acquireError(r.Context(), err))
-		return
+		return m.acquireError(r.Context(), err)
 	}
+	owned = true
 	now := time.Now()
 	x := &tx{id: newID(m.key, m.cfg.Advertise), m: m, conn: conn, target: t, cred: bearer(r), credID: p.CredentialID,
 		prinKey: pk, idle: idle, expires: now.Add(m.cfg.MaxLifetime)}
@@ -322,13 +323,13 @@ func (m *Manager) ServeBegin(w http.ResponseWriter, r *http.Request) {
 	if m.closed {
 		m.mu.Unlock()
 		go x.finish("ROLLBACK")
-		apierr.Write(w, r, apierr.New(http.StatusServiceUnavailable, "shutting_down", "bitd is shutting down; begin the transaction again"))
-		return
+		return apierr.New(http.StatusServiceUnavailable, "shutting_down", "bitd is shutting down; begin the transaction again")
 	}
 	m.txs[x.id] = x
 	m.mu.Unlock()
 	reserved = false
 	apierr.WriteJSON(w, http.StatusCreated, &beginAnswer{TxID: x.id, ExpiresAt: x.expires.UTC(), IdleTimeoutMS: idle.Milliseconds()})
+	return nil
 }
 
 func (m *Manager) acquireError(reqCtx context.Context, err error) error {
@@ -410,7 +411,9 @@ func (m *Manager) claim(w http.ResponseWriter, r *http.Request, id string, body 
 		if r.Header.Get(HopHeader) != "" {
 			return nil, false, notFound(id, "")
 		}
-		m.forward(w, r, id, owner, body)
+		if err := m.forward(w, r, id, owner, body); err != nil {
+			return nil, false, err
+		}
 		return nil, true, nil
 	}
 	p := authn.From(r.Context())
@@ -566,16 +569,15 @@ type endAnswer struct {
 }
 
 // serveEnd serves POST /v2beta/tx/{id}/commit (commit) and /rollback.
-func (m *Manager) serveEnd(commit bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+func (m *Manager) serveEnd(commit bool) apierr.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
 		id := r.PathValue("id")
 		x, handled, err := m.claim(w, r, id, nil)
 		if handled {
-			return
+			return nil
 		}
 		if err != nil {
-			apierr.Write(w, r, err)
-			return
+			return err
 		}
 		x.mu.Lock()
 		x.ended, x.busy = true, false
@@ -592,15 +594,14 @@ func (m *Manager) serveEnd(commit bool) http.HandlerFunc {
 				e = apierr.New(http.StatusServiceUnavailable, "database_unavailable",
 					"the transaction's database connection failed while ending it; it was not committed")
 			}
-			apierr.Write(w, r, e)
-			return
+			return e
 		}
 		if commit && tag != "COMMIT" {
-			apierr.Write(w, r, apierr.New(http.StatusConflict, "transaction_aborted",
-				"the transaction had failed (a statement error) and was rolled back; nothing was committed"))
-			return
+			return apierr.New(http.StatusConflict, "transaction_aborted",
+				"the transaction had failed (a statement error) and was rolled back; nothing was committed")
 		}
 		apierr.WriteJSON(w, http.StatusOK, &endAnswer{TxID: id, Status: status})
+		return nil
 	}
 }
 

@@ -47,7 +47,8 @@ func newJobs(ctx context.Context, cfg *config.Config, st *store.Store, pools job
 			log.Warn("storage quota check after an import failed; the next pass tries again", "err", err)
 		}
 	}
-	if cfg.Dev {
+	jc.RescueAfter = cfg.JobRescueAfter
+	if jc.RescueAfter == 0 && cfg.Dev {
 		jc.RescueAfter = time.Minute
 	}
 	svc, err = jobs.New(ctx, jc, st.DB, pools, resolver, bucket, log)

@@ -176,6 +176,12 @@ type Config struct {
 	// JobStatementTimeout bounds an import's load and an export's query
 	// (--job-statement-timeout; 0 means the jobs default, 30m).
 	JobStatementTimeout time.Duration
+
+	// JobRescueAfter is how long a job may stay running before another
+	// worker may take it over (--job-rescue-after; 0 means the default:
+	// 1h, 1m under bitd dev): how long the jobs of a replica that died
+	// wait.
+	JobRescueAfter time.Duration
 	// JobWorkers is how many jobs one bitd runs at once (--job-workers; 0
 	// means the jobs default, 8).
 	JobWorkers int
@@ -374,6 +380,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ExportRetention, "export-retention", envDur("EXPORT_RETENTION", c.ExportRetention), "how long export files are kept after the export finished, then deleted; must be positive (env BITD_EXPORT_RETENTION)")
 	fs.Int64Var(&c.StorageLimit, "storage-limit", envInt("STORAGE_LIMIT", c.StorageLimit), "storage_limit_bytes of new databases, and the most an API request may ask for; 0 = no limit; `bitd admin db limit` changes one database's (env BITD_STORAGE_LIMIT)")
 	fs.DurationVar(&c.StorageCheckInterval, "storage-check-interval", envDur("STORAGE_CHECK_INTERVAL", c.StorageCheckInterval), "how often every database's size is compared with its storage_limit_bytes (over it: writes refused until it is back under); must be positive (env BITD_STORAGE_CHECK_INTERVAL)")
+	fs.DurationVar(&c.JobRescueAfter, "job-rescue-after", envDur("JOB_RESCUE_AFTER", c.JobRescueAfter), "how long a job may run before another worker takes it over, e.g. after its replica died; 0 = 1h (1m under dev) (env BITD_JOB_RESCUE_AFTER)")
 	fs.DurationVar(&c.JobStatementTimeout, "job-statement-timeout", envDur("JOB_STATEMENT_TIMEOUT", c.JobStatementTimeout), "bound on an import's load and an export's query; 0 = 30m (env BITD_JOB_STATEMENT_TIMEOUT)")
 	fs.IntVar(&c.JobWorkers, "job-workers", int(envInt("JOB_WORKERS", int64(c.JobWorkers))), "import/export jobs this bitd runs at once; 0 = 8 (env BITD_JOB_WORKERS)")
 	fs.IntVar(&c.JobMaxPerAccount, "job-max-per-account", int(envInt("JOB_MAX_PER_ACCOUNT", int64(c.JobMaxPerAccount))), "running import/export jobs per account across all bitds; 0 = 2 (env BITD_JOB_MAX_PER_ACCOUNT)")
@@ -459,6 +466,12 @@ func (c *Config) Validate() error {
 	}
 	if c.DownloadURLTTL < 0 {
 		return fmt.Errorf("--download-url-ttl must not be negative (0 means the default, 1h), not %v", c.DownloadURLTTL)
+	}
+	if c.JobRescueAfter < 0 {
+		return fmt.Errorf("--job-rescue-after must not be negative (0 means the default: 1h, 1m under dev)")
+	}
+	if c.JobRescueAfter > 0 && c.JobRescueAfter < 10*time.Second {
+		return fmt.Errorf("--job-rescue-after %s is too short: a live job would be handed out again every few seconds; use 10s or more", c.JobRescueAfter)
 	}
 	if c.JobStatementTimeout < 0 || c.JobWorkers < 0 || c.JobMaxPerAccount < 0 {
 		return fmt.Errorf("--job-statement-timeout, --job-workers and --job-max-per-account must not be negative (0 means the default: 30m, 8, 2)")

@@ -220,3 +220,28 @@ func parsed(t *testing.T, args []string) *Config {
 	}
 	return &c
 }
+
+// TestJobRescueAfter checks --job-rescue-after: unset is 0 (the jobs'
+// default), a value is kept, and negative or very short values are refused
+// with the flag's name.
+func TestJobRescueAfter(t *testing.T) {
+	parse := func(args []string) (*Config, error) {
+		c := parsed(t, args)
+		return c, c.Validate()
+	}
+	if c, err := parse(nil); err != nil || c.JobRescueAfter != 0 {
+		t.Errorf("no flag: %v %v", c.JobRescueAfter, err)
+	}
+	if c, err := parse([]string{"--job-rescue-after", "5m"}); err != nil || c.JobRescueAfter != 5*time.Minute {
+		t.Errorf("5m: %v %v", c.JobRescueAfter, err)
+	}
+	for _, v := range []string{"-1m", "2s"} {
+		if _, err := parse([]string{"--job-rescue-after", v}); err == nil || !strings.Contains(err.Error(), "--job-rescue-after") {
+			t.Errorf("%q: Validate() = %v, want an error naming --job-rescue-after", v, err)
+		}
+	}
+	t.Setenv("BITD_JOB_RESCUE_AFTER", "90s")
+	if c, err := parse(nil); err != nil || c.JobRescueAfter != 90*time.Second {
+		t.Errorf("env 90s: %v %v", c.JobRescueAfter, err)
+	}
+}

@@ -112,11 +112,14 @@ func TestACMEPebble(t *testing.T) {
 		return first != ""
 	})
 
-	// The account key and the certificate are cached under DATA/acme.
+	// The account key and the certificate are cached under DATA/acme
+	// (autocert writes the certificate there just after it starts serving
+	// it, so a handshake can see it first).
 	for _, f := range []string{"acme_account+key", acmeDomain} {
-		if _, err := os.Stat(filepath.Join(s.DataDir, "acme", f)); err != nil {
-			t.Errorf("ACME cache: %v", err)
-		}
+		waitUntil(t, 30*time.Second, "the ACME cache holds "+f, func() bool {
+			_, err := os.Stat(filepath.Join(s.DataDir, "acme", f))
+			return err == nil
+		})
 	}
 
 	// HTTPS with HTTP/2 under that certificate.

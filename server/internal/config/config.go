@@ -89,7 +89,7 @@ type Config struct {
 	// default 4, 2 under dev; 0 disables).
 	DBStock int
 	// DBStockMax is the most a burst of creations raises a cluster's stock
-	// target to (--db-stock-max, default 32; not above DBStock: the stock
+	// target to (--db-stock-max, default 64; not above DBStock: the stock
 	// does not follow demand), and DBStockDecay how long the raised target
 	// stays after the last creation that found the stock empty
 	// (--db-stock-decay, default 1h).
@@ -269,7 +269,7 @@ func Default() Config {
 		StorageCheckInterval:   10 * time.Second,
 		StorageLimit:           3 << 30,
 		DBStock:                4,
-		DBStockMax:             32,
+		DBStockMax:             64,
 		DBStockDecay:           time.Hour,
 		NameReservation:        30 * 24 * time.Hour,
 

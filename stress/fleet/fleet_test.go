@@ -260,10 +260,13 @@ func startFleet(t *testing.T) *fleet {
 		"AWS_ACCESS_KEY_ID=bitkit-fleet", "AWS_SECRET_ACCESS_KEY=bitkit-fleet-secret",
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
 	// Traces (traces_test.go): every replica exports to Jaeger, in
-	// batches every half second (the SDK's OTEL_BSP_SCHEDULE_DELAY).
+	// batches every half second (the SDK's OTEL_BSP_SCHEDULE_DELAY). No
+	// new trace is sampled (--trace-sample 0): only requests whose client
+	// sent a sampled traceparent, and the jobs they create, are traced, so
+	// the other subtests and the load measurement run untraced.
 	traces := bitdtest.Env()
 	if ok, why := startJaeger(t, f.Dir); ok {
-		traces = bitdtest.Env("BITD_OTLP_ENDPOINT=http://"+jaegerOTLP, "OTEL_BSP_SCHEDULE_DELAY=500")
+		traces = bitdtest.Env("BITD_OTLP_ENDPOINT=http://"+jaegerOTLP, "BITD_TRACE_SAMPLE=0", "OTEL_BSP_SCHEDULE_DELAY=500")
 	} else {
 		f.NoTraces = why
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,6 +124,15 @@ func newTraceIDs() (traceID, spanID string) {
 	return hex.EncodeToString(tid[:]), hex.EncodeToString(sid[:])
 }
 
+// fullID is a trace id of Jaeger's API in W3C form: 32 hex digits (the API
+// may leave out leading zeros).
+func fullID(id string) string {
+	if len(id) < 32 {
+		return strings.Repeat("0", 32-len(id)) + id
+	}
+	return id
+}
+
 // jaegerTrace is a trace as Jaeger's HTTP query API answers it.
 type jaegerTrace struct {
 	TraceID string `json:"traceID"`
@@ -188,16 +198,16 @@ func jaegerGet(path string) ([]jaegerTrace, error) {
 // "POST /v2beta/query" as a child of the client's span, with the
 // "db.query" span under it, and that spans from all three replicas
 // arrived. An export job created with a traceparent has a "job.export"
-// span linked to its request's server span, and a wire-proxy session
-// through HAProxy leaves a "pg.session" span.
+// span linked to its request's server span. The replicas run with
+// --trace-sample 0, so no request of the other subtests (none sends a
+// traceparent) is in Jaeger: the load measurement pays for no tracing.
 func testTraces(t *testing.T, f *fleet) {
 	if f.NoTraces != "" {
 		t.Fatal(f.NoTraces)
 	}
-	db := f.User + "/traces"
-	if a := call(t, "POST", "http://"+f.HTTP+"/v2beta/db/", f.Key, map[string]any{"name": "traces"}); a.Status != 201 {
-		t.Fatalf("create %s: %d %s", db, a.Status, a.Raw)
-	}
+	// Deleted at the end like every subtest's database: the placement of
+	// the later subtests' databases depends on how many are live.
+	db := newDB(t, f, "traces_")
 	byAddr := map[string]string{} // service.instance.id → replica name
 	for _, r := range f.Replicas {
 		byAddr["http://"+r.HTTP] = r.Name
@@ -315,7 +325,7 @@ func testTraces(t *testing.T, f *fleet) {
 		jobLast = fmt.Sprintf("%d job.export traces, none of job %s linked to span %s", len(runs), job.ID, serverID)
 		for _, tr := range runs {
 			for _, sp := range tr.Spans {
-				if sp.OperationName != "job.export" || len(sp.References) != 1 || sp.References[0].SpanID != serverID || sp.References[0].TraceID != tid {
+				if sp.OperationName != "job.export" || len(sp.References) != 1 || sp.References[0].SpanID != serverID || fullID(sp.References[0].TraceID) != tid {
 					continue
 				}
 				for _, tag := range sp.Tags {
@@ -328,40 +338,74 @@ func testTraces(t *testing.T, f *fleet) {
 		return false
 	}, func() string { return jobLast })
 
-	// A wire-proxy session through HAProxy: one pg.session span.
-	c, err := wireConn(t.Context(), f.PG, db, f.Key)
+	// An interactive transaction held by r1, used through r2: r2 forwards
+	// the query to r1, whose server span continues the trace under r2's.
+	ra, rb := f.Replicas[0], f.Replicas[1]
+	begin := call(t, "POST", "http://"+ra.HTTP+"/v2beta/tx", f.Key, map[string]any{"database_name": db})
+	if begin.Status != 201 || begin.str("tx_id") == "" {
+		t.Fatalf("begin a transaction on %s: %d %s", ra.Name, begin.Status, begin.Raw)
+	}
+	txID := begin.str("tx_id")
+	txTrace, txSpan := newTraceIDs()
+	treq, _ := http.NewRequestWithContext(t.Context(), "POST", "http://"+rb.HTTP+"/v2beta/query",
+		strings.NewReader(fmt.Sprintf(`{"tx_id":%q,"query_string":"SELECT 1"}`, txID)))
+	treq.Header.Set("Authorization", "Bearer "+f.Key)
+	treq.Header.Set("Content-Type", "application/json")
+	treq.Header.Set("traceparent", "00-"+txTrace+"-"+txSpan+"-01")
+	tres, err := httpClient.Do(treq)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Exec(t.Context(), "SELECT 1"); err != nil {
-		t.Fatal(err)
+	tres.Body.Close()
+	if tres.StatusCode != 200 {
+		t.Fatalf("a query in %s's transaction through %s: %s", ra.Name, rb.Name, tres.Status)
 	}
-	_ = c.Close(t.Context())
-	var last string
-	eventually(t, 30*time.Second, "a pg.session span of "+db+" in Jaeger", func() bool {
-		trs, err := jaegerGet("/api/traces?service=bitd&operation=pg.session&lookback=1h&limit=100")
-		if err != nil {
-			last = err.Error()
+	if a := call(t, "POST", "http://"+ra.HTTP+"/v2beta/tx/"+txID+"/rollback", f.Key, nil); a.Status != 200 {
+		t.Fatalf("rollback: %d %s", a.Status, a.Raw)
+	}
+	var txLast string
+	eventually(t, 30*time.Second, "the forwarded transaction query's trace in Jaeger", func() bool {
+		trs, err := jaegerGet("/api/traces/" + txTrace)
+		if err != nil || len(trs) != 1 {
+			txLast = fmt.Sprintf("%d traces, %v", len(trs), err)
 			return false
 		}
-		last = fmt.Sprintf("%d pg.session traces, none of %s reaching the relay", len(trs), db)
-		for _, tr := range trs {
-			for _, sp := range tr.Spans {
-				var ns, phase string
-				for _, tag := range sp.Tags {
-					switch tag.Key {
-					case "db.namespace":
-						ns = fmt.Sprint(tag.Value)
-					case "bitkit.session.phase":
-						phase = fmt.Sprint(tag.Value)
-					}
-				}
-				if sp.OperationName == "pg.session" && ns == db && phase == "relay" {
-					return true
-				}
+		tr := &trs[0]
+		var forwarder, holder string // span ids
+		for _, sp := range tr.Spans {
+			if sp.OperationName == "POST /v2beta/query" && len(sp.References) == 1 && tr.instance(sp.ProcessID) == "http://"+rb.HTTP &&
+				sp.References[0].SpanID == txSpan {
+				forwarder = sp.SpanID
 			}
 		}
-		return false
-	}, func() string { return last })
-	summary.traces = fmt.Sprintf("Jaeger: %d client traces continued by replicas %s, an export's job span linked, a wire session's span", len(reqs), strings.Join(names, ","))
+		for _, sp := range tr.Spans {
+			if sp.OperationName == "POST /v2beta/query" && len(sp.References) == 1 && tr.instance(sp.ProcessID) == "http://"+ra.HTTP &&
+				forwarder != "" && sp.References[0].SpanID == forwarder {
+				holder = sp.SpanID
+			}
+		}
+		txLast = fmt.Sprintf("%s's span under the client's: %q; %s's span under it: %q (%d spans)", rb.Name, forwarder, ra.Name, holder, len(tr.Spans))
+		return forwarder != "" && holder != ""
+	}, func() string { return txLast })
+
+	// The replicas sample no new trace (--trace-sample 0): every request
+	// of the other subtests, which send no traceparent, went untraced, and
+	// the only query traces in Jaeger are the ones the client sampled.
+	want := map[string]bool{txTrace: true}
+	for _, s := range reqs {
+		want[s.traceID] = true
+	}
+	trs, err := jaegerGet("/api/traces?service=bitd&operation=" + url.QueryEscape("POST /v2beta/query") + "&lookback=1h&limit=1000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range trs {
+		if !want[fullID(tr.TraceID)] {
+			t.Errorf("Jaeger holds a query trace %s that no client sampled (%d spans)", tr.TraceID, len(tr.Spans))
+		}
+	}
+	if len(trs) != len(reqs)+1 {
+		t.Errorf("Jaeger holds %d query traces, want the %d the client sampled", len(trs), len(reqs)+1)
+	}
+	summary.traces = fmt.Sprintf("Jaeger: %d client traces continued by replicas %s (no other query traced at --trace-sample 0), an export's job span linked, a transaction's query forwarded across replicas in one trace", len(reqs), strings.Join(names, ","))
 }

@@ -63,6 +63,13 @@ func (s *syncBuffer) String() string {
 
 func newStack(t *testing.T, traceSQL bool) *stack {
 	t.Helper()
+	return newStackWith(t, traceSQL, true)
+}
+
+// newStackWith is newStack with tracing on or off (no tracer at all), and
+// more options for the tracer provider (benchmarks).
+func newStackWith(t testing.TB, traceSQL, traced bool, opts ...sdktrace.TracerProviderOption) *stack {
+	t.Helper()
 	ctx := t.Context()
 	adminURL := bitdtest.DatabaseURL(t)
 	sec := make([]byte, 32)
@@ -81,12 +88,20 @@ func newStack(t *testing.T, traceSQL bool) *stack {
 	})
 	acc := access.New(access.Config{Store: st, Pools: pools, Logger: quiet})
 	s := &stack{st: st, rec: tracetest.NewSpanRecorder(), logBuf: &syncBuffer{}}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(s.rec))
+	if len(opts) == 0 { // tests: record spans in memory; benchmarks bring their processor
+		opts = append(opts, sdktrace.WithSpanProcessor(s.rec))
+	}
+	tp := sdktrace.NewTracerProvider(opts...)
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	// As serve does with tracing on: log lines of traced requests carry
 	// their trace_id.
 	log := slog.New(tracing.LogHandler(slog.NewTextHandler(s.logBuf, nil)))
-	srv := api.New(api.Options{Store: st, Access: acc, Logger: log, Tracer: tp.Tracer(tracing.Scope)})
+	o := api.Options{Store: st, Access: acc, Logger: log, Tracer: tp.Tracer(tracing.Scope)}
+	if !traced {
+		o.Tracer, log = nil, slog.New(slog.NewTextHandler(s.logBuf, nil))
+		o.Logger = log
+	}
+	srv := api.New(o)
 	qh := query.New(query.Config{Logger: log, TraceSQL: traceSQL}, acc, nil)
 	srv.Handle("POST /v2beta/query", apierr.HandlerFunc(qh.ServeQuery), api.NoBodyLimit)
 	s.ts = httptest.NewServer(srv.Handler())
@@ -100,7 +115,7 @@ func newStack(t *testing.T, traceSQL bool) *stack {
 	if s.key, err = st.CreateUserAPIKey(ctx, u.ID); err != nil {
 		t.Fatal(err)
 	}
-	if code, body := s.call(t, "POST", "/v2beta/db/", "", map[string]any{"name": "traced"}); code != 200 && code != 201 {
+	if code, body := s.call(t, "POST", "/v2beta/db/", "", map[string]any{"name": "traced"}); code != 201 {
 		t.Fatalf("create database: %d %s", code, body)
 	}
 	s.rec.Reset()
@@ -109,7 +124,7 @@ func newStack(t *testing.T, traceSQL bool) *stack {
 
 // call sends a request with the user's key and, unless empty, a
 // traceparent header; it returns the status and body.
-func (s *stack) call(t *testing.T, method, path, traceparent string, body any) (int, string) {
+func (s *stack) call(t testing.TB, method, path, traceparent string, body any) (int, string) {
 	t.Helper()
 	b, _ := jsonx.Marshal(body)
 	req, _ := http.NewRequestWithContext(t.Context(), method, s.ts.URL+path, bytes.NewReader(b))

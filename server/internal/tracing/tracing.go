@@ -130,10 +130,35 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(exp),
 		sdktrace.WithResource(resource.NewSchemaless(attrs...)),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.SampleRatio))),
+		sdktrace.WithSampler(Sampler(cfg.SampleRatio)),
 	)
 	return &Provider{tp: tp, tracer: tp.Tracer(Scope)}, nil
 }
+
+// Sampler is bitd's sampler: a span with a parent follows the parent's
+// decision (a client's sampled traceparent is always recorded, whatever the
+// ratio); a new root span linked to a sampled span (a job run, linked to
+// the request that created it) is recorded too; any other new root is
+// recorded for ratio of trace ids.
+func Sampler(ratio float64) sdktrace.Sampler {
+	return sdktrace.ParentBased(linkedOr{sdktrace.TraceIDRatioBased(ratio)})
+}
+
+// linkedOr samples a root span that links to a sampled span, else asks
+// its Sampler.
+type linkedOr struct{ sdktrace.Sampler }
+
+func (l linkedOr) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	for _, link := range p.Links {
+		if link.SpanContext.IsSampled() {
+			return sdktrace.SamplingResult{Decision: sdktrace.RecordAndSample,
+				Tracestate: trace.SpanContextFromContext(p.ParentContext).TraceState()}
+		}
+	}
+	return l.Sampler.ShouldSample(p)
+}
+
+func (l linkedOr) Description() string { return "LinkedOr{" + l.Sampler.Description() + "}" }
 
 // Tracer is the tracer of bitd's root spans (HTTP requests, wire
 // sessions, jobs); nil when p is nil (tracing off).

@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 )
 
 func TestResolveEndpoint(t *testing.T) {
@@ -117,5 +119,46 @@ func TestInjectLink(t *testing.T) {
 		if _, ok := Link(bad); ok {
 			t.Errorf("Link(%q) is valid", bad)
 		}
+	}
+}
+
+// TestSampler: at ratio 0 a client's sampled parent is still recorded, an
+// unsampled one is not, a new root is not unless it links to a sampled
+// span (a job run created by a traced request); at ratio 1 every new root
+// is.
+func TestSampler(t *testing.T) {
+	t.Parallel()
+	sampledTP := "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	unsampledTP := "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+	remote := func(tp string) context.Context {
+		return Propagator.Extract(context.Background(), propagation.MapCarrier{"traceparent": tp})
+	}
+	link, _ := Link(sampledTP)
+	unsampledLink, _ := Link(unsampledTP)
+	for _, tc := range []struct {
+		name   string
+		ratio  float64
+		ctx    context.Context
+		opts   []trace.SpanStartOption
+		record bool
+	}{
+		{"sampled parent, ratio 0", 0, remote(sampledTP), nil, true},
+		{"unsampled parent, ratio 1", 1, remote(unsampledTP), nil, false},
+		{"root, ratio 0", 0, context.Background(), nil, false},
+		{"root, ratio 1", 1, context.Background(), nil, true},
+		{"root linked to a sampled span, ratio 0", 0, context.Background(), []trace.SpanStartOption{trace.WithLinks(link)}, true},
+		{"root linked to an unsampled span, ratio 0", 0, context.Background(), []trace.SpanStartOption{trace.WithLinks(unsampledLink)}, false},
+		{"new root under a sampled parent, linked to it, ratio 0", 0, remote(sampledTP),
+			[]trace.SpanStartOption{trace.WithNewRoot(), trace.WithLinks(link)}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(Sampler(tc.ratio)))
+			_, sp := tp.Tracer(Scope).Start(tc.ctx, "x", tc.opts...)
+			defer sp.End()
+			if sp.IsRecording() != tc.record || sp.SpanContext().IsSampled() != tc.record {
+				t.Fatalf("recording %v, sampled %v; want %v", sp.IsRecording(), sp.SpanContext().IsSampled(), tc.record)
+			}
+		})
 	}
 }

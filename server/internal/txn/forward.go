@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/bitkit-dev/bitkit/server/internal/apierr"
+	"github.com/bitkit-dev/bitkit/server/internal/tracing"
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // forwardedHeaders are the request headers handed to the owning replica.
@@ -42,6 +44,10 @@ func (m *Manager) forward(w http.ResponseWriter, r *http.Request, id, owner stri
 		req.Header.Set("X-Request-Id", id)
 	}
 	req.Header.Set(HopHeader, hopValue(m.key, id, time.Now()))
+	if tracing.Recording(r.Context()) {
+		// The owner's span continues this request's trace, under it.
+		tracing.Propagator.Inject(r.Context(), propagation.HeaderCarrier(req.Header))
+	}
 	resp, err := m.client.Do(req)
 	if err != nil {
 		if r.Context().Err() != nil {

@@ -18,7 +18,6 @@ import (
 
 	"github.com/bitkit-dev/bitkit/internal/bitdtest"
 	"github.com/bitkit-dev/bitkit/pgdirect"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -201,14 +200,9 @@ func testKillDuringWireSession(t *testing.T, f *fleet) {
 // SIGKILLed mid-job; another replica finishes both (river rescues them):
 // the import's rows are there exactly once, the export's file is complete.
 func testKillDuringJobs(t *testing.T, f *fleet) {
-	ctx := t.Context()
 	lb := "http://" + f.HTTP
 	db := newDB(t, f, "kjobs_")
-	admin, err := pgx.Connect(ctx, bitdtest.DatabaseURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(context.WithoutCancel(ctx))
+	admins := f.clusterAdmins(t) // the database lands on either cluster
 	table := bitdtest.UniqueName("slowimp_")
 	// A row trigger that sleeps makes the import's COPY last seconds.
 	sql(t, lb, f.Key, db, fmt.Sprintf(`create table %[1]s (id int, name text);
@@ -249,7 +243,7 @@ func testKillDuringJobs(t *testing.T, f *fleet) {
 		var r *replica
 		eventually(t, 60*time.Second, "a replica picks up job "+id+" and runs its statement", func() bool {
 			r = f.jobRunner(id)
-			return r != nil && running(t, admin, job.mark)
+			return r != nil && activeCount(t, admins, job.mark, false) > 0
 		})
 		ranOn[id] = r
 		f.kill(t, r)
@@ -300,12 +294,3 @@ func testKillDuringJobs(t *testing.T, f *fleet) {
 
 // md5sum is PostgreSQL's md5(n::text), as bytes.
 func md5sum(n int) [16]byte { return md5.Sum([]byte(strconv.Itoa(n))) }
-
-// running reports whether a statement containing mark is active in
-// PostgreSQL.
-func running(t *testing.T, admin *pgx.Conn, mark string) bool {
-	var n int
-	err := admin.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
-		WHERE pid <> pg_backend_pid() AND state = 'active' AND position($1 in query) > 0`, mark).Scan(&n)
-	return err == nil && n > 0
-}

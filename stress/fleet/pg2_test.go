@@ -190,3 +190,36 @@ func (c *pgCluster) stop() error {
 	}
 	return fmt.Errorf("postmaster %d (data %s) still runs after SIGINT and SIGQUIT", pid, filepath.Join(c.Dir, "data"))
 }
+
+// clusterAdmins connects as the superuser to both PostgreSQL clusters (the
+// default one first): a test's database lands on either, so what it looks
+// for in pg_stat_activity is looked for in both. The connections close at
+// the end of the test.
+func (f *fleet) clusterAdmins(t *testing.T) []*pgx.Conn {
+	t.Helper()
+	var conns []*pgx.Conn
+	for _, u := range []string{bitdtest.DatabaseURL(t), f.PG2.Admin} {
+		c, err := pgx.Connect(t.Context(), u)
+		if err != nil {
+			t.Fatalf("connect to a cluster as its superuser: %v", err)
+		}
+		t.Cleanup(func() { _ = c.Close(context.Background()) })
+		conns = append(conns, c)
+	}
+	return conns
+}
+
+// activeCount counts the active statements equal to query (when exact) or
+// containing it, over both clusters.
+func activeCount(t *testing.T, admins []*pgx.Conn, query string, exact bool) int {
+	total := 0
+	for _, a := range admins {
+		var n int
+		err := a.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+			WHERE pid <> pg_backend_pid() AND state = 'active' AND (CASE WHEN $2 THEN query = $1 ELSE position($1 in query) > 0 END)`, query, exact).Scan(&n)
+		if err == nil {
+			total += n
+		}
+	}
+	return total
+}

@@ -235,11 +235,7 @@ func sendCancel(t *testing.T, addr string, pid uint32, secret []byte) {
 func testCancelAcrossReplicas(t *testing.T, f *fleet) {
 	ctx := t.Context()
 	db := newDB(t, f, "cancel_")
-	admin, err := pgx.Connect(ctx, bitdtest.DatabaseURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(context.WithoutCancel(ctx))
+	admins := f.clusterAdmins(t)
 	conn, err := wireConn(ctx, f.PG, db, f.Key)
 	if err != nil {
 		t.Fatalf("connect through HAProxy's wire port %s: %v", f.PG, err)
@@ -252,9 +248,7 @@ func testCancelAcrossReplicas(t *testing.T, f *fleet) {
 	errc := make(chan error, 1)
 	go func() { _, err := conn.Exec(ctx, query); errc <- err }()
 	eventually(t, 30*time.Second, "the query runs", func() bool {
-		var n int
-		_ = admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE query = $1 AND state = 'active'`, query).Scan(&n)
-		return n == 1
+		return activeCount(t, admins, query, true) == 1
 	})
 
 	f.setServer(t, "bitd_pg", owner, false)

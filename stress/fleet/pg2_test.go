@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/bitkit-dev/bitkit/internal/bitdtest"
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -180,12 +181,15 @@ func (c *pgCluster) stop() error {
 			}
 			return fmt.Errorf("signal postmaster %d: %w", pid, err)
 		}
-		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			// Gone, or a zombie whose postmaster.pid is removed (the
-			// last thing a shutdown does).
+		// Gone, or a zombie whose postmaster.pid is removed (the last
+		// thing a shutdown does).
+		if testwait.Wait(context.Background(), 30*time.Second, func() error {
 			if syscall.Kill(pid, 0) != nil || c.pid() == 0 {
 				return nil
 			}
+			return errors.New("the postmaster still runs")
+		}) == nil {
+			return nil
 		}
 	}
 	return fmt.Errorf("postmaster %d (data %s) still runs after SIGINT and SIGQUIT", pid, filepath.Join(c.Dir, "data"))

@@ -19,6 +19,7 @@ import (
 
 	"github.com/bitkit-dev/bitkit/internal/bitdtest"
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -343,11 +344,14 @@ func TestE2EClientAddressBehindHAProxy(t *testing.T) {
 func logMatch(t *testing.T, s *bitdtest.Server, re string) []string {
 	t.Helper()
 	rx := regexp.MustCompile(re)
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if m := rx.FindStringSubmatch(s.Logs()); m != nil || time.Now().After(deadline) {
-			return m
+	var m []string
+	_ = testwait.Wait(t.Context(), 5*time.Second, func() error {
+		if m = rx.FindStringSubmatch(s.Logs()); m == nil {
+			return errors.New("no log line matches " + re)
 		}
-	}
+		return nil
+	})
+	return m
 }
 
 // tail returns the last n lines of s.

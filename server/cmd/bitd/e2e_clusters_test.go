@@ -305,13 +305,14 @@ func TestClusters(t *testing.T) {
 	// the default cluster's keep working.
 	c2.Stop(30 * time.Second) // the pg_ctl stop -m fast equivalent, on this test's own cluster
 	var down resp
-	for i := 0; i < 5; i++ { // a pooled connection may first report the shutdown itself
+	// A pooled connection may first report the shutdown itself.
+	_ = testwait.Wait(t.Context(), 5*time.Second, func() error {
 		down = sqlAs(t, E, key, dbB, "SELECT count(*) FROM t")
-		if down.str("code") == "cluster_unavailable" {
-			break
+		if down.str("code") != "cluster_unavailable" {
+			return fmt.Errorf("answer %s", down.Raw)
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	want(t, down, http.StatusServiceUnavailable, "cluster_unavailable")
 	if !strings.Contains(down.str("error"), `"second"`) {
 		t.Fatalf("the 503 does not name the cluster: %s", down.Raw)

@@ -158,9 +158,10 @@ func knownAnywhere(t *testing.T, admin *pgx.Conn, names []string) map[string]boo
 // provisionings under way elsewhere time to record theirs.
 func checkNoOrphans(t *testing.T, admin *pgx.Conn, before map[string]bool) {
 	t.Helper()
-	var suspects []string
-	for range 3 {
-		suspects = suspects[:0]
+	// A database being dropped in the background is still in pg_database
+	// for a moment after its row is gone: a suspect must stay one for a
+	// while before it counts.
+	err := testwait.Wait(t.Context(), 9*time.Second, func() error {
 		now := pgObjects(t, admin)
 		var fresh []string
 		for n := range now {
@@ -169,21 +170,24 @@ func checkNoOrphans(t *testing.T, admin *pgx.Conn, before map[string]bool) {
 			}
 		}
 		if len(fresh) == 0 {
-			return
+			return nil
 		}
 		known := knownAnywhere(t, admin, fresh)
 		still := pgObjects(t, admin)
+		var suspects []string
 		for _, n := range fresh {
 			if !known[n] && still[n] {
 				suspects = append(suspects, n)
 			}
 		}
-		if len(suspects) == 0 {
-			return
+		if len(suspects) > 0 {
+			return fmt.Errorf("platform databases or roles known to no metadata store (orphans): %v", suspects)
 		}
-		time.Sleep(3 * time.Second)
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
 	}
-	t.Errorf("platform databases or roles known to no metadata store (orphans): %v", suspects)
 }
 
 // TestCreateDatabasesConcurrentlyAndCrash: 50 creators at once, each

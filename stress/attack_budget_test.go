@@ -149,15 +149,16 @@ func TestAttackWireConnections(t *testing.T) {
 	}
 	record(t, "an import of the attacker's account while its share is full", "postponed (snoozed, not failed); DONE once its sessions closed")
 	// The proxy frees the slots as it sees the sessions end.
-	for deadline := time.Now().Add(time.Minute); ; {
+	testwait.Eventually(t, time.Minute, func() error {
 		r := attacker.query(t, dbs[1], "select 1")
 		if r.Status == 200 {
-			break
+			return nil
 		}
-		if r.Status != http.StatusTooManyRequests || time.Now().After(deadline) {
+		if r.Status != http.StatusTooManyRequests {
 			t.Fatalf("attacker's query after closing its sessions: %d %s", r.Status, r.Raw)
 		}
-	}
+		return fmt.Errorf("attacker's query after closing its sessions: %d %s", r.Status, r.Raw)
+	})
 }
 
 // TestAttackHTTPConnections: the attacker runs many concurrent long

@@ -295,21 +295,19 @@ backend bitd
 		})
 		return servers
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return addr, routed
-		}
+	testwait.Eventually(t, 20*time.Second, func() error {
 		select {
 		case <-exited:
 			b, _ := os.ReadFile(filepath.Join(dir, "haproxy.log"))
 			t.Fatalf("haproxy exited: %s", b)
-		case <-time.After(50 * time.Millisecond):
+		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("haproxy not listening on %s after 20 s", addr)
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return fmt.Errorf("haproxy not listening on %s: %w", addr, err)
 		}
-	}
+		c.Close()
+		return nil
+	})
+	return addr, routed
 }

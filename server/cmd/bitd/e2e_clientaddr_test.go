@@ -103,22 +103,20 @@ func startHAProxy(t *testing.T, cfg, addr string) {
 			<-done
 		}
 	})
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
+	testwait.Eventually(t, 10*time.Second, func() error {
 		select {
 		case <-done:
 			b, _ := os.ReadFile(filepath.Join(dir, "haproxy.log"))
 			t.Fatalf("haproxy exited: %s", b)
-		case <-time.After(50 * time.Millisecond):
+		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("haproxy does not accept on %s: %v", addr, err)
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return fmt.Errorf("haproxy does not accept on %s: %w", addr, err)
 		}
-	}
+		c.Close()
+		return nil
+	})
 }
 
 // dialerFrom dials from the loopback address src (127.0.0.2, …), so that

@@ -8,10 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -156,19 +153,12 @@ func TestReplicaCancel(t *testing.T) {
 func TestReplicaCancelThroughHAProxy(t *testing.T) {
 	t.Parallel()
 	tried(t, "a cancel request that HAProxy routes to another replica")
-	bin, err := exec.LookPath("haproxy")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/haproxy"); serr != nil {
-			t.Fatal("haproxy is not installed: run scripts/deps.sh (Debian package haproxy)")
-		}
-		bin = "/usr/sbin/haproxy"
-	}
 	a := start(t, bitdtest.SharedSecret())
 	b := start(t, bitdtest.Replica(a))
 	ctx := t.Context()
 	db := newClient(a.Endpoint, a.APIKey).createDB(t, "haproxy"+randSuffix(), true)
 
-	lb, routed := startHAProxy(t, bin, a.PGAddr, b.PGAddr)
+	lb, routed := startHAProxy(t, a.PGAddr, b.PGAddr)
 	admin, err := pgx.Connect(ctx, bitdtest.DatabaseURL(t))
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +211,7 @@ func TestReplicaCancelThroughHAProxy(t *testing.T) {
 // routed, which waits until HAProxy has logged n closed connections and
 // returns the backend server ("bitd0", "bitd1", …) of each, in the order
 // they closed.
-func startHAProxy(t *testing.T, bin string, backends ...string) (addr string, routed func(n int) []string) {
+func startHAProxy(t *testing.T, backends ...string) (addr string, routed func(n int) []string) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -233,8 +223,6 @@ func startHAProxy(t *testing.T, bin string, backends ...string) (addr string, ro
 	for i, be := range backends {
 		fmt.Fprintf(&servers, "    server bitd%d %s\n", i, be)
 	}
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "haproxy.cfg")
 	conf := fmt.Sprintf(`global
     maxconn 200
     log stdout format raw local0
@@ -251,32 +239,7 @@ frontend pg
 backend bitd
     balance roundrobin
 %s`, addr, servers.String())
-	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(filepath.Join(dir, "haproxy.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-db", "-f", cfg)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start haproxy: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		logf.Close()
-	})
-	logPath := filepath.Join(dir, "haproxy.log")
+	logPath := bitdtest.StartHAProxy(t, conf, addr).Log
 	routed = func(n int) []string {
 		t.Helper()
 		var servers []string
@@ -295,19 +258,5 @@ backend bitd
 		})
 		return servers
 	}
-	testwait.Eventually(t, 20*time.Second, func() error {
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(filepath.Join(dir, "haproxy.log"))
-			t.Fatalf("haproxy exited: %s", b)
-		default:
-		}
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			return fmt.Errorf("haproxy not listening on %s: %w", addr, err)
-		}
-		c.Close()
-		return nil
-	})
 	return addr, routed
 }

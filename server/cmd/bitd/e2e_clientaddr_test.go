@@ -8,12 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -70,53 +67,7 @@ func freeLoopback(t *testing.T) string {
 // its pid in t.Cleanup.
 func startHAProxy(t *testing.T, cfg, addr string) {
 	t.Helper()
-	bin, err := exec.LookPath("haproxy")
-	if err != nil {
-		t.Fatal("haproxy is not installed: run scripts/deps.sh (it installs the Debian package haproxy) or apt-get install haproxy")
-	}
-	dir := t.TempDir()
-	path := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(bin, "-c", "-f", path).CombinedOutput(); err != nil {
-		t.Fatalf("haproxy -c rejects the configuration: %v\n%s", err, out)
-	}
-	logf, err := os.Create(filepath.Join(dir, "haproxy.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-db", "-f", path)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start haproxy: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	testwait.Eventually(t, 10*time.Second, func() error {
-		select {
-		case <-done:
-			b, _ := os.ReadFile(filepath.Join(dir, "haproxy.log"))
-			t.Fatalf("haproxy exited: %s", b)
-		default:
-		}
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			return fmt.Errorf("haproxy does not accept on %s: %w", addr, err)
-		}
-		c.Close()
-		return nil
-	})
+	bitdtest.StartHAProxy(t, cfg, addr)
 }
 
 // dialerFrom dials from the loopback address src (127.0.0.2, …), so that

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -308,4 +309,88 @@ func TestAttackQuotaWriteCheck(t *testing.T) {
 	record(t, "fill past the limit through HTTP with --storage-check-interval 1h",
 		fmt.Sprintf("refused with 507 storage_limit_exceeded %.1f s after the filling INSERT (checked after each write, at most once a second)",
 			time.Since(start).Seconds()))
+}
+
+// TestQuotaFreezeSparesReads: a read that is running when its database is
+// frozen for its storage quota has its session ended by the freeze (which
+// ends the owner's running statements, so no write slips past it); bitd
+// runs the read again on a new connection and answers it, as reads of a
+// frozen database are answered. The read waits on an advisory lock the
+// test holds, so it is running, deterministically, when the freeze comes.
+func TestQuotaFreezeSparesReads(t *testing.T) {
+	t.Parallel()
+	s := startScanned(t, bitdtest.Args("--storage-check-interval", "300ms"))
+	c := newClient(s.Endpoint, s.APIKey)
+	db := c.createDB(t, "qread"+randSuffix(), true)
+	c.mustQuery(t, db, "CREATE TABLE big (v text); INSERT INTO big VALUES ('before')")
+	pgdb := c.mustQuery(t, db, "SELECT current_database()").Body["data"].([]any)[0].([]any)[0].(string)
+	u, err := url.Parse(bitdtest.DatabaseURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + pgdb
+	admin, err := pgx.Connect(t.Context(), u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	if _, err := admin.Exec(t.Context(), "SELECT pg_advisory_lock(4242)"); err != nil {
+		t.Fatal(err)
+	}
+	r := c.do(t, "GET", "/v2beta/db/"+db, nil)
+	usage, _ := r.Body["storage_usage_bytes"].(float64)
+	if r.Status != 200 || usage <= 0 {
+		t.Fatalf("GET %s: %d %s", db, r.Status, r.Raw)
+	}
+	if r := c.do(t, "PATCH", "/v2beta/db/"+db, map[string]any{"storage_limit_bytes": int64(usage) + 3<<20}); r.Status != 200 {
+		t.Fatalf("lower the limit: %d %s", r.Status, r.Raw)
+	}
+
+	// It reads a catalog, not big: a lock on big would hold off the
+	// freeze's own (it would end the read and try again, for ever).
+	const read = "SELECT count(*) AS n FROM pg_catalog.pg_class WHERE pg_advisory_xact_lock_shared(4242) IS NOT NULL /* quota read */"
+	type answered struct {
+		r   result
+		err error
+	}
+	answer := make(chan answered, 1)
+	go func() {
+		r, err := c.doE("POST", "/v2beta/query", map[string]any{"database_name": db, "query_string": read})
+		answer <- answered{r, err}
+	}()
+	running := func() error {
+		var n int
+		if err := admin.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND state = 'active' AND query = $1`, read).Scan(&n); err != nil || n != 1 {
+			return fmt.Errorf("the read is not waiting on the lock yet (%d, %v)", n, err)
+		}
+		return nil
+	}
+	testwait.Eventually(t, 30*time.Second, running)
+	c.mustQuery(t, db, quotaFill)
+	waitFrozenHTTP(t, c, db)
+	// The freeze ended the read's session (before and after it took the
+	// privileges); bitd runs it again, and it waits on the lock once more.
+	testwait.Eventually(t, 30*time.Second, func() error {
+		if !strings.Contains(s.Logs(), "database frozen: over its storage limit") {
+			return errors.New("the freeze has not finished")
+		}
+		if !strings.Contains(s.Logs(), "a statement the storage-quota freeze ended runs again") {
+			return errors.New("bitd has not logged running the cut read again; its log ends:\n" + lastLines(s.Logs(), 30))
+		}
+		return running()
+	})
+	if _, err := admin.Exec(t.Context(), "SELECT pg_advisory_unlock(4242)"); err != nil {
+		t.Fatal(err)
+	}
+	got := <-answer
+	if got.err != nil || got.r.Status != 200 {
+		t.Fatalf("the read running when the database was frozen: %d %s %v; want 200", got.r.Status, got.r.Raw, got.err)
+	}
+	// And writes are still refused.
+	if r := c.query(t, db, "INSERT INTO big VALUES ('after')"); r.Status != http.StatusInsufficientStorage {
+		t.Fatalf("INSERT after the freeze: %d %s; want 507", r.Status, r.Raw)
+	}
+	record(t, "a read running when its database is frozen for its storage quota (the freeze ends the owner's running statements)",
+		"bitd runs it again on a new connection: 200; writes stay refused (507)")
 }

@@ -44,6 +44,30 @@ type sink interface {
 // query costs one round trip, and a parameterised one too once its
 // parameter types are cached (describe.go), else two.
 func (h *Handler) run(ctx context.Context, cancel context.CancelFunc, t *dbaccess.Target, sql string, params []jsonx.RawMessage, s sink) error {
+	err := h.runOnce(ctx, cancel, t, sql, params, s)
+	// The statement was running when its database was being frozen for
+	// its storage quota, and the freeze ended its session: store.Freeze
+	// ends the owner's and writers' running statements before it takes
+	// their privileges, after it (statements that started before), and
+	// once more when it retries after a lock timeout. If no statement of
+	// it had completed, nothing of it committed: run it again on a new
+	// connection. A read then answers as reads of a frozen database do; a
+	// write is refused as every write to it is.
+	for retries := 0; retries < maxFreezeRetries && cutByFreeze(err); retries++ {
+		if u, ok := s.(interface{ untouched() bool }); !ok || !u.untouched() {
+			break
+		}
+		h.cfg.Logger.Info("query: a statement the storage-quota freeze ended runs again", "database", t.FullName)
+		err = h.runOnce(ctx, cancel, t, sql, params, s)
+	}
+	return err
+}
+
+// maxFreezeRetries is how many times one freeze may end a statement's
+// session (see run).
+const maxFreezeRetries = 3
+
+func (h *Handler) runOnce(ctx context.Context, cancel context.CancelFunc, t *dbaccess.Target, sql string, params []jsonx.RawMessage, s sink) error {
 	conn, err := acquire(ctx, t)
 	if err != nil {
 		return h.acquireError(ctx, err)
@@ -52,6 +76,13 @@ func (h *Handler) run(ctx context.Context, cancel context.CancelFunc, t *dbacces
 	// reads the reset's answer: the request does not wait for it.
 	defer conn.Release()
 	return h.runOn(ctx, cancel, conn, t, sql, params, s, true)
+}
+
+// cutByFreeze reports whether err is the storage-quota refusal that
+// ExplainError makes of a session ended by a freeze (SQLSTATE 57P01).
+func cutByFreeze(err error) bool {
+	var e *apierr.Error
+	return err != nil && errors.As(err, &e) && e.Code == "storage_limit_exceeded" && e.SQLState == "57P01"
 }
 
 func (h *Handler) acquireError(ctx context.Context, err error) error {
@@ -500,7 +531,14 @@ type bufferSink struct {
 	// it is called only when the answer grows past covered.
 	reserve func(n int64) (int64, error)
 	covered int64
+
+	ended int // statements completed (end called)
 }
+
+// untouched reports whether no statement has completed into s: the
+// answer is rebuilt from scratch by the next begin, so the query may run
+// again.
+func (s *bufferSink) untouched() bool { return s.ended == 0 }
 
 func newBufferSink(objects bool, maxRows int, maxBytes int64) *bufferSink {
 	return &bufferSink{objects: objects, maxRows: maxRows, maxBytes: maxBytes}
@@ -542,6 +580,7 @@ func (s *bufferSink) row(values [][]byte) error {
 
 func (s *bufferSink) end(tag pgconn.CommandTag) error {
 	s.tag = tag
+	s.ended++
 	return nil
 }
 

@@ -75,7 +75,13 @@ type streamSink struct {
 	rows      int64
 	tag       pgconn.CommandTag
 	lastFlush time.Time
+	ended     int // statements completed (end called)
 }
+
+// untouched reports whether nothing of the stream was written (not even
+// to the buffer) and no statement has completed, so the query may run
+// again.
+func (s *streamSink) untouched() bool { return !s.header && s.ended == 0 }
 
 var errMultipleResultSets = apierr.BadRequest("multiple_result_sets",
 	"the query string has more than one statement that returns rows, which a streamed answer cannot carry; "+
@@ -131,6 +137,7 @@ func (s *streamSink) row(values [][]byte) error {
 }
 
 func (s *streamSink) end(tag pgconn.CommandTag) error {
+	s.ended++
 	if s.current {
 		s.tag = tag
 	} else if !s.streamed {

@@ -187,7 +187,10 @@ func Explain(ctx context.Context, st *store.Store, databaseID string, err error)
 		return err // 57P01: a statement running when the database was frozen
 	}
 	q, qerr := st.QuotaState(context.WithoutCancel(ctx), databaseID)
-	if qerr != nil || !q.Frozen {
+	// A freeze ends the owner's and writers' running statements before it
+	// takes their privileges (store.Freeze), so a session it ended may
+	// see the database over its limit and not yet frozen.
+	if qerr != nil || !(q.Frozen || pe.Code == "57P01" && q.Over()) {
 		return err
 	}
 	e := LimitError(q.LimitBytes)

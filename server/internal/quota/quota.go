@@ -177,25 +177,41 @@ func LimitError(limit int64) *apierr.Error {
 }
 
 // Explain turns a permission error (SQLSTATE 42501) from a query on a
-// frozen database, or the end of its session (57P01) when it was frozen
-// mid-statement, into LimitError; other errors, and those errors on
-// databases that are not frozen, pass unchanged. It reads the database's
-// state (one metadata query) only for those two codes.
+// frozen database, or the end of its session (57P01, or a lost
+// connection) when it was being frozen mid-statement, into LimitError
+// (SQLState 42501 or 57P01); other errors, and those errors on databases
+// that are neither frozen nor over their limit, pass unchanged. It reads
+// the database's state (one metadata query) only for those errors.
 func Explain(ctx context.Context, st *store.Store, databaseID string, err error) error {
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
 	var pe *pgconn.PgError
-	if err == nil || !errors.As(err, &pe) || (pe.Code != "42501" && pe.Code != "57P01") {
-		return err // 57P01: a statement running when the database was frozen
+	var ae *apierr.Error
+	code, said := "57P01", "the session was ended"
+	switch {
+	case errors.As(err, &pe):
+		if pe.Code != "42501" && pe.Code != "57P01" {
+			return err // 57P01: a statement running when the database was frozen
+		}
+		code, said = pe.Code, "PostgreSQL said: "+pe.Message
+	case errors.As(err, &ae):
+		return err
+	default:
+		// The connection was lost: a session the freeze ended before its
+		// FATAL 57P01 was read (the statement was still being sent, or
+		// the reset behind it) looks like this.
 	}
 	q, qerr := st.QuotaState(context.WithoutCancel(ctx), databaseID)
 	// A freeze ends the owner's and writers' running statements before it
 	// takes their privileges (store.Freeze), so a session it ended may
 	// see the database over its limit and not yet frozen.
-	if qerr != nil || !(q.Frozen || pe.Code == "57P01" && q.Over()) {
+	if qerr != nil || !(q.Frozen || code == "57P01" && q.Over()) {
 		return err
 	}
 	e := LimitError(q.LimitBytes)
-	e.SQLState = pe.Code
-	e.Detail = "PostgreSQL said: " + pe.Message
+	e.SQLState = code
+	e.Detail = said
 	return e
 }
 

@@ -11,7 +11,7 @@
 //	    creation provisions its database and roles while the caller waits;
 //	(c) the same on a bitd with the default stock (--db-stock 4), then a
 //	    second burst once the stock has grown to the target the first
-//	    burst raised (--db-stock-max, 32 by default);
+//	    burst raised (at most --db-stock-max, 64 by default);
 //	(d) the same on a bitd whose stock covers the burst (--db-stock 64),
 //	    filled before the burst starts.
 //
@@ -313,8 +313,8 @@ func benchBitd(ctx context.Context, stock int) error {
 	if stock == 0 {
 		return nil
 	}
-	// The burst raised the stock target (each creation that found the
-	// stock empty added one, up to --db-stock-max): once the stock has
+	// The burst raised the stock target (to the burst's size, up to
+	// --db-stock-max): once the stock has
 	// refilled to it, a second burst of the same size.
 	target, err := b.stockTarget(ctx)
 	if err != nil {
@@ -349,7 +349,7 @@ func (b *bitd) stockTarget(ctx context.Context) (int, error) {
 	}
 	defer c.Close(ctx)
 	var n int
-	err = c.QueryRow(ctx, `SELECT coalesce((SELECT least(target, 32) FROM db_stock_targets WHERE placement = 'default'), 0)`).Scan(&n) // 32: the default --db-stock-max
+	err = c.QueryRow(ctx, `SELECT coalesce((SELECT target FROM db_stock_targets WHERE placement = 'default'), 0)`).Scan(&n) // at most --db-stock-max
 	return n, err
 }
 

@@ -29,9 +29,10 @@ package store
 // The stock follows demand. Each cluster's target starts at --db-stock
 // (BackgroundOptions.StockSize). A creation that finds its cluster's stock
 // empty (a shortfall: it provisions while the caller waits) raises that
-// cluster's target by one, up to --db-stock-max (StockMax), so a burst of N
-// creations against a stock of S raises the target to about N (the
-// refills made during the burst serve some of it). The target stays up
+// cluster's target to one more than the larger of the target and the
+// databases created on that cluster in the last minute, up to
+// --db-stock-max (StockMax), so a burst of N creations raises the target
+// to N, and the refill stocks N for the next burst. The target stays up
 // while shortfalls keep coming and falls back to --db-stock once
 // --db-stock-decay (StockDecay, 1 h) has passed without one; the stocked
 // databases above the target are then dropped. The targets live in
@@ -260,8 +261,15 @@ func (s *Store) takeOrProvision(ctx context.Context, record func(tx pgx.Tx, pgNa
 	return id, err
 }
 
-// noteShortfall raises the stock target of s's cluster by one (at most to
-// the stock's maximum) and records when: a creation found the stock empty.
+// demandWindow is how far back noteShortfall counts the creations on a
+// cluster: a burst's size.
+const demandWindow = time.Minute
+
+// noteShortfall raises the stock target of s's cluster to one more than
+// the larger of its target and the databases created there in the last
+// demandWindow (at most to the stock's maximum), and records when: a
+// creation found the stock empty. A burst thus leaves the target at its
+// own size, and the refill stocks that many for the next one.
 // Nothing is recorded when there is no stock (--db-stock 0) or it may not
 // grow (--db-stock-max not above --db-stock).
 func (s *Store) noteShortfall(ctx context.Context) {
@@ -270,10 +278,14 @@ func (s *Store) noteShortfall(ctx context.Context) {
 	if size <= 0 || most <= size || !b.active.Load() {
 		return
 	}
-	_, err := s.DB.Exec(ctx, `INSERT INTO db_stock_targets AS t (placement, target, shortfall_at) VALUES ($1, least($2 + 1, $3), now())
+	// EXCLUDED.target - 1 is the larger of --db-stock and the recent
+	// demand (unless capped).
+	_, err := s.DB.Exec(ctx, `INSERT INTO db_stock_targets AS t (placement, target, shortfall_at)
+		VALUES ($1, least(greatest($2, (SELECT count(*) FROM databases WHERE placement = $1
+			AND created_at > now() - make_interval(secs => $5))::int) + 1, $3), now())
 		ON CONFLICT (placement) DO UPDATE SET shortfall_at = now(),
-			target = least(greatest(CASE WHEN t.shortfall_at > now() - make_interval(secs => $4) THEN t.target ELSE $2 END, $2) + 1, $3)`,
-		s.placement(), size, most, time.Duration(b.stockDecay.Load()).Seconds())
+			target = least(greatest(CASE WHEN t.shortfall_at > now() - make_interval(secs => $4) THEN t.target ELSE $2 END, $2, EXCLUDED.target - 1) + 1, $3)`,
+		s.placement(), size, most, time.Duration(b.stockDecay.Load()).Seconds(), demandWindow.Seconds())
 	if err != nil && ctx.Err() == nil {
 		s.log.Warn("cannot record that the database stock ran short", "err", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bitkit-dev/bitkit/internal/bitdtest"
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
 	"github.com/bitkit-dev/bitkit/internal/testwait"
 	"github.com/bitkit-dev/bitkit/server/internal/blob"
@@ -274,24 +275,6 @@ func TestRetentionConcurrentSweeps(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestRetentionMigrationAndLoop builds the schema of a bitd from before
 // export retention (migration 1 only) with a finished export in it, then
 // Migrate upgrades it in place (column, index, version 2; again is a
@@ -362,7 +345,7 @@ func TestRetentionMigrationAndLoop(t *testing.T) {
 	}
 
 	// a Service without river (the sweep needs only these)
-	logs := &syncBuffer{}
+	logs := &bitdtest.LogBuffer{}
 	bare := &Service{cfg: Config{ExportRetention: 100 * 24 * time.Hour}, meta: meta, bucket: bucket, now: time.Now,
 		log: slog.New(slog.NewTextHandler(logs, nil))}
 	if res, err := bare.sweep(ctx, sweepBatch); err != nil || res != (sweepResult{}) {

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,24 +40,7 @@ type stack struct {
 	ts     *httptest.Server
 	key    string // the user's API key
 	user   string
-	logBuf *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logBuf *bitdtest.LogBuffer
 }
 
 func newStack(t *testing.T, traceSQL bool) *stack {
@@ -87,7 +69,7 @@ func newStackWith(t testing.TB, traceSQL, traced bool, opts ...sdktrace.TracerPr
 		}
 	})
 	acc := access.New(access.Config{Store: st, Pools: pools, Logger: quiet})
-	s := &stack{st: st, rec: tracetest.NewSpanRecorder(), logBuf: &syncBuffer{}}
+	s := &stack{st: st, rec: tracetest.NewSpanRecorder(), logBuf: &bitdtest.LogBuffer{}}
 	if len(opts) == 0 { // tests: record spans in memory; benchmarks bring their processor
 		opts = append(opts, sdktrace.WithSpanProcessor(s.rec))
 	}

@@ -4,7 +4,6 @@ package core_test
 
 import (
 	"bytes"
-	"context"
 	"net/http"
 	"sync"
 	"testing"
@@ -14,33 +13,6 @@ import (
 	"github.com/bitkit-dev/bitkit/internal/bitdtest"
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
 )
-
-// movableClock is a core.Clock that moves only when told.
-type movableClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *movableClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *movableClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func (c *movableClock) Sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
-}
 
 // TestE2ERefreshSharedFileCache: several clients sharing one file token
 // cache (as several CLI processes do), none knowing the password, all find
@@ -55,7 +27,7 @@ func TestE2ERefreshSharedFileCache(t *testing.T) {
 	user := bitdtest.UniqueName("fc")
 	s.NewUser(t, user, password)
 	dir := t.TempDir()
-	clk := &movableClock{t: time.Now()}
+	clk := bitdtest.NewStepClock(time.Now())
 	first, err := core.NewClient(s.Endpoint, core.WithClock(clk), core.WithCredentials(
 		core.UsernamePassword(user, password, core.WithTokenCache(core.NewFileTokenCache(dir)), core.WithRefreshSkew(0))))
 	if err != nil {
@@ -64,7 +36,7 @@ func TestE2ERefreshSharedFileCache(t *testing.T) {
 	if err := first.Login(ctx); err != nil {
 		t.Fatal(err)
 	}
-	clk.add(2 * time.Hour) // past the access token's hour, within the session's idle lifetime
+	clk.Add(2 * time.Hour) // past the access token's hour, within the session's idle lifetime
 	const n = 8
 	clients := make([]*core.Client, n)
 	for i := range clients {
@@ -93,7 +65,7 @@ func TestE2ERefreshSharedFileCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The session is still alive: one more refresh works.
-	clk.add(2 * time.Hour)
+	clk.Add(2 * time.Hour)
 	if _, err := clients[0].Account(ctx); err != nil {
 		t.Fatalf("after the concurrent refresh, the session is gone: %v", err)
 	}
@@ -109,7 +81,7 @@ func TestE2ERefreshThenPassword(t *testing.T) {
 	user := bitdtest.UniqueName("fb")
 	s.NewUser(t, user, password)
 	cache := core.NewMemoryTokenCache()
-	clk := &movableClock{t: time.Now()}
+	clk := bitdtest.NewStepClock(time.Now())
 	c, err := core.NewClient(s.Endpoint, core.WithClock(clk), core.WithCredentials(
 		core.UsernamePassword(user, password, core.WithTokenCache(cache), core.WithRefreshSkew(0))))
 	if err != nil {
@@ -131,7 +103,7 @@ func TestE2ERefreshThenPassword(t *testing.T) {
 	if t1.RefreshToken == "" || t1.RefreshExpiry.IsZero() {
 		t.Fatalf("login cached no refresh token: %+v", t1.RefreshExpiry)
 	}
-	clk.add(2 * time.Hour)
+	clk.Add(2 * time.Hour)
 	if _, err := c.Account(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +116,7 @@ func TestE2ERefreshThenPassword(t *testing.T) {
 	}
 	// That reuse revoked the session: the next refresh is refused, and the
 	// client falls back to its password.
-	clk.add(2 * time.Hour)
+	clk.Add(2 * time.Hour)
 	if _, err := c.Account(ctx); err != nil {
 		t.Fatalf("no fallback to the password: %v", err)
 	}

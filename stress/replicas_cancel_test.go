@@ -2,10 +2,8 @@ package stress
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"strings"
@@ -17,27 +15,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
-
-// sendCancel sends a CancelRequest (pid, secret) on a new connection to
-// addr, as libpq, pgx and lib/pq do, and waits for the server to close it
-// (a proxy has handed the request on by then).
-func sendCancel(t *testing.T, addr string, pid uint32, secret []byte) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	b := binary.BigEndian.AppendUint32(nil, uint32(12+len(secret)))
-	b = binary.BigEndian.AppendUint32(b, 80877102)
-	b = binary.BigEndian.AppendUint32(b, pid)
-	b = append(b, secret...)
-	if _, err := c.Write(b); err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, _ = io.Copy(io.Discard, c)
-}
 
 // sleeper runs a 30 s query on conn, waits until PostgreSQL runs it, and
 // returns the channel of its outcome.
@@ -115,9 +92,9 @@ func TestReplicaCancel(t *testing.T) {
 	query, done := sleeper(t, conn, admin)
 	bad := append([]byte(nil), key...)
 	bad[3] ^= 1
-	sendCancel(t, b.PGAddr, pid, bad)
-	sendCancel(t, b.PGAddr, pid^1, key)
-	sendCancel(t, a.PGAddr, pid, bad)
+	bitdtest.SendCancel(t, b.PGAddr, pid, bad)
+	bitdtest.SendCancel(t, b.PGAddr, pid^1, key)
+	bitdtest.SendCancel(t, a.PGAddr, pid, bad)
 	select {
 	case err := <-done:
 		t.Fatalf("the query ended after cancel requests with wrong keys: %v", err)
@@ -130,7 +107,7 @@ func TestReplicaCancel(t *testing.T) {
 		"nothing cancelled: the query kept running")
 
 	started := time.Now()
-	sendCancel(t, b.PGAddr, pid, key)
+	bitdtest.SendCancel(t, b.PGAddr, pid, key)
 	wantCancelled(t, done, "a cancel request sent to the other replica")
 	record(t, "a client's cancel request sent to a replica other than the one holding its wire session",
 		fmt.Sprintf("the query is cancelled (57014) %v after the request, relayed over the metadata database's NOTIFY", time.Since(started).Round(time.Millisecond)))
@@ -142,7 +119,7 @@ func TestReplicaCancel(t *testing.T) {
 		t.Fatalf("the session after the cancel: %v", err)
 	}
 	_, done = sleeper(t, conn, admin)
-	sendCancel(t, a.PGAddr, pid, key)
+	bitdtest.SendCancel(t, a.PGAddr, pid, key)
 	wantCancelled(t, done, "a cancel request sent to the replica that holds the session")
 }
 

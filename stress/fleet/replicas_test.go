@@ -5,7 +5,6 @@ package fleet
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -208,26 +207,6 @@ func wireConn(ctx context.Context, addr, db, key string) (*pgx.Conn, error) {
 	return pgx.ConnectConfig(ctx, cfg)
 }
 
-// sendCancel sends a CancelRequest for (pid, secret) on a new connection to
-// addr and waits until the server closes it.
-func sendCancel(t *testing.T, addr string, pid uint32, secret []byte) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	b := binary.BigEndian.AppendUint32(nil, uint32(12+len(secret)))
-	b = binary.BigEndian.AppendUint32(b, 80877102)
-	b = binary.BigEndian.AppendUint32(b, pid)
-	b = append(b, secret...)
-	if _, err := c.Write(b); err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, _ = io.Copy(io.Discard, c)
-}
-
 // testCancelAcrossReplicas: a long query on a wire session that HAProxy
 // placed on one replica is cancelled by a CancelRequest that HAProxy hands
 // to another replica (the owner is in maintenance for new connections, so
@@ -254,7 +233,7 @@ func testCancelAcrossReplicas(t *testing.T, f *fleet) {
 	f.setServer(t, "bitd_pg", owner, false)
 	defer f.setServer(t, "bitd_pg", owner, true)
 	before := f.stats(t)
-	sendCancel(t, f.PG, pid, secret)
+	bitdtest.SendCancel(t, f.PG, pid, secret)
 	after := f.stats(t)
 	landed := ""
 	for _, r := range f.Replicas {

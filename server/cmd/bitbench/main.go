@@ -418,32 +418,13 @@ func measureN(clients int, d time.Duration, f func() error) *stats {
 	return s
 }
 
-// measurePgx runs f on 8 direct connections for d.
+// measurePgx runs f on 8 direct connections to dbURL for d.
 func measurePgx(ctx context.Context, dbURL string, d time.Duration, f func(*pgx.Conn) error) (*stats, error) {
-	conns := make(chan *pgx.Conn, concurrency)
-	var all []*pgx.Conn
-	defer func() {
-		for _, c := range all {
-			_ = c.Close(context.Background())
-		}
-	}()
-	for range concurrency {
-		c, err := pgx.Connect(ctx, dbURL)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, c)
-		conns <- c
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		return nil, err
 	}
-	s := measure(d, func() error {
-		c := <-conns
-		defer func() { conns <- c }()
-		return f(c)
-	})
-	if s.errs > 0 {
-		return nil, fmt.Errorf("direct pgx: %v", s.firstErr)
-	}
-	return s, nil
+	return measurePgxConfig(ctx, cfg, d, f)
 }
 
 func timeStream(ctx context.Context, c *core.Client, db, sql string) (time.Duration, int64, error) {

@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/bitkit-dev/bitkit/internal/jsonx"
 	"github.com/jackc/pgx/v5"
@@ -141,7 +141,7 @@ func benchTx(httpc *http.Client, ep, key, db, scratchURL string) error {
 			return fmt.Errorf("wire proxy URL: %w", err)
 		}
 		cfg.Password, cfg.Database = key, db
-		if wire, err = measurePgxConfig(ctx, cfg, rmw); err != nil {
+		if wire, err = measurePgxConfig(ctx, cfg, *duration, rmw); err != nil {
 			return fmt.Errorf("through the wire proxy: %w", err)
 		}
 	}
@@ -163,8 +163,8 @@ func benchTx(httpc *http.Client, ep, key, db, scratchURL string) error {
 	return nil
 }
 
-// measurePgxConfig is measurePgx with a connection config.
-func measurePgxConfig(ctx context.Context, cfg *pgx.ConnConfig, f func(*pgx.Conn) error) (*stats, error) {
+// measurePgxConfig runs f on 8 direct connections made with cfg for d.
+func measurePgxConfig(ctx context.Context, cfg *pgx.ConnConfig, d time.Duration, f func(*pgx.Conn) error) (*stats, error) {
 	conns := make(chan *pgx.Conn, concurrency)
 	var all []*pgx.Conn
 	defer func() {
@@ -180,13 +180,13 @@ func measurePgxConfig(ctx context.Context, cfg *pgx.ConnConfig, f func(*pgx.Conn
 		all = append(all, c)
 		conns <- c
 	}
-	s := measure(*duration, func() error {
+	s := measure(d, func() error {
 		c := <-conns
 		defer func() { conns <- c }()
 		return f(c)
 	})
 	if s.errs > 0 {
-		return nil, errors.New(s.firstErr.Error())
+		return nil, fmt.Errorf("direct pgx: %w", s.firstErr)
 	}
 	return s, nil
 }

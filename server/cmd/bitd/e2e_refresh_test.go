@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -184,7 +183,7 @@ func TestRefreshTokens(t *testing.T) {
 
 	t.Run("100 goroutines, one refresh", func(t *testing.T) {
 		s.NewUser(t, "cora", "cora-pass-1")
-		clk := &stepClock{t: time.Now()}
+		clk := bitdtest.NewStepClock(time.Now())
 		c, err := core.NewClient(E, core.WithClock(clk),
 			core.WithCredentials(core.UsernamePassword("cora", "cora-pass-1", core.WithRefreshSkew(0))))
 		if err != nil {
@@ -198,7 +197,7 @@ func TestRefreshTokens(t *testing.T) {
 		}
 		// The client now believes its access token expired (2h later: past
 		// the 1h access lifetime, within the 14-day idle lifetime).
-		clk.add(2 * time.Hour)
+		clk.Add(2 * time.Hour)
 		var wg sync.WaitGroup
 		errs := make(chan error, 100)
 		start := make(chan struct{})
@@ -237,33 +236,6 @@ func TestRefreshTokens(t *testing.T) {
 			t.Fatalf("live sessions of cora after Logout: %d, %v", live, err)
 		}
 	})
-}
-
-// stepClock is a core.Clock that moves only when told.
-type stepClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *stepClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func (c *stepClock) Sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
 }
 
 // TestRefreshIdleExpiry checks --refresh-idle: a refresh token unused for

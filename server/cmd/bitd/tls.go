@@ -38,7 +38,6 @@ func httpsSource(ctx context.Context, cfg *config.Config, d *devOptions, log *sl
 		certFile, keyFile, d.caCert = ca.Cert, ca.Key, ca.CACert
 		log.Info("serving HTTPS and wire TLS with the development CA's certificate", "ca_cert", ca.CACert, "names", strings.Join(tlsconf.DevNames, ","))
 	}
-	hup := make(chan os.Signal, 1)
 	switch {
 	case certFile != "":
 		f, err := tlsconf.LoadFiles(certFile, keyFile, log)
@@ -46,22 +45,13 @@ func httpsSource(ctx context.Context, cfg *config.Config, d *devOptions, log *sl
 			return nil, err
 		}
 		go f.Watch(ctx, tlsWatchInterval)
-		signal.Notify(hup, syscall.SIGHUP)
-		go func() {
-			defer signal.Stop(hup)
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-hup:
-				}
-				if err := f.Reload(); err != nil {
-					log.Error("SIGHUP: TLS certificate not reloaded; still serving the previous one", "err", err)
-					continue
-				}
-				log.Info("SIGHUP: TLS certificate reloaded", "file", certFile, "not_after", f.Leaf().NotAfter)
+		onSIGHUP(ctx, func() {
+			if err := f.Reload(); err != nil {
+				log.Error("SIGHUP: TLS certificate not reloaded; still serving the previous one", "err", err)
+				return
 			}
-		}()
+			log.Info("SIGHUP: TLS certificate reloaded", "file", certFile, "not_after", f.Leaf().NotAfter)
+		})
 		return f, nil
 	case cfg.ACMEDomains != "":
 		if cfg.DataDir == "" {
@@ -75,29 +65,38 @@ func httpsSource(ctx context.Context, cfg *config.Config, d *devOptions, log *sl
 		if err != nil {
 			return nil, err
 		}
-		signal.Notify(hup, syscall.SIGHUP)
-		go func() {
-			defer signal.Stop(hup)
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-hup:
-				}
-				log.Info("SIGHUP: renewing the ACME certificate")
-				rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-				leaf, err := a.Renew(rctx)
-				cancel()
-				if err != nil {
-					log.Error("ACME renewal failed; still serving the previous certificate", "err", err)
-					continue
-				}
-				log.Info("ACME certificate renewed", "serial", leaf.SerialNumber.Text(16), "not_after", leaf.NotAfter)
+		onSIGHUP(ctx, func() {
+			log.Info("SIGHUP: renewing the ACME certificate")
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+			leaf, err := a.Renew(rctx)
+			cancel()
+			if err != nil {
+				log.Error("ACME renewal failed; still serving the previous certificate", "err", err)
+				return
 			}
-		}()
+			log.Info("ACME certificate renewed", "serial", leaf.SerialNumber.Text(16), "not_after", leaf.NotAfter)
+		})
 		return a, nil
 	}
 	return nil, nil
+}
+
+// onSIGHUP calls f, on a goroutine of its own, at every SIGHUP until ctx
+// ends.
+func onSIGHUP(ctx context.Context, f func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				f()
+			}
+		}
+	}()
 }
 
 // obtainACME gets the ACME certificate once the HTTPS listener serves (it

@@ -159,12 +159,12 @@ async function resume() {
   const s = savedSession();
   if (!s) return false;
   // The password is never stored: without a key or a session token, ask for it again, the rest filled in.
-  const askPassword = (notice) => {
+  const askPassword = (notice, warn = false) => {
     document.querySelector("input[name=method][value=password]").checked = true;
     methodChanged();
     $("username").value = s.username || "";
     $("signin-notice").textContent = notice;
-    $("signin-notice").classList.remove("warn");
+    $("signin-notice").classList.toggle("warn", warn);
     show($("signin-notice"));
     return false;
   };
@@ -177,7 +177,7 @@ async function resume() {
   } catch (err) {
     forgetSession();
     // An expired or revoked session token (401): back to the password, with a sentence.
-    if (s.token && err && (err.status === 401 || err.code === "unauthorized")) return askPassword("Your session has ended; sign in again.");
+    if (s.token && err && (err.status === 401 || err.code === "unauthorized")) return askPassword("Your session has ended; sign in again.", true);
     return false;
   }
 }

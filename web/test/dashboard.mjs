@@ -396,6 +396,8 @@ for (const pass of passes) {
       await page.getByRole("heading", { name: "Sign in" }).waitFor();
       const again = await page.getByRole("form", { name: "Sign in" }).getByRole("status").innerText();
       eq(again, "Your session has ended; sign in again.", "after a reload with a refused token");
+      eq(await page.getByRole("form", { name: "Sign in" }).getByRole("status").evaluate((el) => el.classList.contains("warn")), true,
+        "the ended session is drawn as a warning");
       eq(await page.getByRole("textbox", { name: "Username" }).inputValue(), user, "the username is kept");
       eq(await page.getByLabel("Password", { exact: true }).inputValue(), "", "the password is not");
       eq(await page.evaluate(() => sessionStorage.getItem("bitkit.dashboard.session")), null, "the refused session is forgotten");

@@ -24,9 +24,10 @@
 //	    zstd (Accept-Encoding): bytes on the wire and bitd CPU per answer
 //	    (compression.go);
 //	(h) the point query on one PostgreSQL connection: the backend's CPU
-//	    per query with bitd's unnamed statement and DISCARD ALL, with a
-//	    kept named statement and a reset that keeps it, and without resets
-//	    (reset.go).
+//	    per query with bitd's unnamed statement and DISCARD ALL in one
+//	    write, in two round trips, with a reset function in the statement's
+//	    transaction, with a kept named statement and a reset that keeps it,
+//	    and without resets (reset.go).
 //
 // Usage:
 //
@@ -78,6 +79,7 @@ var (
 	duration    = flag.Duration("duration", 4*time.Second, "length of each throughput measurement")
 	bitdPath    = flag.String("bitd", "", "bitd binary to start (default: ../bin/bitd, bin/bitd or ../../bin/bitd)")
 	bitdArgs    = flag.String("bitd-args", "", "extra flags for the bitd bitbench starts, e.g. \"--pprof 127.0.0.1:6060\"")
+	refQuery    = flag.String("reference-query", "", `with --reference-only: only this query ("select1" or "point", e.g. while profiling)`)
 	bitdPID     = flag.Int("bitd-pid", 0, "process ID of the bitd at --endpoint, for CPU per request (default: the bitd bitbench starts)")
 	onlyRef     = flag.Bool("reference-only", false, "run only the reference comparison (d)")
 	refUnnamed  = flag.Bool("reference-unnamed", false, "the reference gateway runs every statement as the unnamed one (parsed and planned each time, as bitd must) instead of pgx's statement cache")
@@ -296,6 +298,9 @@ func compareReference(httpc *http.Client, ep, key, db, scratchURL string) error 
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Printf("(d) bitd vs the reference gateway (net/http + pgxpool of %d, same JSON, no auth/lookup/reset); load average %s", referencePoolConns, load)
 	for _, q := range queries {
+		if *refQuery != "" && !strings.HasPrefix(strings.ToLower(strings.ReplaceAll(q.name, " ", "")), strings.ToLower(*refQuery)) {
+			continue
+		}
 		for _, n := range refClients {
 			b := measureCPU(*bitdPID, n, *duration, func() error { _, err := post(httpc, ep, key, q.body(db)); return err })
 			r := measureCPU(refPID, n, *duration, func() error { _, err := post(httpc, refEP, "", q.body(db)); return err })

@@ -208,6 +208,10 @@ func negotiate(values []string) string {
 
 // compressible reports whether a Content-Type is one Handler compresses.
 func compressible(contentType string) bool {
+	switch contentType { // what bitd sets, without parsing
+	case "application/json", "application/x-ndjson", "application/json; charset=utf-8":
+		return true
+	}
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil {
 		return false

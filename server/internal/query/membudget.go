@@ -240,7 +240,15 @@ func (g *bufferGrant) release() {
 // spend makes sink reserve its bytes from the memory budget for r's
 // account; the returned function gives them back.
 func (h *Handler) spend(ctx context.Context, r *http.Request, sink *bufferSink) (release func()) {
-	g := &bufferGrant{budget: h.budget, account: budgetAccount(r)}
-	sink.reserve = func(n int64) (int64, error) { return g.need(ctx, n) }
+	g := &bufferGrant{budget: h.budget}
+	// Answers under budgetFree reserve nothing: the sink asks only past it,
+	// and only then is the account named (most answers never are).
+	sink.covered = budgetFree
+	sink.reserve = func(n int64) (int64, error) {
+		if g.account == "" {
+			g.account = budgetAccount(r)
+		}
+		return g.need(ctx, n)
+	}
 	return g.release
 }

@@ -53,14 +53,29 @@ func (h *Handler) run(ctx context.Context, cancel context.CancelFunc, t *dbacces
 	// it had completed, nothing of it committed: run it again on a new
 	// connection. A read then answers as reads of a frozen database do; a
 	// write is refused as every write to it is.
-	for retries := 0; retries < maxFreezeRetries && cutByFreeze(err); retries++ {
+	reran := false
+	for retries := 0; retries < maxFreezeRetries && (cutByFreeze(err) || !reran && rerun(err)); retries++ {
 		if u, ok := s.(interface{ untouched() bool }); !ok || !u.untouched() {
 			break
 		}
-		h.cfg.Logger.Info("query: a statement the storage-quota freeze ended runs again", "database", t.FullName)
+		if !cutByFreeze(err) {
+			// ExplainError says the refusal may belong to a window that
+			// has passed (a storage-quota thaw): once more, once.
+			reran = true
+			h.cfg.Logger.Info("query: a statement refused while its database was thawing runs again", "database", t.FullName)
+		} else {
+			h.cfg.Logger.Info("query: a statement the storage-quota freeze ended runs again", "database", t.FullName)
+		}
 		err = h.runOnce(ctx, cancel, t, sql, params, s)
 	}
 	return err
+}
+
+// rerun reports whether ExplainError marked err as one a second run may not
+// give (an error with a Rerun method that says so).
+func rerun(err error) bool {
+	var r interface{ Rerun() bool }
+	return err != nil && errors.As(err, &r) && r.Rerun()
 }
 
 // maxFreezeRetries is how many times one freeze may end a statement's

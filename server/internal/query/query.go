@@ -345,6 +345,9 @@ func (h *Handler) mapError(reqCtx, ctx context.Context, timeout time.Duration, e
 		return apierr.ShutdownError() // bitd's drain timeout passed
 	}
 	if reqCtx.Err() != nil {
+		if errors.As(context.Cause(reqCtx), &ae) {
+			return ae // the server ended the request's transaction (serveTx)
+		}
 		return apierr.New(499, "client_closed_request", "the client closed the request; the query was cancelled")
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {

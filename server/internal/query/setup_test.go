@@ -37,6 +37,7 @@ type env struct {
 	srv      *httptest.Server
 	limited  *httptest.Server // MaxRows 1000, MaxBytes 64 KiB
 	stalling *httptest.Server // StreamStallTimeout 1s
+	res      *resolver
 }
 
 var shared pgtest.Shared[*env]
@@ -116,6 +117,7 @@ func newEnv(c *pgtest.Cluster, d *pgtest.DB, cleanup func(func())) (*env, error)
 		}
 	}
 	res := &resolver{targets: targets}
+	e.res = res
 	e.handler = query.New(query.Config{}, res, e.usage)
 	e.srv = httptest.NewServer(mux(e.handler))
 	cleanup(e.srv.Close)

@@ -36,7 +36,8 @@ type TxLease struct {
 	Target *dbaccess.Target
 	// Ctx ends when the server ends the transaction while the request
 	// runs (its lifetime, a revoked credential); the statement is then
-	// cancelled.
+	// cancelled, and the request answers context.Cause(Ctx) when it is an
+	// *apierr.Error. Done ends it too.
 	Ctx context.Context
 	// Done gives the transaction back once the statements' results are
 	// read and before the answer is written, so the client's next
@@ -73,11 +74,17 @@ func (h *Handler) serveTx(w http.ResponseWriter, r *http.Request, req *queryRequ
 	if err != nil {
 		return err
 	}
-	// The statement ends with the request or with the transaction.
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	stop := context.AfterFunc(lease.Ctx, cancel)
+	// The statement ends with the request or with the transaction, and
+	// then answers why the server ended it (mapError).
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	stop := context.AfterFunc(lease.Ctx, func() { cancel(context.Cause(lease.Ctx)) })
 	defer stop()
+	// Giving the transaction back (Done, before the answer is written) ends
+	// lease.Ctx as well: that must not cancel the request, or an error
+	// answered after it would read as the client's going away.
+	done := lease.Done
+	lease.Done = func() { stop(); done() }
 	r = r.WithContext(ctx)
 	switch {
 	case batch:

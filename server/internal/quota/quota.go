@@ -203,6 +203,11 @@ func Explain(ctx context.Context, st *store.Store, databaseID string, err error)
 		// the reset behind it) looks like this.
 	}
 	q, qerr := st.QuotaState(context.WithoutCancel(ctx), databaseID)
+	if qerr == nil && code == "42501" && !q.Frozen && q.LimitBytes > 0 {
+		// Refused while frozen, and thawed before this look: or a
+		// permission the caller lacks. Running it once more tells.
+		return &ThawedError{Err: err}
+	}
 	// A freeze ends the owner's and writers' running statements before it
 	// takes their privileges (store.Freeze), so a session it ended may
 	// see the database over its limit and not yet frozen.
@@ -214,6 +219,21 @@ func Explain(ctx context.Context, st *store.Store, databaseID string, err error)
 	e.Detail = said
 	return e
 }
+
+// ThawedError is a permission error (42501) on a database with a storage
+// limit that is not frozen when Explain looks: the statement may have run
+// while the database was frozen, and the thaw ended between the two. The
+// query path runs such a statement once more when nothing of it completed
+// (Rerun), and answers what the second run gives; an error of the caller's
+// own privileges comes back the same.
+type ThawedError struct{ Err error }
+
+func (e *ThawedError) Error() string { return e.Err.Error() }
+func (e *ThawedError) Unwrap() error { return e.Err }
+
+// Rerun tells the query path that running the statement again may give
+// another answer.
+func (e *ThawedError) Rerun() bool { return true }
 
 // ImportError refuses an import that would take a database over its
 // storage limit; ErrorType is ErrorCode (the job's error type).

@@ -144,9 +144,18 @@ func TestTxCommitRollbackAndFailedState(t *testing.T) {
 	if ae := apiErr(t, err); ae.SQLState != "22012" {
 		t.Fatalf("division by zero: %v", err)
 	}
-	_, err = tx.Exec(ctx, "SELECT 1")
-	if ae := apiErr(t, err); ae.SQLState != "25P02" {
-		t.Fatalf("statement in a failed transaction: %v, want SQLSTATE 25P02", err)
+	// Every refusal answers its SQLSTATE: the transaction is given back
+	// before the answer is written, and that must not read as the client's
+	// going away (499), however the goroutines interleave.
+	for i := range 60 {
+		if i%2 == 0 {
+			_, err = tx.Exec(ctx, "SELECT 1")
+		} else {
+			_, err = tx.Batch(ctx, []core.Statement{{SQL: "SELECT 1"}})
+		}
+		if ae := apiErr(t, err); ae.SQLState != "25P02" {
+			t.Fatalf("statement %d in a failed transaction: %v (%s), want SQLSTATE 25P02", i, err, ae.Code)
+		}
 	}
 	err = tx.Commit(ctx)
 	if ae := apiErr(t, err); ae.StatusCode != 409 || ae.Code != "transaction_aborted" {
@@ -591,6 +600,9 @@ func TestTxLifetimeAndDeletedDatabase(t *testing.T) {
 	_, err := tx.Exec(ctx, "SELECT pg_sleep(30)")
 	if err == nil || time.Since(t0) > 20*time.Second {
 		t.Fatalf("a statement outlived the transaction's lifetime: %v after %s", err, time.Since(t0))
+	}
+	if ae := apiErr(t, err); ae.StatusCode != http.StatusConflict || ae.Code != "transaction_ended" || !strings.Contains(ae.Message, "lifetime") {
+		t.Fatalf("the statement the lifetime cut: %v (%d %s); want 409 transaction_ended naming the lifetime", err, ae.StatusCode, ae.Code)
 	}
 	_, err = tx.Exec(ctx, "SELECT 1")
 	if ae := apiErr(t, err); ae.Code != "transaction_not_found" || !strings.Contains(ae.Message, "lifetime") {

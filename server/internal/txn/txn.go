@@ -145,7 +145,7 @@ type tx struct {
 	busy     bool
 	ended    bool
 	doom     string // why to end it once the request in progress is done
-	cancelOp context.CancelFunc
+	cancelOp context.CancelCauseFunc
 }
 
 // New returns a Manager. Call Close when bitd stops.
@@ -447,7 +447,7 @@ func (m *Manager) Use(w http.ResponseWriter, r *http.Request, id string, body []
 	if x == nil {
 		return nil, handled, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	x.mu.Lock()
 	x.cancelOp = cancel
 	x.mu.Unlock()
@@ -458,8 +458,8 @@ func (m *Manager) Use(w http.ResponseWriter, r *http.Request, id string, body []
 }
 
 // release ends a request's use of x.
-func (x *tx) release(cancel context.CancelFunc) {
-	cancel()
+func (x *tx) release(cancel context.CancelCauseFunc) {
+	cancel(nil)
 	pc := x.conn.Conn().PgConn()
 	x.mu.Lock()
 	x.busy = false
@@ -492,7 +492,9 @@ func (x *tx) expire(reason string, onlyIdle bool) {
 		if !onlyIdle {
 			x.doom = reason
 			if x.cancelOp != nil {
-				x.cancelOp()
+				// The request in progress answers why (query.TxLease.Ctx).
+				x.cancelOp(&apierr.Error{Status: http.StatusConflict, Code: "transaction_ended", Field: "tx_id",
+					Message: "the server rolled back transaction " + x.id + " while this statement ran, because " + reason + "; begin a new one with POST /v2beta/tx"})
 			}
 		}
 		x.mu.Unlock()

@@ -103,3 +103,67 @@ func TestImportSurvivesRestart(t *testing.T) {
 	}
 	check()
 }
+
+// TestStartContextEndIsNotAStop: the end of the context New was given (bitd
+// cancels it on SIGTERM, before it drains) does not cancel a running job;
+// only Stop hands it back, and it is not failed.
+func TestStartContextEndIsNotAStop(t *testing.T) {
+	t.Parallel()
+	e := getEnv(t)
+	var csv bytes.Buffer
+	csv.WriteString("id,name\n")
+	for i := 1; i <= 5000; i++ {
+		csv.WriteString(strconv.Itoa(i) + ",name " + strconv.Itoa(i) + "\n")
+	}
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	startCtx, endStart := context.WithCancel(t.Context())
+	svc, err := New(startCtx, Config{PublicURL: srv.URL, Secret: e.secret, Queue: "startctx_" + e.suffix, RescueAfter: 30 * time.Second},
+		e.meta, e.pools, &testResolver{e: e}, e.bucket, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.register(mux, svc)
+	reached, cancelled := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	svc.test.Store(&testSignals{noFastPath: true, onLoad: func(ctx context.Context, _ string, rows int64) {
+		if rows > 0 {
+			once.Do(func() {
+				close(reached)
+				<-ctx.Done()
+				close(cancelled)
+			})
+		}
+	}})
+	es := *e
+	es.srv = srv
+	code, j, b := es.startImport(t, "owner", map[string]string{"table_name": "startctx"}, "s.csv", csv.Bytes())
+	if code != http.StatusAccepted {
+		t.Fatalf("import: %d %s", code, b)
+	}
+	select {
+	case <-reached:
+	case <-time.After(time.Minute):
+		t.Fatal("the load never started")
+	}
+	endStart()
+	select {
+	case <-cancelled:
+		t.Fatal("the end of New's context cancelled the running job; only Stop may")
+	case <-time.After(300 * time.Millisecond): // the point: it must not happen at all
+	}
+	stopCtx, cancel := context.WithCancel(t.Context())
+	cancel() // no grace: hand the job back at once
+	if err := svc.Stop(stopCtx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	<-cancelled
+	var state string
+	if err := e.meta.QueryRow(t.Context(), "SELECT state FROM bitkit_jobs WHERE id = $1", j.ID).Scan(&state); err != nil {
+		t.Fatal(err)
+	}
+	if state == StateFailed || state == StateDone {
+		t.Fatalf("the job Stop handed back is %s; want it queued again", state)
+	}
+}

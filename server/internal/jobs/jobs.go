@@ -265,7 +265,11 @@ type Service struct {
 
 // New starts a Service: its river client works jobs from the metadata
 // database until Stop. Migrate must have run. The caller keeps ownership of
-// metadata, pools, resolver and bucket and closes them after Stop.
+// metadata, pools, resolver and bucket and closes them after Stop. ctx
+// bounds the start only: its end does not stop the Service (only Stop
+// hands running jobs back to the queue; river would take the end of its
+// start context for a hard stop and cancel them, and a job cancelled
+// before Stop counts as failed).
 func New(ctx context.Context, cfg Config, metadata *pgxpool.Pool, pools PoolSource, resolver dbaccess.Resolver, bucket *blob.Bucket, logger *slog.Logger) (*Service, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
@@ -305,7 +309,7 @@ func New(ctx context.Context, cfg Config, metadata *pgxpool.Pool, pools PoolSour
 		return nil, fmt.Errorf("jobs: river client: %w", err)
 	}
 	s.river = client
-	if err := client.Start(ctx); err != nil {
+	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
 		slots.Close()
 		return nil, fmt.Errorf("jobs: start river: %w", err)
 	}

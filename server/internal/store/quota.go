@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -305,14 +306,16 @@ func (s *Store) connectTo(ctx context.Context, pgName string) (*pgx.Conn, error)
 // their schemas are out of the freeze's reach). With readers, the
 // readers' and public readers' sessions too (their locks can keep the
 // freeze from taking its own).
-func (s *Store) endWriters(ctx context.Context, pgName string, readers, idle bool) {
+// With before set, only statements that started before it are ended.
+func (s *Store) endWriters(ctx context.Context, pgName string, readers, idle bool, before *time.Time) {
 	roles := []string{pgName + OwnerSuffix, pgName + WriterSuffix}
 	if readers {
 		roles = append(roles, pgName+ReaderSuffix, pgName+PublicSuffix)
 	}
 	_, err := s.admin.Exec(ctx, `SELECT pg_catalog.pg_terminate_backend(pid, 5000) FROM pg_catalog.pg_stat_activity
-		WHERE datname = $1 AND usename = ANY ($2) AND pid <> pg_catalog.pg_backend_pid() AND ($3 OR state IS DISTINCT FROM 'idle')`,
-		pgName, roles, idle)
+		WHERE datname = $1 AND usename = ANY ($2) AND pid <> pg_catalog.pg_backend_pid() AND ($3 OR state IS DISTINCT FROM 'idle')
+		AND ($4::timestamptz IS NULL OR query_start < $4)`,
+		pgName, roles, idle, before)
 	if err != nil {
 		s.log.Warn("cannot end the writing sessions of a database over its storage limit", "database", pgName, "err", err)
 	}
@@ -349,18 +352,25 @@ func (s *Store) freeze(ctx context.Context, q QuotaState, readers bool) error {
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	// Already frozen (every pass finds a frozen database still over its
+	// limit): end nothing. The DELETE or TRUNCATE that brings it back
+	// under is running now, perhaps.
+	var dba string
 	var temp bool
-	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
-		WHERE c.relpersistence = 't' AND r.rolname = ANY ($1))`, []string{owner, pg + WriterSuffix}).Scan(&temp); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT pg_catalog.pg_get_userbyid(d.datdba), EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
+		WHERE c.relpersistence = 't' AND r.rolname = ANY ($1))
+		FROM pg_catalog.pg_database d WHERE d.datname = current_database()`, []string{owner, pg + WriterSuffix}).Scan(&dba, &temp); err != nil {
 		return err
 	}
-	s.endWriters(ctx, pg, readers, temp)
+	if dba == frozen {
+		return nil
+	}
+	s.endWriters(ctx, pg, readers, temp, nil)
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	var dba string
 	if err := tx.QueryRow(ctx, `SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database WHERE datname = current_database()`).Scan(&dba); err != nil {
 		return err
 	}
@@ -405,8 +415,14 @@ func (s *Store) freeze(ctx context.Context, q QuotaState, readers bool) error {
 		return fmt.Errorf("freeze: %w", err)
 	}
 	// Statements that started before the commit were checked against the
-	// privileges they had then.
-	s.endWriters(ctx, pg, false, false)
+	// privileges they had then; those that started after were checked
+	// against what the freeze left (a DELETE that brings the database back
+	// under must not be ended).
+	var committed time.Time
+	if err := conn.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&committed); err != nil {
+		return err
+	}
+	s.endWriters(ctx, pg, false, false, &committed)
 	s.log.Warn("database frozen: over its storage limit", "database", pg, "usage_bytes", q.UsageBytes, "limit_bytes", q.LimitBytes)
 	return nil
 }

@@ -6,7 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/bitkit-dev/bitkit/internal/testwait"
 	"github.com/bitkit-dev/bitkit/server/internal/secret"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -337,4 +339,61 @@ func TestFreezeEndsSessionsWithTempTables(t *testing.T) {
 	if _, err := tenantConn(t, s, d, OwnerSuffix).Exec(ctx, "CREATE TEMP TABLE tt (v text)"); sqlstate(err) != "42501" {
 		t.Errorf("CREATE TEMP TABLE in a new session while frozen: %v; want 42501", err)
 	}
+}
+
+// TestFreezeAgainSparesRunningStatements: the passes after a freeze find
+// the database still over its limit and freeze it again, which changes
+// nothing: they must not end the owner's running statements (the DELETE
+// that brings it back under, typically).
+func TestFreezeAgainSparesRunningStatements(t *testing.T) {
+	t.Parallel()
+	s := openTest(t)
+	ctx := t.Context()
+	d, err := s.CreateDatabase(ctx, newUserAccount(t, s, "refrozen"), "q", true, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tenantConn(t, s, d, OwnerSuffix).Exec(ctx, "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g"); err != nil {
+		t.Fatal(err)
+	}
+	q, err := s.QuotaState(ctx, d.ID)
+	if err != nil || !q.Over() {
+		t.Fatalf("state: %+v, %v; want over its 1-byte limit", q, err)
+	}
+	if err := s.Freeze(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	owner := tenantConn(t, s, d, OwnerSuffix) // the freeze ended the first session
+	done := make(chan error, 1)
+	go func() {
+		_, err := owner.Exec(ctx, "DELETE FROM t WHERE pg_sleep(0.002) IS NOT NULL") // about 2 s
+		done <- err
+	}()
+	testwaitActive(t, s, d.PGName, "DELETE FROM t")
+	if q, err = s.QuotaState(ctx, d.ID); err != nil || !q.Frozen {
+		t.Fatalf("state: %+v, %v; want frozen", q, err)
+	}
+	if err := s.Freeze(ctx, q); err != nil { // the next pass
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the DELETE running while a pass froze the frozen database again: %v; want it to finish", err)
+	}
+}
+
+// testwaitActive waits until a statement starting with prefix runs in
+// database pgName.
+func testwaitActive(t *testing.T, s *Store, pgName, prefix string) {
+	t.Helper()
+	testwait.Eventually(t, 30*time.Second, func() error {
+		var n int
+		if err := s.admin.QueryRow(t.Context(), `SELECT count(*) FROM pg_catalog.pg_stat_activity
+			WHERE datname = $1 AND state = 'active' AND starts_with(query, $2)`, pgName, prefix).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return errors.New("the statement is not running yet")
+		}
+		return nil
+	})
 }

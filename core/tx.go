@@ -108,10 +108,11 @@ func (tx *Tx) check() error {
 	return nil
 }
 
-// ended marks tx finished when err says the server no longer has it.
+// ended marks tx finished when err says the server no longer has it (or
+// rolled it back while the statement ran).
 func (tx *Tx) ended(err error) error {
 	var ae *APIError
-	if errors.As(err, &ae) && ae.Code == "transaction_not_found" {
+	if errors.As(err, &ae) && (ae.Code == "transaction_not_found" || ae.Code == "transaction_ended") {
 		tx.done = true
 		return fmt.Errorf("%w: %w", ErrTxDone, err)
 	}

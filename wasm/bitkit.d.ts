@@ -390,7 +390,7 @@ export interface Client {
 /** The codes of a BitkitError: the client's own, then bitd's (docs/web.md). */
 export type ErrorCode =
   | "invalid_argument" | "network_error" | "canceled" | "callback_error" | "job_failed" | "load_failed" | "client_error"
-  | "transaction_done" | "transaction_aborted" | "transaction_not_found" | "transaction_busy" | "too_many_transactions"
+  | "transaction_done" | "transaction_aborted" | "transaction_not_found" | "transaction_ended" | "transaction_busy" | "too_many_transactions"
   | "sql_error" | "query_timeout" | "unauthorized" | "forbidden" | "permission_denied" | "not_found" | "conflict"
   | "invalid_request" | "database_busy" | "database_unavailable" | "client_closed_request" | "internal"
   | "cors_origin_not_allowed";

@@ -604,9 +604,11 @@ func TestTxLifetimeAndDeletedDatabase(t *testing.T) {
 	if ae := apiErr(t, err); ae.StatusCode != http.StatusConflict || ae.Code != "transaction_ended" || !strings.Contains(ae.Message, "lifetime") {
 		t.Fatalf("the statement the lifetime cut: %v (%d %s); want 409 transaction_ended naming the lifetime", err, ae.StatusCode, ae.Code)
 	}
-	_, err = tx.Exec(ctx, "SELECT 1")
-	if ae := apiErr(t, err); ae.Code != "transaction_not_found" || !strings.Contains(ae.Message, "lifetime") {
-		t.Fatalf("after the lifetime: %v", err)
+	if !errors.Is(err, core.ErrTxDone) {
+		t.Fatalf("the statement the lifetime cut: %v; want core.ErrTxDone wrapping the answer", err)
+	}
+	if _, err = tx.Exec(ctx, "SELECT 1"); !errors.Is(err, core.ErrTxDone) {
+		t.Fatalf("after the lifetime: %v; want core.ErrTxDone", err)
 	}
 	if got := intOf(t, must(c.Query(ctx, db, "SELECT v FROM t"))); got != 0 {
 		t.Fatalf("the expired transaction committed: v = %d", got)

@@ -41,27 +41,7 @@ func TestImportSurvivesRestart(t *testing.T) {
 	}
 
 	a, srvA := start()
-	reached := make(chan struct{})
-	var once sync.Once
-	hook := func(ctx context.Context, _ string, rows int64) {
-		if rows > 0 {
-			once.Do(func() { close(reached) })
-			<-ctx.Done() // hold the COPY open until the service is stopped
-		}
-	}
-	// this test is about the job path: no loading during the upload
-	a.test.Store(&testSignals{noFastPath: true, onLoad: hook})
-	ea := *e
-	ea.srv = srvA
-	code, j, b := ea.startImport(t, "owner", map[string]string{"table_name": "durable"}, "big.csv", csv.Bytes())
-	if code != http.StatusAccepted {
-		t.Fatalf("import: %d %s", code, b)
-	}
-	select {
-	case <-reached:
-	case <-time.After(time.Minute):
-		t.Fatal("the load never started")
-	}
+	j, _ := holdLoad(t, e, a, srvA, "durable", csv.Bytes())
 	stopCtx, cancel := context.WithCancel(t.Context())
 	cancel() // no grace: cancel the running job at once
 	if err := a.Stop(stopCtx); err != nil {
@@ -125,28 +105,7 @@ func TestStartContextEndIsNotAStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.register(mux, svc)
-	reached, cancelled := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	svc.test.Store(&testSignals{noFastPath: true, onLoad: func(ctx context.Context, _ string, rows int64) {
-		if rows > 0 {
-			once.Do(func() {
-				close(reached)
-				<-ctx.Done()
-				close(cancelled)
-			})
-		}
-	}})
-	es := *e
-	es.srv = srv
-	code, j, b := es.startImport(t, "owner", map[string]string{"table_name": "startctx"}, "s.csv", csv.Bytes())
-	if code != http.StatusAccepted {
-		t.Fatalf("import: %d %s", code, b)
-	}
-	select {
-	case <-reached:
-	case <-time.After(time.Minute):
-		t.Fatal("the load never started")
-	}
+	j, cancelled := holdLoad(t, e, svc, srv, "startctx", csv.Bytes())
 	endStart()
 	select {
 	case <-cancelled:
@@ -166,4 +125,35 @@ func TestStartContextEndIsNotAStop(t *testing.T) {
 	if state == StateFailed || state == StateDone {
 		t.Fatalf("the job Stop handed back is %s; want it queued again", state)
 	}
+}
+
+// holdLoad starts an import of csv into table through svc (whose API srv
+// serves) on the job path (no loading during the upload), and returns once
+// its COPY has loaded rows: the load is then held open until the job's
+// context ends, which closes the returned channel.
+func holdLoad(t *testing.T, e *env, svc *Service, srv *httptest.Server, table string, csv []byte) (job, <-chan struct{}) {
+	t.Helper()
+	reached, ended := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	svc.test.Store(&testSignals{noFastPath: true, onLoad: func(ctx context.Context, _ string, rows int64) {
+		if rows > 0 {
+			once.Do(func() {
+				close(reached)
+				<-ctx.Done()
+				close(ended)
+			})
+		}
+	}})
+	es := *e
+	es.srv = srv
+	code, j, b := es.startImport(t, "owner", map[string]string{"table_name": table}, table+".csv", csv)
+	if code != http.StatusAccepted {
+		t.Fatalf("import: %d %s", code, b)
+	}
+	select {
+	case <-reached:
+	case <-time.After(time.Minute):
+		t.Fatal("the load never started")
+	}
+	return j, ended
 }

@@ -251,25 +251,15 @@ func TestFreezeThroughReaderLock(t *testing.T) {
 	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
-	d, err := s.CreateDatabase(ctx, newUserAccount(t, s, "lockhold"), "q", false, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tenantConn(t, s, d, OwnerSuffix).Exec(ctx, "CREATE TABLE t (v int)"); err != nil {
-		t.Fatal(err)
-	}
+	d, _, q := overLimit(t, s, "lockhold", false, "CREATE TABLE t (v int)")
 	pub := tenantConn(t, s, d, PublicSuffix)
 	if _, err := pub.Exec(ctx, "BEGIN; LOCK TABLE t IN ACCESS SHARE MODE"); err != nil {
-		t.Fatal(err)
-	}
-	q, err := s.QuotaState(ctx, d.ID)
-	if err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Freeze(ctx, q); err != nil {
 		t.Fatalf("freeze while a public reader holds a lock: %v", err)
 	}
-	if q, err = s.QuotaState(ctx, d.ID); err != nil || !q.Frozen {
+	if q, err := s.QuotaState(ctx, d.ID); err != nil || !q.Frozen {
 		t.Fatalf("after Freeze: %+v, %v; want frozen", q, err)
 	}
 	if _, err := pub.Exec(ctx, "SELECT 1"); err == nil {
@@ -318,18 +308,7 @@ func TestFreezeEndsSessionsWithTempTables(t *testing.T) {
 	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
-	d, err := s.CreateDatabase(ctx, newUserAccount(t, s, "tmpidle"), "q", true, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	owner := tenantConn(t, s, d, OwnerSuffix)
-	if _, err := owner.Exec(ctx, "CREATE TEMP TABLE tt (v text); INSERT INTO tt VALUES ('a')"); err != nil {
-		t.Fatal(err)
-	}
-	q, err := s.QuotaState(ctx, d.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, owner, q := overLimit(t, s, "tmpidle", true, "CREATE TEMP TABLE tt (v text); INSERT INTO tt VALUES ('a')")
 	if err := s.Freeze(ctx, q); err != nil {
 		t.Fatalf("freeze with an idle session holding a temporary table: %v", err)
 	}
@@ -349,17 +328,7 @@ func TestFreezeAgainSparesRunningStatements(t *testing.T) {
 	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
-	d, err := s.CreateDatabase(ctx, newUserAccount(t, s, "refrozen"), "q", true, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tenantConn(t, s, d, OwnerSuffix).Exec(ctx, "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g"); err != nil {
-		t.Fatal(err)
-	}
-	q, err := s.QuotaState(ctx, d.ID)
-	if err != nil || !q.Over() {
-		t.Fatalf("state: %+v, %v; want over its 1-byte limit", q, err)
-	}
+	d, _, q := overLimit(t, s, "refrozen", true, "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g")
 	if err := s.Freeze(ctx, q); err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +339,8 @@ func TestFreezeAgainSparesRunningStatements(t *testing.T) {
 		done <- err
 	}()
 	testwaitActive(t, s, d.PGName, "DELETE FROM t")
-	if q, err = s.QuotaState(ctx, d.ID); err != nil || !q.Frozen {
+	q, err := s.QuotaState(ctx, d.ID)
+	if err != nil || !q.Frozen {
 		t.Fatalf("state: %+v, %v; want frozen", q, err)
 	}
 	if err := s.Freeze(ctx, q); err != nil { // the next pass
@@ -396,4 +366,26 @@ func testwaitActive(t *testing.T, s *Store, pgName, prefix string) {
 		}
 		return nil
 	})
+}
+
+// overLimit creates a database (public or not) of a new user named user
+// with a storage limit of 1 byte, runs setup in it on a session of its
+// owner role, and returns it, that session and its quota state (over its
+// limit, not frozen).
+func overLimit(t *testing.T, s *Store, user string, public bool, setup string) (*Database, *pgx.Conn, QuotaState) {
+	t.Helper()
+	ctx := t.Context()
+	d, err := s.CreateDatabase(ctx, newUserAccount(t, s, user), "q", public, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := tenantConn(t, s, d, OwnerSuffix)
+	if _, err := owner.Exec(ctx, setup); err != nil {
+		t.Fatal(err)
+	}
+	q, err := s.QuotaState(ctx, d.ID)
+	if err != nil || !q.Over() || q.Frozen {
+		t.Fatalf("state: %+v, %v; want over its 1-byte limit, not frozen", q, err)
+	}
+	return d, owner, q
 }

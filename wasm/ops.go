@@ -134,6 +134,9 @@ func (jc *jsClient) queryStream(ctx context.Context, a []js.Value) (any, error) 
 	}
 	opts := jc.values.js(objects)
 	opts.Set("batchRows", batchRows)
+	if is(o, "object") && is(o.Get("signal"), "object") {
+		opts.Set("signal", o.Get("signal")) // no row to the callbacks after an abort
+	}
 	res, err := await(pumpStream.Invoke(src, sink, opts))
 	if err != nil {
 		return nil, err
@@ -141,7 +144,7 @@ func (jc *jsClient) queryStream(ctx context.Context, a []js.Value) (any, error) 
 	switch {
 	case !res.Get("error").IsUndefined(): // the decoder's BitkitError (error line, callback failure, …)
 		return nil, &readyError{v: res.Get("error")}
-	case res.Get("stopped").Truthy(): // the page's decoder ended the stream (Worker mode)
+	case res.Get("stopped").Truthy(): // aborted, or the page's decoder ended the stream (Worker mode)
 		return nil, context.Canceled
 	case is(res.Get("readError"), "string"):
 		if err := ctx.Err(); err != nil {

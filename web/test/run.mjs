@@ -481,9 +481,15 @@ await check("api: stream errors, early break and abort in both modes", async () 
       let got = 0;
       const aborted = await k.queryStream(db, "select g from generate_series(1, 300000) g", [], { onRows: (rows) => { got += rows.length; if (got >= 1000) ac.abort(); } }, { signal: ac.signal })
         .then(() => null, fields);
+      // An abort from onRows once the whole (small) answer is read: no
+      // batch after it, and the call rejects.
+      let smallCalls = 0;
+      const ac2 = new AbortController();
+      const abortedLate = await k.queryStream(db, "select g from generate_series(1, 3000) g", [], { onRows: () => { smallCalls++; ac2.abort(); } }, { signal: ac2.signal, batchRows: 500 })
+        .then(() => null, fields);
       const mine = new Error("stop here");
       const cb = await k.queryStream(db, "select g from generate_series(1, 5000) g", [], { onRows: async () => { throw mine; } }).then(() => null, (e) => ({ ...fields(e), same: e.cause === mine }));
-      out[mode] = { trailer, seen, early, n, after, aborted, cb };
+      out[mode] = { trailer, seen, early, n, after, aborted, abortedLate, smallCalls, cb };
     }
     return out;
   }, cfg);
@@ -495,6 +501,8 @@ await check("api: stream errors, early break and abort in both modes", async () 
     eq(m.n, 10, `${mode}: break after 10 rows`);
     eq(m.after, 2, `${mode}: the client works after a break`);
     assert(m.aborted && m.aborted.cls && m.aborted.code === "canceled", `${mode}: abort mid-stream ${JSON.stringify(m.aborted)}`);
+    assert(m.abortedLate && m.abortedLate.cls && m.abortedLate.code === "canceled", `${mode}: abort after the answer was read ${JSON.stringify(m.abortedLate)}`);
+    eq(m.smallCalls, 1, `${mode}: onRows calls after an abort from onRows`);
     assert(m.cb && m.cb.code === "callback_error" && m.cb.same, `${mode}: onRows rejection ${JSON.stringify(m.cb)}`);
   }
 });

@@ -218,30 +218,12 @@ func serveMode(t *testing.T) (endpoint, key string) {
 	addr := ln.Addr().String()
 	ln.Close()
 	logPath := filepath.Join(dir, "serve.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", "--database-url", dbURL, "--metadata-db", meta, "--http", addr, "--pg", "", "--data", dir)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start bitd serve: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
+	t.Cleanup(func() { // after bitd serve has stopped (StartProcess's cleanup runs first)
 		logs, _ := os.ReadFile(logPath)
 		checkSecrets(t, "bitd serve", string(logs))
 		dropWithDev(t, bin, dbURL, meta, dir)
 	})
+	exited := bitdtest.StartProcess(t, logPath, 20*time.Second, bin, "serve", "--database-url", dbURL, "--metadata-db", meta, "--http", addr, "--pg", "", "--data", dir).Exited
 	endpoint = "http://" + addr
 	testwait.Eventually(t, 90*time.Second, func() error {
 		resp, err := http.Get(endpoint + "/v2beta/db/")

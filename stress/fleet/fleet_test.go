@@ -215,29 +215,7 @@ func need(t *testing.T, cmd, pkg string) string {
 // with its output in dir/name.log, and stops it by pid in t.Cleanup.
 func startProcess(t *testing.T, dir, name string, argv ...string) *exec.Cmd {
 	t.Helper()
-	logf, err := os.Create(filepath.Join(dir, name+".log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("start %s: %v", name, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	return cmd
+	return bitdtest.StartProcess(t, filepath.Join(dir, name+".log"), 10*time.Second, argv...).Cmd
 }
 
 // startFleet starts the S3 server, the replicas, HAProxy and Prometheus,

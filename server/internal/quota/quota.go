@@ -204,9 +204,12 @@ func Explain(ctx context.Context, st *store.Store, databaseID string, err error)
 	}
 	q, qerr := st.QuotaState(context.WithoutCancel(ctx), databaseID)
 	if qerr == nil && code == "42501" && !q.Frozen && q.LimitBytes > 0 {
-		// Refused while frozen, and thawed before this look: or a
-		// permission the caller lacks. Running it once more tells.
-		return &ThawedError{Err: err}
+		// Refused while frozen and thawed before this look, or a
+		// permission the caller lacks: if it thawed just now, running it
+		// once more tells.
+		if thawed, terr := st.ThawedWithin(context.WithoutCancel(ctx), databaseID, thawRerunWindow); terr == nil && thawed {
+			return &ThawedError{Err: err}
+		}
 	}
 	// A freeze ends the owner's and writers' running statements before it
 	// takes their privileges (store.Freeze), so a session it ended may
@@ -220,9 +223,15 @@ func Explain(ctx context.Context, st *store.Store, databaseID string, err error)
 	return e
 }
 
-// ThawedError is a permission error (42501) on a database with a storage
-// limit that is not frozen when Explain looks: the statement may have run
-// while the database was frozen, and the thaw ended between the two. The
+// thawRerunWindow is how long after a thaw a permission error is taken for
+// one the freeze may have caused (ThawedError); the window it covers (from
+// the refusal to Explain's look) is milliseconds.
+const thawRerunWindow = time.Minute
+
+// ThawedError is a permission error (42501) on a database that thawed
+// within thawRerunWindow and is not frozen when Explain looks: the
+// statement may have run while the database was frozen, and the thaw ended
+// between the two. The
 // query path runs such a statement once more when nothing of it completed
 // (Rerun), and answers what the second run gives; an error of the caller's
 // own privileges comes back the same.

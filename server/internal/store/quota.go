@@ -386,7 +386,7 @@ func (s *Store) freeze(ctx context.Context, q QuotaState, readers bool) error {
 		return fmt.Errorf("list the privileges to take: %w", err)
 	}
 	if _, err := s.DB.Exec(ctx, `INSERT INTO quota_freezes (database_id, usage_bytes, limit_bytes, saved) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (database_id) DO UPDATE SET frozen_at = now(), usage_bytes = EXCLUDED.usage_bytes,
+		ON CONFLICT (database_id) DO UPDATE SET frozen_at = now(), thawed_at = NULL, usage_bytes = EXCLUDED.usage_bytes,
 			limit_bytes = EXCLUDED.limit_bytes, saved = EXCLUDED.saved`, q.DatabaseID, q.UsageBytes, q.LimitBytes, saved); err != nil {
 		return fmt.Errorf("record the freeze: %w", err)
 	}
@@ -523,10 +523,19 @@ func (s *Store) Thaw(ctx context.Context, q QuotaState) error {
 		}
 		s.log.Info("database thawed: back under its storage limit", "database", pg, "usage_bytes", q.UsageBytes, "limit_bytes", q.LimitBytes)
 	}
-	if _, err := s.DB.Exec(ctx, `DELETE FROM quota_freezes WHERE database_id = $1`, q.DatabaseID); err != nil {
-		return fmt.Errorf("thaw: forget the freeze: %w", err)
+	// The row stays, as the record of the thaw (ThawedWithin).
+	if _, err := s.DB.Exec(ctx, `UPDATE quota_freezes SET thawed_at = now(), saved = '{}' WHERE database_id = $1`, q.DatabaseID); err != nil {
+		return fmt.Errorf("thaw: record the thaw: %w", err)
 	}
 	return nil
+}
+
+// ThawedWithin reports whether database databaseID thawed in the last d.
+func (s *Store) ThawedWithin(ctx context.Context, databaseID string, d time.Duration) (bool, error) {
+	var yes bool
+	err := s.DB.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM quota_freezes
+		WHERE database_id = $1 AND thawed_at > now() - $2::interval)`, databaseID, d).Scan(&yes)
+	return yes, err
 }
 
 // VacuumFrozen runs VACUUM on the tables of a frozen database that hold

@@ -233,9 +233,13 @@ func testFreezeThaw(t *testing.T, s *Store) {
 	if err := owner.QueryRow(ctx, "SELECT has_table_privilege($1, 't', 'INSERT')", TenantsRole).Scan(&ins); err != nil || !ins {
 		t.Errorf("the INSERT the owner granted on t to %s: %v, %v; want it back", TenantsRole, ins, err)
 	}
+	// Nothing of the freeze is kept: its row only records the thaw.
 	var rows int64
-	if err := s.DB.QueryRow(ctx, "SELECT count(*) FROM quota_freezes WHERE database_id = $1", d.ID).Scan(&rows); err != nil || rows != 0 {
-		t.Errorf("quota_freezes rows after thawing: %d, %v; want 0", rows, err)
+	if err := s.DB.QueryRow(ctx, "SELECT count(*) FROM quota_freezes WHERE database_id = $1 AND (thawed_at IS NULL OR saved <> '{}')", d.ID).Scan(&rows); err != nil || rows != 0 {
+		t.Errorf("quota_freezes rows of a freeze after thawing: %d, %v; want 0", rows, err)
+	}
+	if thawed, err := s.ThawedWithin(ctx, d.ID, time.Minute); err != nil || !thawed {
+		t.Errorf("ThawedWithin a minute after thawing: %v, %v; want true", thawed, err)
 	}
 	d.Role = "OWNER"
 	if _, err := s.DeleteDatabase(ctx, d); err != nil {

@@ -163,6 +163,10 @@ class RowDecoder {
   constructor(sink, opts) {
     this.sink = sink;
     this.opts = opts;
+    // An AbortSignal (opts.signal) that fires while rows are handed to the
+    // callbacks ends the call with code "canceled", even when the whole
+    // answer is read already: no row reaches the callbacks after it.
+    this.signal = opts.signal ?? null;
     this.text = new TextDecoder();
     this.rest = "";
     this.cols = null;
@@ -172,6 +176,7 @@ class RowDecoder {
   }
 
   async push(bytes) {
+    this.checkAbort();
     let t = this.rest + this.text.decode(bytes, { stream: true });
     const cut = t.lastIndexOf("\n");
     if (cut < 0) { this.rest = t; return; }
@@ -245,7 +250,7 @@ class RowDecoder {
   async deliver(rows) {
     const size = this.opts.batchRows || 1000;
     for (let i = 0; i < rows.length; i += size) {
-      if (this.signal?.aborted) return; // no row after an abort (the caller fails the call)
+      this.checkAbort();
       const batch = i === 0 && rows.length <= size ? rows : rows.slice(i, i + size);
       const start = this.rows;
       this.rows += batch.length;
@@ -259,7 +264,12 @@ class RowDecoder {
   }
 
   // finish checks the end of the stream and returns {rowCount, columns}.
+  checkAbort() {
+    if (this.signal?.aborted) throw new BitkitError("bitkit: queryStream: aborted (its AbortSignal fired)", { code: "canceled" });
+  }
+
   finish() {
+    this.checkAbort();
     const tail = this.rest + this.text.decode();
     if (tail.trim()) throw this.cols ? streamFail(`malformed line after ${this.rows} rows: the last line has no newline`) : streamFail("malformed line after 0 rows");
     if (!this.done) throw streamFail(`ended after ${this.rows} rows without its trailer; the connection was cut or the server stopped`);
@@ -278,21 +288,16 @@ const readFailure = (e) => (e && typeof e === "object" && typeof e.message === "
 async function pumpStream(src, sink, opts) {
   if (isBitkitWorker && sink && typeof sink === "object" && typeof sink.__bitkitChunks === "number") return pumpChunks(src, sink.__bitkitChunks);
   const dec = new RowDecoder(sink, opts);
-  // An AbortSignal that fires while rows are handed to the callbacks ends
-  // the call (code "canceled"), even when the whole answer is read already.
-  dec.signal = opts.signal ?? null;
   try {
     if (src instanceof Uint8Array) await dec.push(src);
     else {
       for (;;) {
-        if (dec.signal?.aborted) { src.cancel().catch(() => {}); return { stopped: true }; }
         let r;
         try { r = await src.read(); } catch (e) { return { readError: readFailure(e) }; }
         if (r.done) break;
         await dec.push(r.value);
       }
     }
-    if (dec.signal?.aborted) return { stopped: true };
     return { ok: dec.finish() };
   } catch (e) {
     if (!(src instanceof Uint8Array)) src.cancel().catch(() => {});
@@ -575,15 +580,6 @@ function loadWorker(opts) {
     for (const c of calls.values()) c.fail(err);
     calls.clear();
   };
-  // abortedCheck fails a queryStream whose AbortSignal fired while its rows
-  // were still being handed to onRow/onRows here: the Worker may have read
-  // the whole answer already, but no row goes to the callbacks after the
-  // abort, and the call rejects with code "canceled" as on the main thread.
-  const abortedCheck = (call) => {
-    if (call.decErr === undefined && call.dec.signal?.aborted) {
-      call.decErr = new BitkitError("bitkit: queryStream: aborted (its AbortSignal fired)", { code: "canceled" });
-    }
-  };
   const send = (m, cbs, dec) => new Promise((ok, fail) => {
     const id = ++seq;
     calls.set(id, { ok, fail, cbs, dec, chain: Promise.resolve() });
@@ -598,7 +594,6 @@ function loadWorker(opts) {
       const call = calls.get(m.call);
       if (!call || !call.dec) return;
       call.chain = call.chain.then(async () => {
-        abortedCheck(call);
         if (call.decErr === undefined) {
           try {
             await call.dec.push(new Uint8Array(m.buf));
@@ -626,7 +621,6 @@ function loadWorker(opts) {
     calls.delete(m.id);
     if (call.dec) { // a queryStream: the page's decoder has the result
       await call.chain;
-      abortedCheck(call);
       if (call.decErr !== undefined) return call.fail(call.decErr);
       if (!m.error) {
         try { return call.ok(call.dec.finish()); } catch (e) { return call.fail(e); }
@@ -682,8 +676,8 @@ function loadWorker(opts) {
               // The Worker sends the NDJSON chunks; they are decoded here,
               // and onRow/onRows called here.
               const o = args[4] && typeof args[4] === "object" ? args[4] : {};
-              dec = new RowDecoder(sink, { ...values, objects: o.format === "objects", batchRows: typeof o.batchRows === "number" ? Math.trunc(o.batchRows) : 1000 });
-              dec.signal = typeof AbortSignal !== "undefined" && o.signal instanceof AbortSignal ? o.signal : null;
+              const signal = typeof AbortSignal !== "undefined" && o.signal instanceof AbortSignal ? o.signal : null;
+              dec = new RowDecoder(sink, { ...values, objects: o.format === "objects", batchRows: typeof o.batchRows === "number" ? Math.trunc(o.batchRows) : 1000, signal });
               args[3] = { __bitkitChunks: 0 };
             }
             await created;

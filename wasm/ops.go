@@ -144,7 +144,7 @@ func (jc *jsClient) queryStream(ctx context.Context, a []js.Value) (any, error) 
 	switch {
 	case !res.Get("error").IsUndefined(): // the decoder's BitkitError (error line, callback failure, …)
 		return nil, &readyError{v: res.Get("error")}
-	case res.Get("stopped").Truthy(): // aborted, or the page's decoder ended the stream (Worker mode)
+	case res.Get("stopped").Truthy(): // the page's decoder ended the stream (Worker mode)
 		return nil, context.Canceled
 	case is(res.Get("readError"), "string"):
 		if err := ctx.Err(); err != nil {
